@@ -1,0 +1,117 @@
+"""Run the pass pipeline on a quant model: snapshots, the INT8 model and the FP32 model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from qcore.config import ConvertConfig
+from qcore.emit.common import expand_fused
+from qcore.ir import Graph, Node, to_onnx
+from qcore.loader import load_graph, quantization_summary
+from qcore.passes import Context, Pass, PassManager, PassResult, default_passes
+from qcore.passes.base import CancelCheck
+from qcore.passes.quantize_placement import QuantizePlacement
+
+
+class NoQuantizationError(ValueError):
+    """The model has no QuantizeLinear / DequantizeLinear ops to convert."""
+
+
+@dataclass
+class Snapshot:
+    """The graph as it was right after one pass (index -1 is the loaded model)."""
+
+    index: int
+    name: str
+    graph: Graph
+    modified: bool = True
+    summary: str = ""
+
+    @property
+    def stem(self) -> str:
+        return "quant_orig" if self.index < 0 else f"int8_{self.index:02d}_{self.name}"
+
+
+@dataclass
+class ConversionResult:
+    snapshots: list[Snapshot]
+    int8: Graph
+    fp32: Graph
+    config: ConvertConfig
+    seconds: float
+    decisions: list[Node] = field(default_factory=list)
+
+    def int8_model(self) -> onnx.ModelProto:
+        return export_model(self.int8)
+
+    def fp32_model(self) -> onnx.ModelProto:
+        return export_model(self.fp32)
+
+    @property
+    def quantized_ids(self) -> list[int]:
+        return [n.id for n in self.decisions if n.status == "int8"]
+
+    def fp32_reasons(self) -> dict[int, str]:
+        """Op id -> why it stayed FP32, for every op the placement kept FP32."""
+        return {n.id: n.reason for n in self.decisions if n.status == "fp32"}
+
+
+def export_model(graph: Graph) -> onnx.ModelProto:
+    """A runnable ONNX model: fused bias / activations become plain ops again."""
+    plain = graph.copy()
+    expand_fused(plain)
+    plain.toposort()
+    return to_onnx(plain)
+
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def convert(
+    model: onnx.ModelProto | str | Path,
+    config: ConvertConfig | None = None,
+    passes: list[Pass] | None = None,
+    progress: ProgressFn | None = None,
+    cancelled: CancelCheck | None = None,
+) -> ConversionResult:
+    """Convert a QDQ quant model. ``progress(done, total, pass_name)`` is called after each
+    pass; ``cancelled()`` returning True stops between passes with ``Cancelled``."""
+    start = time.perf_counter()
+    config = config or ConvertConfig()
+    graph = load_graph(model)
+    found = quantization_summary(graph)
+    if not found["QuantizeLinear"] and not found["DequantizeLinear"]:
+        raise NoQuantizationError(
+            "model has no QuantizeLinear/DequantizeLinear ops: quantize it first (for example "
+            "with onnxruntime.quantization.quantize_static, QDQ format)"
+        )
+    passes = passes if passes is not None else default_passes()
+    snapshots = [Snapshot(-1, "quant_orig", graph.copy(), True, _histogram_text(graph))]
+    fp32_graph: list[Graph] = []
+    decisions: list[Node] = []
+
+    def hook(index: int, p: Pass, ctx: Context, result: PassResult) -> None:
+        snapshots.append(Snapshot(index, p.name, ctx.graph.copy(), result.modified,
+                                  result.summary))
+        if isinstance(p, QuantizePlacement):
+            fp32_graph.append(ctx.graph.copy())
+            decisions.extend(snapshots[-1].graph.nodes)
+        if progress is not None:
+            progress(index + 1, len(passes), p.name)
+
+    ctx = Context(graph, config)
+    PassManager(passes).run(ctx, hook, cancelled)
+    fp32 = fp32_graph[0] if fp32_graph else graph.copy()
+    for node in fp32.nodes:
+        node.status, node.reason = "", ""
+    return ConversionResult(snapshots, ctx.graph, fp32, config, time.perf_counter() - start,
+                            decisions)
+
+
+def _histogram_text(graph: Graph) -> str:
+    return ", ".join(f"{k} {v}" for k, v in list(graph.op_histogram().items())[:6])

@@ -1,0 +1,130 @@
+"""What both INT8 writers share: constants, Q/DQ insertion and activation re-emission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qcore.ir import Graph, Node, QParams
+
+
+class EmitterBase:
+    """Builds replacement nodes for one INT8 op at a time, into ``self.out``."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.g = graph
+        self.out: list[Node] = []
+        self._quantized: dict[tuple[str, bytes, bytes], str] = {}
+        self._triples: dict[str, tuple[str, str]] = {}
+
+    # ---- small builders -----------------------------------------------------------------
+    def const(self, hint: str, value: np.ndarray) -> str:
+        name = self.g.unique_name(hint)
+        self.g.initializers[name] = np.array(value)
+        return name
+
+    def params_inputs(self, tensor: str, params: QParams) -> tuple[str, str]:
+        """Initializers holding ``params``' scale and zero point, shared per tensor."""
+        scale = self.const(f"{tensor}_scale", params.scale)
+        zp = self.const(f"{tensor}_zero_point", params.zero_point)
+        return scale, zp
+
+    def node(
+        self,
+        op_type: str,
+        inputs: list[str],
+        outputs: list[str],
+        attrs: dict[str, Any] | None = None,
+        domain: str = "",
+        like: Node | None = None,
+    ) -> Node:
+        """A new node; ``like`` gives it that op's id, name and history instead of a new id."""
+        if like is None:
+            new = Node(self.g.new_id(), op_type, inputs, outputs, dict(attrs or {}), domain)
+        else:
+            new = Node(like.id, op_type, inputs, outputs, dict(attrs or {}), domain, like.name,
+                       list(like.fused), like.status, like.reason)
+        if domain and domain not in self.g.opsets:
+            self.g.opsets[domain] = 1
+        self.out.append(new)
+        return new
+
+    def quantize(self, tensor: str, params: QParams) -> tuple[str, str, str]:
+        """(int8 tensor, scale, zero point) for a float tensor, one QuantizeLinear per params."""
+        key = (tensor, params.scale.tobytes(), params.zero_point.tobytes())
+        if key in self._quantized:
+            q = self._quantized[key]
+            return q, *self._triples[q]
+        scale, zp = self.params_inputs(tensor, params)
+        q = self.g.unique_name(f"{tensor}_quantized")
+        self.node("QuantizeLinear", [tensor, scale, zp], [q], self._axis(params))
+        self._quantized[key] = q
+        self._triples[q] = (scale, zp)
+        return q, scale, zp
+
+    def dequantize(self, q: str, scale: str, zp: str, out: str, params: QParams) -> None:
+        self.node("DequantizeLinear", [q, scale, zp], [out], self._axis(params))
+
+    @staticmethod
+    def _axis(params: QParams) -> dict[str, Any]:
+        return {"axis": int(params.axis)} if params.per_channel and params.axis is not None else {}
+
+    def activation(self, act: tuple, src: str, dst: str) -> None:  # noqa: ANN001
+        """Re-emit a fused Relu / Clip as its own op (keeping its original id)."""
+        op_type, low, high, act_id = act
+        inputs = [src]
+        if op_type == "Clip":
+            lo = self.const("clip_min", np.array(low, np.float32)) if np.isfinite(low) else ""
+            hi = self.const("clip_max", np.array(high, np.float32)) if np.isfinite(high) else ""
+            inputs += [lo, hi]
+            while inputs and inputs[-1] == "":
+                inputs.pop()
+        node = Node(act_id, op_type, inputs, [dst])
+        self.out.append(node)
+
+
+    def expand(self, core: Node, bias: str = "") -> None:
+        """Append ``core`` as plain ONNX: a fused bias Add and activation become ops again,
+        with the ids they had before fusion."""
+        g = self.g
+        self.out.append(core)
+        bias_add = core.attrs.pop("_bias_add", None)
+        act = core.attrs.pop("_act", None)
+        final = core.outputs[0]
+        if bias_add is not None:
+            core.inputs = core.inputs[:2]
+            tmp = g.unique_name(f"{final}_matmul")
+            bias_out = g.unique_name(f"{final}_biased") if act else final
+            core.outputs = [tmp]
+            self.out.append(Node(bias_add, "Add", [tmp, bias], [bias_out]))
+            if act:
+                self.activation(act, bias_out, final)
+        elif act:
+            tmp = g.unique_name(f"{final}_preact")
+            core.outputs = [tmp]
+            self.activation(act, tmp, final)
+
+
+def expand_fused(graph: Graph) -> None:
+    """Rewrite every op that still carries a fused bias or activation as plain ONNX ops."""
+    emitter = EmitterBase(graph)
+    nodes = []
+    for node in graph.nodes:
+        if "_act" not in node.attrs and "_bias_add" not in node.attrs:
+            nodes.append(node)
+            continue
+        emitter.out = []
+        emitter.expand(node, bias=node.inputs[2] if len(node.inputs) > 2 else "")
+        nodes.extend(emitter.out)
+    graph.nodes = nodes
+
+
+def act_absorbed(act: tuple | None, params: QParams) -> bool:
+    """True when saturating to ``params`` already clamps like the fused activation."""
+    if act is None:
+        return True
+    _, low, high, _ = act
+    real_low, real_high = params.real_range()
+    step = float(np.max(params.scale))
+    return real_low >= low - 1e-6 and real_high <= high + step / 2

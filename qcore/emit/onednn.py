@@ -1,0 +1,35 @@
+"""INT8 for oneDNN (OpenVINO): the fused FP32 ops between minimal QuantizeLinear /
+DequantizeLinear pairs, with int8 weights, which OpenVINO turns into INT8 oneDNN primitives."""
+
+from __future__ import annotations
+
+from qcore.emit.common import EmitterBase
+from qcore.ir import Node
+
+
+class QdqEmitter(EmitterBase):
+    """Each INT8 op reads its activations through Q->DQ and its weight through DQ of an int8
+    initializer; a quantized output goes through Q->DQ under its original name."""
+
+    def emit(self, node: Node) -> list[Node]:
+        self.out = []
+        g = self.g
+        inputs = list(node.inputs)
+        for index, name in enumerate(node.inputs):
+            if not name:
+                continue
+            if index == 1 and name in g.weight_qparams and name in g.weight_ints:
+                params = g.weight_qparams[name]
+                q = self.const(f"{name}_int8", g.weight_ints[name])
+                scale, zp = self.params_inputs(name, params)
+                inputs[index] = g.unique_name(f"{name}_dequantized")
+                self.dequantize(q, scale, zp, inputs[index], params)
+            elif name in g.act_qparams:
+                params = g.act_qparams[name]
+                q, scale, zp = self.quantize(name, params)
+                inputs[index] = g.unique_name(f"{name}_dequantized")
+                self.dequantize(q, scale, zp, inputs[index], params)
+        core = Node(node.id, node.op_type, inputs, list(node.outputs), dict(node.attrs),
+                    node.domain, node.name, list(node.fused), node.status, node.reason)
+        self.expand(core, bias=node.inputs[2] if len(node.inputs) > 2 else "")
+        return self.out

@@ -1,0 +1,216 @@
+"""INT8 ops for ONNX Runtime: QLinearConv, QGemm, MatMulIntegerToFloat, QLinearAdd, ...
+
+Every INT8 op reads QuantizeLinear outputs and its output goes through DequantizeLinear, as
+Paddle's cpu_quantize_pass does; the squash pass then removes the pairs between INT8 ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qcore.emit.common import EmitterBase, act_absorbed
+from qcore.ir import MS_DOMAIN, Node, QParams
+from qcore.passes.compute_weight_scales import weight_axis
+
+# (tensor, scale, zero point) input positions of each INT8 op whose input scale is free,
+# so a requantization in front of it can be folded into those inputs.
+QUANT_INPUT_SLOTS: dict[str, list[tuple[int, int, int]]] = {
+    "QLinearConv": [(0, 1, 2)],
+    "QLinearMatMul": [(0, 1, 2), (3, 4, 5)],
+    "QGemm": [(0, 1, 2)],
+    "MatMulIntegerToFloat": [(0, 2, 4)],
+    "QLinearAdd": [(0, 1, 2), (3, 4, 5)],
+    "QLinearMul": [(0, 1, 2), (3, 4, 5)],
+    "QLinearAveragePool": [(0, 1, 2)],
+    "QLinearGlobalAveragePool": [(0, 1, 2)],
+    "QLinearSigmoid": [(0, 1, 2)],
+    "QLinearLeakyRelu": [(0, 1, 2)],
+    "DequantizeLinear": [(0, 1, 2)],
+}
+
+
+def quant_input_slots(node: Node) -> list[tuple[int, int, int]]:
+    if node.op_type == "QLinearConcat":
+        count = (len(node.inputs) - 2) // 3
+        return [(2 + 3 * i, 3 + 3 * i, 4 + 3 * i) for i in range(count)]
+    if node.op_type == "DequantizeLinear" and "axis" in node.attrs:
+        return []
+    return QUANT_INPUT_SLOTS.get(node.op_type, [])
+
+
+def _asymmetric_u8(value: np.ndarray) -> QParams:
+    low, high = min(0.0, float(value.min())), max(0.0, float(value.max()))
+    scale = (high - low) / 255.0 or 1.0
+    zp = np.clip(np.rint(-low / scale), 0, 255)
+    return QParams(np.array(scale, np.float32), np.array(zp, np.uint8))
+
+
+class OrtEmitter(EmitterBase):
+    """Writes each INT8 op as the ONNX / com.microsoft integer op ONNX Runtime runs fastest."""
+
+    def emit(self, node: Node) -> list[Node]:
+        self.out = []
+        if node.op_type in ("Conv", "Gemm") or (
+            node.op_type == "MatMul" and node.inputs[1] in self.g.initializers
+        ):
+            self._linear(node)
+        else:
+            getattr(self, f"_{node.op_type.lower()}", self._movement)(node)
+        return self.out
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _act_in(self, name: str) -> tuple[str, str, str]:
+        """The int8 form of an input: activations get a QuantizeLinear, constants are
+        quantized now (asymmetric uint8)."""
+        if name in self.g.initializers:
+            value = self.g.initializers[name]
+            params = _asymmetric_u8(value)
+            q = self.const(f"{name}_quantized", params.quantize(value))
+            return q, *self.params_inputs(name, params)
+        return self.quantize(name, self.g.act_qparams[name])
+
+    def _out(self, node: Node, name: str) -> tuple[str, str, str, QParams]:
+        params = self.g.act_qparams[name]
+        scale, zp = self.params_inputs(name, params)
+        return self.g.unique_name(f"{name}_quantized"), scale, zp, params
+
+    def _finish(self, node: Node, q_out: str, scale: str, zp: str, params: QParams) -> None:
+        """DequantizeLinear back to the float name, re-emitting an activation if needed."""
+        out = node.outputs[0]
+        act = node.attrs.get("_act")
+        if act_absorbed(act, params):
+            self.dequantize(q_out, scale, zp, out, params)
+            return
+        tmp = self.g.unique_name(f"{out}_preact")
+        self.dequantize(q_out, scale, zp, tmp, params)
+        self.activation(act, tmp, out)
+
+    def _float_out(self, node: Node) -> str:
+        """Where a float-output INT8 op writes: the output, or a temp before its activation."""
+        if node.attrs.get("_act") is None:
+            return node.outputs[0]
+        return self.g.unique_name(f"{node.outputs[0]}_preact")
+
+    def _weight(self, node: Node) -> tuple[str, str, str, QParams]:
+        name = node.inputs[1]
+        params = self.g.weight_qparams[name]
+        ints = self.g.weight_ints[name]
+        q = self.const(f"{name}_int8", ints)
+        scale = self.const(f"{name}_scale", params.scale)
+        zp = self.const(f"{name}_zero_point", params.zero_point)
+        return q, scale, zp, params
+
+    def _bias_int32(self, bias_name: str, x_scale: QParams, w: QParams, n: int, mult: float = 1.0) -> str:
+        bias = self.g.initializers[bias_name].astype(np.float64).reshape(-1) * mult
+        bias = np.broadcast_to(bias, (n,))
+        scale = float(x_scale.scale) * np.broadcast_to(w.scale.astype(np.float64), (n,))
+        ints = np.clip(np.rint(bias / scale), -(2**31), 2**31 - 1).astype(np.int32)
+        return self.const(f"{bias_name}_int32", ints)
+
+    # ---- op handlers --------------------------------------------------------------------
+    def _linear(self, node: Node) -> None:
+        x, xs, xz = self._act_in(node.inputs[0])
+        x_params = self.g.act_qparams[node.inputs[0]]
+        w, ws, wz, w_params = self._weight(node)
+        weight = self.g.weight_ints[node.inputs[1]]
+        channels = weight.shape[weight_axis(node) % weight.ndim]
+        bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
+        out_name = node.outputs[0]
+        has_out = out_name in self.g.act_qparams
+        if node.op_type == "Conv":
+            inputs = [x, xs, xz, w, ws, wz]
+            q_out, ys, yz, y_params = self._out(node, out_name)
+            inputs += [ys, yz]
+            if bias:
+                inputs.append(self._bias_int32(bias, x_params, w_params, channels))
+            attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
+            self.node("QLinearConv", inputs, [q_out], attrs, like=node)
+            self._finish(node, q_out, ys, yz, y_params)
+            return
+        if node.op_type == "Gemm":
+            alpha = float(node.attrs.get("alpha", 1.0))
+            beta = float(node.attrs.get("beta", 1.0))
+            c = self._bias_int32(bias, x_params, w_params, channels, beta / alpha) if bias else ""
+            attrs = {"alpha": alpha, "transA": 0, "transB": int(node.attrs.get("transB", 0))}
+            inputs = [x, xs, xz, w, ws, wz, c]
+            if has_out:
+                q_out, ys, yz, y_params = self._out(node, out_name)
+                self.node("QGemm", inputs + [ys, yz], [q_out], attrs, MS_DOMAIN, like=node)
+                self._finish(node, q_out, ys, yz, y_params)
+            else:
+                dst = self._float_out(node)
+                self.node("QGemm", inputs, [dst], attrs, MS_DOMAIN, like=node)
+                if dst != out_name:
+                    self.activation(node.attrs["_act"], dst, out_name)
+            return
+        # MatMul with a constant weight: integer matmul with a float output and fused bias.
+        dst = self._float_out(node)
+        inputs = [x, w, xs, ws, xz, wz] + ([bias] if bias else [])
+        self.node("MatMulIntegerToFloat", inputs, [dst], {}, MS_DOMAIN, like=node)
+        if dst != out_name:
+            self.activation(node.attrs["_act"], dst, out_name)
+
+    def _matmul(self, node: Node) -> None:
+        a, as_, az = self._act_in(node.inputs[0])
+        b, bs, bz = self._act_in(node.inputs[1])
+        out = node.outputs[0]
+        if out in self.g.act_qparams:
+            q_out, ys, yz, y_params = self._out(node, out)
+            self.node("QLinearMatMul", [a, as_, az, b, bs, bz, ys, yz], [q_out], like=node)
+            self._finish(node, q_out, ys, yz, y_params)
+        else:
+            self.node("MatMulIntegerToFloat", [a, b, as_, bs, az, bz], [out], {}, MS_DOMAIN,
+                      like=node)
+
+    def _binary(self, node: Node, op_type: str) -> None:
+        a, as_, az = self._act_in(node.inputs[0])
+        b, bs, bz = self._act_in(node.inputs[1])
+        q_out, ys, yz, y_params = self._out(node, node.outputs[0])
+        self.node(op_type, [a, as_, az, b, bs, bz, ys, yz], [q_out], {}, MS_DOMAIN, like=node)
+        self._finish(node, q_out, ys, yz, y_params)
+
+    def _add(self, node: Node) -> None:
+        self._binary(node, "QLinearAdd")
+
+    def _mul(self, node: Node) -> None:
+        self._binary(node, "QLinearMul")
+
+    def _unary(self, node: Node, op_type: str, attrs: dict) -> None:  # noqa: ANN001
+        x, xs, xz = self._act_in(node.inputs[0])
+        q_out, ys, yz, y_params = self._out(node, node.outputs[0])
+        self.node(op_type, [x, xs, xz, ys, yz], [q_out], attrs, MS_DOMAIN, like=node)
+        self._finish(node, q_out, ys, yz, y_params)
+
+    def _averagepool(self, node: Node) -> None:
+        attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
+        self._unary(node, "QLinearAveragePool", attrs)
+
+    def _globalaveragepool(self, node: Node) -> None:
+        self._unary(node, "QLinearGlobalAveragePool", {"channels_last": 0})
+
+    def _sigmoid(self, node: Node) -> None:
+        self._unary(node, "QLinearSigmoid", {})
+
+    def _leakyrelu(self, node: Node) -> None:
+        self._unary(node, "QLinearLeakyRelu", {"alpha": float(node.attrs.get("alpha", 0.01))})
+
+    def _concat(self, node: Node) -> None:
+        q_out, ys, yz, y_params = self._out(node, node.outputs[0])
+        inputs = [ys, yz]
+        for name in node.inputs:
+            inputs += list(self._act_in(name))
+        attrs = {"axis": int(node.attrs.get("axis", 1))}
+        self.node("QLinearConcat", inputs, [q_out], attrs, MS_DOMAIN, like=node)
+        self._finish(node, q_out, ys, yz, y_params)
+
+    def _movement(self, node: Node) -> None:
+        """Reshape, Transpose, MaxPool, ... run unchanged on the int8 tensor; every output
+        keeps the input's params."""
+        x, xs, xz = self._act_in(node.inputs[0])
+        params = self.g.act_qparams[node.inputs[0]]
+        outs = [self.g.unique_name(f"{o}_quantized") if o else "" for o in node.outputs]
+        attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
+        self.node(node.op_type, [x] + node.inputs[1:], outs, attrs, node.domain, like=node)
+        for q_out, out in zip(outs, node.outputs):
+            if out:
+                self.dequantize(q_out, xs, xz, out, params)

@@ -1,0 +1,359 @@
+"""A small, mutable graph IR over ONNX that keeps a stable integer id on every op."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+MS_DOMAIN = "com.microsoft"
+
+
+@dataclass
+class QParams:
+    """Quantization parameters of one tensor: ``real = (q - zero_point) * scale``."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None = None
+
+    def __post_init__(self) -> None:
+        self.scale = np.asarray(self.scale, dtype=np.float32)
+        self.zero_point = np.asarray(self.zero_point)
+        if self.zero_point.dtype not in (np.int8, np.uint8):
+            raise ValueError(f"zero point must be int8 or uint8, not {self.zero_point.dtype}")
+        if self.zero_point.shape != self.scale.shape:
+            self.zero_point = np.broadcast_to(self.zero_point, self.scale.shape).copy()
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.zero_point.dtype
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.ndim > 0 and self.scale.size > 1
+
+    @property
+    def qmin(self) -> int:
+        return int(np.iinfo(self.dtype).min)
+
+    @property
+    def qmax(self) -> int:
+        return int(np.iinfo(self.dtype).max)
+
+    def real_range(self) -> tuple[float, float]:
+        """The smallest and largest real value the tensor can hold (per-tensor params only)."""
+        zp = self.zero_point.astype(np.int32)
+        low = float(np.min((self.qmin - zp) * self.scale))
+        high = float(np.max((self.qmax - zp) * self.scale))
+        return low, high
+
+    def same_as(self, other: QParams | None) -> bool:
+        return (
+            other is not None
+            and self.dtype == other.dtype
+            and self.scale.shape == other.scale.shape
+            and bool(np.array_equal(self.scale, other.scale))
+            and bool(np.array_equal(self.zero_point, other.zero_point))
+            and (self.axis == other.axis or not self.per_channel)
+        )
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Quantize ``x`` as ONNX QuantizeLinear does (round half to even, saturate)."""
+        scale, zp = self._broadcast(x.ndim)
+        q = np.rint(x.astype(np.float32) / scale) + zp
+        return np.clip(q, self.qmin, self.qmax).astype(self.dtype)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        scale, zp = self._broadcast(q.ndim)
+        return ((q.astype(np.int32) - zp) * scale).astype(np.float32)
+
+    def _broadcast(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        zp = self.zero_point.astype(np.int32)
+        if not self.per_channel:
+            return self.scale.reshape(()), zp.reshape(())
+        axis = (self.axis if self.axis is not None else 1) % ndim
+        shape = [1] * ndim
+        shape[axis] = -1
+        return self.scale.reshape(shape), zp.reshape(shape)
+
+    def describe(self) -> str:
+        kind = "u8" if self.dtype == np.uint8 else "s8"
+        if self.per_channel:
+            return f"{kind} per-channel[{self.scale.size}] axis={self.axis}"
+        return f"{kind} s={float(self.scale):.4g} zp={int(self.zero_point)}"
+
+
+@dataclass
+class Node:
+    """One op. ``id`` never changes; ``fused`` lists the ops folded into this one."""
+
+    id: int
+    op_type: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    domain: str = ""
+    name: str = ""
+    fused: list[str] = field(default_factory=list)
+    status: str = ""
+    reason: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.op_type}({self.id})"
+
+
+@dataclass
+class TensorInfo:
+    elem_type: int
+    shape: list[int | str | None] | None
+
+
+@dataclass
+class Graph:
+    """Nodes in topological order, initializers as numpy arrays, and the scales found so far."""
+
+    nodes: list[Node]
+    initializers: dict[str, np.ndarray]
+    inputs: list[onnx.ValueInfoProto]
+    outputs: list[onnx.ValueInfoProto]
+    tensors: dict[str, TensorInfo]
+    opsets: dict[str, int]
+    name: str = "graph"
+    next_id: int = 0
+    act_qparams: dict[str, QParams] = field(default_factory=dict)
+    weight_qparams: dict[str, QParams] = field(default_factory=dict)
+    weight_ints: dict[str, np.ndarray] = field(default_factory=dict)
+    _names: set[str] | None = field(default=None, repr=False, compare=False)
+
+    # ---- construction -------------------------------------------------------------------
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def add_node(
+        self,
+        op_type: str,
+        inputs: list[str],
+        outputs: list[str],
+        attrs: dict[str, Any] | None = None,
+        domain: str = "",
+        index: int | None = None,
+    ) -> Node:
+        node = Node(self.new_id(), op_type, list(inputs), list(outputs), dict(attrs or {}), domain)
+        if index is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(index, node)
+        return node
+
+    def unique_name(self, base: str) -> str:
+        """A tensor name not used anywhere in the graph yet; it is reserved at once."""
+        if self._names is None:
+            self._names = self._all_names()
+        name, k = base, 1
+        while name in self._names:
+            name, k = f"{base}_{k}", k + 1
+        self._names.add(name)
+        return name
+
+    def _all_names(self) -> set[str]:
+        names = set(self.initializers) | set(self.tensors)
+        for node in self.nodes:
+            names.update(node.inputs)
+            names.update(node.outputs)
+        return names
+
+    # ---- queries ------------------------------------------------------------------------
+    def producers(self) -> dict[str, Node]:
+        return {out: node for node in self.nodes for out in node.outputs if out}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        result: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for name in node.inputs:
+                if name:
+                    result.setdefault(name, []).append(node)
+        return result
+
+    def node_by_id(self, node_id: int) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [v.name for v in self.outputs]
+
+    @property
+    def input_names(self) -> list[str]:
+        return [v.name for v in self.inputs if v.name not in self.initializers]
+
+    def is_const(self, name: str) -> bool:
+        return name in self.initializers
+
+    def shape(self, name: str) -> list[int | str | None] | None:
+        if name in self.initializers:
+            return list(self.initializers[name].shape)
+        info = self.tensors.get(name)
+        return info.shape if info else None
+
+    def rank(self, name: str) -> int | None:
+        shape = self.shape(name)
+        return None if shape is None else len(shape)
+
+    # ---- edits --------------------------------------------------------------------------
+    def remove_nodes(self, doomed: list[Node]) -> None:
+        ids = {n.id for n in doomed}
+        self.nodes = [n for n in self.nodes if n.id not in ids]
+
+    def replace_input(self, old: str, new: str) -> None:
+        """Every consumer of ``old`` reads ``new`` instead."""
+        for node in self.nodes:
+            node.inputs = [new if name == old else name for name in node.inputs]
+
+    def rename_tensor(self, old: str, new: str) -> None:
+        """Rename a tensor everywhere: producers, consumers, scales and shape info."""
+        for node in self.nodes:
+            node.inputs = [new if n == old else n for n in node.inputs]
+            node.outputs = [new if n == old else n for n in node.outputs]
+        for table in (self.act_qparams, self.tensors):
+            if old in table:
+                table[new] = table.pop(old)
+
+    def copy(self) -> Graph:
+        """A copy whose nodes and tables can change freely; arrays are shared (never mutated)."""
+        clone = copy.copy(self)
+        clone.nodes = [copy.deepcopy(n) for n in self.nodes]
+        clone.initializers = dict(self.initializers)
+        clone.tensors = dict(self.tensors)
+        clone.act_qparams = dict(self.act_qparams)
+        clone.weight_qparams = dict(self.weight_qparams)
+        clone.weight_ints = dict(self.weight_ints)
+        clone.opsets = dict(self.opsets)
+        clone._names = None
+        return clone
+
+    def toposort(self) -> None:
+        """Order nodes so every input is produced before use (stable for ready nodes)."""
+        available = set(self.initializers) | {v.name for v in self.inputs} | {""}
+        pending = list(self.nodes)
+        ordered: list[Node] = []
+        while pending:
+            progress = False
+            rest = []
+            for node in pending:
+                if all(name in available for name in node.inputs):
+                    ordered.append(node)
+                    available.update(node.outputs)
+                    progress = True
+                else:
+                    rest.append(node)
+            if not progress:
+                missing = sorted({i for n in rest for i in n.inputs if i not in available})
+                raise ValueError(f"graph has a cycle or missing tensors: {missing[:5]}")
+            pending = rest
+        self.nodes = ordered
+
+    def op_histogram(self) -> dict[str, int]:
+        hist: dict[str, int] = {}
+        for node in self.nodes:
+            hist[node.op_type] = hist.get(node.op_type, 0) + 1
+        return dict(sorted(hist.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# ---- ONNX <-> IR --------------------------------------------------------------------------
+
+
+def _tensor_infos(model: onnx.ModelProto) -> dict[str, TensorInfo]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception:  # noqa: BLE001 - shape inference is best effort
+        inferred = model
+    infos: dict[str, TensorInfo] = {}
+    graph = inferred.graph
+    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+        ttype = value.type.tensor_type
+        if not value.type.HasField("tensor_type"):
+            continue
+        shape: list[int | str | None] | None = None
+        if ttype.HasField("shape"):
+            shape = [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in ttype.shape.dim
+            ]
+        infos[value.name] = TensorInfo(ttype.elem_type, shape)
+    return infos
+
+
+def from_onnx(model: onnx.ModelProto) -> Graph:
+    """Build the IR. Op ids are the ops' positions in the file's ``graph.node`` list."""
+    g = model.graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in g.initializer}
+    nodes = []
+    for index, proto in enumerate(g.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in proto.attribute}
+        nodes.append(
+            Node(
+                id=index,
+                op_type=proto.op_type,
+                inputs=list(proto.input),
+                outputs=list(proto.output),
+                attrs=attrs,
+                domain=proto.domain if proto.domain != "ai.onnx" else "",
+                name=proto.name,
+            )
+        )
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in model.opset_import}
+    return Graph(
+        nodes=nodes,
+        initializers=initializers,
+        inputs=[v for v in g.input if v.name not in initializers],
+        outputs=list(g.output),
+        tensors=_tensor_infos(model),
+        opsets=opsets,
+        name=g.name or "graph",
+        next_id=len(nodes),
+    )
+
+
+def _make_attr_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return numpy_helper.from_array(value)
+    return value
+
+
+def to_onnx(graph: Graph, producer: str = "quant-inspector") -> onnx.ModelProto:
+    """Write the IR as a self-contained ONNX model; node names carry the op id."""
+    used = {name for node in graph.nodes for name in node.inputs} | set(graph.output_names)
+    protos = []
+    domains = {""}
+    for node in graph.nodes:
+        attrs = {k: _make_attr_value(v) for k, v in node.attrs.items() if not k.startswith("_")}
+        base = node.name or node.op_type
+        protos.append(
+            helper.make_node(
+                node.op_type,
+                node.inputs,
+                node.outputs,
+                name=f"{base}#{node.id}",
+                domain=node.domain or None,
+                **attrs,
+            )
+        )
+        domains.add(node.domain)
+    inits = [
+        numpy_helper.from_array(array, name)
+        for name, array in graph.initializers.items()
+        if name in used
+    ]
+    onnx_graph = helper.make_graph(protos, graph.name, graph.inputs, graph.outputs, inits)
+    opsets = [helper.make_opsetid(d, graph.opsets.get(d, 1)) for d in sorted(domains)]
+    if "" not in graph.opsets:
+        raise ValueError("model has no default opset")
+    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name=producer)
+    model.ir_version = max(7, min(model.ir_version, 10))
+    return model

@@ -1,0 +1,52 @@
+"""Turn integer weights read through DequantizeLinear into float initializers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.util import const_scalar
+
+
+class DequantizeWeights(Pass):
+    """int8 weight + DequantizeLinear -> float weight; int32 biases too. The integer values
+    and their params stay recorded under the float name so they can be reused exactly."""
+
+    name = "dequantize_weights"
+
+    def apply(self, ctx: Context) -> PassResult:
+        g = ctx.graph
+        done = []
+        for node in g.nodes:
+            if node.op_type != "DequantizeLinear" or node.inputs[0] not in g.initializers:
+                continue
+            out = node.outputs[0]
+            params = g.weight_qparams.get(out)
+            if params is not None:
+                g.initializers[out] = params.dequantize(g.initializers[node.inputs[0]])
+            else:
+                value = _dequantize_int32(g, node)
+                if value is None:
+                    continue
+                g.initializers[out] = value
+            done.append(node)
+        g.remove_nodes(done)
+        return PassResult(modified=bool(done), summary=f"dequantized {len(done)} weights")
+
+
+def _dequantize_int32(g, node) -> np.ndarray | None:  # noqa: ANN001
+    values = g.initializers[node.inputs[0]]
+    scale_name = node.inputs[1] if len(node.inputs) > 1 else ""
+    if scale_name not in g.initializers:
+        return None
+    scale = g.initializers[scale_name].astype(np.float32)
+    zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    zp = g.initializers[zp_name] if zp_name in g.initializers else np.zeros_like(scale)
+    if scale.size > 1:
+        axis = node.attrs.get("axis", 1) % values.ndim
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        scale, zp = scale.reshape(shape), np.asarray(zp).reshape(shape)
+    elif const_scalar(g, scale_name) is None:
+        return None
+    return ((values.astype(np.int64) - zp.astype(np.int64)) * scale).astype(np.float32)

@@ -1,0 +1,54 @@
+"""Fuse Relu / Clip into the Conv, Gemm, MatMul or Add that feeds it."""
+
+from __future__ import annotations
+
+from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.util import const_scalar, single_consumer
+
+FUSABLE_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add")
+
+
+def activation_bounds(g, node) -> tuple[float, float] | None:  # noqa: ANN001
+    """(low, high) of a Relu or Clip node with constant bounds, else None."""
+    inf = float("inf")
+    if node.op_type == "Relu":
+        return 0.0, inf
+    if node.op_type != "Clip":
+        return None
+    if "min" in node.attrs or "max" in node.attrs:
+        return node.attrs.get("min", -inf), node.attrs.get("max", inf)
+    low = const_scalar(g, node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else -inf
+    high = const_scalar(g, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else inf
+    if low is None or high is None:
+        return None
+    return low, high
+
+
+class FuseActivation(Pass):
+    """Paddle ``conv_activation_*_fuse_pass``: the producer takes the activation's output and
+    records the clamp in ``attrs['_act']`` as (op_type, low, high, id)."""
+
+    name = "fuse_activation"
+
+    def apply(self, ctx: Context) -> PassResult:
+        g = ctx.graph
+        fused = 0
+        consumers = g.consumers()
+        for node in list(g.nodes):
+            if node.op_type not in FUSABLE_PRODUCERS or node.domain or "_act" in node.attrs:
+                continue
+            act = single_consumer(g, consumers, node.outputs[0])
+            if act is None or act.domain:
+                continue
+            bounds = activation_bounds(g, act)
+            if bounds is None:
+                continue
+            g.tensors.pop(node.outputs[0], None)
+            g.act_qparams.pop(node.outputs[0], None)
+            node.attrs["_act"] = (act.op_type, bounds[0], bounds[1], act.id)
+            node.outputs = [act.outputs[0]]
+            node.fused.append(act.label)
+            g.remove_nodes([act])
+            consumers = g.consumers()
+            fused += 1
+        return PassResult(modified=fused > 0, summary=f"fused {fused} activations")

@@ -1,0 +1,45 @@
+"""Fuse MatMul with a constant weight and the Add of a constant bias that follows it."""
+
+from __future__ import annotations
+
+from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.util import single_consumer
+
+
+class FuseMatMulBias(Pass):
+    """Paddle ``fc_fuse_pass``: MatMul(x, W) + b becomes one linear op with a bias input.
+
+    The fused op keeps type MatMul with a third input; the FP32 writer splits it again.
+    """
+
+    name = "fuse_matmul_bias"
+
+    def apply(self, ctx: Context) -> PassResult:
+        g = ctx.graph
+        fused = 0
+        consumers = g.consumers()
+        for mm in list(g.nodes):
+            if mm.op_type != "MatMul" or mm.domain or len(mm.inputs) != 2:
+                continue
+            weight = g.initializers.get(mm.inputs[1])
+            if weight is None or weight.ndim != 2:
+                continue
+            add = single_consumer(g, consumers, mm.outputs[0])
+            if add is None or add.op_type != "Add" or add.domain:
+                continue
+            other = [name for name in add.inputs if name != mm.outputs[0]]
+            if len(other) != 1 or other[0] not in g.initializers:
+                continue
+            bias = g.initializers[other[0]]
+            if bias.size != weight.shape[1] or bias.shape[-1:] != (weight.shape[1],):
+                continue
+            g.tensors.pop(mm.outputs[0], None)
+            g.act_qparams.pop(mm.outputs[0], None)
+            mm.inputs = [mm.inputs[0], mm.inputs[1], other[0]]
+            mm.outputs = [add.outputs[0]]
+            mm.fused.append(add.label)
+            mm.attrs["_bias_add"] = add.id
+            g.remove_nodes([add])
+            consumers = g.consumers()
+            fused += 1
+        return PassResult(modified=fused > 0, summary=f"fused {fused} MatMul+Add")

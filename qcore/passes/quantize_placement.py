@@ -1,0 +1,124 @@
+"""Decide which ops run in INT8, and record why every other op stays FP32."""
+
+from __future__ import annotations
+
+from qcore.ir import Graph, Node
+from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.propagate_scales import keeps_scale
+
+# Ops with an integer kernel, and the inputs / outputs whose scales they need.
+COMPUTE_OPS = {
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Mul",
+    "Concat",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Sigmoid",
+    "LeakyRelu",
+}
+# Ops that move int8 data unchanged; worth it only next to another INT8 op.
+MOVEMENT_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "MaxPool", "Slice",
+                "Split", "Resize", "Gather"}
+SUPPORTED_OPS = COMPUTE_OPS | MOVEMENT_OPS
+
+REASON_SKIPPED = "skipped by id (op_ids_to_skip)"
+REASON_NOT_SELECTED = "type not in ops_to_quantize"
+REASON_UNSUPPORTED = "no INT8 kernel for this op type"
+REASON_NO_NEIGHBOUR = "no INT8 neighbour: moving int8 data alone gains nothing"
+
+
+def _missing_scale(g: Graph, node: Node) -> str | None:
+    """The first tensor whose scale the INT8 form of ``node`` needs but the model lacks."""
+    acts = [n for n in node.inputs if n and n not in g.initializers]
+    if node.op_type in ("Conv", "Gemm") or (
+        node.op_type == "MatMul" and node.inputs[1] in g.initializers
+    ):
+        if len(node.inputs) < 2 or node.inputs[1] not in g.initializers:
+            return f"weight {node.inputs[1]} is not constant"
+        needed = [node.inputs[0]]
+        if node.op_type == "Conv":
+            needed.append(node.outputs[0])
+    elif node.op_type == "MatMul":
+        needed = acts
+    elif node.op_type in ("Add", "Mul"):
+        needed = acts + [node.outputs[0]]
+    elif node.op_type == "Concat":
+        needed = acts + [node.outputs[0]]
+    elif node.op_type in MOVEMENT_OPS:
+        needed = [node.inputs[0]]
+    else:
+        needed = [node.inputs[0], node.outputs[0]]
+    for name in needed:
+        if name not in g.act_qparams:
+            return f"no scale for tensor {name}"
+        if g.act_qparams[name].per_channel:
+            return f"per-channel activation scale on {name}"
+    return None
+
+
+def _static_reason(ctx: Context, node: Node) -> str:
+    """Why ``node`` cannot be INT8 whatever its neighbours do ('' if it can)."""
+    g, cfg = ctx.graph, ctx.config
+    if node.domain or node.op_type not in SUPPORTED_OPS:
+        return REASON_UNSUPPORTED
+    if node.op_type in MOVEMENT_OPS and not keeps_scale(node):
+        return "changes values (only nearest Resize / single-output MaxPool keep int8)"
+    if cfg.ops_to_quantize and node.op_type not in cfg.ops_to_quantize:
+        return REASON_NOT_SELECTED
+    if node.id in cfg.op_ids_to_skip:
+        return REASON_SKIPPED
+    if node.op_type == "Gemm" and (node.attrs.get("transA", 0) or g.rank(node.inputs[0]) != 2):
+        return "Gemm with transposed or non-2-D input"
+    missing = _missing_scale(g, node)
+    return f"missing scale: {missing}" if missing else ""
+
+
+class QuantizePlacement(Pass):
+    """Paddle ``cpu_quantize_placement_pass``: mark ops ``int8`` or ``fp32`` with a reason."""
+
+    name = "quantize_placement"
+
+    def apply(self, ctx: Context) -> PassResult:
+        g = ctx.graph
+        candidates: set[int] = set()
+        for node in g.nodes:
+            if node.status == "fake":
+                node.reason = "quantization op left in place"
+                continue
+            reason = _static_reason(ctx, node)
+            node.status, node.reason = ("fp32", reason) if reason else ("int8", "")
+            if not reason:
+                candidates.add(node.id)
+        self._drop_lonely_movement_ops(g)
+        int8 = sum(n.status == "int8" for n in g.nodes)
+        return PassResult(modified=True, summary=f"{int8} of {len(g.nodes)} ops INT8")
+
+    @staticmethod
+    def _drop_lonely_movement_ops(g: Graph) -> None:
+        """A movement op stays INT8 only if its producer or one consumer is INT8 compute,
+        directly or through other INT8 movement ops."""
+        producers = g.producers()
+        consumers = g.consumers()
+        movement = [n for n in g.nodes if n.status == "int8" and n.op_type in MOVEMENT_OPS]
+        anchored: set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for node in movement:
+                if node.id in anchored:
+                    continue
+                near = [producers.get(node.inputs[0])]
+                near += [c for out in node.outputs for c in consumers.get(out, [])]
+                for other in near:
+                    if other is None or other.status != "int8":
+                        continue
+                    if other.op_type not in MOVEMENT_OPS or other.id in anchored:
+                        anchored.add(node.id)
+                        changed = True
+                        break
+        for node in movement:
+            if node.id not in anchored:
+                node.status, node.reason = "fp32", REASON_NO_NEIGHBOUR

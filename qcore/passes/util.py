@@ -1,0 +1,64 @@
+"""Helpers shared by passes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qcore.ir import Graph, Node, QParams
+
+
+def qparams_of(graph: Graph, node: Node) -> QParams | None:
+    """The scale / zero point of a QuantizeLinear or DequantizeLinear node, if constant."""
+    scale_name = node.inputs[1] if len(node.inputs) > 1 else ""
+    if scale_name not in graph.initializers:
+        return None
+    scale = graph.initializers[scale_name]
+    zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    if zp_name:
+        if zp_name not in graph.initializers:
+            return None
+        zp = graph.initializers[zp_name]
+    elif node.op_type == "DequantizeLinear" and node.inputs[0] in graph.initializers:
+        zp = np.zeros_like(scale, dtype=graph.initializers[node.inputs[0]].dtype)
+    else:
+        zp = np.zeros_like(scale, dtype=np.uint8)
+    if zp.dtype not in (np.int8, np.uint8):
+        return None
+    axis = node.attrs.get("axis", 1) if scale.size > 1 else None
+    if node.attrs.get("block_size"):
+        return None
+    return QParams(scale, zp, axis)
+
+
+def single_consumer(graph: Graph, consumers: dict[str, list[Node]], tensor: str) -> Node | None:
+    """The only op reading ``tensor``, if exactly one reads it and it is not a graph output."""
+    users = consumers.get(tensor, [])
+    if len(users) != 1 or tensor in graph.output_names:
+        return None
+    return users[0]
+
+
+def const_scalar(graph: Graph, name: str) -> float | None:
+    if not name or name not in graph.initializers:
+        return None
+    value = graph.initializers[name]
+    if value.size != 1:
+        return None
+    return float(value.reshape(()))
+
+
+def bypass(graph: Graph, node: Node, src: str, dst: str) -> bool:
+    """Remove ``node`` that maps ``src`` to ``dst`` unchanged, rewiring readers of ``dst``.
+
+    When ``dst`` is a graph output the producer of ``src`` is renamed instead. Returns False
+    (and changes nothing) when neither is possible.
+    """
+    if dst in graph.output_names:
+        if src in graph.output_names or src in graph.input_names or src in graph.initializers:
+            return False
+        graph.remove_nodes([node])
+        graph.rename_tensor(src, dst)
+        return True
+    graph.remove_nodes([node])
+    graph.replace_input(dst, src)
+    return True
