@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from qcore.ir import Graph
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.squash import remove_dead_nodes, unused_initializers
 
@@ -17,8 +20,31 @@ class Cleanup(Pass):
         unused = unused_initializers(g)
         for name in unused:
             del g.initializers[name]
+        merged = merge_equal_initializers(g)
         g.toposort()
         return PassResult(
-            modified=bool(removed or unused),
-            summary=f"removed {removed} dead ops, {len(unused)} unused initializers",
+            modified=bool(removed or unused or merged),
+            summary=f"removed {removed} dead ops, {len(unused)} unused initializers, "
+            f"merged {merged} equal ones",
         )
+
+
+def merge_equal_initializers(g: Graph) -> int:
+    """Initializers with equal dtype, shape and bytes become one (the first by name)."""
+    keep: dict[tuple, str] = {}
+    alias: dict[str, str] = {}
+    outputs = set(g.output_names)
+    for name in sorted(g.initializers):
+        value = g.initializers[name]
+        if name in outputs:
+            continue
+        key = (value.dtype.str, value.shape, hashlib.sha1(value.tobytes()).hexdigest())
+        if key in keep:
+            alias[name] = keep[key]
+        else:
+            keep[key] = name
+    for node in g.nodes:
+        node.inputs = [alias.get(n, n) for n in node.inputs]
+    for name in alias:
+        del g.initializers[name]
+    return len(alias)

@@ -43,9 +43,7 @@ def _missing_scale(g: Graph, node: Node) -> str | None:
             needed.append(node.outputs[0])
     elif node.op_type == "MatMul":
         needed = acts
-    elif node.op_type in ("Add", "Mul"):
-        needed = acts + [node.outputs[0]]
-    elif node.op_type == "Concat":
+    elif node.op_type in ("Add", "Mul") or node.op_type == "Concat":
         needed = acts + [node.outputs[0]]
     elif node.op_type in MOVEMENT_OPS:
         needed = [node.inputs[0]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import bypass
 
-
 CLAMPING_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add")
 
 

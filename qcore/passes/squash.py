@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from qcore.emit.onnxruntime import quant_input_slots
 from qcore.ir import Graph, Node, QParams
 from qcore.passes.base import Context, Pass, PassResult

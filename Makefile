@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make run    set everything up, then convert the bundled sample (or MODEL=path.onnx)
+#   make test   set everything up, then run the linters and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+MODEL  ?= resources/samples/cnn_qdq.onnx
+OUT    ?= out
+
+.PHONY: setup run test lint bench samples clean
+
+setup: $(VENV)/.installed
+	@bash .ci/ensure_graphviz.sh
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+run: setup
+	$(VENV)/bin/qcore info $(MODEL)
+	$(VENV)/bin/qcore convert --quant_model_path $(MODEL) \
+		--int8_model_save_path $(OUT)/int8.onnx --fp32_model_save_path $(OUT)/fp32.onnx \
+		--debug $(OUT)/debug
+
+lint: setup
+	$(VENV)/bin/ruff check qcore app tests benchmarks resources
+	$(VENV)/bin/lint-imports
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_ort.py
+
+samples: setup
+	$(PY) resources/samples/make_samples.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""`qcore` command line: convert (Paddle save_quant_model.py flags), info, dot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from qcore.config import TARGETS, ConvertConfig
+from qcore.convert import ConversionResult, NoQuantizationError, convert
+from qcore.files import OutputError, check_output, save_model
+from qcore.loader import ModelError, load_graph
+from qcore.summary import conversion_text, model_text
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
+    """Accept Paddle's underscore spelling and the dash spelling of a flag."""
+    dashed = name.replace("_", "-")
+    names = [f"--{name}"] + ([f"--{dashed}"] if dashed != name else [])
+    parser.add_argument(*names, dest=name, **kwargs)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qcore",
+        description="Convert QDQ ONNX quant models into INT8 models, pass by pass.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    conv = sub.add_parser("convert", help="quant model -> INT8 model (Paddle save_quant_model.py)")
+    _flag(conv, "quant_model_path", required=True, help="the QDQ .onnx quant model")
+    _flag(conv, "int8_model_save_path", required=True, help="where to write the INT8 .onnx")
+    _flag(conv, "fp32_model_save_path", default="", help="also write the clean FP32 model")
+    _flag(conv, "ops_to_quantize", default="", help="comma-separated op types (default: all)")
+    _flag(conv, "op_ids_to_skip", default="", help="comma-separated op ids to keep FP32")
+    _flag(conv, "config", default="", help="JSON file with ops_to_quantize / op_ids_to_skip")
+    conv.add_argument("--target", choices=TARGETS, default=None,
+                      help="onnxruntime: QLinear ops (default); onednn: QDQ for OpenVINO")
+    conv.add_argument("--debug", nargs="?", const="debug", default=None, metavar="DIR",
+                      help="write quant_orig.dot and int8_NN_<pass>.dot into DIR (default ./debug)")
+    conv.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+    info = sub.add_parser("info", help="op histogram, quantization found and op ids")
+    info.add_argument("model")
+    info.add_argument("--no-ids", action="store_true", help="do not list the op ids")
+
+    dot = sub.add_parser("dot", help="write one pass snapshot as .dot, .svg, .png or .pdf")
+    dot.add_argument("model")
+    dot.add_argument("--pass", dest="pass_name", default="",
+                     help="snapshot name, stem or index (default: the last pass)")
+    dot.add_argument("-o", "--output", required=True, help="FILE.dot / .svg / .png / .pdf")
+    _flag(dot, "ops_to_quantize", default="")
+    _flag(dot, "op_ids_to_skip", default="")
+    dot.add_argument("--target", choices=TARGETS, default="onnxruntime")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> ConvertConfig:
+    base = ConvertConfig.load(args.config) if getattr(args, "config", "") else None
+    flags = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip,
+                                     args.target or (base.target if base else "onnxruntime"))
+    if base is None:
+        return flags
+    return ConvertConfig(
+        flags.ops_to_quantize or base.ops_to_quantize,
+        flags.op_ids_to_skip or base.op_ids_to_skip,
+        flags.target,
+    )
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    config = _config(args)
+    result = convert(args.quant_model_path, config)
+    out = save_model(result.int8_model(), args.int8_model_save_path, args.quant_model_path)
+    written = [out]
+    if args.fp32_model_save_path:
+        written.append(save_model(result.fp32_model(), args.fp32_model_save_path,
+                                  args.quant_model_path))
+    if args.debug is not None:
+        from qcore.dot import write_debug_snapshots
+
+        write_debug_snapshots(result.snapshots, args.debug)
+    if not args.quiet:
+        print(f"ops_to_quantize: {','.join(config.ops_to_quantize) or '(all supported)'}")
+        print(f"op_ids_to_skip:  {','.join(map(str, config.op_ids_to_skip)) or '(none)'}")
+        print(conversion_text(result))
+        if args.debug is not None:
+            print(f"debug snapshots: {len(result.snapshots)} .dot files in {args.debug}")
+        for path in written:
+            print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(model_text(load_graph(args.model), show_ids=not args.no_ids))
+    return 0
+
+
+def _pick_snapshot(result: ConversionResult, wanted: str):  # noqa: ANN202
+    if not wanted:
+        return result.snapshots[-1]
+    for snap in result.snapshots:
+        if wanted in (snap.name, snap.stem, str(snap.index)):
+            return snap
+    names = ", ".join(s.name for s in result.snapshots)
+    raise ValueError(f"no pass {wanted!r}; choose one of: {names}")
+
+
+def cmd_dot(args: argparse.Namespace) -> int:
+    from qcore.dot import to_dot
+    from qcore.render import export
+
+    args.config = ""
+    result = convert(args.model, _config(args))
+    snap = _pick_snapshot(result, args.pass_name)
+    out = export(to_dot(snap.graph, title=snap.stem), check_output(args.output, args.model))
+    print(f"wrote {out} ({snap.stem})")
+    return 0
+
+
+COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ModelError, NoQuantizationError, OutputError, ValueError, OSError) as exc:
+        print(f"qcore: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"qcore: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

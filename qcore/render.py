@@ -1,0 +1,183 @@
+"""Run Graphviz ``dot`` safely: argv lists, no shell, a timeout, and atomic file writes.
+
+Rendering is optional: DOT text can always be saved without Graphviz; every other format
+needs the ``dot`` program on ``PATH`` and raises :class:`GraphvizMissing` when it is absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Output formats :func:`render` accepts (passed to ``dot`` as ``-T<fmt>``).
+FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "json", "xdot", "plain", "dot")
+
+#: File suffix -> Graphviz format for :func:`export`; ``None`` means "write the DOT text".
+EXPORT_SUFFIXES: dict[str, str | None] = {
+    ".dot": None,
+    ".gv": None,
+    ".svg": "svg",
+    ".png": "png",
+    ".pdf": "pdf",
+    ".json": "json",
+}
+
+INSTALL_HINT = (
+    "Graphviz is not installed (the 'dot' program was not found on PATH). Install it with "
+    "'sudo apt-get install graphviz' on Debian/Ubuntu, 'sudo dnf install graphviz' on Fedora, "
+    "'brew install graphviz' on macOS, or from https://graphviz.org/download/ on Windows, then "
+    "try again. Snapshots can still be saved as .dot files without Graphviz."
+)
+
+
+class GraphvizMissing(RuntimeError):
+    """The Graphviz ``dot`` program is not available, so the graph cannot be rendered."""
+
+    def __init__(self, message: str = INSTALL_HINT) -> None:
+        super().__init__(message)
+
+
+def find_dot() -> str | None:
+    """Locate the Graphviz ``dot`` executable.
+
+    Returns:
+        The full path of ``dot`` on ``PATH``, or ``None`` when Graphviz is not installed.
+    """
+    return shutil.which("dot")
+
+
+def _check_format(fmt: str) -> str:
+    """Return the canonical spelling of ``fmt`` or raise ``ValueError`` if it is not allowed."""
+    if not isinstance(fmt, str):
+        raise ValueError(f"output format must be a string, not {type(fmt).__name__}")
+    key = fmt.strip().lower()
+    for allowed in FORMATS:
+        if key == allowed:
+            return allowed
+    raise ValueError(f"unsupported Graphviz format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def render(dot_text: str, fmt: str, timeout: float | None = 120) -> bytes:
+    """Lay out and draw a DOT graph with Graphviz.
+
+    Args:
+        dot_text: The graph in the DOT language.
+        fmt: One of :data:`FORMATS` (``svg``, ``png``, ``pdf``, ``json``, ``xdot``, ``plain``,
+            ``dot``).
+        timeout: Seconds to wait for ``dot`` before killing it; ``None`` waits forever.
+
+    Returns:
+        What ``dot -T<fmt>`` wrote to its standard output.
+
+    Raises:
+        ValueError: ``fmt`` is not one of :data:`FORMATS`.
+        GraphvizMissing: The ``dot`` program is not installed.
+        RuntimeError: ``dot`` failed or timed out; the message holds its first error line.
+    """
+    fmt = _check_format(fmt)
+    exe = find_dot()
+    if exe is None:
+        raise GraphvizMissing()
+    argv = [exe, f"-T{fmt}"]
+    try:
+        proc = subprocess.run(  # noqa: S603 - fixed argv, validated format, no shell
+            argv,
+            input=dot_text.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout,
+            shell=False,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GraphvizMissing() from exc
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"Graphviz 'dot -T{fmt}' did not finish within {timeout} s") from exc
+    if proc.returncode != 0:
+        raise RuntimeError(f"Graphviz 'dot -T{fmt}' failed: {_first_error_line(proc)}")
+    return proc.stdout
+
+
+def _first_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
+    text = proc.stderr.decode("utf-8", errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    if errors:
+        return errors[0]
+    return lines[0] if lines else f"exit status {proc.returncode}"
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``.
+
+    Readers never see a half-written file, and a failed write leaves the old file untouched.
+
+    Args:
+        path: The destination file; its folder must exist.
+        data: The bytes to store.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual file permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def export(dot_text: str, path: str | Path, timeout: float | None = 120) -> Path:
+    """Save a graph, choosing the format from the file suffix.
+
+    ``.dot`` / ``.gv`` store the DOT text itself and work without Graphviz; ``.svg``, ``.png``,
+    ``.pdf`` and ``.json`` are rendered with ``dot``. The file is written atomically.
+
+    Args:
+        dot_text: The graph in the DOT language.
+        path: Destination file; its suffix selects the format.
+        timeout: Seconds to wait for ``dot`` when rendering.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: The suffix is not one of :data:`EXPORT_SUFFIXES`.
+        GraphvizMissing: Rendering is needed but Graphviz is not installed.
+        RuntimeError: ``dot`` failed.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        choices = ", ".join(EXPORT_SUFFIXES)
+        raise ValueError(f"cannot export to {path.name!r}: use one of these suffixes: {choices}")
+    fmt = EXPORT_SUFFIXES[suffix]
+    data = dot_text.encode("utf-8") if fmt is None else render(dot_text, fmt, timeout)
+    return write_atomic(path, data)
+
+
+def layout_json(dot_text: str, timeout: float | None = 120) -> dict[str, Any]:
+    """Lay out a graph and return Graphviz's JSON description (positions, sizes, draw ops).
+
+    Args:
+        dot_text: The graph in the DOT language.
+        timeout: Seconds to wait for ``dot``.
+
+    Returns:
+        The parsed output of ``dot -Tjson``.
+    """
+    return json.loads(render(dot_text, "json", timeout))
