@@ -129,6 +129,7 @@ class Graph:
     act_qparams: dict[str, QParams] = field(default_factory=dict)
     weight_qparams: dict[str, QParams] = field(default_factory=dict)
     weight_ints: dict[str, np.ndarray] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     _names: set[str] | None = field(default=None, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------

@@ -18,8 +18,12 @@ class ModelError(ValueError):
     """The file is not a model we can read; the message says why in one line."""
 
 
-def read_model(path: str | Path) -> onnx.ModelProto:
-    """Load and validate an ONNX file, raising ``ModelError`` with a one-line reason."""
+def read_model(path: str | Path, warnings: list[str] | None = None) -> onnx.ModelProto:
+    """Load an ONNX file, raising ``ModelError`` with a one-line reason.
+
+    Checker complaints that runtimes tolerate (ONNX Runtime's quantizer writes a per-axis
+    DequantizeLinear into opset 12 models, say) are appended to ``warnings`` instead.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
@@ -37,15 +41,19 @@ def read_model(path: str | Path) -> onnx.ModelProto:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
-        raise ModelError(f"{path}: invalid ONNX model: {first}") from None
+        if warnings is None:
+            raise ModelError(f"{path}: invalid ONNX model: {first}") from None
+        warnings.append(f"onnx.checker: {first}")
     return model
 
 
 def load_graph(model: onnx.ModelProto | str | Path) -> Graph:
     """The IR of a model, with Constant-node weights turned into initializers."""
+    warnings: list[str] = []
     if not isinstance(model, onnx.ModelProto):
-        model = read_model(model)
+        model = read_model(model, warnings)
     graph = from_onnx(model)
+    graph.warnings = warnings
     _constants_to_initializers(graph)
     return graph
 

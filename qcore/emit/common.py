@@ -107,10 +107,17 @@ class EmitterBase:
 
 
 def expand_fused(graph: Graph) -> None:
-    """Rewrite every op that still carries a fused bias or activation as plain ONNX ops."""
+    """Rewrite every op that still carries a fused bias or activation as plain ONNX ops, and
+    HardSwish as x * HardSigmoid(x) below opset 14."""
     emitter = EmitterBase(graph)
     nodes = []
+    old_opset = graph.opsets.get("", 14) < 14
     for node in graph.nodes:
+        if node.op_type == "HardSwish" and not node.domain and old_opset:
+            gate = graph.unique_name(f"{node.outputs[0]}_gate")
+            nodes.append(Node(graph.new_id(), "HardSigmoid", [node.inputs[0]], [gate],
+                              {"alpha": 1.0 / 6.0, "beta": 0.5}))
+            node.op_type, node.inputs = "Mul", [node.inputs[0], gate]
         if "_act" not in node.attrs and "_bias_add" not in node.attrs:
             nodes.append(node)
             continue

@@ -9,6 +9,7 @@ from qcore.passes.compute_weight_scales import ComputeWeightScales
 from qcore.passes.dequantize_weights import DequantizeWeights
 from qcore.passes.fold_batch_norm import FoldBatchNorm
 from qcore.passes.fuse_activation import FuseActivation
+from qcore.passes.fuse_hardswish import FuseHardSwish
 from qcore.passes.fuse_matmul_bias import FuseMatMulBias
 from qcore.passes.gather_scales import GatherScales
 from qcore.passes.propagate_scales import PropagateScales
@@ -26,6 +27,7 @@ def fp32_passes() -> list[Pass]:
         RemoveFakeOps(),
         DequantizeWeights(),
         RemoveIdentity(),
+        FuseHardSwish(),
         FoldBatchNorm(),
         FuseMatMulBias(),
         FuseActivation(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from qcore.emit.onnxruntime import quant_input_slots
 from qcore.ir import Graph, Node, QParams
 from qcore.passes.base import Context, Pass, PassResult
@@ -49,6 +51,7 @@ class Squash(Pass):
             elif _can_fold(p_dq, p_q) and all(_slot_of(r, quant.outputs[0]) for r in readers):
                 for reader in readers:
                     for slot in _slot_of(reader, quant.outputs[0]):
+                        _rescale_int32_bias(g, reader, slot, float(p_q.scale / p_dq.scale))
                         reader.inputs[slot[0]] = dq.inputs[0]
                         reader.inputs[slot[1]] = dq.inputs[1]
                         reader.inputs[slot[2]] = dq.inputs[2]
@@ -89,6 +92,22 @@ def _can_fold(src: QParams, dst: QParams) -> bool:
     d_low, d_high = dst.real_range()
     step = float(dst.scale)
     return low >= d_low - step / 2 and high <= d_high + step / 2
+
+
+# Ops whose int32 bias is quantized with (input scale x weight scale): input index of the bias.
+INT32_BIAS_INPUT = {"QLinearConv": 8, "QGemm": 6}
+
+
+def _rescale_int32_bias(g: Graph, reader: Node, slot: tuple[int, int, int], ratio: float) -> None:
+    """The input scale of ``reader`` changes by 1/ratio: its int32 bias must follow."""
+    index = INT32_BIAS_INPUT.get(reader.op_type)
+    if index is None or slot[0] != 0 or len(reader.inputs) <= index or not reader.inputs[index]:
+        return
+    old = g.initializers[reader.inputs[index]].astype(np.float64)
+    new = np.clip(np.rint(old * ratio), -(2**31), 2**31 - 1).astype(np.int32)
+    name = g.unique_name(f"{reader.inputs[index]}_rescaled")
+    g.initializers[name] = new
+    reader.inputs[index] = name
 
 
 def _slot_of(reader: Node, tensor: str) -> list[tuple[int, int, int]]:
