@@ -24,7 +24,9 @@ class ConvertConfig:
         self.ops_to_quantize = sorted({s.strip() for s in self.ops_to_quantize if s.strip()})
 
     @classmethod
-    def from_flags(cls, ops_to_quantize: str = "", op_ids_to_skip: str = "", target: str = "onnxruntime") -> ConvertConfig:
+    def from_flags(
+        cls, ops_to_quantize: str = "", op_ids_to_skip: str = "", target: str = "onnxruntime"
+    ) -> ConvertConfig:
         """Parse Paddle-style comma-separated flag values."""
         ops = [s for s in ops_to_quantize.split(",") if s.strip()]
         try:

@@ -111,6 +111,8 @@ def expand_fused(graph: Graph) -> None:
     HardSwish as x * HardSigmoid(x) below opset 14."""
     emitter = EmitterBase(graph)
     nodes = []
+    if graph.opsets.get("") == 13 and any(n.op_type == "HardSwish" for n in graph.nodes):
+        graph.opsets[""] = 14  # 13 -> 14 changes no inference semantics; HardSwish is one op
     old_opset = graph.opsets.get("", 14) < 14
     for node in graph.nodes:
         if node.op_type == "HardSwish" and not node.domain and old_opset:

@@ -100,7 +100,9 @@ class OrtEmitter(EmitterBase):
         zp = self.const(f"{name}_zero_point", params.zero_point)
         return q, scale, zp, params
 
-    def _bias_int32(self, bias_name: str, x_scale: QParams, w: QParams, n: int, mult: float = 1.0) -> str:
+    def _bias_int32(
+        self, bias_name: str, x_scale: QParams, w: QParams, n: int, mult: float = 1.0
+    ) -> str:
         bias = self.g.initializers[bias_name].astype(np.float64).reshape(-1) * mult
         bias = np.broadcast_to(bias, (n,))
         scale = float(x_scale.scale) * np.broadcast_to(w.scale.astype(np.float64), (n,))
@@ -211,6 +213,6 @@ class OrtEmitter(EmitterBase):
         outs = [self.g.unique_name(f"{o}_quantized") if o else "" for o in node.outputs]
         attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
         self.node(node.op_type, [x] + node.inputs[1:], outs, attrs, node.domain, like=node)
-        for q_out, out in zip(outs, node.outputs):
+        for q_out, out in zip(outs, node.outputs, strict=True):
             if out:
                 self.dequantize(q_out, xs, xz, out, params)

@@ -46,9 +46,14 @@ class _Matcher:
         return None
 
     def relu6_of_x_plus_3(self, tensor: str) -> tuple[str, list[Node]] | None:
-        """If ``tensor = Clip(x + 3, 0, 6)``: (x, [clip, add])."""
-        clip = self.producer(tensor, "Clip")
-        if clip is None or activation_bounds(self.g, clip) != (0.0, 6.0):
+        """If ``tensor = Clip(x + 3, 0, 6)``: (x, [clip, add]). A Relu whose quantizer tops out
+        at 6 counts too: ONNX Runtime drops the Clip and lets the quantizer clamp."""
+        clip = self.producer(tensor, "Clip") or self.producer(tensor, "Relu")
+        if clip is None:
+            return None
+        if clip.op_type == "Relu" and not self._quantizer_tops_at_6(tensor):
+            return None
+        if clip.op_type == "Clip" and activation_bounds(self.g, clip) != (0.0, 6.0):
             return None
         add = self.producer(clip.inputs[0], "Add")
         if add is None:
@@ -57,6 +62,13 @@ class _Matcher:
             if _close(const_scalar(self.g, b), 3.0):
                 return a, [clip, add]
         return None
+
+    def _quantizer_tops_at_6(self, tensor: str) -> bool:
+        params = self.g.act_qparams.get(tensor)
+        if params is None or params.per_channel:
+            return False
+        low, high = params.real_range()
+        return low == 0.0 and 5.5 <= high <= 6.0 + float(params.scale)
 
     def hard_sigmoid_of(self, tensor: str) -> tuple[str, list[Node]] | None:
         """If ``tensor = relu6(x + 3) / 6`` in any spelling: (x, the ops that compute it)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from qcore.ir import Graph, Node
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.propagate_scales import keeps_scale
@@ -27,7 +29,26 @@ SUPPORTED_OPS = COMPUTE_OPS | MOVEMENT_OPS
 REASON_SKIPPED = "skipped by id (op_ids_to_skip)"
 REASON_NOT_SELECTED = "type not in ops_to_quantize"
 REASON_UNSUPPORTED = "no INT8 kernel for this op type"
-REASON_NO_NEIGHBOUR = "no INT8 neighbour: moving int8 data alone gains nothing"
+REASON_NO_NEIGHBOUR = "input comes from FP32: quantizing before a data-movement op gains nothing"
+# ONNX Runtime's int8 convolution is slower than its float one when each output sums few
+# products (input channels per group x kernel area): measured 2-4x slower for 5x5 depthwise
+# (25) and 3-channel 3x3 stems (27), about equal for 3x3 depthwise (9), faster from ~64 up
+# and for every 1x1 convolution.
+SLOW_INT8_CONV_REDUCTION = range(10, 33)
+
+
+def _slow_on_target(g: Graph, node: Node, target: str) -> str:
+    """Why the engine runs this op slower in INT8 than in float ('' if it does not)."""
+    if target != "onnxruntime" or node.op_type != "Conv":
+        return ""
+    weight = g.initializers.get(node.inputs[1]) if len(node.inputs) > 1 else None
+    if weight is None or weight.ndim < 3 or int(np.prod(weight.shape[2:])) == 1:
+        return ""
+    reduction = int(np.prod(weight.shape[1:]))
+    if reduction in SLOW_INT8_CONV_REDUCTION:
+        return (f"ONNX Runtime's int8 convolution is slower than float when each output sums "
+                f"only {reduction} products (measured 2-4x)")
+    return ""
 
 
 def _missing_scale(g: Graph, node: Node) -> str | None:
@@ -71,7 +92,9 @@ def _static_reason(ctx: Context, node: Node) -> str:
     if node.op_type == "Gemm" and (node.attrs.get("transA", 0) or g.rank(node.inputs[0]) != 2):
         return "Gemm with transposed or non-2-D input"
     missing = _missing_scale(g, node)
-    return f"missing scale: {missing}" if missing else ""
+    if missing:
+        return f"missing scale: {missing}"
+    return _slow_on_target(g, node, cfg.target)
 
 
 class QuantizePlacement(Pass):
@@ -81,42 +104,33 @@ class QuantizePlacement(Pass):
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
-        candidates: set[int] = set()
         for node in g.nodes:
             if node.status == "fake":
                 node.reason = "quantization op left in place"
                 continue
             reason = _static_reason(ctx, node)
             node.status, node.reason = ("fp32", reason) if reason else ("int8", "")
-            if not reason:
-                candidates.add(node.id)
         self._drop_lonely_movement_ops(g)
         int8 = sum(n.status == "int8" for n in g.nodes)
         return PassResult(modified=True, summary=f"{int8} of {len(g.nodes)} ops INT8")
 
     @staticmethod
     def _drop_lonely_movement_ops(g: Graph) -> None:
-        """A movement op stays INT8 only if its producer or one consumer is INT8 compute,
-        directly or through other INT8 movement ops."""
+        """A movement op stays INT8 only when its input comes from an INT8 op (directly or
+        through other INT8 movement ops): then the data is already int8 and stays so."""
         producers = g.producers()
-        consumers = g.consumers()
-        movement = [n for n in g.nodes if n.status == "int8" and n.op_type in MOVEMENT_OPS]
-        anchored: set[int] = set()
-        changed = True
-        while changed:
-            changed = False
-            for node in movement:
-                if node.id in anchored:
-                    continue
-                near = [producers.get(node.inputs[0])]
-                near += [c for out in node.outputs for c in consumers.get(out, [])]
-                for other in near:
-                    if other is None or other.status != "int8":
-                        continue
-                    if other.op_type not in MOVEMENT_OPS or other.id in anchored:
-                        anchored.add(node.id)
-                        changed = True
-                        break
-        for node in movement:
+        movement = {n.id: n for n in g.nodes if n.status == "int8" and n.op_type in MOVEMENT_OPS}
+        anchored: dict[int, bool] = {}
+
+        def fed_by_int8(node: Node) -> bool:
             if node.id not in anchored:
+                anchored[node.id] = False
+                source = producers.get(node.inputs[0])
+                anchored[node.id] = source is not None and source.status == "int8" and (
+                    source.id not in movement or fed_by_int8(source)
+                )
+            return anchored[node.id]
+
+        for node in movement.values():
+            if not fed_by_int8(node):
                 node.status, node.reason = "fp32", REASON_NO_NEIGHBOUR

@@ -60,7 +60,9 @@ class RemoveFakeOps(Pass):
         g.remove_nodes(dead)
         removed += len(dead)
         restored = self._restore_relus(g, producers)
-        return PassResult(modified=removed > 0, summary=f"removed {removed} Q/DQ ops, restored {restored} Relu")
+        return PassResult(
+            modified=removed > 0, summary=f"removed {removed} Q/DQ ops, restored {restored} Relu"
+        )
 
     @staticmethod
     def _restore_relus(g, producers) -> int:  # noqa: ANN001

@@ -1,0 +1,387 @@
+"""Graphviz DOT text for a graph snapshot, in Paddle's ``OpType(id)`` style, but readable.
+
+Unlike Paddle's ``graph_viz_pass`` (see PADDLE_PASS_SPEC.md section 4) the text is
+deterministic, op nodes are coloured by their quantization status, weights are folded into
+the op that uses them, and every string is escaped so the file always renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from qcore.ir import Graph, Node
+from qcore.render import write_atomic
+
+# ---- colours ------------------------------------------------------------------------------
+
+#: ``(status name, fill colour, meaning)`` for every op colour; shared with the app.
+LEGEND: list[tuple[str, str, str]] = [
+    ("int8", "#a8e0a0", "INT8: quantized"),
+    ("fp32", "#ffd29e", "FP32 (tooltip says why)"),
+    ("skipped", "#f29b9b", "FP32: skipped by id"),
+    ("fake", "#d8c6f2", "Quantize / Dequantize"),
+    ("undecided", "#e4e4e4", "not decided yet"),
+]
+COLORS: dict[str, str] = {name: colour for name, colour, _ in LEGEND}
+
+TENSOR_FILL = "#ffffff"
+IO_TENSOR_FILL = "#d6e6f7"
+HIGHLIGHT_COLOR = "#1f5fbf"
+OP_BORDER = "#4d4d4d"
+EDGE_COLOR = "#6b6b6b"
+
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+SKIPPED_PREFIX = "skipped by id"
+MAX_NAME = 40
+
+# Which input holds the weight, for ops whose weight is not input 1.
+_WEIGHT_INPUT = {
+    "QLinearConv": 3,
+    "QGemm": 3,
+    "QLinearMatMul": 3,
+    "QuantizeLinear": 0,
+    "DequantizeLinear": 0,
+}
+# Ops whose constant input is a weight ("W"); for other ops it is shown as "const".
+_WEIGHT_OPS = frozenset({
+    "Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QGemm", "QLinearMatMul",
+    "ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul",
+    "FusedConv", "FusedGemm", "FusedMatMul", "QuantizeLinear", "DequantizeLinear",
+})
+
+
+def status_key(node: Node) -> str:
+    """The :data:`LEGEND` entry an op belongs to.
+
+    Args:
+        node: Any op of a snapshot.
+
+    Returns:
+        ``"fake"`` for QuantizeLinear / DequantizeLinear ops, otherwise ``"int8"``,
+        ``"skipped"`` (FP32 because of ``op_ids_to_skip``), ``"fp32"`` or ``"undecided"``.
+    """
+    if node.status == "fake" or node.op_type in QDQ_OPS:
+        return "fake"
+    if node.status == "int8":
+        return "int8"
+    if node.status == "fp32":
+        return "skipped" if node.reason.startswith(SKIPPED_PREFIX) else "fp32"
+    return "undecided"
+
+
+def color_of(node: Node) -> str:
+    """The fill colour (``#rrggbb``) of an op, by its quantization status.
+
+    Args:
+        node: Any op of a snapshot.
+
+    Returns:
+        The colour :data:`LEGEND` gives to :func:`status_key` of ``node``.
+    """
+    return COLORS[status_key(node)]
+
+
+def describe_status(node: Node) -> str:
+    """One line saying what the op's colour means for this op (used as its tooltip)."""
+    key = status_key(node)
+    if key == "fake":
+        text = "Quantize / Dequantize op"
+        if node.status == "fake":
+            text += " of the quant model"
+        return f"{text}: {node.reason}" if node.reason else text
+    if key == "int8":
+        return "INT8: quantized"
+    if key in ("fp32", "skipped"):
+        return f"FP32: {node.reason}" if node.reason else "FP32"
+    return "not decided yet (placement runs later)"
+
+
+# ---- text helpers -------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Make ``text`` safe inside a double-quoted DOT string (one visual line).
+
+    Backslashes and quotes are escaped and control characters become spaces, so Graphviz
+    shows the text literally (``\\N``, ``\\G`` etc. lose their special meaning).
+    """
+    text = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(text))
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _quote(lines: Iterable[str]) -> str:
+    """A quoted DOT string whose lines are centred (``\\n`` line breaks)."""
+    return '"' + "\\n".join(escape(line) for line in lines) + '"'
+
+
+def shorten(text: str, limit: int = MAX_NAME) -> str:
+    """Cut ``text`` to ``limit`` characters, keeping its start and end around ``...``."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 3
+    head = (keep + 1) // 2
+    return text[:head] + "..." + text[len(text) - (keep - head):]
+
+
+def format_shape(shape: Iterable[Any] | None) -> str:
+    """``[1, 3, 224, 224]`` -> ``1x3x224x224``; unknown dims become ``?``; ``[]`` -> ``scalar``."""
+    if shape is None:
+        return ""
+    dims = ["?" if d is None or d == "" else str(d) for d in shape]
+    return "x".join(dims) if dims else "scalar"
+
+
+def _wrap(items: list[str], per_line: int = 3) -> list[str]:
+    return [" ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+
+
+def _attr_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_attr_text(v) for v in value) + "]"
+    if isinstance(value, (str, int, np.integer, np.floating)):
+        return str(value)
+    return type(value).__name__
+
+
+# ---- labels -------------------------------------------------------------------------------
+
+
+def _const_input(graph: Graph, node: Node) -> tuple[str, str] | None:
+    """``("W", name)`` / ``("const", name)`` for the op's constant input worth showing."""
+    index = _WEIGHT_INPUT.get(node.op_type, 1)
+    if index >= len(node.inputs):
+        return None
+    name = node.inputs[index]
+    if not name or name not in graph.initializers:
+        return None
+    return ("W" if node.op_type in _WEIGHT_OPS else "const"), name
+
+
+def op_label_lines(graph: Graph, node: Node) -> list[str]:
+    """The lines of an op's label: ``OpType(id)``, name, fused ops, weight shape, FP32 reason."""
+    lines = [node.label]
+    if node.name:
+        lines.append(shorten(node.name))
+    if node.fused:
+        lines.extend(_wrap([f"+{label}" for label in node.fused]))
+    const = _const_input(graph, node)
+    if const is not None:
+        kind, name = const
+        array = graph.initializers[name]
+        text = f"{kind} {format_shape(array.shape)}"
+        if array.dtype != np.float32:
+            text += f" {array.dtype}"
+        lines.append(text)
+    if status_key(node) in ("fp32", "skipped") and node.reason:
+        lines.append(shorten(f"FP32: {node.reason}", MAX_NAME + 8))
+    return lines
+
+
+def _op_tooltip(node: Node) -> list[str]:
+    head = node.label if not node.domain else f"{node.label} [{node.domain}]"
+    lines = [head]
+    if node.name:
+        lines.append(f"name: {node.name}")
+    lines.append(describe_status(node))
+    if node.fused:
+        lines.append("fused: " + ", ".join(node.fused))
+    for key in sorted(node.attrs):
+        if not key.startswith("_"):
+            lines.append(shorten(f"{key} = {_attr_text(node.attrs[key])}", 80))
+    return lines
+
+
+def tensor_label_lines(graph: Graph, name: str) -> list[str]:
+    """The lines of a tensor's label: name, shape (if known), quantization parameters."""
+    lines = [shorten(name)]
+    shape = format_shape(graph.shape(name))
+    if shape:
+        lines.append(shape)
+    qparams = graph.act_qparams.get(name)
+    if qparams is not None:
+        lines.append(qparams.describe())
+    return lines
+
+
+# ---- the graph ----------------------------------------------------------------------------
+
+
+def _attrs(**items: str) -> str:
+    """``key=value`` pairs; values are already-quoted DOT strings or plain identifiers."""
+    return " ".join(f"{key}={value}" for key, value in items.items())
+
+
+def to_dot(
+    graph: Graph,
+    title: str = "",
+    highlight: set[int] | None = None,
+    legend: bool = True,
+) -> str:
+    """Describe ``graph`` as a Graphviz digraph.
+
+    Ops are boxes ``op_<id>`` labelled ``OpType(id)`` and filled by status (:data:`LEGEND`);
+    activations, graph inputs and graph outputs are ellipses ``t_<k>``; initializers are not
+    drawn, the op label shows the weight shape instead. The same graph always gives the same
+    text.
+
+    Args:
+        graph: The snapshot to draw.
+        title: Shown above the graph.
+        highlight: Op ids to draw with a thick blue border (for example the ops a pass changed).
+        legend: Add a cluster explaining the colours.
+
+    Returns:
+        The DOT text, ending with a newline.
+    """
+    highlight = highlight or set()
+    out: list[str] = ["digraph G {"]
+    graph_attrs = _attrs(rankdir="TB", fontname='"Helvetica"', fontsize="16", labelloc="t",
+                         nodesep="0.3", ranksep="0.35", bgcolor='"white"')
+    if title:
+        graph_attrs += " label=" + _quote([title])
+    out.append(f"  graph [{graph_attrs}];")
+    out.append('  node [fontname="Helvetica" fontsize="11"];')
+    out.append(f'  edge [color="{EDGE_COLOR}" arrowsize="0.6"];')
+
+    # Tensor ids in order of first use: graph inputs, then op inputs/outputs, graph outputs.
+    tensor_ids: dict[str, str] = {}
+    graph_io = set(graph.input_names) | set(graph.output_names)
+
+    def drawn(name: str) -> bool:
+        return bool(name) and (name not in graph.initializers or name in graph_io)
+
+    def tensor_id(name: str) -> str:
+        if name not in tensor_ids:
+            tensor_ids[name] = f"t_{len(tensor_ids)}"
+        return tensor_ids[name]
+
+    for name in graph.input_names:
+        tensor_id(name)
+    for node in graph.nodes:
+        for name in list(node.inputs) + list(node.outputs):
+            if drawn(name):
+                tensor_id(name)
+    for name in graph.output_names:
+        tensor_id(name)
+
+    out.append("  // tensors")
+    for name, tid in tensor_ids.items():
+        is_io = name in graph_io
+        lines = tensor_label_lines(graph, name)
+        tooltip = [name] + lines[1:]
+        if name in graph.input_names:
+            tooltip.append("graph input")
+        if name in graph.output_names:
+            tooltip.append("graph output")
+        out.append(f"  {tid} [" + _attrs(
+            label=_quote(lines),
+            id=f'"{tid}"',
+            shape="ellipse",
+            style='"filled,bold"' if is_io else '"filled"',
+            fillcolor=f'"{IO_TENSOR_FILL if is_io else TENSOR_FILL}"',
+            color='"#8a8a8a"',
+            fontsize="9",
+            fontcolor='"#333333"',
+            margin='"0.05,0.02"',
+            tooltip=_quote(tooltip),
+        ) + "];")
+
+    out.append("  // ops")
+    for node in graph.nodes:
+        marked = node.id in highlight
+        out.append(f"  op_{node.id} [" + _attrs(
+            label=_quote(op_label_lines(graph, node)),
+            id=f'"op_{node.id}"',
+            shape="box",
+            style='"rounded,filled"',
+            fillcolor=f'"{color_of(node)}"',
+            color=f'"{HIGHLIGHT_COLOR if marked else OP_BORDER}"',
+            penwidth="3" if marked else "1",
+            tooltip=_quote(_op_tooltip(node)),
+        ) + "];")
+
+    out.append("  // edges")
+    for node in graph.nodes:
+        for name in node.inputs:
+            if drawn(name):
+                out.append(f"  {tensor_ids[name]} -> op_{node.id};")
+        for name in node.outputs:
+            if drawn(name):
+                out.append(f"  op_{node.id} -> {tensor_ids[name]};")
+
+    if legend:
+        out.extend(_legend_lines(bool(highlight)))
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _legend_lines(with_highlight: bool) -> list[str]:
+    """A cluster with one swatch per :data:`LEGEND` entry, stacked by invisible edges."""
+    lines = [
+        "  subgraph cluster_legend {",
+        '    graph [label="Legend" fontsize="12" style="rounded" color="#9a9a9a" margin="8"];',
+        '    node [shape="box" style="rounded,filled" fontsize="10" width="1.9" height="0.3"];',
+    ]
+    ids = []
+    for name, colour, meaning in LEGEND:
+        ids.append(f"legend_{name}")
+        lines.append(f"    legend_{name} [" + _attrs(
+            label=_quote([meaning]), fillcolor=f'"{colour}"', color=f'"{OP_BORDER}"',
+            id=f'"legend_{name}"', tooltip=_quote([f"status: {name}"]),
+        ) + "];")
+    ids.append("legend_tensor")
+    lines.append('    legend_tensor [label="tensor: name, shape, scale" shape="ellipse" '
+                 f'fillcolor="{TENSOR_FILL}" color="#8a8a8a" id="legend_tensor" '
+                 'tooltip="activation tensor"];')
+    if with_highlight:
+        ids.append("legend_highlight")
+        lines.append(f'    legend_highlight [label="highlighted" fillcolor="#ffffff" '
+                     f'color="{HIGHLIGHT_COLOR}" penwidth="3" id="legend_highlight" '
+                     'tooltip="highlighted op"];')
+    lines.append("    " + " -> ".join(ids) + ' [style="invis"];')
+    lines.append("  }")
+    return lines
+
+
+# ---- debug snapshots ----------------------------------------------------------------------
+
+
+class _SnapshotLike(Protocol):
+    graph: Graph
+    summary: str
+
+    @property
+    def stem(self) -> str: ...
+
+
+def snapshot_title(snapshot: _SnapshotLike) -> str:
+    """``int8_11_quantize: quantized 14 ops`` - the stem plus the pass summary."""
+    return f"{snapshot.stem}: {snapshot.summary}" if snapshot.summary else snapshot.stem
+
+
+def write_debug_snapshots(snapshots: Iterable[_SnapshotLike], out_dir: str | Path) -> list[Path]:
+    """Write ``<stem>.dot`` for every snapshot (Paddle's ``--debug`` files, but deterministic).
+
+    Args:
+        snapshots: ``ConversionResult.snapshots`` (anything with ``stem``, ``graph``,
+            ``summary``).
+        out_dir: Folder for the files; created if missing.
+
+    Returns:
+        The written paths, in snapshot order. Each file is written atomically.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for snapshot in snapshots:
+        text = to_dot(snapshot.graph, title=snapshot_title(snapshot))
+        paths.append(write_atomic(folder / f"{snapshot.stem}.dot", text.encode("utf-8")))
+    return paths
