@@ -79,6 +79,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         from qcore.dot import write_debug_snapshots
 
         write_debug_snapshots(result.snapshots, args.debug)
+    for warning in result.warnings:
+        print(f"qcore: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print(f"ops_to_quantize: {','.join(config.ops_to_quantize) or '(all supported)'}")
         print(f"op_ids_to_skip:  {','.join(map(str, config.op_ids_to_skip)) or '(none)'}")

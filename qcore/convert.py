@@ -45,6 +45,7 @@ class ConversionResult:
     config: ConvertConfig
     seconds: float
     decisions: list[Node] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def int8_model(self) -> onnx.ModelProto:
         return export_model(self.int8)
@@ -104,13 +105,30 @@ def convert(
         if progress is not None:
             progress(index + 1, len(passes), p.name)
 
+    warnings = list(graph.warnings) + _config_warnings(graph, config)
     ctx = Context(graph, config)
     PassManager(passes).run(ctx, hook, cancelled)
     fp32 = fp32_graph[0] if fp32_graph else graph.copy()
     for node in fp32.nodes:
         node.status, node.reason = "", ""
     return ConversionResult(snapshots, ctx.graph, fp32, config, time.perf_counter() - start,
-                            decisions)
+                            decisions, warnings)
+
+
+def _config_warnings(graph: Graph, config: ConvertConfig) -> list[str]:
+    """Skip ids and op types that name nothing in this model: almost always a typo."""
+    warnings = []
+    ids = {n.id for n in graph.nodes}
+    unknown_ids = [i for i in config.op_ids_to_skip if i not in ids]
+    if unknown_ids:
+        warnings.append(f"op_ids_to_skip: no op with id {', '.join(map(str, unknown_ids))} "
+                        f"(ids run 0..{graph.next_id - 1}; see `qcore info`)")
+    types = {n.op_type for n in graph.nodes}
+    unknown_types = [t for t in config.ops_to_quantize if t not in types]
+    if unknown_types:
+        warnings.append(f"ops_to_quantize: the model has no {', '.join(unknown_types)} op "
+                        f"(it has {', '.join(sorted(types))})")
+    return warnings
 
 
 def _histogram_text(graph: Graph) -> str:

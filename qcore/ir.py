@@ -88,7 +88,7 @@ class QParams:
         return f"{kind} s={float(self.scale):.4g} zp={int(self.zero_point)}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
     """One op. ``id`` never changes; ``fused`` lists the ops folded into this one."""
 

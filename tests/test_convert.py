@@ -161,3 +161,20 @@ def test_every_fp32_op_has_a_reason(samples) -> None:  # noqa: ANN001
 def test_model_without_quantization_is_refused(samples) -> None:  # noqa: ANN001
     with pytest.raises(NoQuantizationError, match="no QuantizeLinear"):
         convert(str(samples / "cnn_fp32.onnx"))
+
+
+def test_onednn_target_runs_int8_primitives_in_openvino(samples, tmp_path) -> None:  # noqa: ANN001
+    ov = pytest.importorskip("openvino")
+    path = str(samples / "cnn_qdq.onnx")
+    model = convert(path, ConvertConfig(target="onednn")).int8_model()
+    assert not any(n.domain for n in model.graph.node), "OpenVINO reads only standard ops"
+    out = tmp_path / "cnn_onednn.onnx"
+    onnx.save(model, str(out))
+    compiled = ov.Core().compile_model(str(out), "CPU", {"INFERENCE_NUM_THREADS": 1,
+                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    layers = [op.get_rt_info() for op in compiled.get_runtime_model().get_ordered_ops()]
+    convs = [info for info in layers if info["layerType"].astype(str) == "Convolution"]
+    assert convs and all(info["runtimePrecision"].astype(str) in ("u8", "i8") for info in convs)
+    feeds = modelgen.random_inputs(onnx.load(path), count=1, seed=4, batch=1)[0]
+    got = compiled(feeds)[0]
+    assert cosine(run_model(path, feeds)[0], got) > 0.99

@@ -59,13 +59,14 @@ class RemoveFakeOps(Pass):
         ]
         g.remove_nodes(dead)
         removed += len(dead)
-        restored = self._restore_relus(g, producers)
+        restored = self._restore_relus(g)
         return PassResult(
             modified=removed > 0, summary=f"removed {removed} Q/DQ ops, restored {restored} Relu"
         )
 
     @staticmethod
-    def _restore_relus(g, producers) -> int:  # noqa: ANN001
+    def _restore_relus(g) -> int:  # noqa: ANN001
+        producers = g.producers()
         restored = 0
         for tensor, params in list(g.act_qparams.items()):
             if params.per_channel or int(params.zero_point) != params.qmin:
