@@ -25,6 +25,7 @@ VARIANTS = {
     "s8-per-tensor-constants": dict(per_channel=False, activation_type="int8",
                                     symmetric_activations=True, weights_as_constants=True),
     "u8-constants": dict(per_channel=True, activation_type="uint8", weights_as_constants=True),
+    "u8-weights": dict(per_channel=True, weight_type="uint8"),
 }
 
 
@@ -67,7 +68,21 @@ def test_int8_model_agrees_with_quant_model(family, variant, target) -> None:  #
     else:
         assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert _int8_weight_bytes(int8) > 0
+    assert not any(i.data_type == onnx.TensorProto.UINT8 and len(i.dims) > 1
+                   for i in int8.graph.initializer), "weights are stored as int8"
     _check_agreement(kind, quant, int8, inputs)
+
+
+@pytest.mark.parametrize("opset", [17, 21])
+def test_newer_opsets(opset) -> None:  # noqa: ANN001
+    from onnx import version_converter
+
+    fp32 = version_converter.convert_version(modelgen.cnn(seed=3), opset)
+    quant = modelgen.quantize_qdq(fp32)
+    assert quant.opset_import[0].version >= opset
+    int8 = convert(quant).int8_model()
+    onnx.checker.check_model(int8, full_check=True)
+    _check_agreement("cnn", quant, int8, modelgen.random_inputs(fp32, 4, seed=9, batch=2))
 
 
 def test_every_conv_and_matmul_with_scales_is_int8(samples) -> None:  # noqa: ANN001

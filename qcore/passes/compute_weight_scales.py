@@ -57,6 +57,8 @@ class ComputeWeightScales(Pass):
                 continue
             axis %= weight.ndim
             old = g.weight_qparams.get(name)
+            if old is not None and old.dtype == np.uint8 and np.all(old.zero_point == 128):
+                old = _shift_to_int8(g, name, old)
             if old is not None and _usable_as_is(old, g.weight_ints[name], axis):
                 kept += 1
                 continue
@@ -67,6 +69,14 @@ class ComputeWeightScales(Pass):
             modified=computed > 0,
             summary=f"kept {kept} weight scales, computed {computed}",
         )
+
+
+def _shift_to_int8(g: Graph, name: str, params: QParams) -> QParams:
+    """uint8 weights with zero point 128 are int8 weights with zero point 0, exactly."""
+    ints = (g.weight_ints[name].astype(np.int16) - 128).astype(np.int8)
+    shifted = QParams(params.scale, np.zeros(params.scale.shape, np.int8), params.axis)
+    _store(g, name, shifted, ints)
+    return shifted
 
 
 def _store(g: Graph, name: str, params: QParams, ints: np.ndarray) -> None:
