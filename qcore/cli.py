@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from qcore.config import TARGETS, ConvertConfig
 from qcore.convert import ConversionResult, NoQuantizationError, convert
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--debug", nargs="?", const="debug", default=None, metavar="DIR",
                       help="write quant_orig.dot and int8_NN_<pass>.dot into DIR (default ./debug)")
     conv.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    conv.add_argument("-f", "--force", action="store_true", help="replace existing outputs")
 
     info = sub.add_parser("info", help="op histogram, quantization found and op ids")
     info.add_argument("model")
@@ -67,7 +69,17 @@ def _config(args: argparse.Namespace) -> ConvertConfig:
     )
 
 
+def _check_outputs(source: str, force: bool, *paths: str) -> None:
+    """Outputs must not be the input, and existing files are replaced only with --force."""
+    for path in filter(None, paths):
+        check_output(path, source)
+        if Path(path).exists() and not force:
+            raise OutputError(f"{path} exists; pass --force to replace it")
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
+    _check_outputs(args.quant_model_path, args.force, args.int8_model_save_path,
+                   args.fp32_model_save_path)
     config = _config(args)
     result = convert(args.quant_model_path, config)
     out = save_model(result.int8_model(), args.int8_model_save_path, args.quant_model_path)

@@ -72,6 +72,33 @@ def test_never_overwrites_the_input(samples, tmp_path, capsys) -> None:  # noqa:
     assert src.read_bytes() == before
 
 
+def test_existing_output_needs_force(samples, tmp_path, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "int8.onnx"
+    out.write_bytes(b"keep me")
+    args = ["convert", "--quant_model_path", str(samples / "cnn_qdq.onnx"),
+            "--int8_model_save_path", str(out), "-q"]
+    assert main(args) == 2 and "--force" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert main(args + ["--force"]) == 0
+    onnx.checker.check_model(onnx.load(str(out)))
+
+
+def test_zero_scale_is_a_clear_error(tmp_path, capsys) -> None:  # noqa: ANN001
+    from qcore import modelgen
+
+    model = modelgen.quantize_qdq(modelgen.cnn(seed=1))
+    scale = next(i for i in model.graph.initializer if i.name.endswith("_scale") and not i.dims)
+    scale.float_data[:] = [0.0] if scale.float_data else []
+    if not scale.float_data:
+        scale.raw_data = b"\0\0\0\0"
+    path = tmp_path / "zero.onnx"
+    onnx.save(model, str(path))
+    code = main(["convert", "--quant_model_path", str(path),
+                 "--int8_model_save_path", str(tmp_path / "o.onnx")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "scale" in err[0]
+
+
 def test_unknown_ids_and_types_warn(samples, tmp_path, capsys) -> None:  # noqa: ANN001
     assert main(["convert", "--quant_model_path", str(samples / "cnn_qdq.onnx"),
                  "--int8_model_save_path", str(tmp_path / "o.onnx"),

@@ -13,6 +13,9 @@ def qparams_of(graph: Graph, node: Node) -> QParams | None:
     if scale_name not in graph.initializers:
         return None
     scale = graph.initializers[scale_name]
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError(f"{node.op_type} {node.name or node.label} has a zero, negative or "
+                         f"non-finite scale ({scale_name})")
     zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
     if zp_name:
         if zp_name not in graph.initializers:
