@@ -25,7 +25,7 @@ class EmitterBase:
         return name
 
     def params_inputs(self, tensor: str, params: QParams) -> tuple[str, str]:
-        """Initializers holding ``params``' scale and zero point, shared per tensor."""
+        """New initializers for ``params``' scale and zero point (cleanup merges equal ones)."""
         scale = self.const(f"{tensor}_scale", params.scale)
         zp = self.const(f"{tensor}_zero_point", params.zero_point)
         return scale, zp
