@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from qcore.bench import command as bench_command
 from qcore.config import TARGETS, ConvertConfig
 from qcore.convert import ConversionResult, NoQuantizationError, convert
 from qcore.files import OutputError, check_output, save_model
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(dot, "ops_to_quantize", default="")
     _flag(dot, "op_ids_to_skip", default="")
     dot.add_argument("--target", choices=TARGETS, default="onnxruntime")
+
+    bench_command.add_parser(sub)
     return parser
 
 
@@ -131,7 +134,11 @@ def cmd_dot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot}
+def cmd_bench(args: argparse.Namespace) -> int:
+    return bench_command.run(args)
+
+
+COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

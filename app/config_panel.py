@@ -1,0 +1,220 @@
+"""The configuration: ops_to_quantize ticks, the op_ids_to_skip list, target, run buttons."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.state import Session
+from qcore.config import TARGETS
+from qcore.passes.quantize_placement import SUPPORTED_OPS
+
+TYPE_COLUMNS = 3
+
+
+class ConfigPanel(QWidget):
+    op_requested = Signal(int)  # a row of the skip list was clicked
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.type_boxes: dict[str, QCheckBox] = {}
+        self._syncing = False
+        row = QHBoxLayout(self)
+        row.setContentsMargins(6, 4, 6, 6)
+        row.addWidget(self._types_group(), 5)
+        row.addWidget(self._skip_group(), 4)
+        row.addWidget(self._run_group(), 3)
+        session.config_changed.connect(self.sync)
+        session.result_changed.connect(self.rebuild_types)
+
+    # ---- ops_to_quantize --------------------------------------------------------------
+    def _types_group(self) -> QGroupBox:
+        box = QGroupBox("Op types to quantize  (ops_to_quantize)")
+        column = QVBoxLayout(box)
+        self.types_hint = QLabel("All ticked = every supported type (an empty list).")
+        self.types_hint.setObjectName("hint")
+        self.types_grid = QGridLayout()
+        self.types_grid.setHorizontalSpacing(14)
+        self.types_grid.setVerticalSpacing(4)
+        inner = QWidget()
+        inner.setLayout(self.types_grid)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(inner)
+        buttons = QHBoxLayout()
+        for text, state in (("All", True), ("None", False)):
+            button = QPushButton(text)
+            button.setFlat(True)
+            button.clicked.connect(lambda _=False, s=state: self._set_all(s))
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.types_hint)
+        column.addLayout(buttons)
+        column.addWidget(scroll, 1)
+        return box
+
+    def rebuild_types(self) -> None:
+        while self.types_grid.count():
+            widget = self.types_grid.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        self.type_boxes.clear()
+        types = self.session.op_types()
+        for i, (op_type, count) in enumerate(sorted(types.items())):
+            check = QCheckBox(f"{op_type}  ({count})")
+            check.setObjectName(f"type_{op_type}")
+            if op_type not in SUPPORTED_OPS:
+                check.setEnabled(False)
+                check.setToolTip(f"{op_type}: no INT8 kernel; always FP32")
+            else:
+                check.setToolTip(f"Quantize the {count} {op_type} op(s)")
+            check.toggled.connect(self._types_edited)
+            self.type_boxes[op_type] = check
+            self.types_grid.addWidget(check, i // TYPE_COLUMNS, i % TYPE_COLUMNS)
+        self.types_grid.setRowStretch(self.types_grid.rowCount(), 1)
+        self.sync()
+
+    def _set_all(self, state: bool) -> None:
+        self._syncing = True
+        for check in self.type_boxes.values():
+            if check.isEnabled():
+                check.setChecked(state)
+        self._syncing = False
+        self._types_edited()
+
+    def _types_edited(self) -> None:
+        if self._syncing:
+            return
+        enabled = {t: c for t, c in self.type_boxes.items() if c.isEnabled()}
+        checked = [t for t, c in enabled.items() if c.isChecked()]
+        if len(checked) == len(enabled):
+            self.session.set_ops_to_quantize([])
+        else:
+            extra = [t for t in self.session.ops_to_quantize if t not in self.type_boxes]
+            self.session.set_ops_to_quantize(checked + extra or ["(none)"])
+
+    def set_type_checked(self, op_type: str, checked: bool) -> None:
+        self.type_boxes[op_type].setChecked(checked)
+
+    # ---- op_ids_to_skip ---------------------------------------------------------------
+    def _skip_group(self) -> QGroupBox:
+        box = QGroupBox("Skip: keep FP32  (op_ids_to_skip)")
+        column = QVBoxLayout(box)
+        self.skip_list = QListWidget()
+        self.skip_list.setObjectName("skipList")
+        self.skip_list.setToolTip("Click a node and press S to add or remove it here")
+        self.skip_list.itemClicked.connect(lambda item: self.op_requested.emit(item.data(
+            Qt.ItemDataRole.UserRole)))
+        remove = QAction("Remove", self.skip_list)
+        remove.setShortcut(QKeySequence.StandardKey.Delete)
+        remove.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        remove.triggered.connect(self._remove_selected)
+        self.skip_list.addAction(remove)
+        self.skip_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.id_edit = QLineEdit()
+        self.id_edit.setPlaceholderText("op ids")
+        self.id_edit.setToolTip("Type op ids (e.g. 12, 40) and press Enter")
+        self.id_edit.returnPressed.connect(self._add_typed)
+        add = QToolButton(text="Add")
+        add.clicked.connect(self._add_typed)
+        drop = QToolButton(text="Remove")
+        drop.clicked.connect(self._remove_selected)
+        clear = QToolButton(text="Clear")
+        clear.clicked.connect(lambda: self.session.set_skip_ids(set()))
+        edit_row = QHBoxLayout()
+        edit_row.addWidget(self.id_edit, 1)
+        for button in (add, drop, clear):
+            edit_row.addWidget(button)
+        column.addWidget(self.skip_list, 1)
+        column.addLayout(edit_row)
+        return box
+
+    def _add_typed(self) -> None:
+        ids = {int(v) for v in re.findall(r"\d+", self.id_edit.text())}
+        if ids:
+            self.session.set_skip_ids(self.session.skip_ids | ids)
+        self.id_edit.clear()
+
+    def _remove_selected(self) -> None:
+        doomed = {i.data(Qt.ItemDataRole.UserRole) for i in self.skip_list.selectedItems()}
+        self.session.set_skip_ids(self.session.skip_ids - doomed)
+
+    def skip_ids_shown(self) -> list[int]:
+        return [self.skip_list.item(i).data(Qt.ItemDataRole.UserRole)
+                for i in range(self.skip_list.count())]
+
+    # ---- target and run -----------------------------------------------------------------
+    def _run_group(self) -> QGroupBox:
+        box = QGroupBox("Run")
+        column = QVBoxLayout(box)
+        form = QFormLayout()
+        self.target = QComboBox()
+        self.target.addItems(list(TARGETS))
+        self.target.setToolTip("onnxruntime: QLinear ops for ONNX Runtime\n"
+                               "onednn: squashed QDQ that OpenVINO runs on oneDNN INT8")
+        self.target.currentTextChanged.connect(self.session.set_target)
+        form.addRow("Target", self.target)
+        column.addLayout(form)
+        self.config_buttons = QHBoxLayout()
+        column.addLayout(self.config_buttons)
+        self.run_buttons = QHBoxLayout()
+        column.addLayout(self.run_buttons)
+        self.dirty = QLabel("")
+        self.dirty.setObjectName("dirty")
+        self.dirty.setWordWrap(True)
+        column.addWidget(self.dirty)
+        column.addStretch(1)
+        return box
+
+    def add_button(self, action: QAction, run: bool) -> QToolButton:
+        button = QToolButton()
+        button.setDefaultAction(action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        if run:
+            button.setObjectName("runButton")
+        (self.run_buttons if run else self.config_buttons).addWidget(button)
+        return button
+
+    # ---- syncing from the session -------------------------------------------------------
+    def sync(self) -> None:
+        self._syncing = True
+        session = self.session
+        chosen = set(session.ops_to_quantize)
+        for op_type, check in self.type_boxes.items():
+            check.setChecked(check.isEnabled() and (not chosen or op_type in chosen))
+        self.target.setCurrentText(session.target)
+        self.skip_list.clear()
+        for op_id in sorted(session.skip_ids):
+            node = session.find_op(op_id)
+            text = f"{op_id:>4}   {node.op_type}  {node.name}" if node else f"{op_id:>4}   ?"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, op_id)
+            if node is None:
+                item.setToolTip("no op with this id in the model")
+            self.skip_list.addItem(item)
+        self.dirty.setText("Config changed since the last conversion \u2014 press Convert "
+                           "(Ctrl+R)." if session.is_dirty() else "")
+        self._syncing = False

@@ -1,0 +1,280 @@
+"""The graph canvas: a QGraphicsView that draws a laid-out snapshot as items.
+
+It hit-tests, selects, hovers and highlights; zooms (wheel, keys, fit) and pans (drag on the
+background). It knows nothing of sessions or workers: callers hand it a layout and a graph.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtWidgets import QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QWidget
+
+from app.graph_items import EdgeItem, NodeItem, OpItem, TensorItem
+from app.layout import GraphLayout
+from qcore.ir import Graph, Node
+
+MIN_SCALE, MAX_SCALE = 0.02, 6.0
+MARGIN = 40.0
+StatusFn = Callable[[Node], tuple[str, bool]]
+
+
+class GraphView(QGraphicsView):
+    op_selected = Signal(int)
+    tensor_selected = Signal(str)
+    selection_cleared = Signal()
+    op_context_menu = Signal(int, QPoint)  # op id, global position
+    op_activated = Signal(int)  # double click
+    zoom_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHints(QPainter.RenderHint.Antialiasing
+                            | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.NoDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setBackgroundBrush(QColor("#fbfbfc"))
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.ops: dict[int, OpItem] = {}
+        self.tensors: dict[str, TensorItem] = {}
+        self.graph: Graph | None = None
+        self._quiet = False
+        self._pan_from: QPoint | None = None
+        self._pan_moved = False
+        self.scene().selectionChanged.connect(self._on_selection)
+
+    # ---- content ------------------------------------------------------------------------
+    def clear(self) -> None:
+        self._quiet = True
+        self.scene().clear()
+        self._quiet = False
+        self.ops, self.tensors, self.graph = {}, {}, None
+
+    def show_message(self, text: str) -> None:
+        """Replace the graph with a centred message (no layout, Graphviz missing, ...)."""
+        self.clear()
+        item = QGraphicsSimpleTextItem(text)
+        font = QFont()
+        font.setPointSize(12)
+        item.setFont(font)
+        item.setBrush(QColor("#555555"))
+        self.scene().addItem(item)
+        rect = item.boundingRect()
+        self.scene().setSceneRect(rect.adjusted(-200, -200, 200, 200))
+        self.resetTransform()
+        self.centerOn(rect.center())
+
+    def show_layout(self, layout: GraphLayout, graph: Graph, status: StatusFn) -> None:
+        self.clear()
+        self.graph = graph
+        scene = self.scene()
+        nodes = {n.id: n for n in graph.nodes}
+        items: dict[str, NodeItem] = {}
+        for box in layout.nodes:
+            if box.op_id is not None and box.op_id in nodes:
+                item: NodeItem = OpItem(box, nodes[box.op_id], graph)
+                self.ops[box.op_id] = item  # type: ignore[assignment]
+            else:
+                item = TensorItem(box, graph)
+                self.tensors[box.tensor] = item  # type: ignore[assignment]
+            items[box.key] = item
+            scene.addItem(item)
+        for path in layout.edges:
+            edge = EdgeItem(path)
+            edge.ends = [i for i in (items.get(path.tail), items.get(path.head)) if i]
+            for end in edge.ends:
+                end.edges.append(edge)
+            scene.addItem(edge)
+        self.refresh_status(status)
+        scene.setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
+                                  layout.height + 2 * MARGIN))
+
+    def refresh_status(self, status: StatusFn) -> None:
+        for item in self.ops.values():
+            item.set_status(*status(item.node))
+
+    def set_sqnr(self, sqnr: dict[int, float]) -> None:
+        for op_id, item in self.ops.items():
+            item.set_sqnr(sqnr.get(op_id))
+
+    def mark_changed(self, ids: Iterable[int]) -> None:
+        ids = set(ids)
+        for op_id, item in self.ops.items():
+            if item.changed != (op_id in ids):
+                item.changed = op_id in ids
+                item.update()
+
+    # ---- selection ------------------------------------------------------------------------
+    def selected_op(self) -> int | None:
+        for item in self.scene().selectedItems():
+            if isinstance(item, OpItem):
+                return item.op_id
+        return None
+
+    def select_op(self, op_id: int | None, centre: bool = True, quiet: bool = False) -> bool:
+        self._quiet = quiet
+        try:
+            self.scene().clearSelection()
+            item = self.ops.get(op_id) if op_id is not None else None
+            if item is None:
+                return False
+            item.setSelected(True)
+            if centre:
+                self.centre_on(item)
+            return True
+        finally:
+            self._quiet = False
+
+    def centre_on(self, item: NodeItem) -> None:
+        self.centerOn(item)
+
+    def _on_selection(self) -> None:
+        if self._quiet:
+            return
+        selected = self.scene().selectedItems()
+        if not selected:
+            self.selection_cleared.emit()
+        elif isinstance(selected[0], OpItem):
+            self.op_selected.emit(selected[0].op_id)
+        elif isinstance(selected[0], TensorItem):
+            self.tensor_selected.emit(selected[0].tensor)
+
+    # ---- search ---------------------------------------------------------------------------
+    def find(self, text: str) -> list[int]:
+        """Op ids matching ``text`` (an id, ``Type(id)``, or part of a name or op type),
+        top to bottom; every match gets an orange border."""
+        text = text.strip()
+        hits: list[OpItem] = []
+        if text:
+            label = re.fullmatch(r"\w*\((\d+)\)", text)
+            wanted = int(label.group(1)) if label else (int(text) if text.isdigit() else None)
+            low = text.lower()
+            for item in self.ops.values():
+                node = item.node
+                if wanted is not None:
+                    if node.id == wanted:
+                        hits.append(item)
+                elif low in node.op_type.lower() or low in node.name.lower():
+                    hits.append(item)
+        hit_set = set(map(id, hits))
+        for item in self.ops.values():
+            if item.search_hit != (id(item) in hit_set):
+                item.search_hit = id(item) in hit_set
+                item.update()
+        hits.sort(key=lambda i: (i.pos().y(), i.pos().x()))
+        return [i.op_id for i in hits]
+
+    # ---- zoom and pan ---------------------------------------------------------------------
+    def scale_factor(self) -> float:
+        return self.transform().m11()
+
+    def set_scale(self, scale: float) -> None:
+        scale = max(MIN_SCALE, min(MAX_SCALE, scale))
+        factor = scale / self.scale_factor()
+        if abs(factor - 1) > 1e-6:
+            self.scale(factor, factor)
+            self.zoom_changed.emit(self.scale_factor())
+
+    def zoom_by(self, factor: float) -> None:
+        self.set_scale(self.scale_factor() * factor)
+
+    def zoom_in(self) -> None:
+        anchor = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.zoom_by(1.25)
+        self.setTransformationAnchor(anchor)
+
+    def zoom_out(self) -> None:
+        anchor = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.zoom_by(0.8)
+        self.setTransformationAnchor(anchor)
+
+    def fit(self, max_scale: float = 1.5) -> None:
+        rect = self.scene().itemsBoundingRect().adjusted(-20, -20, 20, 20)
+        if rect.isEmpty():
+            return
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.scale_factor() > max_scale:
+            self.set_scale(max_scale)
+        self.zoom_changed.emit(self.scale_factor())
+
+    def home(self) -> None:
+        """A readable start: fit if that stays legible, else the top of the graph at 90%."""
+        rect = self.scene().itemsBoundingRect()
+        if rect.isEmpty():
+            return
+        view = self.viewport().rect()
+        fit = min(view.width() / max(rect.width() + 40, 1), view.height() / max(rect.height(), 1))
+        if fit >= 0.75:
+            self.fit(max_scale=1.2)
+            return
+        self.set_scale(0.9)
+        half_h = view.height() / 2 / self.scale_factor()
+        self.centerOn(QPointF(rect.center().x(), rect.top() + half_h - 10))
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        scroll = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier
+        if event.modifiers() & scroll:
+            super().wheelEvent(event)
+            return
+        delta = event.angleDelta().y() or event.angleDelta().x()
+        if delta:
+            self.zoom_by(1.0015 ** delta)
+        event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        on_node = isinstance(self.itemAt(event.position().toPoint()), NodeItem)
+        left = event.button() == Qt.MouseButton.LeftButton
+        if (left and not on_node) or event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from, self._pan_moved = event.position().toPoint(), False
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            pos = event.position().toPoint()
+            delta = pos - self._pan_from
+            if delta.manhattanLength() > 2:
+                self._pan_moved = True
+            self._pan_from = pos
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - delta.x())
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - delta.y())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            if not self._pan_moved and event.button() == Qt.MouseButton.LeftButton:
+                self.scene().clearSelection()  # a plain click on the background
+            self._pan_from = None
+            self.viewport().unsetCursor()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        item = self.itemAt(event.position().toPoint())
+        if isinstance(item, OpItem):
+            self.op_activated.emit(item.op_id)
+        super().mouseDoubleClickEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: ANN001
+        item = self.itemAt(event.pos())
+        if isinstance(item, OpItem):
+            if not item.isSelected():
+                self.scene().clearSelection()
+                item.setSelected(True)
+            self.op_context_menu.emit(item.op_id, event.globalPos())
+            event.accept()
+            return
+        super().contextMenuEvent(event)

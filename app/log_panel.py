@@ -1,0 +1,37 @@
+"""The log: timestamped lines from conversions, benchmarks and errors."""
+
+from __future__ import annotations
+
+import html
+import time
+
+from PySide6.QtGui import QFont, QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit, QWidget
+
+LEVEL_COLOURS = {"info": "#202020", "ok": "#1b6e20", "warn": "#8a5a00", "error": "#b3261e"}
+
+
+class LogPanel(QPlainTextEdit):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(5000)
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        font.setPointSizeF(max(8.0, self.font().pointSizeF() * 0.95))
+        self.setFont(font)
+        self.lines: list[str] = []
+
+    def log(self, text: str, level: str = "info") -> None:
+        stamp = time.strftime("%H:%M:%S")
+        colour = LEVEL_COLOURS.get(level, LEVEL_COLOURS["info"])
+        for i, line in enumerate(str(text).splitlines() or [""]):
+            self.lines.append(line)
+            prefix = stamp if i == 0 else " " * len(stamp)
+            self.appendHtml(f"<span style='color:#888'>{prefix}</span>&nbsp;&nbsp;"
+                            f"<span style='color:{colour}; white-space:pre'>"
+                            f"{html.escape(line)}</span>")
+        self.moveCursor(QTextCursor.MoveOperation.End)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)

@@ -1,0 +1,454 @@
+"""The main window: docks around the graph, and the open / convert / benchmark loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
+
+from app import exports
+from app.about import AboutDialog
+from app.actions import Actions
+from app.compat import MainThreadGC, guard_singletons
+from app.config_panel import ConfigPanel
+from app.errors import describe_error
+from app.graph_panel import GraphPanel
+from app.pass_list import PassList
+from app.properties import PropertiesPanel
+from app.resources import icon
+from app.results_panel import ResultsPanel
+from app.settings import AppSettings
+from app.state import Session
+from app.workers import Job, JobPool
+from qcore import render
+from qcore.config import ConvertConfig
+from qcore.convert import ConversionResult, convert
+from qcore.summary import conversion_text, model_text
+
+MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    job_finished = Signal(str, bool)  # job name, succeeded
+
+    def __init__(self, settings: AppSettings | None = None) -> None:
+        guard_singletons()
+        super().__init__()
+        self.setWindowTitle("Quant Inspector")
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.settings = settings or AppSettings()
+        self.session = Session(self)
+        self.gc = MainThreadGC(self)
+        self.jobs = JobPool(self)
+        self.run_job: Job | None = None  # the convert / benchmark / open job
+        self._build_widgets()
+        self.actions_ = Actions(self)
+        self.actions_.build_menus([d.toggleViewAction() for d in self.docks])
+        self.addToolBar(self.actions_.build_toolbar())
+        self._build_status_bar()
+        for name, run in (("load_config", False), ("save_config", False), ("convert", True),
+                          ("bench", True)):
+            self.config_panel.add_button(self.actions_[name], run)
+        self._connect()
+        self.actions_.set_recent(self.settings.recent_files())
+        self._restore()
+        self._update_enabled()
+        self.graph_panel.set_snapshot(-1)
+
+    # ---- construction ---------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.graph_panel = GraphPanel(self.session, self.jobs, self)
+        self.setCentralWidget(self.graph_panel)
+        self.pass_list = PassList()
+        self.properties = PropertiesPanel()
+        self.config_panel = ConfigPanel(self.session)
+        self.results = ResultsPanel(self.session)
+        self.docks = [
+            self._dock("Passes", self.pass_list, Qt.DockWidgetArea.LeftDockWidgetArea),
+            self._dock("Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea),
+            self._dock("Configuration", self.config_panel,
+                       Qt.DockWidgetArea.BottomDockWidgetArea),
+            self._dock("Results", self.results, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ]
+        self.splitDockWidget(self.docks[2], self.docks[3], Qt.Orientation.Horizontal)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.model_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_job)
+        self.cancel_button.hide()
+        bar.addPermanentWidget(self.model_label)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def _connect(self) -> None:
+        panel, session = self.graph_panel, self.session
+        self.pass_list.snapshot_selected.connect(panel.set_snapshot)
+        panel.snapshot_shown.connect(self._update_properties)
+        panel.op_selected.connect(lambda _: self._update_properties())
+        panel.selection_cleared.connect(self._update_properties)
+        panel.tensor_selected.connect(self._show_tensor)
+        panel.view.op_context_menu.connect(self._op_menu)
+        self.config_panel.op_requested.connect(panel.select_op)
+        self.results.op_requested.connect(self._select_from_results)
+        self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
+        session.config_changed.connect(self._config_changed)
+        session.result_changed.connect(self._update_enabled)
+
+    def _restore(self) -> None:
+        self.resize(1560, 980)
+        geometry, state = self.settings.geometry(), self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self._sized = state is not None and self.restoreState(state)
+        self.actions_["legend"].setChecked(bool(self.settings.value("legend", True)))
+        self.actions_["changes"].setChecked(bool(self.settings.value("changes", True)))
+
+    def showEvent(self, event) -> None:  # noqa: ANN001
+        super().showEvent(event)
+        if not self._sized:  # first start: sensible dock sizes once the window has a size
+            self._sized = True
+            self.resizeDocks(self.docks[:2], [300, 400], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.docks[2]], [230], Qt.Orientation.Vertical)
+            self.resizeDocks(self.docks[2:], [720, 840], Qt.Orientation.Horizontal)
+
+    # ---- messages -------------------------------------------------------------------------
+    def log(self, text: str, level: str = "info") -> None:
+        self.results.log_panel.log(text, level)
+
+    def status(self, text: str, msecs: int = 6000) -> None:
+        self.statusBar().showMessage(text, msecs)
+
+    def show_error(self, title: str, text: str) -> None:
+        self.log(f"{title}: {text}", "error")
+        QMessageBox.critical(self, title, text)
+
+    # ---- opening --------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open quant model",
+                                              self.settings.last_folder(), MODEL_FILTER)
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str | Path) -> Job | None:
+        """Load and convert ``path`` in a worker with the default config (target kept)."""
+        path = Path(path)
+        config = ConvertConfig(target=self.session.target)
+        return self._start_run("open", path, config)
+
+    def clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self.actions_.set_recent([])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile() and urls[0].toLocalFile().lower().endswith(
+                (".onnx", ".json")):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = event.mimeData().urls()[0].toLocalFile()
+        event.acceptProposedAction()
+        if path.lower().endswith(".json"):
+            exports.load_config(self, path)
+        else:
+            self.open_model(path)
+
+    # ---- convert --------------------------------------------------------------------------
+    def convert(self) -> Job | None:
+        if self.session.path is None:
+            self.status("Open a model first (Ctrl+O)")
+            return None
+        return self._start_run("convert", self.session.path, self.session.config())
+
+    def _start_run(self, kind: str, path: Path, config: ConvertConfig) -> Job | None:
+        if self.run_job is not None:
+            self.status("Wait for the running job to finish, or cancel it")
+            return None
+        job = Job(convert, path, config, name=kind)
+        verb = "Opening" if kind == "open" else "Converting"
+        job.signals.result.connect(lambda result: self._converted(kind, path, result))
+        self.log(f"{verb} {path.name} ({config.to_json().replace(chr(10), ' ')})")
+        return self._run(job, f"{verb} {path.name}")
+
+    def _converted(self, kind: str, path: Path, result: ConversionResult) -> None:
+        new_model = kind == "open"
+        keep = self.pass_list.currentRow()
+        if new_model:
+            self.graph_panel.current_op = None
+            self.graph_panel.whole_graph_ok = False
+            self.graph_panel.cache.clear()
+            self.results.clear()
+            self.session.set_config(ConvertConfig(target=self.session.target))
+            self.actions_.set_recent(self.settings.add_recent(path))
+            self.setWindowTitle(f"{path.name} \u2014 Quant Inspector")
+            self.log(model_text(result.snapshots[0].graph, show_ids=False))
+        self.session.set_result(path, result, new_model)
+        self.results.set_decisions(result)
+        self.pass_list.set_snapshots(result.snapshots, 0 if new_model else keep)
+        for warning in result.snapshots[0].graph.warnings:
+            self.log(warning, "warn")
+        self.log(conversion_text(result), "ok")
+        self.model_label.setText(f"{path.name} \u00b7 {len(result.snapshots[0].graph.nodes)} ops"
+                                 f" \u00b7 {len(result.quantized_ids)} INT8")
+        self.status(f"{'Opened' if new_model else 'Converted'} {path.name} in "
+                    f"{result.seconds:.2f} s")
+        self._config_changed()
+
+    # ---- benchmark ------------------------------------------------------------------------
+    def benchmark(self) -> Job | None:
+        if self.session.result is None:
+            self.status("Open a model first (Ctrl+O)")
+            return None
+        if self.run_job is not None:
+            self.status("Wait for the running job to finish, or cancel it")
+            return None
+        job = self.results.make_bench_job()
+        if job is None:
+            return None
+        job.signals.result.connect(self.results.show_report)
+        self.results.show_tab("Benchmark")
+        self.log(f"Benchmark started ({self.results.settings_text()})")
+        return self._run(job, "Benchmarking")
+
+    # ---- running jobs ---------------------------------------------------------------------
+    def _run(self, job: Job, text: str) -> Job:
+        self.run_job = job
+        job.signals.progress.connect(self._progress)
+        job.signals.error.connect(lambda exc: self._job_error(job, exc))
+        job.signals.cancelled.connect(lambda: self.log(f"{job.name} cancelled", "warn"))
+        job.signals.finished.connect(lambda: self._run_done(job))
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(text)
+        self.progress.show()
+        self.cancel_button.show()
+        self.status(text + "\u2026", 0)
+        self._update_enabled()
+        return self.jobs.start(job)
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{message} {done}/{total}")
+        if message:
+            self.status(message, 0)
+
+    def _job_error(self, job: Job, exc: BaseException) -> None:
+        title, text = describe_error(job.name, exc)
+        if job.traceback and (title.startswith("Unexpected") or "log has" in text):
+            self.log(job.traceback, "error")
+        self.show_error(title, text)
+
+    def _run_done(self, job: Job) -> None:
+        ok = not job.is_cancelled() and not job.traceback
+        if job is self.run_job:
+            self.run_job = None
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.statusBar().clearMessage()
+        self._update_enabled()
+        self.job_finished.emit(job.name, ok)
+
+    def cancel_job(self) -> None:
+        if self.run_job is not None:
+            self.run_job.cancel()
+            self.status("Cancelling\u2026", 0)
+        else:
+            self.graph_panel.cancel_layout()
+
+    def start_side_job(self, work, name: str, done_text: str) -> Job:  # noqa: ANN001
+        """Short jobs (saving, exporting) that may run beside a conversion."""
+        job = Job(work, name=name)
+        job.signals.result.connect(lambda path: self.log(done_text.format(path), "ok"))
+        job.signals.result.connect(lambda path: self.status(done_text.format(path)))
+        job.signals.error.connect(lambda exc: self._job_error(job, exc))
+        job.signals.finished.connect(lambda: self.job_finished.emit(
+            name, not job.traceback))
+        return self.jobs.start(job)
+
+    def _update_enabled(self) -> None:
+        has_result = self.session.result is not None
+        busy = self.run_job is not None
+        for name in ("save_int8", "save_fp32", "export_snapshot", "export_all", "bench",
+                     "convert"):
+            self.actions_[name].setEnabled(has_result and not busy)
+        self.actions_["open"].setEnabled(not busy)
+        self.actions_["cancel"].setEnabled(busy)
+
+    # ---- selection, properties, skipping -------------------------------------------------
+    def _update_properties(self) -> None:
+        panel = self.graph_panel
+        graph, op_id, snap = panel.graph(), panel.current_op, panel.snapshot()
+        if graph is None or snap is None:
+            self.properties.clear("Open a model to see its ops")
+            return
+        if op_id is None:
+            self.properties.clear("Click an op (or a tensor) to see its properties")
+            return
+        node = graph.node_by_id(op_id)
+        note = ""
+        if node is None:
+            host = panel.fused_host(op_id)
+            if host is None:
+                self.properties.show_missing(op_id, snap.stem)
+                return
+            node = graph.node_by_id(host)
+            note = f"op {op_id} is fused into this op in {snap.stem}"
+        self.properties.show_op(graph, node, self.session.preview_status(node), note)
+
+    def _show_tensor(self, name: str) -> None:
+        graph = self.graph_panel.graph()
+        if graph is not None:
+            self.properties.show_tensor(graph, name)
+
+    def _selected_op(self) -> int | None:
+        view_op = self.graph_panel.view.selected_op()
+        return view_op if view_op is not None else self.graph_panel.current_op
+
+    def toggle_skip(self, op_id: int | None = None) -> None:
+        op_id = self._selected_op() if op_id is None else op_id
+        if op_id is None:
+            self.status("Click an op first, then press S to skip it")
+            return
+        placed = self.session.placement_graph()
+        node = placed.node_by_id(op_id) if placed else None
+        if node is None and op_id not in self.session.skip_ids:
+            self.status(f"Op {op_id} is not placed by quantize_placement (a quantization op "
+                        "or one a pass created); skip the op it belongs to instead")
+            return
+        skipped = self.session.toggle_skip(op_id)
+        label = node.label if node else str(op_id)
+        self.status(f"{label} {'will stay FP32' if skipped else 'may be quantized again'}"
+                    " \u2014 press Convert (Ctrl+R) to apply")
+
+    def _config_changed(self) -> None:
+        self.graph_panel.refresh_status()
+        self._update_properties()
+
+    def _op_menu(self, op_id: int, pos) -> None:  # noqa: ANN001
+        menu = QMenu(self)
+        skipped = op_id in self.session.skip_ids
+        menu.addAction("Quantize this op" if skipped else "Skip this op (keep FP32)",
+                       lambda: self.toggle_skip(op_id)).setShortcut("S")
+        menu.addAction(f"Copy id {op_id}", lambda: QGuiApplication.clipboard().setText(
+            str(op_id)))
+        menu.addAction("Show the neighbourhood", lambda: (self.graph_panel.select_op(op_id),
+                                                          self.actions_["focus"].setChecked(True)))
+        menu.exec(pos)
+
+    def _select_from_results(self, op_id: int) -> None:
+        self.graph_panel.select_op(op_id)
+        self._update_properties()
+
+    def _sqnr_changed(self, sqnr: dict) -> None:
+        self.properties.sqnr = sqnr
+        self.graph_panel.set_sqnr(sqnr)
+        self._update_properties()
+
+    def copy_id(self) -> None:
+        op_id = self._selected_op()
+        if op_id is not None:
+            QGuiApplication.clipboard().setText(str(op_id))
+            self.status(f"Copied {op_id}")
+
+    # ---- view actions ---------------------------------------------------------------------
+    def focus_search(self) -> None:
+        self.graph_panel.search.activate()
+
+    def zoom_in(self) -> None:
+        self.graph_panel.view.zoom_in()
+
+    def zoom_out(self) -> None:
+        self.graph_panel.view.zoom_out()
+
+    def zoom_fit(self) -> None:
+        self.graph_panel.view.fit()
+
+    def zoom_actual(self) -> None:
+        self.graph_panel.view.set_scale(1.0)
+
+    def prev_pass(self) -> None:
+        self.pass_list.step(-1)
+
+    def next_pass(self) -> None:
+        self.pass_list.step(1)
+
+    def set_show_changes(self, on: bool) -> None:
+        self.graph_panel.set_show_changes(on)
+        self.settings.set_value("changes", on)
+
+    def set_show_sqnr(self, on: bool) -> None:
+        self.graph_panel.set_show_sqnr(on)
+
+    def set_legend(self, on: bool) -> None:
+        self.graph_panel.set_legend_visible(on)
+        self.settings.set_value("legend", on)
+
+    def set_focus(self, on: bool) -> None:
+        if on != self.graph_panel.focus_mode:
+            self.graph_panel.set_focus_mode(on)
+
+    # ---- files ----------------------------------------------------------------------------
+    def save_int8(self, path: str | Path | None = None) -> None:
+        exports.save_converted(self, "int8", path)
+
+    def save_fp32(self, path: str | Path | None = None) -> None:
+        exports.save_converted(self, "fp32", path)
+
+    def export_snapshot(self, path: str | Path | None = None) -> None:
+        exports.export_snapshot(self, path)
+
+    def export_all(self, folder: str | Path | None = None) -> None:
+        exports.export_all(self, folder)
+
+    def export_results(self, path: str | Path | None = None) -> None:
+        exports.export_results(self, path)
+
+    def load_config(self, path: str | Path | None = None) -> None:
+        exports.load_config(self, path)
+
+    def save_config(self, path: str | Path | None = None) -> None:
+        exports.save_config(self, path)
+
+    def about(self) -> None:
+        AboutDialog(self).exec()
+
+    def graphviz_available(self) -> bool:
+        return render.find_dot() is not None
+
+    # ---- closing --------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.save_window(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
+        self.settings.sync()
+        self.jobs.shutdown()
+        self.gc.stop()
+        super().closeEvent(event)

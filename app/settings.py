@@ -1,0 +1,75 @@
+"""Remembered state (QSettings): geometry, docks, last folder, recent files, options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "QuantInspector"
+APPLICATION = "Quant Inspector"
+MAX_RECENT = 10
+
+
+class AppSettings:
+    """A thin typed wrapper; pass a QSettings (e.g. an .ini file in tests) to isolate it."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self.qs = settings or QSettings(ORGANIZATION, APPLICATION)
+
+    # ---- window ---------------------------------------------------------------------------
+    def geometry(self) -> QByteArray | None:
+        value = self.qs.value("window/geometry")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def window_state(self) -> QByteArray | None:
+        value = self.qs.value("window/state")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.qs.setValue("window/geometry", geometry)
+        self.qs.setValue("window/state", state)
+
+    # ---- folders and files -------------------------------------------------------------
+    def last_folder(self) -> str:
+        folder = str(self.qs.value("files/last_folder", "") or "")
+        return folder if folder and Path(folder).is_dir() else str(Path.home())
+
+    def remember_folder(self, path: str | Path) -> None:
+        path = Path(path)
+        self.qs.setValue("files/last_folder", str(path if path.is_dir() else path.parent))
+
+    def recent_files(self) -> list[str]:
+        value = self.qs.value("files/recent", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        return [str(v) for v in (value or []) if v]
+
+    def add_recent(self, path: str | Path) -> list[str]:
+        path = str(Path(path).resolve())
+        files = [path] + [f for f in self.recent_files() if f != path]
+        files = files[:MAX_RECENT]
+        self.qs.setValue("files/recent", files)
+        self.remember_folder(path)
+        return files
+
+    def clear_recent(self) -> None:
+        self.qs.setValue("files/recent", [])
+
+    # ---- options -------------------------------------------------------------------------
+    def value(self, key: str, default: object) -> object:
+        value = self.qs.value(f"options/{key}", default)
+        if isinstance(default, bool) and isinstance(value, str):
+            return value.lower() == "true"
+        if isinstance(default, int) and not isinstance(default, bool):
+            try:
+                return int(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return default
+        return value
+
+    def set_value(self, key: str, value: object) -> None:
+        self.qs.setValue(f"options/{key}", value)
+
+    def sync(self) -> None:
+        self.qs.sync()

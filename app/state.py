@@ -1,0 +1,135 @@
+"""The app state: the open model, its conversion result and the user's pending config.
+
+Kept small on purpose (napari's lesson): views read it and call its methods; it tells them
+what changed through three signals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from qcore.config import ConvertConfig
+from qcore.convert import ConversionResult, Snapshot
+from qcore.dot import status_key
+from qcore.ir import Graph, Node
+from qcore.passes.quantize_placement import REASON_NOT_SELECTED
+
+
+class Session(QObject):
+    model_changed = Signal()  # a new model was opened (or closed)
+    result_changed = Signal()  # new snapshots after a conversion
+    config_changed = Signal()  # ops_to_quantize / op_ids_to_skip / target edited
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.path: Path | None = None
+        self.result: ConversionResult | None = None
+        self.generation = 0  # bumps on every new result; layout cache keys use it
+        self.ops_to_quantize: list[str] = []  # empty = every supported type
+        self.skip_ids: set[int] = set()
+        self.target = "onnxruntime"
+        self._placed_types: dict[int, str] = {}  # op id -> op type the placement saw
+
+    # ---- model / result -----------------------------------------------------------------
+    def set_result(self, path: Path, result: ConversionResult, new_model: bool) -> None:
+        self.path = Path(path)
+        self.result = result
+        self.generation += 1
+        placed = self.placement_graph()
+        self._placed_types = {n.id: n.op_type for n in placed.nodes} if placed else {}
+        if new_model:
+            self.model_changed.emit()
+        self.result_changed.emit()
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        return self.result.snapshots if self.result else []
+
+    def placement_graph(self) -> Graph | None:
+        """The fused FP32 graph where the INT8/FP32 decision was made."""
+        snaps = self.snapshots
+        for snap in snaps:
+            if snap.name == "quantize_placement":
+                return snap.graph
+        return snaps[0].graph if snaps else None
+
+    def op_types(self) -> dict[str, int]:
+        """Op types the placement pass decides on, with their counts."""
+        graph = self.placement_graph()
+        return graph.op_histogram() if graph else {}
+
+    def find_op(self, op_id: int) -> Node | None:
+        """The op with this id in the latest snapshot that still has it."""
+        for snap in reversed(self.snapshots):
+            node = snap.graph.node_by_id(op_id)
+            if node is not None:
+                return node
+        return None
+
+    def preview_status(self, node: Node) -> tuple[str, bool]:
+        """The LEGEND status to draw for ``node`` and whether it is pending (differs from the
+        conversion shown because the config changed since)."""
+        base = status_key(node)
+        if base == "fake":
+            return base, False
+        if node.id in self.skip_ids:
+            return "skipped", base != "skipped"
+        if base == "skipped":
+            return "undecided", True
+        op_type = self._placed_types.get(node.id, node.op_type)
+        selected = not self.ops_to_quantize or op_type in self.ops_to_quantize
+        if base == "int8" and not selected:
+            return "fp32", True
+        if base == "fp32" and selected and node.reason.startswith(REASON_NOT_SELECTED):
+            return "undecided", True
+        return base, False
+
+    # ---- config ---------------------------------------------------------------------------
+    def config(self) -> ConvertConfig:
+        return ConvertConfig(list(self.ops_to_quantize), sorted(self.skip_ids), self.target)
+
+    def applied_config(self) -> ConvertConfig | None:
+        return self.result.config if self.result else None
+
+    def is_dirty(self) -> bool:
+        """The config differs from the one the shown snapshots were converted with."""
+        applied = self.applied_config()
+        return applied is not None and applied != self.config()
+
+    def set_config(self, config: ConvertConfig) -> None:
+        self.ops_to_quantize = list(config.ops_to_quantize)
+        self.skip_ids = set(config.op_ids_to_skip)
+        self.target = config.target
+        self.config_changed.emit()
+
+    def toggle_skip(self, op_id: int) -> bool:
+        """Add or remove ``op_id`` in op_ids_to_skip; returns True when it is now skipped."""
+        if op_id in self.skip_ids:
+            self.skip_ids.discard(op_id)
+        else:
+            self.skip_ids.add(op_id)
+        self.config_changed.emit()
+        return op_id in self.skip_ids
+
+    def set_skip_ids(self, ids: set[int]) -> None:
+        if set(ids) != self.skip_ids:
+            self.skip_ids = set(ids)
+            self.config_changed.emit()
+
+    def set_ops_to_quantize(self, types: list[str]) -> None:
+        types = sorted(set(types))
+        if types != self.ops_to_quantize:
+            self.ops_to_quantize = types
+            self.config_changed.emit()
+
+    def set_target(self, target: str) -> None:
+        if target != self.target:
+            self.target = target
+            self.config_changed.emit()
+
+    def reset_config(self) -> None:
+        """A new model: its op ids mean nothing for the old skip list (the target stays)."""
+        self.ops_to_quantize, self.skip_ids = [], set()
+        self.config_changed.emit()

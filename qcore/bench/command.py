@@ -1,0 +1,213 @@
+"""The ``qcore bench`` subcommand: arguments, on-the-fly conversion, progress, outputs.
+
+``qcore bench --quant Q.onnx`` alone converts Q with qcore for both targets into a temporary
+folder and measures fp32 (the optimized FP32 model of the conversion), qdq and the INT8
+models; models given with ``--fp32`` / ``--int8`` / ``--int8-onednn`` are used as given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+import onnx
+
+from qcore.bench.engines import parse_engines
+from qcore.bench.errors import BenchCancelled
+from qcore.bench.inputs import parse_dims
+from qcore.bench.runner import BenchSettings, run_benchmark
+from qcore.config import ConvertConfig
+from qcore.files import OutputError, check_output, write_bytes_atomic
+
+ROLES = ("fp32", "qdq", "int8", "int8-onednn")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``bench`` to the ``qcore`` subcommands."""
+    p = sub.add_parser(
+        "bench", help="latency + accuracy of FP32 / QDQ / INT8 on ONNX Runtime and OpenVINO",
+        description="Measure FP32, the QDQ quant model and the INT8 models on ONNX Runtime and "
+        "OpenVINO (oneDNN), interleaved, and show which kernels ran. With --quant alone, "
+        "the INT8 and FP32 models are converted on the fly.")
+    p.add_argument("--fp32", help="FP32 model (default with --quant: qcore's optimized FP32)")
+    p.add_argument("--quant", help="the QDQ quant model")
+    p.add_argument("--int8", help="INT8 model for ONNX Runtime (qcore convert --target "
+                   "onnxruntime)")
+    p.add_argument("--int8-onednn", dest="int8_onednn",
+                   help="INT8 model for OpenVINO / oneDNN (qcore convert --target onednn)")
+    p.add_argument("--engine", default="onnxruntime,openvino",
+                   help="comma-separated: onnxruntime, openvino (alias onednn)")
+    p.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
+    p.add_argument("--batch", type=int, default=1, help="batch size for dynamic batch dims")
+    p.add_argument("--warmup", type=int, default=10, help="unmeasured runs per model")
+    p.add_argument("--iters", type=int, default=100, help="measured runs per model")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="time budget per model instead of --iters")
+    p.add_argument("--inputs", help=".npy (one input) or .npz (arrays keyed by input name)")
+    p.add_argument("--dims", default="", help="dynamic dims, e.g. batch=1,seq=128")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
+    p.add_argument("--samples", type=int, default=8, help="generated feeds (for accuracy)")
+    p.add_argument("--accuracy", action="store_true", help="compare outputs with the reference")
+    p.add_argument("--per-tensor", dest="per_tensor", action="store_true",
+                   help="per-tensor SQNR against the reference, worst first")
+    p.add_argument("--ops_to_quantize", "--ops-to-quantize", dest="ops_to_quantize", default="",
+                   help="with --quant conversion: op types to quantize")
+    p.add_argument("--op_ids_to_skip", "--op-ids-to-skip", dest="op_ids_to_skip", default="",
+                   help="with --quant conversion: op ids to keep FP32")
+    p.add_argument("--json", help="write the report as JSON (schema in qcore/bench/report.py)")
+    p.add_argument("--csv", help="write one CSV row per model, engine and thread count")
+    p.add_argument("-f", "--force", action="store_true", help="replace existing --json/--csv")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def _threads(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ValueError(f"--threads takes comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+class TerminalProgress:
+    """A one-line bar on a TTY; otherwise one plain line whenever the phase changes."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 28) -> None:
+        self.stream, self.width = stream, width
+        self.tty = stream.isatty()
+        self.last_message = ""
+        self.drawn = False
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        frac = done / total if total else 1.0
+        if self.tty:
+            fill = int(frac * self.width)
+            line = f"\r[{'#' * fill}{'.' * (self.width - fill)}] {frac:4.0%} {message[:60]:<60}"
+            self.stream.write(line)
+            self.drawn = True
+        elif message != self.last_message:
+            self.stream.write(f"[{frac:4.0%}] {message}\n")
+        self.last_message = message
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.drawn:
+            self.stream.write("\r" + " " * (self.width + 70) + "\r")
+            self.stream.flush()
+        self.drawn = False
+
+
+def _convert_missing(args: argparse.Namespace, models: dict[str, str], engines: list[str],
+                     folder: Path, say: TextIO) -> list[str]:
+    """Fill missing fp32 / int8 / int8-onednn by converting --quant; returns the notes."""
+    from qcore.convert import convert
+
+    wanted = {"fp32": "onnxruntime"} if "fp32" not in models else {}
+    if "int8" not in models and "int8-onednn" not in models:
+        wanted["int8"] = "onnxruntime"
+        if "openvino" in engines:
+            wanted["int8-onednn"] = "onednn"
+    if not wanted:
+        return []
+    start = time.perf_counter()
+    results = {}
+    for target in sorted(set(wanted.values())):
+        config = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip, target)
+        results[target] = convert(args.quant, config)
+    for role, target in wanted.items():
+        result = results[target]
+        model = result.fp32_model() if role == "fp32" else result.int8_model()
+        path = folder / f"{role}.onnx"
+        write_bytes_atomic(path, model.SerializeToString())
+        models[role] = str(path)
+    say.write(f"converted {args.quant} in {time.perf_counter() - start:.1f} s: "
+              f"{', '.join(wanted)}\n")
+    return [f"{', '.join(wanted)} converted from {args.quant} by qcore (temporary files; "
+            "keep them with qcore convert)"]
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels() -> Iterator[threading.Event]:
+    """Ctrl-C sets an event that the benchmark polls, so a partial report still prints; a
+    second Ctrl-C interrupts at once."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+    def handler(*_: object) -> None:
+        if event.is_set():  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        event.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``qcore bench``; exit code 0, or 2 for bad input (via ValueError / OSError)."""
+    given = {"fp32": args.fp32, "qdq": args.quant, "int8": args.int8,
+             "int8-onednn": args.int8_onednn}
+    models = {role: path for role, path in given.items() if path}
+    if not models:
+        raise ValueError("give at least --quant Q.onnx (or --fp32 / --int8 / --int8-onednn)")
+    for role, path in models.items():
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: no such model file (--{role})")
+        try:
+            onnx.load(path, load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - protobuf raises its own error types
+            raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    for out in (args.json, args.csv):
+        if out:
+            check_output(out, *models.values())
+            if Path(out).exists() and not args.force:
+                raise OutputError(f"{out} exists; pass --force to replace it")
+    engines = parse_engines(args.engine)
+    settings = BenchSettings(
+        engines=engines, threads=_threads(args.threads), batch=args.batch, warmup=args.warmup,
+        iters=args.iters, seconds=args.seconds, seed=args.seed, inputs=args.inputs,
+        dims=parse_dims(args.dims), samples=args.samples, accuracy=args.accuracy,
+        per_tensor=args.per_tensor)
+    progress = None if args.quiet else TerminalProgress()
+    with tempfile.TemporaryDirectory(prefix="qcore_bench_") as tmp, _ctrl_c_cancels() as stop:
+        notes = []
+        if args.quant:
+            notes = _convert_missing(args, models, engines, Path(tmp), sys.stderr)
+        models = {role: models[role] for role in ROLES if role in models}
+        try:
+            report = run_benchmark(models, settings, progress, stop.is_set)
+        except BenchCancelled as exc:
+            if progress:
+                progress.close()
+            if exc.partial is not None:
+                sys.stdout.write(exc.partial.text())
+            print("qcore: error: cancelled", file=sys.stderr)
+            return 130
+        finally:
+            if progress:
+                progress.close()
+    report.notes[:0] = notes
+    sys.stdout.write(report.text())
+    for out, text in ((args.json, report.to_json()), (args.csv, report.to_csv())):
+        if out:
+            write_bytes_atomic(out, (text if text.endswith("\n") else text + "\n").encode())
+            print(f"wrote {out}")
+    if not any(e.available for e in report.engines):
+        raise ValueError("no engine available: " + "; ".join(
+            f"{e.name}: {e.reason}" for e in report.engines))
+    if not any(r.status == "ok" for r in report.results):
+        raise ValueError("no model could be measured; see the reasons above")
+    return 0

@@ -1,0 +1,324 @@
+"""The desktop app, driven through its real window (pytest-qt, offscreen).
+
+Every wait is on a signal: the window's ``job_finished`` (open / convert / benchmark / export
+workers) and the graph panel's ``snapshot_shown`` (layout worker).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import onnx  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from app import graph_panel as graph_panel_module  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from app.settings import AppSettings  # noqa: E402
+from qcore.config import ConvertConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
+FP32_SAMPLE = ROOT / "resources" / "samples" / "cnn_fp32.onnx"
+TIMEOUT = 30000
+CONV_ID = 23  # dw.conv: INT8 by default in the CNN sample
+
+
+@pytest.fixture
+def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Message boxes are recorded instead of blocking the test."""
+    shown: list[tuple[str, str]] = []
+
+    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        shown.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    for name in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(record))
+    return shown
+
+
+def _new_window(qtbot, tmp_path: Path) -> MainWindow:  # noqa: ANN001
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _open(qtbot, window: MainWindow, path: Path) -> None:  # noqa: ANN001
+    with qtbot.waitSignals([window.job_finished, window.graph_panel.snapshot_shown],
+                           timeout=TIMEOUT):
+        window.open_model(path)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, messages: list) -> MainWindow:  # noqa: ANN001
+    win = _new_window(qtbot, tmp_path)
+    _open(qtbot, win, SAMPLE)
+    yield win
+    win.close()
+
+
+def show_pass(qtbot, window: MainWindow, name: str) -> None:  # noqa: ANN001
+    row = next(i for i, s in enumerate(window.session.snapshots) if s.name == name)
+    if window.pass_list.currentRow() == row:
+        return
+    with qtbot.waitSignal(window.graph_panel.snapshot_shown, timeout=TIMEOUT):
+        window.pass_list.setCurrentRow(row)
+
+
+def click_op(qtbot, window: MainWindow, op_id: int, button=Qt.MouseButton.LeftButton) -> None:  # noqa: ANN001
+    view = window.graph_panel.view
+    item = view.ops[op_id]
+    view.centerOn(item)
+    pos = view.mapFromScene(item.sceneBoundingRect().center())
+    qtbot.mouseClick(view.viewport(), button, pos=pos)
+
+
+def test_open_sample_lists_every_pass_and_draws_items(window: MainWindow) -> None:
+    snaps = window.session.snapshots
+    assert window.pass_list.count() == len(snaps) > 10
+    assert snaps[0].name == "quant_orig"
+    assert "quant_orig" in window.pass_list.item(0).text()
+    view = window.graph_panel.view
+    assert len(view.ops) == len(snaps[0].graph.nodes)  # every op is an item
+    assert view.tensors and view.scene().items()
+    assert "quant_orig" in window.graph_panel.title.text()
+    assert window.windowTitle().startswith("cnn_qdq.onnx")
+    assert window.settings.recent_files()[0].endswith("cnn_qdq.onnx")
+
+
+def test_click_node_then_s_skips_it(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    show_pass(qtbot, window, "quantize_placement")
+    click_op(qtbot, window, CONV_ID)
+    assert window.graph_panel.view.selected_op() == CONV_ID
+    assert window.properties.op_id == CONV_ID
+    text = window.properties.text()
+    assert f"id: {CONV_ID}" in text and "op type: Conv" in text and "scale: u8" in text
+    assert window.graph_panel.view.ops[CONV_ID].status == "int8"
+
+    qtbot.keyClick(window.graph_panel.view, Qt.Key.Key_S)
+    assert window.session.skip_ids == {CONV_ID}
+    assert window.config_panel.skip_ids_shown() == [CONV_ID]
+    item = window.graph_panel.view.ops[CONV_ID]
+    assert (item.status, item.pending) == ("skipped", True)  # coloured at once
+    assert "pending" in window.properties.header.text()
+
+    qtbot.keyClick(window.graph_panel.view, Qt.Key.Key_S)  # S again: quantize it again
+    assert window.config_panel.skip_ids_shown() == []
+    assert (item.status, item.pending) == ("int8", False)
+
+
+def test_context_menu_action_and_typed_ids(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    window.toggle_skip(CONV_ID)  # what the context menu's "Skip this op" calls
+    window.config_panel.id_edit.setText("26, 30")
+    qtbot.keyClick(window.config_panel.id_edit, Qt.Key.Key_Return)
+    assert window.config_panel.skip_ids_shown() == [CONV_ID, 26, 30]
+    window.config_panel.skip_list.item(0).setSelected(True)
+    window.config_panel._remove_selected()
+    assert window.session.skip_ids == {26, 30}
+
+
+def test_unticking_an_op_type_previews_fp32(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    show_pass(qtbot, window, "quantize_placement")
+    concat = next(n.id for n in window.graph_panel.graph().nodes if n.op_type == "Concat")
+    window.config_panel.type_boxes["Concat"].click()
+    assert "Concat" not in window.session.config().ops_to_quantize
+    assert window.session.config().ops_to_quantize  # the other types stay ticked
+    item = window.graph_panel.view.ops[concat]
+    assert (item.status, item.pending) == ("fp32", True)
+    assert "Config changed" in window.config_panel.dirty.text()
+
+
+def test_convert_keeps_skipped_op_fp32(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    show_pass(qtbot, window, "quantize_placement")
+    click_op(qtbot, window, CONV_ID)
+    qtbot.keyClick(window.graph_panel.view, Qt.Key.Key_S)
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert blocker.args == ["convert", True]
+    assert window.session.result.config.op_ids_to_skip == [CONV_ID]
+    assert window.pass_list.count() == len(window.session.snapshots)
+    show_pass(qtbot, window, window.session.snapshots[-1].name)
+    item = window.graph_panel.view.ops[CONV_ID]
+    assert item.node.op_type == "Conv"  # not QLinearConv: it stayed FP32
+    assert (item.status, item.pending) == ("skipped", False)
+    assert item.node.reason.startswith("skipped by id")
+    assert window.graph_panel.view.selected_op() == CONV_ID  # the selection followed the id
+    assert "skipped by id" in window.properties.text()
+    assert window.config_panel.dirty.text() == ""
+
+
+def test_selection_follows_op_id_and_fused_ops(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    click_op(qtbot, window, CONV_ID)
+    show_pass(qtbot, window, window.session.snapshots[-1].name)
+    assert window.graph_panel.view.selected_op() == CONV_ID  # now a QLinearConv
+    assert window.graph_panel.view.ops[CONV_ID].node.op_type == "QLinearConv"
+    show_pass(qtbot, window, "remove_fake_ops")
+    relu = next(n for n in window.graph_panel.graph().nodes if n.op_type == "Relu")
+    click_op(qtbot, window, relu.id)
+    show_pass(qtbot, window, "fuse_activation")
+    host = window.graph_panel.view.selected_op()
+    assert host is not None and f"({relu.id})" in " ".join(
+        window.graph_panel.view.ops[host].node.fused)
+    assert "fused into" in window.properties.header.text()
+
+
+def test_search_centres_on_matches(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(window.graph_panel.search.field, "Gemm")
+    gemm = window.graph_panel.view.selected_op()
+    assert window.graph_panel.view.ops[gemm].node.op_type == "Gemm"
+    assert window.properties.op_id == gemm
+    window.graph_panel.search.field.setText(f"Conv({CONV_ID})")
+    assert window.graph_panel.view.selected_op() == CONV_ID
+    window.graph_panel.search.field.setText("zzz-nothing")
+    assert window.graph_panel.search.count.text() == "no match"
+
+
+def test_zoom_shortcuts(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    view = window.graph_panel.view
+    before = view.scale_factor()
+    qtbot.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert view.scale_factor() == pytest.approx(before * 1.25)
+    qtbot.keyClick(window, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    assert view.scale_factor() == pytest.approx(before)
+    qtbot.keyClick(window, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    rect = view.mapFromScene(view.scene().itemsBoundingRect()).boundingRect()
+    port = view.viewport().rect()
+    assert rect.height() <= port.height() and rect.width() <= port.width()  # all of it shows
+
+
+def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    bench = window.results.bench
+    bench.engine_boxes["openvino"].setChecked(False)
+    bench.model_boxes["int8-onednn"].setChecked(False)
+    bench.iters.setValue(3)
+    bench.warmup.setValue(1)
+    with qtbot.waitSignal(window.job_finished, timeout=120000) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    assert blocker.args == ["benchmark", True]
+    table = bench.table
+    assert table.rowCount() == 3
+    models = {table.item(r, 0).text() for r in range(3)}
+    assert models == {"fp32", "qdq", "int8"}
+    assert all(float(table.item(r, 3).text()) > 0 for r in range(3))  # p50 ms
+    assert bench.chart.getPlotItem().listDataItems() or bench.chart.getPlotItem().items
+    sqnr = window.results.accuracy.sqnr
+    assert sqnr.rowCount() > 0 and window.results.accuracy.outputs.rowCount() > 0
+    row = next(r for r in range(sqnr.rowCount())
+               if sqnr.item(r, 0).data(Qt.ItemDataRole.UserRole) is not None)
+    op_id = sqnr.item(row, 0).data(Qt.ItemDataRole.UserRole)
+    sqnr.cellClicked.emit(row, 1)
+    assert window.graph_panel.current_op == op_id
+    assert window.properties.op_id is not None
+    path = window.settings.last_folder()
+    assert path
+
+
+def test_export_snapshot_all_and_models(qtbot, window: MainWindow, tmp_path: Path,
+                                        messages: list) -> None:  # noqa: ANN001
+    for name in ("snap.svg", "snap.png", "snap.dot"):
+        with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+            window.export_snapshot(tmp_path / name)
+    assert b"<svg" in (tmp_path / "snap.svg").read_bytes()[:400]
+    assert (tmp_path / "snap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "snap.dot").read_text().startswith("digraph")
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.export_all(tmp_path / "debug")
+    dots = sorted(p.name for p in (tmp_path / "debug").glob("*.dot"))
+    assert len(dots) == len(window.session.snapshots) and "quant_orig.dot" in dots
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.save_int8(tmp_path / "m_int8.onnx")
+    model = onnx.load(str(tmp_path / "m_int8.onnx"))
+    assert any(n.op_type == "QLinearConv" for n in model.graph.node)
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        window.save_fp32(SAMPLE)  # never over the input model
+    assert blocker.args[1] is False
+    assert messages and "overwrite" in messages[-1][1]
+
+
+def test_config_round_trip_and_drop(qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+    window.toggle_skip(CONV_ID)
+    window.config_panel.target.setCurrentText("onednn")
+    window.save_config(tmp_path / "cfg.json")
+    assert ConvertConfig.load(tmp_path / "cfg.json") == ConvertConfig([], [CONV_ID], "onednn")
+    ConvertConfig(["Conv"], [26], "onnxruntime").save(tmp_path / "other.json")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "other.json"))])
+    event = QDropEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.config_panel.skip_ids_shown() == [26]
+    assert window.session.ops_to_quantize == ["Conv"]
+    assert window.config_panel.type_boxes["Conv"].isChecked()
+    assert not window.config_panel.type_boxes["Gemm"].isChecked()
+
+
+def test_open_errors_show_a_message(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
+    window = _new_window(qtbot, tmp_path)
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("not a model")
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        window.open_model(bad)
+    assert blocker.args == ["open", False]
+    assert messages[-1][0] == "Cannot open the model" and "not an ONNX model" in messages[-1][1]
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.open_model(FP32_SAMPLE)
+    assert messages[-1][0] == "Not a quant model"
+    assert window.session.result is None and window.pass_list.count() == 0
+    window.close()
+
+
+def test_graphviz_missing_banner_but_conversion_works(qtbot, tmp_path: Path, messages: list,
+                                                      monkeypatch) -> None:  # noqa: ANN001
+    from qcore import render
+
+    monkeypatch.setattr(render, "find_dot", lambda: None)
+    window = _new_window(qtbot, tmp_path)
+    _open(qtbot, window, SAMPLE)
+    assert window.pass_list.count() == len(window.session.snapshots)
+    assert not window.graph_panel.banner.isHidden()
+    assert "Graphviz" in window.graph_panel.banner.text()
+    assert not window.graph_panel.view.ops
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        window.export_snapshot(tmp_path / "x.svg")
+    assert blocker.args[1] is False and messages[-1][0] == "Graphviz is missing"
+    window.close()
+
+
+def test_big_graph_starts_in_neighbourhood_view(qtbot, tmp_path: Path, messages: list,
+                                                monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(graph_panel_module, "LARGE_GRAPH_OPS", 20)
+    window = _new_window(qtbot, tmp_path)
+    _open(qtbot, window, SAMPLE)
+    panel = window.graph_panel
+    assert panel.focus_mode and "neighbourhood" in panel.banner.text()
+    assert 0 < len(panel.view.ops) < len(panel.graph().nodes)
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
+        panel.set_focus_mode(False)
+    assert len(panel.view.ops) == len(panel.graph().nodes)
+    window.close()
+
+
+def test_about_lists_versions() -> None:
+    from app.about import versions
+
+    table = dict(versions())
+    assert table["Graphviz dot"][0].isdigit() and table["onnx"] == onnx.__version__
+    assert table["Qt"].startswith("6.")
+
+
+def test_command_line() -> None:
+    from app.__main__ import parse_args
+
+    args = parse_args(["model.onnx", "--config", "c.json"])
+    assert (args.model, args.config) == ("model.onnx", "c.json")
+    assert parse_args([]).model is None

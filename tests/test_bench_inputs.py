@@ -1,0 +1,110 @@
+"""Benchmark inputs: .npy / .npz data cut into feeds, generated data fitted to the model, and
+clear errors for data that does not fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from qcore.bench.inputs import (
+    InputError,
+    check_feeds,
+    generate_inputs,
+    load_inputs,
+    model_inputs,
+    parse_dims,
+)
+
+
+@pytest.fixture()
+def token_model(tmp_path):  # noqa: ANN001, ANN201
+    """input_ids / attention_mask [batch, seq] int64 and a float [batch, seq, 4] input."""
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])
+    emb = helper.make_tensor_value_info("extra", TensorProto.FLOAT, ["batch", "seq", 4])
+    outs = [helper.make_tensor_value_info(f"o{i}", t, None)
+            for i, t in enumerate((TensorProto.INT64, TensorProto.INT64, TensorProto.FLOAT))]
+    nodes = [helper.make_node("Identity", [i], [f"o{n}"])
+             for n, i in enumerate(("input_ids", "attention_mask", "extra"))]
+    model = helper.make_model(helper.make_graph(nodes, "g", [ids, mask, emb], outs))
+    path = tmp_path / "tokens.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_generated_inputs_fit_shapes_types_and_dims(token_model) -> None:  # noqa: ANN001
+    specs = model_inputs(token_model)
+    inputs = generate_inputs(specs, count=3, batch=2, dims={"seq": 7}, seed=1)
+    assert len(inputs.feeds) == 3 and inputs.batch == 2
+    feed = inputs.feeds[0]
+    assert feed["input_ids"].shape == (2, 7) and feed["input_ids"].dtype == np.int64
+    assert feed["input_ids"].min() >= 0 and feed["input_ids"].max() < 100
+    assert np.all(feed["attention_mask"] == 1)
+    assert feed["extra"].dtype == np.float32 and feed["extra"].shape == (2, 7, 4)
+    again = generate_inputs(specs, count=3, batch=2, dims={"seq": 7}, seed=1)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(inputs.feeds, again.feeds,
+                                                            strict=True) for k in a)
+
+
+def test_default_dims_are_explained(token_model) -> None:  # noqa: ANN001
+    inputs = generate_inputs(model_inputs(token_model), dims={"sq": 3})
+    assert inputs.shapes["input_ids"] == [1, 128]
+    text = " | ".join(inputs.notes)
+    assert "'seq' = 128" in text and "'batch' = 1" in text
+    assert "--dims sq=3 matches no dynamic dimension" in text
+
+
+def test_parse_dims() -> None:
+    assert parse_dims("batch=1, seq=128") == {"batch": 1, "seq": 128}
+    assert parse_dims("") == {}
+    for bad in ("seq", "seq=0", "=3", "seq=x"):
+        with pytest.raises(InputError, match="--dims"):
+            parse_dims(bad)
+
+
+def test_npz_batch_axis_is_cut_into_feeds(samples, tmp_path) -> None:  # noqa: ANN001
+    specs = model_inputs(samples / "cnn_fp32.onnx")  # image [batch, 3, 32, 32]
+    data = np.random.default_rng(0).standard_normal((5, 3, 32, 32)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", image=data)
+    inputs = load_inputs(tmp_path / "d.npz", specs, batch=2)
+    assert [f["image"].shape[0] for f in inputs.feeds] == [2, 2]
+    assert np.array_equal(inputs.feeds[1]["image"], data[2:4])
+    assert any("dropped the last 1" in n for n in inputs.notes)
+
+
+def test_npz_list_of_samples_and_npy(samples, tmp_path) -> None:  # noqa: ANN001
+    specs = model_inputs(samples / "cnn_fp32.onnx")
+    data = np.zeros((4, 1, 3, 32, 32), np.float64)  # 4 samples; float64 is cast
+    np.savez(tmp_path / "list.npz", image=data)
+    inputs = load_inputs(tmp_path / "list.npz", specs)
+    assert len(inputs.feeds) == 4 and inputs.feeds[0]["image"].dtype == np.float32
+    np.save(tmp_path / "one.npy", data[0])
+    assert len(load_inputs(tmp_path / "one.npy", specs).feeds) == 1
+
+
+def test_bad_data_gives_clear_errors(samples, token_model, tmp_path) -> None:  # noqa: ANN001
+    specs = model_inputs(samples / "cnn_fp32.onnx")
+    np.savez(tmp_path / "wrong_name.npz", pixels=np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(InputError, match="no array for input 'image'.*the file has pixels"):
+        load_inputs(tmp_path / "wrong_name.npz", specs)
+    np.savez(tmp_path / "wrong_shape.npz", image=np.zeros((1, 3, 28, 28), np.float32))
+    with pytest.raises(InputError, match=r"shape \[1, 3, 28, 28\] does not fit"):
+        load_inputs(tmp_path / "wrong_shape.npz", specs)
+    np.savez(tmp_path / "wrong_type.npz", input_ids=np.zeros((1, 4), np.float32),
+             attention_mask=np.ones((1, 4), np.int64), extra=np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(InputError, match="float32, the model wants int64"):
+        load_inputs(tmp_path / "wrong_type.npz", model_inputs(token_model))
+    np.save(tmp_path / "x.npy", np.zeros((1, 4), np.int64))
+    with pytest.raises(InputError, match="a .npy holds one array but the model has 3 inputs"):
+        load_inputs(tmp_path / "x.npy", model_inputs(token_model))
+    with pytest.raises(InputError, match="no such input data file"):
+        load_inputs(tmp_path / "none.npz", specs)
+
+
+def test_check_feeds_against_another_model(samples, token_model) -> None:  # noqa: ANN001
+    feed = generate_inputs(model_inputs(samples / "cnn_fp32.onnx")).feeds[0]
+    check_feeds(feed, model_inputs(samples / "cnn_qdq.onnx"), "qdq")
+    with pytest.raises(InputError, match="model 'tok' has input 'input_ids'"):
+        check_feeds(feed, model_inputs(token_model), "tok")
