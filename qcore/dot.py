@@ -7,13 +7,16 @@ the op that uses them, and every string is escaped so the file always renders.
 
 from __future__ import annotations
 
+import re
+import textwrap
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from qcore.ir import Graph, Node
+from qcore.ir import Graph, Node, QParams
 from qcore.render import write_atomic
 
 # ---- colours ------------------------------------------------------------------------------
@@ -21,14 +24,15 @@ from qcore.render import write_atomic
 #: ``(status name, fill colour, meaning)`` for every op colour; shared with the app.
 LEGEND: list[tuple[str, str, str]] = [
     ("int8", "#a8e0a0", "INT8: quantized"),
-    ("fp32", "#ffd29e", "FP32 (tooltip says why)"),
-    ("skipped", "#f29b9b", "FP32: skipped by id"),
+    ("fp32", "#ffd29e", "FP32: kept in float (reason shown)"),
+    ("skipped", "#f29b9b", "FP32: skipped by id (op_ids_to_skip)"),
     ("fake", "#d8c6f2", "Quantize / Dequantize"),
-    ("undecided", "#e4e4e4", "not decided yet"),
+    ("undecided", "#e4e4e4", "not decided yet (or added later)"),
 ]
 COLORS: dict[str, str] = {name: colour for name, colour, _ in LEGEND}
 
 TENSOR_FILL = "#ffffff"
+INT8_TENSOR_FILL = "#e9f6e6"
 IO_TENSOR_FILL = "#d6e6f7"
 HIGHLIGHT_COLOR = "#1f5fbf"
 OP_BORDER = "#4d4d4d"
@@ -37,14 +41,39 @@ EDGE_COLOR = "#6b6b6b"
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 SKIPPED_PREFIX = "skipped by id"
 MAX_NAME = 40
+_QUANTIZED_NAME = re.compile(r"(.+)_quantized(?:_\d+)?")
 
-# Which input holds the weight, for ops whose weight is not input 1.
-_WEIGHT_INPUT = {
+# Which input holds the weight / constant operand, for ops where it is not input 1
+# (``None``: the op's constant inputs are only scales and zero points).
+_WEIGHT_INPUT: dict[str, int | None] = {
     "QLinearConv": 3,
     "QGemm": 3,
     "QLinearMatMul": 3,
+    "QLinearAdd": 3,
+    "QLinearMul": 3,
     "QuantizeLinear": 0,
     "DequantizeLinear": 0,
+    "QLinearConcat": None,
+    "QLinearGlobalAveragePool": None,
+    "QLinearAveragePool": None,
+    "QLinearSigmoid": None,
+    "QLinearLeakyRelu": None,
+    "QLinearSoftmax": None,
+}
+# (tensor, scale, zero point) positions of quantized ops: ("i", k) is input k, ("o", k) output k.
+_QTRIPLES: dict[str, list[tuple[tuple[str, int], int, int]]] = {
+    "QuantizeLinear": [(("o", 0), 1, 2)],
+    "DequantizeLinear": [(("i", 0), 1, 2)],
+    "QLinearConv": [(("i", 0), 1, 2), (("o", 0), 6, 7)],
+    "QLinearMatMul": [(("i", 0), 1, 2), (("i", 3), 4, 5), (("o", 0), 6, 7)],
+    "QLinearAdd": [(("i", 0), 1, 2), (("i", 3), 4, 5), (("o", 0), 6, 7)],
+    "QLinearMul": [(("i", 0), 1, 2), (("i", 3), 4, 5), (("o", 0), 6, 7)],
+    "QGemm": [(("i", 0), 1, 2), (("o", 0), 7, 8)],
+    "QLinearGlobalAveragePool": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
+    "QLinearAveragePool": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
+    "QLinearSigmoid": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
+    "QLinearLeakyRelu": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
+    "MatMulIntegerToFloat": [(("i", 0), 2, 4)],
 }
 # Ops whose constant input is a weight ("W"); for other ops it is shown as "const".
 _WEIGHT_OPS = frozenset({
@@ -97,7 +126,7 @@ def describe_status(node: Node) -> str:
         return "INT8: quantized"
     if key in ("fp32", "skipped"):
         return f"FP32: {node.reason}" if node.reason else "FP32"
-    return "not decided yet (placement runs later)"
+    return "no INT8 / FP32 decision (placement not run yet, or op added by a later pass)"
 
 
 # ---- text helpers -------------------------------------------------------------------------
@@ -135,6 +164,15 @@ def format_shape(shape: Iterable[Any] | None) -> str:
     return "x".join(dims) if dims else "scalar"
 
 
+def wrap_text(text: str, width: int = 34, max_lines: int = 3) -> list[str]:
+    """Break ``text`` into at most ``max_lines`` lines of about ``width`` characters."""
+    lines = textwrap.wrap(text, width, break_long_words=True) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: width - 3].rstrip() + "..."
+    return lines
+
+
 def _wrap(items: list[str], per_line: int = 3) -> list[str]:
     return [" ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
 
@@ -157,7 +195,7 @@ def _attr_text(value: Any) -> str:
 def _const_input(graph: Graph, node: Node) -> tuple[str, str] | None:
     """``("W", name)`` / ``("const", name)`` for the op's constant input worth showing."""
     index = _WEIGHT_INPUT.get(node.op_type, 1)
-    if index >= len(node.inputs):
+    if index is None or index >= len(node.inputs):
         return None
     name = node.inputs[index]
     if not name or name not in graph.initializers:
@@ -181,7 +219,7 @@ def op_label_lines(graph: Graph, node: Node) -> list[str]:
             text += f" {array.dtype}"
         lines.append(text)
     if status_key(node) in ("fp32", "skipped") and node.reason:
-        lines.append(shorten(f"FP32: {node.reason}", MAX_NAME + 8))
+        lines.extend(wrap_text(f"FP32: {node.reason}"))
     return lines
 
 
@@ -199,13 +237,98 @@ def _op_tooltip(node: Node) -> list[str]:
     return lines
 
 
-def tensor_label_lines(graph: Graph, name: str) -> list[str]:
-    """The lines of a tensor's label: name, shape (if known), quantization parameters."""
+def _take_qparams(graph: Graph, found: dict[str, QParams], node: Node, tensor: str,
+                  scale: str, zero_point: str) -> None:
+    if not tensor or tensor in found:
+        return
+    scale_value = graph.initializers.get(scale)
+    zp_value = graph.initializers.get(zero_point)
+    if scale_value is None or zp_value is None:
+        return
+    axis = node.attrs.get("axis", 1) if scale_value.size > 1 else None
+    try:
+        found[tensor] = QParams(scale_value, zp_value, axis)
+    except (ValueError, TypeError):
+        return
+
+
+def int8_tensor_qparams(graph: Graph) -> dict[str, QParams]:
+    """Quantization parameters of the int8 tensors of an INT8 graph.
+
+    They are read from the scale / zero-point inputs of the QuantizeLinear, DequantizeLinear
+    and QLinear* ops that produce or consume each tensor.
+
+    Args:
+        graph: Any snapshot; graphs without quantized ops give an empty dict.
+
+    Returns:
+        Tensor name -> parameters, for every tensor known to hold int8 / uint8 data.
+    """
+    found: dict[str, QParams] = {}
+    for node in graph.nodes:
+        triples = _QTRIPLES.get(node.op_type, [])
+        if node.op_type == "QLinearConcat":
+            triples = [(("o", 0), 0, 1)]
+            triples += [(("i", k), k + 1, k + 2) for k in range(2, len(node.inputs) - 2, 3)]
+        for (side, k), scale, zero_point in triples:
+            names = node.inputs if side == "i" else node.outputs
+            if k < len(names) and zero_point < len(node.inputs):
+                _take_qparams(graph, found, node, names[k], node.inputs[scale],
+                              node.inputs[zero_point])
+    return found
+
+
+_QPARAMS_CACHE: list[tuple[weakref.ref[Graph], int, dict[str, QParams]]] = []
+
+
+def _cached_int8_qparams(graph: Graph) -> dict[str, QParams]:
+    """:func:`int8_tensor_qparams` of the last graph asked about (snapshots do not change)."""
+    if _QPARAMS_CACHE:
+        ref, count, table = _QPARAMS_CACHE[0]
+        if ref() is graph and count == len(graph.nodes):
+            return table
+    table = int8_tensor_qparams(graph)
+    _QPARAMS_CACHE[:] = [(weakref.ref(graph), len(graph.nodes), table)]
+    return table
+
+
+def tensor_fill(graph: Graph, name: str) -> str:
+    """The fill colour of a tensor: graph input / output, int8 data, or float."""
+    if name in graph.input_names or name in graph.output_names:
+        return IO_TENSOR_FILL
+    return INT8_TENSOR_FILL if name in _cached_int8_qparams(graph) else TENSOR_FILL
+
+
+def tensor_shape(graph: Graph, name: str) -> list[int | str | None] | None:
+    """The shape of ``name``; an int8 copy ``<x>_quantized[_N]`` without one has ``x``'s."""
+    shape = graph.shape(name)
+    if shape is None:
+        match = _QUANTIZED_NAME.fullmatch(name)
+        if match:
+            shape = graph.shape(match.group(1))
+    return shape
+
+
+def tensor_label_lines(graph: Graph, name: str, qparams: QParams | None = None) -> list[str]:
+    """The lines of a tensor's label: name, shape (if known), quantization parameters.
+
+    Args:
+        graph: The snapshot holding the tensor.
+        name: The tensor.
+        qparams: Parameters to show when ``graph.act_qparams`` has none for ``name``;
+            by default those of the int8 tensor (see :func:`int8_tensor_qparams`), if any.
+
+    Returns:
+        One to three lines of plain text.
+    """
     lines = [shorten(name)]
-    shape = format_shape(graph.shape(name))
+    shape = format_shape(tensor_shape(graph, name))
     if shape:
         lines.append(shape)
-    qparams = graph.act_qparams.get(name)
+    if name in graph.act_qparams:
+        qparams = graph.act_qparams[name]
+    elif qparams is None:
+        qparams = _cached_int8_qparams(graph).get(name)
     if qparams is not None:
         lines.append(qparams.describe())
     return lines
@@ -272,21 +395,26 @@ def to_dot(
     for name in graph.output_names:
         tensor_id(name)
 
+    int8_params = int8_tensor_qparams(graph)
+    _QPARAMS_CACHE[:] = [(weakref.ref(graph), len(graph.nodes), int8_params)]
     out.append("  // tensors")
     for name, tid in tensor_ids.items():
         is_io = name in graph_io
-        lines = tensor_label_lines(graph, name)
+        lines = tensor_label_lines(graph, name, int8_params.get(name))
         tooltip = [name] + lines[1:]
+        if name in int8_params:
+            tooltip.append(f"{int8_params[name].dtype} data")
         if name in graph.input_names:
             tooltip.append("graph input")
         if name in graph.output_names:
             tooltip.append("graph output")
+        fill = IO_TENSOR_FILL if is_io else INT8_TENSOR_FILL if name in int8_params else TENSOR_FILL
         out.append(f"  {tid} [" + _attrs(
             label=_quote(lines),
             id=f'"{tid}"',
             shape="ellipse",
             style='"filled,bold"' if is_io else '"filled"',
-            fillcolor=f'"{IO_TENSOR_FILL if is_io else TENSOR_FILL}"',
+            fillcolor=f'"{fill}"',
             color='"#8a8a8a"',
             fontsize="9",
             fontcolor='"#333333"',
@@ -328,7 +456,7 @@ def _legend_lines(with_highlight: bool) -> list[str]:
     lines = [
         "  subgraph cluster_legend {",
         '    graph [label="Legend" fontsize="12" style="rounded" color="#9a9a9a" margin="8"];',
-        '    node [shape="box" style="rounded,filled" fontsize="10" width="1.9" height="0.3"];',
+        '    node [shape="box" style="rounded,filled" fontsize="10" width="2.6" height="0.3"];',
     ]
     ids = []
     for name, colour, meaning in LEGEND:
@@ -337,10 +465,17 @@ def _legend_lines(with_highlight: bool) -> list[str]:
             label=_quote([meaning]), fillcolor=f'"{colour}"', color=f'"{OP_BORDER}"',
             id=f'"legend_{name}"', tooltip=_quote([f"status: {name}"]),
         ) + "];")
-    ids.append("legend_tensor")
-    lines.append('    legend_tensor [label="tensor: name, shape, scale" shape="ellipse" '
-                 f'fillcolor="{TENSOR_FILL}" color="#8a8a8a" id="legend_tensor" '
-                 'tooltip="activation tensor"];')
+    tensors = [
+        ("tensor", TENSOR_FILL, "float tensor: name, shape, scale"),
+        ("int8_tensor", INT8_TENSOR_FILL, "int8 / uint8 tensor"),
+        ("io_tensor", IO_TENSOR_FILL, "graph input / output"),
+    ]
+    for name, fill, meaning in tensors:
+        ids.append(f"legend_{name}")
+        lines.append(f"    legend_{name} [" + _attrs(
+            label=_quote([meaning]), shape="ellipse", fillcolor=f'"{fill}"',
+            color='"#8a8a8a"', id=f'"legend_{name}"', tooltip=_quote([meaning]),
+        ) + "];")
     if with_highlight:
         ids.append("legend_highlight")
         lines.append(f'    legend_highlight [label="highlighted" fillcolor="#ffffff" '

@@ -19,7 +19,8 @@ from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import InputSet
 
 if TYPE_CHECKING:
-    from qcore.bench.runner import BenchSettings, _Progress
+    from qcore.bench.progress import Progress
+    from qcore.bench.runner import BenchSettings
 
 PER_TENSOR_FEEDS = 4
 
@@ -84,7 +85,7 @@ def _run_job(job: AccuracyJob, paths: Mapping[str, Path], inputs: InputSet, thre
 
 
 def run_accuracy(jobs: list[AccuracyJob], paths: Mapping[str, Path], inputs: InputSet,
-                 settings: BenchSettings, tracker: _Progress) -> list[AccuracyResult]:
+                 settings: BenchSettings, tracker: Progress) -> list[AccuracyResult]:
     """Run ``jobs``; each inference advances ``tracker`` and polls its cancel check."""
     results = []
     threads = max(int(t) for t in settings.threads)

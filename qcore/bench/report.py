@@ -19,7 +19,8 @@ Floats that are not finite (an SQNR of identical tensors) are written as the str
   ``feeds`` (number of distinct feeds), ``notes`` (how dynamic dimensions were filled).
 - ``results``: one object per (model, engine, threads): ``model``, ``path``, ``engine``,
   ``threads``, ``batch``, ``status`` (``ok``, ``skipped``: the engine cannot run this model,
-  ``failed``: it raised), ``reason``, ``load_s`` (load + compile), ``latency_ms``
+  ``failed``: it raised), ``reason`` (why skipped / failed, or "partial: cancelled after N
+  measured runs"), ``load_s`` (load + compile), ``latency_ms``
   (``p50``, ``p90``, ``p99``, ``mean``, ``min``, ``max``, ``std``, ``count``) or null,
   ``samples_ms`` (every measured run, in order), ``throughput_per_s``
   (``batch * 1000 / mean``), ``speedup_vs_fp32`` (``p50 of fp32 / p50 of this model`` on the

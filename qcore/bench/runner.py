@@ -24,7 +24,7 @@ results so far in ``exc.partial``; loading / compiling a model cannot be interru
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,11 +43,10 @@ from qcore.bench.engines import (
 )
 from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import InputSet, check_feeds, generate_inputs, load_inputs, model_inputs
+from qcore.bench.progress import CancelCheck, Progress, ProgressFn
 from qcore.bench.report import BenchReport, BenchResult, EngineInfo, LatencyStats
 from qcore.bench.system import system_info
 
-ProgressFn = Callable[[int, int, str], None]
-CancelCheck = Callable[[], bool]
 MIN_ROUNDS = 3
 TINY_MS = 0.1
 
@@ -107,32 +106,6 @@ class BenchSettings:
         return data
 
 
-class _Progress:
-    """Counts work units and forwards them to ``progress`` at most every 50 ms."""
-
-    def __init__(self, fn: ProgressFn | None, cancelled: CancelCheck | None, total: int) -> None:
-        self.fn, self.cancelled, self.total = fn, cancelled, max(1, total)
-        self.done, self._last, self.message = 0, 0.0, ""
-
-    def check(self) -> None:
-        if self.cancelled is not None and self.cancelled():
-            raise BenchCancelled(f"benchmark cancelled ({self.message or 'starting'})")
-
-    def advance(self, units: int = 1, message: str = "") -> None:
-        self.done = min(self.total, self.done + units)
-        changed = bool(message) and message != self.message
-        self.message = message or self.message
-        now = time.perf_counter()
-        if self.fn is not None and (changed or now - self._last >= 0.05):
-            self._last = now
-            self.fn(self.done, self.total, self.message)
-
-    def finish(self, message: str = "done") -> None:
-        self.done = self.total
-        if self.fn is not None:
-            self.fn(self.total, self.total, message)
-
-
 def _model_paths(models: Mapping[str, str | Path]) -> dict[str, Path]:
     if not models:
         raise ValueError("no model to benchmark")
@@ -183,7 +156,7 @@ class _Group:
     """All models on one engine with one thread count."""
 
     def __init__(self, engine: Engine, threads: int, paths: Mapping[str, Path],
-                 inputs: InputSet, settings: BenchSettings, tracker: _Progress) -> None:
+                 inputs: InputSet, settings: BenchSettings, tracker: Progress) -> None:
         self.engine, self.threads, self.paths = engine, threads, paths
         self.inputs, self.settings, self.tracker = inputs, settings, tracker
         self.results = {label: BenchResult(label, str(path), engine.name, threads, inputs.batch)
@@ -261,7 +234,8 @@ class _Group:
             self.tracker.advance(done - reported, f"measuring on {self.where}")
             reported = done
 
-    def finish(self) -> list[BenchResult]:
+    def finish(self, cancelled: bool = False) -> list[BenchResult]:
+        """Statistics and what ran; after a cancel, only the statistics of the runs so far."""
         for label, session in list(self.sessions.items()):
             result = self.results[label]
             samples = self.samples.get(label, [])
@@ -270,13 +244,16 @@ class _Group:
                 result.latency_ms = LatencyStats.from_samples(samples)
                 mean = result.latency_ms.mean
                 result.throughput_per_s = result.batch * 1000.0 / mean if mean > 0 else None
-            try:
-                result.what_ran = session.what_ran()
-            except Exception as exc:  # noqa: BLE001
-                result.what_ran = WhatRan(summary=f"unknown ({first_line(exc)})")
+            if cancelled:
+                result.reason = f"partial: cancelled after {len(samples)} measured runs"
+            else:
+                try:
+                    result.what_ran = session.what_ran()
+                except Exception as exc:  # noqa: BLE001
+                    result.what_ran = WhatRan(summary=f"unknown ({first_line(exc)})")
             session.close()
         self.sessions.clear()
-        return list(self.results.values())
+        return [r for r in self.results.values() if not cancelled or r.latency_ms]
 
 
 def _speedups(results: list[BenchResult]) -> None:
@@ -338,7 +315,8 @@ def run_benchmark(
     jobs = accuracy_jobs(list(paths), engines, settings)
     total = (len(engines) * len(settings.threads) * _measure_units(settings, len(paths))
              + sum(job.units(len(inputs.feeds)) for job in jobs))
-    tracker = _Progress(progress, cancelled, total)
+    tracker = Progress(progress, cancelled, total)
+    group: _Group | None = None
     try:
         for engine in engines:
             for threads in settings.threads:
@@ -348,10 +326,13 @@ def run_benchmark(
                 group.warm_up()
                 group.measure()
                 report.results.extend(group.finish())
+                group = None
                 tracker.advance(start + _measure_units(settings, len(paths)) - tracker.done)
         _speedups(report.results)
         report.accuracy = run_accuracy(jobs, paths, inputs, settings, tracker)
     except BenchCancelled as exc:
+        if group is not None:
+            report.results.extend(group.finish(cancelled=True))
         _speedups(report.results)
         report.cancelled = True
         exc.partial = report

@@ -9,6 +9,9 @@ import numpy as np
 from qcore.ir import Graph, Node, QParams
 
 
+REASON_FLOAT_ACTIVATION = "runs in float after the INT8 op: its output scale cannot clamp it"
+
+
 class EmitterBase:
     """Builds replacement nodes for one INT8 op at a time, into ``self.out``."""
 
@@ -70,8 +73,9 @@ class EmitterBase:
     def _axis(params: QParams) -> dict[str, Any]:
         return {"axis": int(params.axis)} if params.per_channel and params.axis is not None else {}
 
-    def activation(self, act: tuple, src: str, dst: str) -> None:  # noqa: ANN001
-        """Re-emit a fused Relu / Clip as its own op (keeping its original id)."""
+    def activation(self, act: tuple, src: str, dst: str, owner: Node | None = None) -> None:
+        """Re-emit a fused Relu / Clip as its own op, keeping its original id and the status of
+        the op it was fused into (without one: FP32 after an INT8 op with a float output)."""
         op_type, low, high, act_id = act
         inputs = [src]
         if op_type == "Clip":
@@ -81,6 +85,10 @@ class EmitterBase:
             while inputs and inputs[-1] == "":
                 inputs.pop()
         node = Node(act_id, op_type, inputs, [dst])
+        if owner is not None:
+            node.status, node.reason = owner.status, owner.reason
+        else:
+            node.status, node.reason = "fp32", REASON_FLOAT_ACTIVATION
         self.out.append(node)
 
 
@@ -97,13 +105,15 @@ class EmitterBase:
             tmp = g.unique_name(f"{final}_matmul")
             bias_out = g.unique_name(f"{final}_biased") if act else final
             core.outputs = [tmp]
-            self.out.append(Node(bias_add, "Add", [tmp, bias], [bias_out]))
+            add = Node(bias_add, "Add", [tmp, bias], [bias_out])
+            add.status, add.reason = core.status, core.reason
+            self.out.append(add)
             if act:
-                self.activation(act, bias_out, final)
+                self.activation(act, bias_out, final, owner=core)
         elif act:
             tmp = g.unique_name(f"{final}_preact")
             core.outputs = [tmp]
-            self.activation(act, tmp, final)
+            self.activation(act, tmp, final, owner=core)
 
 
 def expand_fused(graph: Graph) -> None:
