@@ -8,7 +8,6 @@ import numpy as np
 
 from qcore.ir import Graph, Node, QParams
 
-
 REASON_FLOAT_ACTIVATION = "runs in float after the INT8 op: its output scale cannot clamp it"
 
 
