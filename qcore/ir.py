@@ -107,6 +107,13 @@ class Node:
     def label(self) -> str:
         return f"{self.op_type}({self.id})"
 
+    def clone(self) -> Node:
+        """A copy whose lists and attribute dict can change freely (attribute values are
+        never mutated in place, so they are shared)."""
+        return Node(self.id, self.op_type, list(self.inputs), list(self.outputs),
+                    dict(self.attrs), self.domain, self.name, list(self.fused), self.status,
+                    self.reason)
+
 
 @dataclass
 class TensorInfo:
@@ -228,7 +235,7 @@ class Graph:
     def copy(self) -> Graph:
         """A copy whose nodes and tables can change freely; arrays are shared (never mutated)."""
         clone = copy.copy(self)
-        clone.nodes = [copy.deepcopy(n) for n in self.nodes]
+        clone.nodes = [n.clone() for n in self.nodes]
         clone.initializers = dict(self.initializers)
         clone.tensors = dict(self.tensors)
         clone.act_qparams = dict(self.act_qparams)

@@ -254,6 +254,9 @@ def test_cancel_stops_within_a_second(cnn) -> None:  # noqa: ANN001
     assert isinstance(info.value, Cancelled)
     partial = info.value.partial
     assert partial is not None and partial.cancelled and "CANCELLED" in partial.text()
+    assert partial.results, "the runs measured before the cancel are kept"
+    for r in partial.results:
+        assert r.latency_ms.count == len(r.samples_ms) > 0 and r.reason.startswith("partial")
 
 
 def test_cancel_after_progress_calls(cnn) -> None:  # noqa: ANN001
@@ -319,3 +322,71 @@ def test_cli_bad_input_exits_2_with_one_line(samples, capsys, argv) -> None:  # 
     assert main(argv + ["-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("qcore: error: ")
+
+
+class _FakeSession:
+    def __init__(self, label: str, log: list[str], fail_after: int | None) -> None:
+        self.label, self.log, self.fail_after, self.input_names = label, log, fail_after, []
+
+    def run(self, feeds):  # noqa: ANN001, ANN201
+        self.log.append(self.label)
+        if self.fail_after is not None and self.log.count(self.label) > self.fail_after:
+            raise RuntimeError("kernel exploded\nsecond line of the engine's message")
+        return {}
+
+    def what_ran(self):  # noqa: ANN201
+        from qcore.bench import WhatRan
+
+        return WhatRan(summary=f"fake {self.label}")
+
+    def close(self) -> None:
+        pass
+
+
+class _FakeEngine:
+    """Records the order of inferences; the model labelled 'bad' fails on its 6th run."""
+
+    name = "onnxruntime"
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def version(self) -> str:
+        return "fake"
+
+    def settings(self) -> dict:
+        return {}
+
+    def notes(self) -> list:
+        return []
+
+    def check(self, path: Path) -> str | None:
+        return None
+
+    def load(self, path, threads, shapes):  # noqa: ANN001, ANN201
+        label = Path(path).stem
+        return _FakeSession(label, self.log, 5 if label == "bad" else None)
+
+
+def test_runs_are_interleaved_and_a_failing_model_does_not_stop_the_others(
+        cnn, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import qcore.bench.runner as runner
+
+    engine = _FakeEngine()
+    monkeypatch.setattr(runner, "get_engine", lambda name: engine)
+    paths = {}
+    for label in ("fp32", "a", "b", "bad"):
+        paths[label] = tmp_path / f"{label}.onnx"
+        paths[label].write_bytes(cnn["fp32"].read_bytes())
+    settings = BenchSettings(engines=["onnxruntime"], warmup=1, iters=8, samples=1)
+    rep = run_benchmark(paths, settings)
+    measured = engine.log[len(paths) * 2:]  # after the check run and one warm-up each
+    rounds = [measured[i:i + 4] for i in range(0, 16, 4)]  # while 'bad' still runs
+    assert all(sorted(r) == ["a", "b", "bad", "fp32"] for r in rounds[:3])
+    assert len({tuple(r) for r in rounds[:3]}) > 1, "the order rotates between rounds"
+    bad = rep.result("bad", "onnxruntime", 1)
+    assert bad.status == "failed" and bad.reason.startswith("kernel exploded")
+    for label in ("fp32", "a", "b"):
+        r = rep.result(label, "onnxruntime", 1)
+        assert r.status == "ok" and r.latency_ms.count == 8
+        assert r.what_ran.summary == f"fake {label}"
