@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from qcore.advise import command as advise_command
 from qcore.bench import command as bench_command
 from qcore.config import TARGETS, ConvertConfig
 from qcore.convert import ConversionResult, NoQuantizationError, convert
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     dot.add_argument("--target", choices=TARGETS, default="onnxruntime")
 
     bench_command.add_parser(sub)
+    advise_command.add_parser(sub)
     return parser
 
 
@@ -138,7 +140,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_command.run(args)
 
 
-COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot, "bench": cmd_bench}
+def cmd_advise(args: argparse.Namespace) -> int:
+    return advise_command.run(args)
+
+
+COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot, "bench": cmd_bench,
+            "advise": cmd_advise}
 
 
 def main(argv: list[str] | None = None) -> int:

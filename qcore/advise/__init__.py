@@ -1,0 +1,21 @@
+"""The quantization advisor: which ops to keep FP32, by measured accuracy and speed.
+
+    from qcore.advise import AdviseSettings, advise
+    advice = advise("model_qdq.onnx", settings=AdviseSettings(min_cosine=0.999))
+    advice.flags()   # "--op_ids_to_skip 12,40" for `qcore convert`
+"""
+
+from __future__ import annotations
+
+from qcore.advise.islands import Island, find_islands
+from qcore.advise.search import (
+    Advice,
+    AdviseSettings,
+    Candidate,
+    Sensitivity,
+    advise,
+    rank_sensitive,
+)
+
+__all__ = ["Advice", "AdviseSettings", "Candidate", "Island", "Sensitivity", "advise",
+           "find_islands", "rank_sensitive"]
