@@ -12,6 +12,7 @@ from qcore.config import TARGETS, ConvertConfig
 from qcore.convert import ConversionResult, NoQuantizationError, convert
 from qcore.files import OutputError, check_output, save_model
 from qcore.loader import ModelError, load_graph
+from qcore.paddle import command as paddle_command
 from qcore.summary import conversion_text, model_text
 
 
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     conv = sub.add_parser("convert", help="quant model -> INT8 model (Paddle save_quant_model.py)")
-    _flag(conv, "quant_model_path", required=True, help="the QDQ .onnx quant model")
+    _flag(conv, "quant_model_path", required=True,
+          help="the QDQ .onnx quant model, or a Paddle model folder / .pdmodel")
     _flag(conv, "int8_model_save_path", required=True, help="where to write the INT8 .onnx")
     _flag(conv, "fp32_model_save_path", default="", help="also write the clean FP32 model")
     _flag(conv, "ops_to_quantize", default="", help="comma-separated op types (default: all)")
@@ -58,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_command.add_parser(sub)
     advise_command.add_parser(sub)
+    paddle_command.add_parser(sub)
     return parser
 
 
@@ -145,7 +148,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot, "bench": cmd_bench,
-            "advise": cmd_advise}
+            "advise": cmd_advise, "import-paddle": paddle_command.run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,12 +21,19 @@ class ModelError(ValueError):
 def read_model(path: str | Path, warnings: list[str] | None = None) -> onnx.ModelProto:
     """Load an ONNX file, raising ``ModelError`` with a one-line reason.
 
+    A Paddle model (a folder with ``__model__`` or ``*.pdmodel``, or a ``.pdmodel`` file) is
+    imported as a QDQ ONNX model first (``qcore.paddle``; Paddle itself is not needed).
+
     Checker complaints that runtimes tolerate (ONNX Runtime's quantizer writes a per-axis
     DequantizeLinear into opset 12 models, say) are appended to ``warnings`` instead.
     """
     path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file")
+    from qcore import paddle  # light: the importer itself loads only for Paddle models
+
+    if paddle.is_paddle_model(path):
+        return paddle.import_paddle(path)
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not an .onnx file")
     try:
