@@ -36,6 +36,8 @@ def _table(columns: list[str], name: str) -> QTableWidget:
     table.setAlternatingRowColors(True)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
+    table.verticalHeader().setDefaultSectionSize(22)
+    table.setWordWrap(False)
     return table
 
 
@@ -60,6 +62,7 @@ class AccuracyPanel(QWidget):
         self.note = QLabel("Run Benchmark with 'Accuracy' and 'Per-tensor SQNR' ticked.")
         self.note.setObjectName("hint")
         self.note.setWordWrap(True)
+        self.note.setMaximumHeight(40)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.outputs)
         right = QWidget()
@@ -96,7 +99,6 @@ class AccuracyPanel(QWidget):
 
     def show_report(self, report: Any, preferred_test: str = "int8") -> None:
         self.clear()
-        notes = []
         for acc in report.accuracy:
             rows = acc.outputs or [None]
             for out in rows:
@@ -112,8 +114,6 @@ class AccuracyPanel(QWidget):
                     self.outputs.setItem(r, c, _item(text, 4 <= c <= 6))
             if acc.per_tensor:
                 self._sources.append(acc)
-            if acc.status != "ok" and acc.reason:
-                notes.append(f"{acc.test} vs {acc.reference} on {acc.engine}: {acc.reason}")
         self.source.blockSignals(True)
         for acc in self._sources:
             self.source.addItem(f"{acc.test} vs {acc.reference}")
@@ -122,8 +122,8 @@ class AccuracyPanel(QWidget):
         if self._sources:
             self.source.setCurrentIndex(prefer[0] if prefer else 0)
             self._source_changed(self.source.currentIndex())
-        self.note.setText(" ".join(notes) or ("" if self._sources else
-                                              "No per-tensor SQNR in this run."))
+        if not self._sources:
+            self.note.setText("No per-tensor SQNR in this run (tick SQNR before Benchmark).")
 
     def _source_changed(self, index: int) -> None:
         if 0 <= index < len(self._sources):

@@ -34,17 +34,17 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
                        "Save the benchmark results as JSON or CSV", "export_results"),
     "quit": ("&Quit", ("Ctrl+Q",), "", "Quit", "close"),
     "find": ("&Find op\u2026", ("Ctrl+F",), "find", "Find an op by id, name or type",
-             "focus_search"),
+             "graph_panel.search.activate"),
     "toggle_skip": ("&Skip / quantize selected op", ("S",), "skip",
                     "Add the selected op to op_ids_to_skip, or remove it", "toggle_skip"),
     "copy_id": ("&Copy op id", ("Ctrl+Shift+C",), "", "Copy the selected op's id", "copy_id"),
-    "zoom_in": ("Zoom &in", ("Ctrl+=", "Ctrl++"), "zoom_in", "Zoom in", "zoom_in"),
-    "zoom_out": ("Zoom &out", ("Ctrl+-",), "zoom_out", "Zoom out", "zoom_out"),
-    "fit": ("&Fit to window", ("Ctrl+0",), "fit", "Show the whole graph", "zoom_fit"),
-    "actual": ("Actual si&ze", ("Ctrl+1",), "", "Zoom to 100%", "zoom_actual"),
+    "zoom_in": ("Zoom &in", ("Ctrl+=", "Ctrl++"), "zoom_in", "Zoom in", "graph_panel.view.zoom_in"),
+    "zoom_out": ("Zoom &out", ("Ctrl+-",), "zoom_out", "Zoom out", "graph_panel.view.zoom_out"),
+    "fit": ("&Fit to window", ("Ctrl+0",), "fit", "Show the whole graph", "graph_panel.view.fit"),
+    "actual": ("Actual si&ze", ("Ctrl+1",), "", "Zoom to 100%", "graph_panel.view.actual_size"),
     "prev_pass": ("&Previous pass", ("Alt+Up",), "up", "Show the previous snapshot",
-                  "prev_pass"),
-    "next_pass": ("&Next pass", ("Alt+Down",), "down", "Show the next snapshot", "next_pass"),
+                  "pass_list.previous"),
+    "next_pass": ("&Next pass", ("Alt+Down",), "down", "Show the next snapshot", "pass_list.next"),
     "changes": ("Highlight &changes", ("Ctrl+H",), "", "Outline the ops the pass created or "
                 "rewrote", "set_show_changes"),
     "sqnr": ("SQNR &badges", ("Ctrl+Shift+Q",), "", "Show each op's worst output SQNR from "
@@ -60,6 +60,14 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
     "about": ("&About Quant Inspector", (), "", "Versions and license", "about"),
 }
 CHECKABLE = {"changes": True, "sqnr": True, "legend": True, "focus": False}
+
+
+def _resolve(window: MainWindow, path: str):  # noqa: ANN202
+    """``"graph_panel.view.fit"`` -> that bound method, looked up when the action fires."""
+    target: object = window
+    for part in path.split("."):
+        target = getattr(target, part)
+    return target
 
 
 class Actions:
@@ -79,9 +87,9 @@ class Actions:
             if name in CHECKABLE:
                 action.setCheckable(True)
                 action.setChecked(CHECKABLE[name])
-                action.toggled.connect(getattr(window, slot))
+                action.toggled.connect(lambda on, s=slot: _resolve(window, s)(on))
             else:
-                action.triggered.connect(lambda _=False, s=slot: getattr(window, s)())
+                action.triggered.connect(lambda _=False, s=slot: _resolve(window, s)())
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             self.all[name] = action
             window.addAction(action)

@@ -9,7 +9,6 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -29,7 +28,7 @@ from app.state import Session
 from qcore.config import TARGETS
 from qcore.passes.quantize_placement import SUPPORTED_OPS
 
-TYPE_COLUMNS = 3
+TYPE_COLUMNS = 2
 
 
 class ConfigPanel(QWidget):
@@ -43,17 +42,19 @@ class ConfigPanel(QWidget):
         row = QHBoxLayout(self)
         row.setContentsMargins(6, 4, 6, 6)
         row.addWidget(self._types_group(), 5)
-        row.addWidget(self._skip_group(), 4)
-        row.addWidget(self._run_group(), 3)
+        right = QVBoxLayout()
+        right.addWidget(self._skip_group(), 1)
+        right.addWidget(self._run_group())
+        row.addLayout(right, 4)
         session.config_changed.connect(self.sync)
         session.result_changed.connect(self.rebuild_types)
 
     # ---- ops_to_quantize --------------------------------------------------------------
     def _types_group(self) -> QGroupBox:
-        box = QGroupBox("Op types to quantize  (ops_to_quantize)")
+        box = QGroupBox("Quantize op types (ops_to_quantize)")
         column = QVBoxLayout(box)
-        self.types_hint = QLabel("All ticked = every supported type (an empty list).")
-        self.types_hint.setObjectName("hint")
+        box.setToolTip("All ticked = every supported type (an empty ops_to_quantize).\n"
+                       "Greyed types have no INT8 kernel and always stay FP32.")
         self.types_grid = QGridLayout()
         self.types_grid.setHorizontalSpacing(14)
         self.types_grid.setVerticalSpacing(4)
@@ -62,6 +63,7 @@ class ConfigPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
         buttons = QHBoxLayout()
         for text, state in (("All", True), ("None", False)):
@@ -70,7 +72,6 @@ class ConfigPanel(QWidget):
             button.clicked.connect(lambda _=False, s=state: self._set_all(s))
             buttons.addWidget(button)
         buttons.addStretch(1)
-        buttons.addWidget(self.types_hint)
         column.addLayout(buttons)
         column.addWidget(scroll, 1)
         return box
@@ -83,7 +84,7 @@ class ConfigPanel(QWidget):
         self.type_boxes.clear()
         types = self.session.op_types()
         for i, (op_type, count) in enumerate(sorted(types.items())):
-            check = QCheckBox(f"{op_type}  ({count})")
+            check = QCheckBox(f"{op_type} ({count})")
             check.setObjectName(f"type_{op_type}")
             if op_type not in SUPPORTED_OPS:
                 check.setEnabled(False)
@@ -120,7 +121,7 @@ class ConfigPanel(QWidget):
 
     # ---- op_ids_to_skip ---------------------------------------------------------------
     def _skip_group(self) -> QGroupBox:
-        box = QGroupBox("Skip: keep FP32  (op_ids_to_skip)")
+        box = QGroupBox("Keep FP32 (op_ids_to_skip)")
         column = QVBoxLayout(box)
         self.skip_list = QListWidget()
         self.skip_list.setObjectName("skipList")
@@ -138,10 +139,13 @@ class ConfigPanel(QWidget):
         self.id_edit.setToolTip("Type op ids (e.g. 12, 40) and press Enter")
         self.id_edit.returnPressed.connect(self._add_typed)
         add = QToolButton(text="Add")
+        add.setToolTip("Add the typed op ids")
         add.clicked.connect(self._add_typed)
         drop = QToolButton(text="Remove")
+        drop.setToolTip("Remove the selected rows (Delete)")
         drop.clicked.connect(self._remove_selected)
         clear = QToolButton(text="Clear")
+        clear.setToolTip("Empty the list")
         clear.clicked.connect(lambda: self.session.set_skip_ids(set()))
         edit_row = QHBoxLayout()
         edit_row.addWidget(self.id_edit, 1)
@@ -166,35 +170,38 @@ class ConfigPanel(QWidget):
                 for i in range(self.skip_list.count())]
 
     # ---- target and run -----------------------------------------------------------------
-    def _run_group(self) -> QGroupBox:
-        box = QGroupBox("Run")
+    def _run_group(self) -> QWidget:
+        box = QWidget()
         column = QVBoxLayout(box)
-        form = QFormLayout()
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(4)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Target"))
         self.target = QComboBox()
         self.target.addItems(list(TARGETS))
         self.target.setToolTip("onnxruntime: QLinear ops for ONNX Runtime\n"
                                "onednn: squashed QDQ that OpenVINO runs on oneDNN INT8")
         self.target.currentTextChanged.connect(self.session.set_target)
-        form.addRow("Target", self.target)
-        column.addLayout(form)
-        self.config_buttons = QHBoxLayout()
-        column.addLayout(self.config_buttons)
+        top.addWidget(self.target, 1)
+        self.config_buttons = top
+        column.addLayout(top)
         self.run_buttons = QHBoxLayout()
         column.addLayout(self.run_buttons)
         self.dirty = QLabel("")
         self.dirty.setObjectName("dirty")
         self.dirty.setWordWrap(True)
         column.addWidget(self.dirty)
-        column.addStretch(1)
         return box
 
     def add_button(self, action: QAction, run: bool) -> QToolButton:
         button = QToolButton()
         button.setDefaultAction(action)
-        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         if run:
             button.setObjectName("runButton")
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        else:
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         (self.run_buttons if run else self.config_buttons).addWidget(button)
         return button
 
@@ -215,6 +222,6 @@ class ConfigPanel(QWidget):
             if node is None:
                 item.setToolTip("no op with this id in the model")
             self.skip_list.addItem(item)
-        self.dirty.setText("Config changed since the last conversion \u2014 press Convert "
-                           "(Ctrl+R)." if session.is_dirty() else "")
+        self.dirty.setText("Changed since the last conversion: press Convert (Ctrl+R)."
+                           if session.is_dirty() else "")
         self._syncing = False

@@ -21,11 +21,10 @@ from qcore.dot import (
     COLORS,
     EDGE_COLOR,
     HIGHLIGHT_COLOR,
-    IO_TENSOR_FILL,
     OP_BORDER,
-    TENSOR_FILL,
     describe_status,
     op_label_lines,
+    tensor_fill,
     tensor_label_lines,
 )
 from qcore.ir import Graph, Node
@@ -223,6 +222,7 @@ class TensorItem(NodeItem):
     def __init__(self, box: NodeBox, graph: Graph) -> None:
         super().__init__(box)
         self.tensor = box.tensor
+        self.fill = QColor(tensor_fill(graph, box.tensor))
         self.label = LabelBlock(tensor_label_lines(graph, box.tensor), box.w * 0.92, 9, False)
         self.path = QPainterPath()
         self.path.addEllipse(self.rect)
@@ -235,7 +235,7 @@ class TensorItem(NodeItem):
               widget: QWidget | None = None) -> None:
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         self._halo(painter, self.path)
-        painter.setBrush(QColor(IO_TENSOR_FILL if self.box.graph_io else TENSOR_FILL))
+        painter.setBrush(self.fill)
         painter.setPen(self._border(QColor("#8a8a8a"), 2.0 if self.box.graph_io else 1.0))
         painter.drawPath(self.path)
         self.label.paint(painter, QPointF(0, 0), QColor("#333333"), lod)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -38,6 +39,7 @@ class GraphPanel(QWidget):
     tensor_selected = Signal(str)
     selection_cleared = Signal()
     snapshot_shown = Signal()  # a layout is on screen (or a message explains why not)
+    focus_mode_changed = Signal(bool)
 
     def __init__(self, session: Session, jobs: JobPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +66,7 @@ class GraphPanel(QWidget):
         self.title = QLabel("No model")
         self.title.setObjectName("graphTitle")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.search = SearchBar(self)
         self.banner = QLabel(self)
         self.banner.setObjectName("banner")
@@ -93,7 +96,8 @@ class GraphPanel(QWidget):
         column.addLayout(top)
         column.addWidget(self.banner)
         column.addWidget(self.view, 1)
-        self.legend = LegendWidget(self.view)
+        self.legend = LegendWidget(self)
+        column.addWidget(self.legend)
         self.busy = self._busy_card()
         self._busy_timer = QTimer(self, singleShot=True, interval=BUSY_DELAY_MS)
         self._busy_timer.timeout.connect(self._show_busy)
@@ -127,14 +131,11 @@ class GraphPanel(QWidget):
 
     def _place_overlays(self) -> None:
         vp = self.view.viewport().geometry()
-        self.legend.adjustSize()
-        self.legend.move(vp.right() - self.legend.width() - 10, vp.top() + 10)
         self.busy.adjustSize()
         self.busy.move(vp.center().x() - self.busy.width() // 2, vp.top() + 40)
 
     def set_legend_visible(self, visible: bool) -> None:
         self.legend.setVisible(visible)
-        self._place_overlays()
 
     # ---- showing snapshots --------------------------------------------------------------
     def snapshot(self) -> Snapshot | None:
@@ -159,6 +160,7 @@ class GraphPanel(QWidget):
         if ops > LARGE_GRAPH_OPS and not self.whole_graph_ok and not self.focus_mode:
             self.focus_mode = True
             self._update_depth_visible()
+            self.focus_mode_changed.emit(True)
         self._request_layout()
 
     def _view_graph(self, snap: Snapshot) -> tuple[tuple, Graph]:
@@ -328,9 +330,12 @@ class GraphPanel(QWidget):
         self.view.mark_changed(pass_delta(before, snap.graph).changed)
 
     def set_focus_mode(self, on: bool) -> None:
+        changed = on != self.focus_mode
         self.focus_mode = on
         self.whole_graph_ok = not on
         self._update_depth_visible()
+        if changed:
+            self.focus_mode_changed.emit(on)
         self._request_layout()
 
     def _set_depth(self, depth: int) -> None:

@@ -196,6 +196,9 @@ class GraphView(QGraphicsView):
         self.zoom_by(0.8)
         self.setTransformationAnchor(anchor)
 
+    def actual_size(self) -> None:
+        self.set_scale(1.0)
+
     def fit(self, max_scale: float = 1.5) -> None:
         rect = self.scene().itemsBoundingRect().adjusted(-20, -20, 20, 20)
         if rect.isEmpty():
@@ -206,7 +209,7 @@ class GraphView(QGraphicsView):
         self.zoom_changed.emit(self.scale_factor())
 
     def home(self) -> None:
-        """A readable start: fit if that stays legible, else the top of the graph at 90%."""
+        """A readable start: fit if that stays legible, else 90% at the graph's first input."""
         rect = self.scene().itemsBoundingRect()
         if rect.isEmpty():
             return
@@ -216,8 +219,13 @@ class GraphView(QGraphicsView):
             self.fit(max_scale=1.2)
             return
         self.set_scale(0.9)
+        half_w = view.width() / 2 / self.scale_factor()
         half_h = view.height() / 2 / self.scale_factor()
-        self.centerOn(QPointF(rect.center().x(), rect.top() + half_h - 10))
+        nodes = list(self.tensors.values()) + list(self.ops.values())
+        first = min(nodes, key=lambda item: (item.pos().y(), item.pos().x()), default=None)
+        x = first.pos().x() if first is not None else rect.center().x()
+        x = max(rect.left() + half_w - 20, min(x, rect.right() - half_w + 20))
+        self.centerOn(QPointF(x, rect.top() + half_h - 10))
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         scroll = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.AltModifier

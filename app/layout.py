@@ -1,12 +1,17 @@
 """Graphviz does the layout; this module turns ``dot -Tjson`` into plain positions and splines.
 
 Everything here is pure Python (no Qt) so it runs in a worker thread: :func:`compute_layout`
-calls ``qcore.render.layout_json(qcore.dot.to_dot(graph))``. Scene coordinates have y down.
+runs ``dot -Tjson`` on ``qcore.dot.to_dot(graph)``, stopping Graphviz when the user cancels.
+Scene coordinates have y down.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,11 +136,52 @@ def parse_layout(data: dict[str, Any], graph: Graph | None = None) -> GraphLayou
     return GraphLayout(width, height, nodes, edges, op_ids)
 
 
-def compute_layout(graph: Graph, timeout: float | None = 600, **_: Any) -> GraphLayout:
-    """Run Graphviz on a snapshot (blocking: call it from a worker)."""
+def run_dot_json(dot_text: str, timeout: float | None = 600,
+                 cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """``dot -Tjson`` like ``qcore.render.layout_json``, but a Cancel kills Graphviz at once.
+
+    Same argv-list, no-shell call; polled every 100 ms so a big layout can be abandoned.
+    """
     from qcore import render  # looked up at call time so tests can patch find_dot
 
-    data = render.layout_json(to_dot(graph, legend=False), timeout=timeout)
+    exe = render.find_dot()
+    if exe is None:
+        raise render.GraphvizMissing()
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [exe, "-Tjson"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, shell=False)
+    except FileNotFoundError as exc:
+        raise render.GraphvizMissing() from exc
+    start, data = time.monotonic(), dot_text.encode("utf-8")
+    while True:
+        try:
+            out, err = proc.communicate(data, timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            data = None  # already sent
+            late = timeout is not None and time.monotonic() - start > timeout
+            if late or (cancelled is not None and cancelled()):
+                proc.kill()
+                proc.communicate()
+                if late:
+                    raise RuntimeError(f"Graphviz did not finish within {timeout} s") from None
+                raise LayoutCancelled("layout cancelled") from None
+    if proc.returncode != 0:
+        lines = err.decode("utf-8", errors="replace").strip().splitlines()
+        reason = lines[0] if lines else f"exit status {proc.returncode}"
+        raise RuntimeError(f"Graphviz 'dot -Tjson' failed: {reason}")
+    return json.loads(out)
+
+
+class LayoutCancelled(RuntimeError):
+    """The user cancelled a layout; Graphviz was stopped."""
+
+
+def compute_layout(graph: Graph, timeout: float | None = 600,
+                   cancelled: Callable[[], bool] | None = None, **_: Any) -> GraphLayout:
+    """Run Graphviz on a snapshot (blocking: call it from a worker)."""
+    data = run_dot_json(to_dot(graph, legend=False), timeout, cancelled)
     return parse_layout(data, graph)
 
 

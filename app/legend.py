@@ -1,20 +1,23 @@
-"""The colour legend floating over the graph view (same colours as qcore.dot.LEGEND)."""
+"""The colour legend: one slim row under the graph (same colours as qcore.dot.LEGEND)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
-from app.graph_items import CHANGED_COLOR, PENDING_COLOR, SEARCH_COLOR
+from app.graph_items import CHANGED_COLOR, PENDING_COLOR, SEARCH_COLOR, SQNR_COLOURS
 from qcore.dot import HIGHLIGHT_COLOR, LEGEND, OP_BORDER
 
-# (fill, border, dashed, text)
-_EXTRA = [
-    ("#ffffff", PENDING_COLOR, True, "pending: changes at next Convert"),
-    ("#ffffff", CHANGED_COLOR, False, "changed by this pass"),
-    ("#ffffff", HIGHLIGHT_COLOR, False, "selected"),
-    ("#ffffff", SEARCH_COLOR, False, "search match"),
+SHORT = {"int8": "INT8", "fp32": "FP32", "skipped": "skipped", "fake": "Q/DQ",
+         "undecided": "undecided"}
+# (fill, border, dashed, text, tooltip)
+EXTRA = [
+    ("#ffffff", PENDING_COLOR, True, "pending", "Changed in the configuration: takes effect at "
+     "the next Convert (Ctrl+R)"),
+    ("#ffffff", CHANGED_COLOR, False, "changed", "Ops this pass created or rewrote"),
+    ("#ffffff", HIGHLIGHT_COLOR, False, "selected", "The selected op"),
+    ("#ffffff", SEARCH_COLOR, False, "match", "Ops matching the search (Ctrl+F)"),
 ]
 
 
@@ -22,44 +25,49 @@ class Swatch(QWidget):
     def __init__(self, fill: str, border: str, dashed: bool, parent: QWidget | None = None):
         super().__init__(parent)
         self.fill, self.border, self.dashed = fill, border, dashed
-        self.setFixedSize(QSize(26, 14))
+        self.setFixedSize(QSize(22, 13))
 
     def paintEvent(self, event) -> None:  # noqa: ANN001
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        thick = self.border != OP_BORDER
-        pen = QPen(QColor(self.border), 2.0 if thick else 1.0)
+        pen = QPen(QColor(self.border), 1.0 if self.border == OP_BORDER else 2.0)
         if self.dashed:
             pen.setStyle(Qt.PenStyle.DashLine)
         painter.setPen(pen)
         painter.setBrush(QColor(self.fill))
-        painter.drawRoundedRect(QRectF(1.5, 1.5, 23, 11), 3, 3)
+        painter.drawRoundedRect(QRectF(1.5, 1.5, 19, 10), 3, 3)
 
 
 class LegendWidget(QFrame):
-    """A compact, semi-opaque card; the title toggles the details."""
+    """Swatches with short names; each tooltip has the full meaning."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("legend")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setAutoFillBackground(True)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(8, 6, 8, 6)
-        outer.setSpacing(3)
-        title = QLabel("<b>Legend</b>")
-        outer.addWidget(title)
-        for _, colour, meaning in LEGEND:
-            outer.addLayout(self._row(Swatch(colour, OP_BORDER, False), meaning))
-        for fill, border, dashed, text in _EXTRA:
-            outer.addLayout(self._row(Swatch(fill, border, dashed), text))
-        self.adjustSize()
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)  # may clip
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 3, 10, 3)
+        row.setSpacing(4)
+        for name, colour, meaning in LEGEND:
+            self._add(row, Swatch(colour, OP_BORDER, False), SHORT.get(name, meaning), meaning)
+        row.addSpacing(10)
+        for fill, border, dashed, text, tip in EXTRA:
+            self._add(row, Swatch(fill, border, dashed), text, tip)
+        row.addSpacing(10)
+        sqnr = "SQNR badge: " + ", ".join(f"< {limit:.0f} dB" for limit, _ in SQNR_COLOURS)
+        label = QLabel("dB = SQNR")
+        label.setObjectName("legendText")
+        label.setToolTip(sqnr + " are red, orange, yellow; green is fine (after Benchmark)")
+        label.setMinimumWidth(label.sizeHint().width())
+        row.addWidget(label)
+        row.addStretch(1)
 
-    def _row(self, swatch: Swatch, text: str) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.setSpacing(6)
-        row.addWidget(swatch)
+    @staticmethod
+    def _add(row: QHBoxLayout, swatch: Swatch, text: str, tip: str) -> None:
         label = QLabel(text)
         label.setObjectName("legendText")
-        row.addWidget(label, 1)
-        return row
+        label.setMinimumWidth(label.sizeHint().width())
+        for widget in (swatch, label):
+            widget.setToolTip(tip)
+            row.addWidget(widget)
+        row.addSpacing(8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -13,8 +13,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QWidget,
 )
 
@@ -23,12 +21,12 @@ from app.about import AboutDialog
 from app.actions import Actions
 from app.compat import MainThreadGC, guard_singletons
 from app.config_panel import ConfigPanel
-from app.errors import describe_error
 from app.graph_panel import GraphPanel
 from app.pass_list import PassList
 from app.properties import PropertiesPanel
 from app.resources import icon
 from app.results_panel import ResultsPanel
+from app.run_bar import RunBar
 from app.settings import AppSettings
 from app.state import Session
 from app.workers import Job, JobPool
@@ -54,7 +52,6 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         self.gc = MainThreadGC(self)
         self.jobs = JobPool(self)
-        self.run_job: Job | None = None  # the convert / benchmark / open job
         self._build_widgets()
         self.actions_ = Actions(self)
         self.actions_.build_menus([d.toggleViewAction() for d in self.docks])
@@ -97,18 +94,11 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
         self.model_label = QLabel("")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_job)
-        self.cancel_button.hide()
-        bar.addPermanentWidget(self.model_label)
-        bar.addPermanentWidget(self.progress)
-        bar.addPermanentWidget(self.cancel_button)
+        self.statusBar().addPermanentWidget(self.model_label)
+        self.runner = RunBar(self, self.jobs)
+        self.runner.finished.connect(self.job_finished)
+        self.runner.busy_changed.connect(lambda _: self._update_enabled())
 
     def _connect(self) -> None:
         panel, session = self.graph_panel, self.session
@@ -118,6 +108,7 @@ class MainWindow(QMainWindow):
         panel.selection_cleared.connect(self._update_properties)
         panel.tensor_selected.connect(self._show_tensor)
         panel.view.op_context_menu.connect(self._op_menu)
+        panel.focus_mode_changed.connect(self._focus_changed)
         self.config_panel.op_requested.connect(panel.select_op)
         self.results.op_requested.connect(self._select_from_results)
         self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
@@ -137,9 +128,14 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._sized:  # first start: sensible dock sizes once the window has a size
             self._sized = True
-            self.resizeDocks(self.docks[:2], [300, 400], Qt.Orientation.Horizontal)
-            self.resizeDocks([self.docks[2]], [230], Qt.Orientation.Vertical)
-            self.resizeDocks(self.docks[2:], [720, 840], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, self._default_dock_sizes)
+
+    def _default_dock_sizes(self) -> None:
+        width = self.width()
+        self.resizeDocks(self.docks[:2], [280, 350], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks[2]], [290], Qt.Orientation.Vertical)
+        self.resizeDocks(self.docks[2:], [int(width * 0.36), int(width * 0.64)],
+                         Qt.Orientation.Horizontal)
 
     # ---- messages -------------------------------------------------------------------------
     def log(self, text: str, level: str = "info") -> None:
@@ -191,14 +187,15 @@ class MainWindow(QMainWindow):
         return self._start_run("convert", self.session.path, self.session.config())
 
     def _start_run(self, kind: str, path: Path, config: ConvertConfig) -> Job | None:
-        if self.run_job is not None:
+        if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")
             return None
         job = Job(convert, path, config, name=kind)
         verb = "Opening" if kind == "open" else "Converting"
         job.signals.result.connect(lambda result: self._converted(kind, path, result))
-        self.log(f"{verb} {path.name} ({config.to_json().replace(chr(10), ' ')})")
-        return self._run(job, f"{verb} {path.name}")
+        self.log(f"{verb} {path.name}: ops_to_quantize={config.ops_to_quantize or 'all'}, "
+                 f"op_ids_to_skip={config.op_ids_to_skip}, target={config.target}")
+        return self.runner.run(job, f"{verb} {path.name}")
 
     def _converted(self, kind: str, path: Path, result: ConversionResult) -> None:
         new_model = kind == "open"
@@ -229,7 +226,7 @@ class MainWindow(QMainWindow):
         if self.session.result is None:
             self.status("Open a model first (Ctrl+O)")
             return None
-        if self.run_job is not None:
+        if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")
             return None
         job = self.results.make_bench_job()
@@ -238,66 +235,27 @@ class MainWindow(QMainWindow):
         job.signals.result.connect(self.results.show_report)
         self.results.show_tab("Benchmark")
         self.log(f"Benchmark started ({self.results.settings_text()})")
-        return self._run(job, "Benchmarking")
+        if self.session.is_dirty():
+            self.log("The configuration changed since the last conversion: this benchmark "
+                     "times the last converted models; press Convert first to time the new "
+                     "choice.", "warn")
+        return self.runner.run(job, "Benchmarking")
 
     # ---- running jobs ---------------------------------------------------------------------
-    def _run(self, job: Job, text: str) -> Job:
-        self.run_job = job
-        job.signals.progress.connect(self._progress)
-        job.signals.error.connect(lambda exc: self._job_error(job, exc))
-        job.signals.cancelled.connect(lambda: self.log(f"{job.name} cancelled", "warn"))
-        job.signals.finished.connect(lambda: self._run_done(job))
-        self.progress.setRange(0, 0)
-        self.progress.setFormat(text)
-        self.progress.show()
-        self.cancel_button.show()
-        self.status(text + "\u2026", 0)
-        self._update_enabled()
-        return self.jobs.start(job)
-
-    def _progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"{message} {done}/{total}")
-        if message:
-            self.status(message, 0)
-
-    def _job_error(self, job: Job, exc: BaseException) -> None:
-        title, text = describe_error(job.name, exc)
-        if job.traceback and (title.startswith("Unexpected") or "log has" in text):
-            self.log(job.traceback, "error")
-        self.show_error(title, text)
-
-    def _run_done(self, job: Job) -> None:
-        ok = not job.is_cancelled() and not job.traceback
-        if job is self.run_job:
-            self.run_job = None
-        self.progress.hide()
-        self.cancel_button.hide()
-        self.statusBar().clearMessage()
-        self._update_enabled()
-        self.job_finished.emit(job.name, ok)
+    @property
+    def run_job(self) -> Job | None:
+        return self.runner.job
 
     def cancel_job(self) -> None:
-        if self.run_job is not None:
-            self.run_job.cancel()
-            self.status("Cancelling\u2026", 0)
-        else:
+        if not self.runner.cancel():
             self.graph_panel.cancel_layout()
 
     def start_side_job(self, work, name: str, done_text: str) -> Job:  # noqa: ANN001
-        """Short jobs (saving, exporting) that may run beside a conversion."""
-        job = Job(work, name=name)
-        job.signals.result.connect(lambda path: self.log(done_text.format(path), "ok"))
-        job.signals.result.connect(lambda path: self.status(done_text.format(path)))
-        job.signals.error.connect(lambda exc: self._job_error(job, exc))
-        job.signals.finished.connect(lambda: self.job_finished.emit(
-            name, not job.traceback))
-        return self.jobs.start(job)
+        return self.runner.side(work, name, done_text)
 
     def _update_enabled(self) -> None:
         has_result = self.session.result is not None
-        busy = self.run_job is not None
+        busy = self.runner.busy
         for name in ("save_int8", "save_fp32", "export_snapshot", "export_all", "bench",
                      "convert"):
             self.actions_[name].setEnabled(has_result and not busy)
@@ -381,27 +339,6 @@ class MainWindow(QMainWindow):
             self.status(f"Copied {op_id}")
 
     # ---- view actions ---------------------------------------------------------------------
-    def focus_search(self) -> None:
-        self.graph_panel.search.activate()
-
-    def zoom_in(self) -> None:
-        self.graph_panel.view.zoom_in()
-
-    def zoom_out(self) -> None:
-        self.graph_panel.view.zoom_out()
-
-    def zoom_fit(self) -> None:
-        self.graph_panel.view.fit()
-
-    def zoom_actual(self) -> None:
-        self.graph_panel.view.set_scale(1.0)
-
-    def prev_pass(self) -> None:
-        self.pass_list.step(-1)
-
-    def next_pass(self) -> None:
-        self.pass_list.step(1)
-
     def set_show_changes(self, on: bool) -> None:
         self.graph_panel.set_show_changes(on)
         self.settings.set_value("changes", on)
@@ -412,6 +349,12 @@ class MainWindow(QMainWindow):
     def set_legend(self, on: bool) -> None:
         self.graph_panel.set_legend_visible(on)
         self.settings.set_value("legend", on)
+
+    def _focus_changed(self, on: bool) -> None:
+        action = self.actions_["focus"]
+        action.blockSignals(True)
+        action.setChecked(on)
+        action.blockSignals(False)
 
     def set_focus(self, on: bool) -> None:
         if on != self.graph_panel.focus_mode:

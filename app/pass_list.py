@@ -127,3 +127,9 @@ class PassList(QListWidget):
         row = self.currentRow() + direction
         if 0 <= row < self.count():
             self.setCurrentRow(row)
+
+    def previous(self) -> None:
+        self.step(-1)
+
+    def next(self) -> None:
+        self.step(1)

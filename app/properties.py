@@ -18,8 +18,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qcore.dot import COLORS, LEGEND, describe_status, format_shape
-from qcore.ir import Graph, Node
+from qcore.dot import (
+    COLORS,
+    LEGEND,
+    describe_status,
+    format_shape,
+    int8_tensor_qparams,
+    status_key,
+    tensor_shape,
+)
+from qcore.ir import Graph, Node, QParams
 
 STATUS_NAMES = {name: meaning for name, _, meaning in LEGEND}
 
@@ -36,10 +44,13 @@ def dtype_name(graph: Graph, tensor: str) -> str:
         return onnx.TensorProto.DataType.Name(info.elem_type).lower()
 
 
-def tensor_details(graph: Graph, tensor: str) -> list[tuple[str, str]]:
+def tensor_details(graph: Graph, tensor: str,
+                   int8: dict[str, QParams] | None = None) -> list[tuple[str, str]]:
     """Rows about one tensor: its shape and dtype (a constant's value) and its scale."""
-    shape = format_shape(graph.shape(tensor)) or "?"
+    shape = format_shape(tensor_shape(graph, tensor)) or "?"
     dtype = dtype_name(graph, tensor)
+    if not dtype and int8 and tensor in int8:
+        dtype = str(int8[tensor].dtype)
     rows = []
     if tensor in graph.initializers:
         array = graph.initializers[tensor]
@@ -50,15 +61,16 @@ def tensor_details(graph: Graph, tensor: str) -> list[tuple[str, str]]:
         rows.append(("constant", text))
     else:
         rows.append(("shape", f"{shape} {dtype}".strip()))
-    qparams = graph.act_qparams.get(tensor) or graph.weight_qparams.get(tensor)
+    qparams = (graph.act_qparams.get(tensor) or graph.weight_qparams.get(tensor)
+               or (int8 or {}).get(tensor))
     if qparams is not None:
         rows.append(("scale", qparams.describe()))
     return rows
 
 
-def tensor_text(graph: Graph, tensor: str) -> str:
+def tensor_text(graph: Graph, tensor: str, int8: dict[str, QParams] | None = None) -> str:
     """``shape: 1x16x32x32 float32; scale: u8 s=0.02 zp=0`` on one line."""
-    return "; ".join(f"{k}: {v}" for k, v in tensor_details(graph, tensor))
+    return "; ".join(f"{k}: {v}" for k, v in tensor_details(graph, tensor, int8))
 
 
 def attr_text(value: Any, limit: int = 120) -> str:
@@ -127,21 +139,22 @@ class PropertiesPanel(QWidget):
         self._row(op, "id", str(node.id))
         self._row(op, "name", node.name or "(none)")
         self._row(op, "op type", node.op_type + (f"  [{node.domain}]" if node.domain else ""))
-        self._row(op, "status", describe_status(node), colour)
+        self._row(op, "status", describe_status(node), COLORS[status_key(node)])
         if node.reason:
             self._row(op, "reason", node.reason)
         if pending:
-            self._row(op, "next convert", STATUS_NAMES.get(key, key))
+            self._row(op, "next convert", STATUS_NAMES.get(key, key), colour)
         if node.fused:
             self._row(op, "fused ops", ", ".join(node.fused))
         if node.id in self.sqnr:
             self._row(op, "SQNR", f"{self.sqnr[node.id]:.1f} dB")
+        int8 = int8_tensor_qparams(graph)
         for title, names in (("Inputs", node.inputs), ("Outputs", node.outputs)):
             section = self._section(f"{title} ({len([n for n in names if n])})")
             for i, name in enumerate(names):
                 if name:
-                    row = self._row(section, str(i), name, tip=tensor_text(graph, name))
-                    for key, value in tensor_details(graph, name):
+                    row = self._row(section, str(i), name, tip=tensor_text(graph, name, int8))
+                    for key, value in tensor_details(graph, name, int8):
                         self._row(row, key, value)
         attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
         if attrs:
@@ -156,9 +169,10 @@ class PropertiesPanel(QWidget):
         self.header.setText(f"<span style='font-size:12pt'><b>tensor</b></span> {tensor}")
         info = self._section("Tensor")
         self._row(info, "name", tensor)
-        self._row(info, "shape", format_shape(graph.shape(tensor)) or "unknown")
+        self._row(info, "shape", format_shape(tensor_shape(graph, tensor)) or "unknown")
         self._row(info, "dtype", dtype_name(graph, tensor) or "unknown")
-        qparams = graph.act_qparams.get(tensor) or graph.weight_qparams.get(tensor)
+        qparams = (graph.act_qparams.get(tensor) or graph.weight_qparams.get(tensor)
+                   or int8_tensor_qparams(graph).get(tensor))
         self._row(info, "quantization", qparams.describe() if qparams else "none known")
         if tensor in graph.input_names:
             self._row(info, "graph input", "yes")

@@ -35,6 +35,9 @@ class DecisionsTable(QTableWidget):
         self.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
+        self.verticalHeader().setDefaultSectionSize(22)
+        self.setWordWrap(False)
+        self.setAlternatingRowColors(True)
         self.setSortingEnabled(True)
         self.cellClicked.connect(lambda r, _c: self.op_requested.emit(
             int(self.item(r, 0).data(Qt.ItemDataRole.UserRole))))
@@ -61,6 +64,7 @@ class DecisionsTable(QTableWidget):
                     item.setForeground(QColor("#111111"))
                 self.setItem(row, col, item)
         self.setSortingEnabled(True)
+        self.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 
 
 class ResultsPanel(QTabWidget):

@@ -61,7 +61,11 @@ class Session(QObject):
         return graph.op_histogram() if graph else {}
 
     def find_op(self, op_id: int) -> Node | None:
-        """The op with this id in the latest snapshot that still has it."""
+        """The op as the placement pass saw it, else the latest snapshot that has it."""
+        placed = self.placement_graph()
+        node = placed.node_by_id(op_id) if placed else None
+        if node is not None:
+            return node
         for snap in reversed(self.snapshots):
             node = snap.graph.node_by_id(op_id)
             if node is not None:

@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 
 import onnx  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QMimeData, QPoint, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QSettings, QSize, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
@@ -134,7 +134,7 @@ def test_unticking_an_op_type_previews_fp32(qtbot, window: MainWindow) -> None: 
     assert window.session.config().ops_to_quantize  # the other types stay ticked
     item = window.graph_panel.view.ops[concat]
     assert (item.status, item.pending) == ("fp32", True)
-    assert "Config changed" in window.config_panel.dirty.text()
+    assert "Changed since" in window.config_panel.dirty.text()
 
 
 def test_convert_keeps_skipped_op_fp32(qtbot, window: MainWindow) -> None:  # noqa: ANN001
@@ -196,7 +196,8 @@ def test_zoom_shortcuts(qtbot, window: MainWindow) -> None:  # noqa: ANN001
     assert rect.height() <= port.height() and rect.width() <= port.width()  # all of it shows
 
 
-def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow,  # noqa: ANN001
+                                                   tmp_path: Path) -> None:
     bench = window.results.bench
     bench.engine_boxes["openvino"].setChecked(False)
     bench.model_boxes["int8-onednn"].setChecked(False)
@@ -219,8 +220,11 @@ def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow) ->
     sqnr.cellClicked.emit(row, 1)
     assert window.graph_panel.current_op == op_id
     assert window.properties.op_id is not None
-    path = window.settings.last_folder()
-    assert path
+    for name in ("bench.json", "bench.csv"):
+        with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+            window.export_results(tmp_path / name)
+    assert '"results"' in (tmp_path / "bench.json").read_text()
+    assert (tmp_path / "bench.csv").read_text().startswith("model,engine")
 
 
 def test_export_snapshot_all_and_models(qtbot, window: MainWindow, tmp_path: Path,
@@ -322,3 +326,38 @@ def test_command_line() -> None:
     args = parse_args(["model.onnx", "--config", "c.json"])
     assert (args.model, args.config) == ("model.onnx", "c.json")
     assert parse_args([]).model is None
+
+
+def test_layout_cancel_stops_graphviz(qtbot, tmp_path: Path, messages: list,
+                                      monkeypatch) -> None:  # noqa: ANN001
+    from qcore import render
+
+    slow = tmp_path / "dot"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(render, "find_dot", lambda: str(slow))
+    window = _new_window(qtbot, tmp_path)
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.open_model(SAMPLE)
+    panel = window.graph_panel
+    job = panel._job
+    assert job is not None  # Graphviz is "running"
+    with qtbot.waitSignal(job.signals.finished, timeout=TIMEOUT):
+        window.cancel_job()  # no conversion runs, so Cancel stops the layout
+    assert "cancelled" in panel.view.scene().items()[0].text()
+    window.close()
+
+
+def test_settings_are_remembered(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
+    window = _new_window(qtbot, tmp_path)
+    _open(qtbot, window, SAMPLE)
+    window.resize(1000, 700)
+    saved = window.size()  # as small as the docks allow
+    window.actions_["legend"].setChecked(False)
+    window.close()
+    again = _new_window(qtbot, tmp_path)
+    assert again.size() == saved != QSize(1560, 980)  # not the first-start default
+    assert again.settings.recent_files()[0].endswith("cnn_qdq.onnx")
+    assert again.actions_.recent_menu.actions()[0].text().endswith("cnn_qdq.onnx")
+    assert not again.actions_["legend"].isChecked() and again.graph_panel.legend.isHidden()
+    again.close()
