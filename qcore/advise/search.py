@@ -54,6 +54,7 @@ class Candidate:
     latency_ms: float | None
     meets_bound: bool
     note: str
+    ops_to_quantize: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -80,8 +81,9 @@ class Advice:
     def flags(self) -> str:
         """The `qcore convert` flags of the best configuration."""
         parts = []
-        if self.base.ops_to_quantize:
-            parts.append(f"--ops_to_quantize {','.join(self.base.ops_to_quantize)}")
+        types = self.best.ops_to_quantize if self.best else self.base.ops_to_quantize
+        if types:
+            parts.append(f"--ops_to_quantize {','.join(types)}")
         if self.best is not None and self.best.op_ids_to_skip:
             parts.append(f"--op_ids_to_skip {','.join(map(str, self.best.op_ids_to_skip))}")
         return " ".join(parts)
@@ -114,13 +116,15 @@ class _Evaluator:
         self.first = first
         self._count = 0
 
-    def config(self, skip: list[int]) -> ConvertConfig:
-        return ConvertConfig(self.base.ops_to_quantize, sorted(set(self.base.op_ids_to_skip)
-                                                               | set(skip)), self.base.target)
+    def config(self, skip: list[int], types: list[str] | None = None) -> ConvertConfig:
+        types = self.base.ops_to_quantize if types is None else types
+        return ConvertConfig(types, sorted(set(self.base.op_ids_to_skip) | set(skip)),
+                             self.base.target)
 
-    def model(self, skip: list[int]) -> tuple[Path, ConversionResult]:
+    def model(self, skip: list[int], types: list[str] | None = None,
+              ) -> tuple[Path, ConversionResult]:
         self._check()
-        result = convert(self.quant, self.config(skip))
+        result = convert(self.quant, self.config(skip, types))
         self._count += 1
         path = self.work / f"candidate_{self._count}.onnx"
         onnx.save(result.int8_model(), str(path))
@@ -195,20 +199,113 @@ def rank_sensitive(fp32: Path, int8: Path, result: ConversionResult, feeds: list
     return ranked
 
 
+class _Search:
+    """The state of one greedy search: the best configuration so far and every trial."""
+
+    def __init__(self, ev: _Evaluator, advice: Advice, tick: Callable[[str], None]) -> None:
+        self.ev, self.advice, self.tick = ev, advice, tick
+        self.types = list(ev.base.ops_to_quantize)
+        self.skip: list[int] = []
+        path, result = ev.model(self.skip)
+        cos, agree = ev.accuracy(path)
+        self.path, self.result = path, result
+        self.current = self._record(cos, agree, "quantize everything", timed=True)
+
+    def _record(self, cos: float, agree: float | None, note: str, timed: bool = False,
+                path: Path | None = None, skip: list[int] | None = None,
+                types: list[str] | None = None) -> Candidate:
+        latency = self.ev.latencies([path or self.path])[0] if timed else None
+        candidate = Candidate(list(self.skip if skip is None else skip), cos, agree, latency,
+                              self.ev.meets(cos, agree), note,
+                              list(self.types if types is None else types))
+        self.advice.candidates.append(candidate)
+        return candidate
+
+    def _better(self, cos: float, agree: float | None) -> bool:
+        return cos > self.current.cosine or (agree or 0) > (self.current.agreement or 0)
+
+    def op_types(self) -> None:
+        """Leave out whole op types while that helps (e.g. keep only MatMul / Gemm INT8)."""
+        while not self.current.meets_bound:
+            present = sorted({n.op_type for n in self.result.decisions if n.status == "int8"})
+            if len(present) < 2:
+                return
+            trials = []
+            for op_type in present:
+                types = [t for t in present if t != op_type]
+                path, result = self.ev.model(self.skip, types)
+                cos, agree = self.ev.accuracy(path)
+                self._record(cos, agree, f"try without {op_type}", path=path, types=types)
+                trials.append((cos, agree or 0.0, types, op_type, path, result))
+                self.tick(f"tried leaving {op_type} FP32")
+            cos, agree, types, op_type, path, result = max(trials, key=lambda t: t[:2])
+            if not self._better(cos, agree):
+                return
+            self.types, self.path, self.result = types, path, result
+            self.current = self._record(cos, agree or None, f"leave every {op_type} FP32",
+                                        timed=True)
+
+    def ops(self, settings: AdviseSettings, cancelled: CancelFn | None) -> None:
+        """Keep the most sensitive op's output float while that helps and the bound is missed
+        (each step re-ranks, since errors move once an op is FP32)."""
+        ranked = rank_sensitive(self.ev.fp32, self.path, self.result, self.ev.feeds, cancelled)
+        for _ in range(settings.max_steps):
+            if self.current.meets_bound:
+                return
+            trials = []
+            for s in [r for r in ranked if r.op_id not in self.skip][: settings.candidates]:
+                skip = sorted(set(self.skip) | set(keep_float(self.result, s.op_id)))
+                path, result = self.ev.model(skip, self.types)
+                cos, agree = self.ev.accuracy(path)
+                self._record(cos, agree, f"try {s.op_type}({s.op_id}) output float", path=path,
+                             skip=skip)
+                trials.append((cos, agree or 0.0, skip, s, path, result))
+                self.tick(f"tried {s.op_type}({s.op_id}) in FP32")
+            if not trials:
+                return
+            cos, agree, skip, s, path, result = max(trials, key=lambda t: t[:2])
+            if not self._better(cos, agree):
+                return
+            self.skip, self.path, self.result = skip, path, result
+            self.current = self._record(cos, agree or None, f"keep {s.op_type}({s.op_id}) and "
+                                        "its output FP32", timed=True)
+            ranked = rank_sensitive(self.ev.fp32, path, result, self.ev.feeds, cancelled)
+
+    def lone_ops(self, lone: list[int]) -> None:
+        """Keep a lone INT8 op FP32 when that is faster and still within the bound."""
+        for op_id in lone:
+            if op_id in self.skip:
+                continue
+            skip = sorted(self.skip + [op_id])
+            path, result = self.ev.model(skip, self.types)
+            cos, agree = self.ev.accuracy(path)
+            base_ms, trial_ms = self.ev.latencies([self.path, path])
+            candidate = self._record(cos, agree, f"lone INT8 op {op_id} kept FP32 "
+                                     f"({trial_ms:.2f} vs {base_ms:.2f} ms)", path=path,
+                                     skip=skip)
+            candidate.latency_ms = trial_ms
+            self.tick(f"tried the lone INT8 op {op_id} in FP32")
+            if trial_ms < base_ms * 0.98 and candidate.meets_bound:
+                self.skip, self.path, self.result, self.current = skip, path, result, candidate
+
+
 def advise(quant_model: str | Path, base: ConvertConfig | None = None,
            settings: AdviseSettings | None = None, progress: ProgressFn | None = None,
            cancelled: CancelFn | None = None) -> Advice:
-    """Propose ``op_ids_to_skip`` for the fastest model within the accuracy bound.
+    """Propose ``ops_to_quantize`` and ``op_ids_to_skip`` for the fastest model within the
+    accuracy bound.
 
     1. Quantize everything ``base`` allows; rank INT8 ops by the SQNR they lose.
-    2. While the bound is missed, try skipping each of the few most sensitive ops and keep
-       the one that helps most (re-ranking after each step).
-    3. Try skipping each lone INT8 op (it pays its own Q and DQ) and keep it FP32 when that
-       is faster and still within the bound.
+    2. While the bound is missed, keep the most sensitive op (and its output) FP32,
+       re-ranking after each step: the fewest ops lose their speed-up.
+    3. If it is still missed (the error is spread out), leave out the op type whose removal
+       helps most, repeatedly.
+    4. Keep each lone INT8 op (it pays its own Q and DQ) FP32 when that is faster and still
+       within the bound.
     """
     base = base or ConvertConfig()
     settings = settings or AdviseSettings()
-    steps = settings.max_steps * settings.candidates + 8
+    steps = settings.max_steps * settings.candidates + 16
     done = 0
 
     def tick(message: str) -> None:
@@ -219,57 +316,16 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
 
     with tempfile.TemporaryDirectory(prefix="qcore-advise-") as tmp:
         ev = _Evaluator(str(quant_model), base, settings, Path(tmp), cancelled)
-        skip: list[int] = []
-        path, result = ev.model(skip)
-        cos, agree = ev.accuracy(path)
-        sensitive = rank_sensitive(ev.fp32, path, result, ev.feeds, cancelled)
-        graph = result.snapshots[0].graph
-        islands = find_islands(result.decisions, graph.input_names, graph.output_names)
+        first_path, first = ev.model([])
+        sensitive = rank_sensitive(ev.fp32, first_path, first, ev.feeds, cancelled)
+        graph = first.snapshots[0].graph
+        islands = find_islands(first.decisions, graph.input_names, graph.output_names)
         lone = [i.compute_ids[0] for i in islands if i.lone]
         advice = Advice(base, sensitive, lone, islands)
-        current = Candidate([], cos, agree, ev.latencies([path])[0], ev.meets(cos, agree),
-                            "quantize everything")
-        advice.candidates.append(current)
+        search = _Search(ev, advice, tick)
         tick("measured: quantize everything")
-        ranked, best_path, current_result = sensitive, path, result
-        for _ in range(settings.max_steps):
-            if current.meets_bound:
-                break
-            trials = []
-            for s in [r for r in ranked if r.op_id not in skip][: settings.candidates]:
-                trial_skip = sorted(set(skip) | set(keep_float(current_result, s.op_id)))
-                trial_path, trial_result = ev.model(trial_skip)
-                c, a = ev.accuracy(trial_path)
-                trials.append((c, a, s, trial_skip, trial_path, trial_result))
-                advice.candidates.append(Candidate(trial_skip, c, a, None, ev.meets(c, a),
-                                                   f"try {s.op_type}({s.op_id}) output float"))
-                tick(f"tried {s.op_type}({s.op_id}) in FP32")
-            if not trials:
-                break
-            c, a, s, trial_skip, trial_path, trial_result = max(
-                trials, key=lambda t: (t[0], t[1] or 0))
-            if c <= current.cosine and (a or 0) <= (current.agreement or 0):
-                break
-            skip = trial_skip
-            current = Candidate(skip, c, a, ev.latencies([trial_path])[0], ev.meets(c, a),
-                                f"keep {s.op_type}({s.op_id}) and its output FP32")
-            current_result = trial_result
-            advice.candidates.append(current)
-            best_path = trial_path
-            ranked = rank_sensitive(ev.fp32, trial_path, trial_result, ev.feeds, cancelled)
-        for op_id in lone:
-            if op_id in skip:
-                continue
-            trial_path, _ = ev.model(skip + [op_id])
-            c, a = ev.accuracy(trial_path)
-            base_ms, trial_ms = ev.latencies([best_path, trial_path])
-            faster = trial_ms < base_ms * 0.98
-            candidate = Candidate(sorted(skip + [op_id]), c, a, trial_ms, ev.meets(c, a),
-                                  f"lone INT8 op {op_id} kept FP32 "
-                                  f"({trial_ms:.2f} vs {base_ms:.2f} ms)")
-            advice.candidates.append(candidate)
-            tick(f"tried the lone INT8 op {op_id} in FP32")
-            if faster and candidate.meets_bound:
-                skip, current, best_path = candidate.op_ids_to_skip, candidate, trial_path
-        advice.best = current
+        search.ops(settings, cancelled)
+        search.op_types()
+        search.lone_ops(lone)
+        advice.best = search.current
         return advice
