@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from qcore.advise import command as advise_command
@@ -57,9 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(dot, "ops_to_quantize", default="")
     _flag(dot, "op_ids_to_skip", default="")
     dot.add_argument("--target", choices=TARGETS, default="onnxruntime")
+    dot.add_argument("-f", "--force", action="store_true", help="replace an existing output")
 
     bench_command.add_parser(sub)
     advise_command.add_parser(sub)
+    sub.choices["advise"].add_argument("-f", "--force", action="store_true",
+                                       help="replace an existing --json file")
     paddle_command.add_parser(sub)
     return parser
 
@@ -132,6 +137,7 @@ def cmd_dot(args: argparse.Namespace) -> int:
     from qcore.render import export
 
     args.config = ""
+    _check_outputs(args.model, args.force, args.output)
     result = convert(args.model, _config(args))
     snap = _pick_snapshot(result, args.pass_name)
     out = export(to_dot(snap.graph, title=snap.stem), check_output(args.output, args.model))
@@ -144,6 +150,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
+    _check_outputs(args.quant_model_path, args.force, args.json)
     return advise_command.run(args)
 
 
@@ -151,15 +158,37 @@ COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot, "bench": c
             "advise": cmd_advise, "import-paddle": paddle_command.run}
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (names in it may hold newlines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Every failure prints one ``qcore: error:`` line: exit 2 for bad input
+    or outputs, 1 for a failed conversion or run, 130 when interrupted."""
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        # Library warnings (numpy overflow on odd scales, say) become one line each too.
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                return COMMANDS[args.command](args)
+            finally:
+                for text in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+                    print(f"qcore: warning: {' '.join(text.split())}", file=sys.stderr)
     except (ModelError, NoQuantizationError, OutputError, ValueError, OSError) as exc:
-        print(f"qcore: error: {exc}", file=sys.stderr)
+        print(f"qcore: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
-        print(f"qcore: error: {exc}", file=sys.stderr)
+        print(f"qcore: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("qcore: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug must still end with one line, not a trace
+        if os.environ.get("QCORE_TRACEBACK"):
+            raise
+        print(f"qcore: error: internal error ({type(exc).__name__}: {_one_line(exc)}); please "
+              "report it (QCORE_TRACEBACK=1 shows the traceback)", file=sys.stderr)
         return 1
 
 

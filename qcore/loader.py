@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import heapq
+import os
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import onnx
-from google.protobuf.message import DecodeError
-from onnx import numpy_helper
+from onnx import external_data_helper, numpy_helper
 
-from qcore.ir import Graph, from_onnx
+from qcore.ir import Graph, GraphError, Node, from_onnx
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -37,32 +39,244 @@ def read_model(path: str | Path, warnings: list[str] | None = None) -> onnx.Mode
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not an .onnx file")
     try:
-        model = onnx.load(str(path), load_external_data=True)
-    except (DecodeError, RuntimeWarning, ValueError) as exc:
-        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+        model = onnx.load(str(path), load_external_data=False)
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # noqa: BLE001 - protobuf / onnx raise many types on bad bytes
+        if path.stat().st_size >= 2**31:
+            raise ModelError(f"{path}: cannot read a 2 GiB protobuf; a model this big must "
+                             "keep its weights in external data files") from None
+        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
     if not model.graph.node:
         raise ModelError(f"{path}: not an ONNX model (no graph nodes)")
+    external = [t for t in _all_tensors(model.graph) if external_data_helper.uses_external_data(t)]
+    for tensor in external:
+        _check_external_data(path, tensor)
+    # The checker reads a model with external data from its file (it also checks the data
+    # files), and an in-memory model of 2 GB or more cannot be checked at all.
+    _check_model(path, str(path) if external else model, warnings)
+    for tensor in external:
+        try:
+            external_data_helper.load_external_data_for_tensor(tensor, str(path.parent))
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read the external data of tensor {tensor.name!r} "
+                             f"({exc.strerror or exc})") from None
+        except Exception as exc:  # noqa: BLE001 - onnx refuses odd locations with its own types
+            raise ModelError(f"{path}: cannot read the external data of tensor {tensor.name!r} "
+                             f"({_first_line(exc)})") from None
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name if it has none)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_model(path: Path, model: onnx.ModelProto | str, warnings: list[str] | None) -> None:
+    """Run the ONNX checker; complaints raise ``ModelError`` or, given ``warnings``, go there."""
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+    except Exception as exc:  # noqa: BLE001 - ValidationError, or ValueError for huge protos
+        first = _first_line(exc)
         if warnings is None:
             raise ModelError(f"{path}: invalid ONNX model: {first}") from None
         warnings.append(f"onnx.checker: {first}")
-    return model
+
+
+def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor stored in ``graph``: initializers and attribute tensors, subgraphs too."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for sub in attr.graphs:
+                yield from _all_tensors(sub)
+
+
+def _check_external_data(path: Path, tensor: onnx.TensorProto) -> None:
+    """Refuse external data outside the model's folder, missing or too short.
+
+    Only a relative path to a regular file inside the model's folder (or below it) is
+    accepted: no absolute path, no drive, no ``..``, no symbolic link leading elsewhere.
+    """
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    where = f"{path}: external data of tensor {tensor.name!r}"
+    if not location:
+        raise ModelError(f"{where} has no location")
+    posix, windows = PurePosixPath(location), PureWindowsPath(location)
+    if (posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root
+            or "\x00" in location or ".." in posix.parts or ".." in windows.parts):
+        raise ModelError(f"{where} is at {location!r}: refusing a location outside the "
+                         "model's folder (it must be a relative path to a file beside the model)")
+    folder = path.parent.resolve()
+    target = path.parent / location
+    try:
+        escapes = not target.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError, ValueError):
+        escapes = True
+    if escapes:
+        raise ModelError(f"{where} is at {location!r}, which leads outside the model's folder: "
+                         "refused")
+    if not target.is_file():
+        raise ModelError(f"{where} is missing: {location!r} must sit beside the model "
+                         f"in {path.parent}")
+    try:
+        offset = int(info.get("offset") or 0)
+        length = int(info["length"]) if info.get("length") else None
+    except ValueError:
+        raise ModelError(f"{where}: offset / length are not integers") from None
+    size = os.stat(target).st_size
+    if offset < 0 or (length is not None and length < 0) or offset + (length or 0) > size:
+        raise ModelError(f"{where}: {location!r} holds {size} bytes, too few for "
+                         f"{length} bytes at offset {offset}")
 
 
 def load_graph(model: onnx.ModelProto | str | Path) -> Graph:
     """The IR of a model, with Constant-node weights turned into initializers."""
     warnings: list[str] = []
+    source = ""
     if not isinstance(model, onnx.ModelProto):
+        source = f"{model}: "
         model = read_model(model, warnings)
-    graph = from_onnx(model)
+    try:
+        graph = from_onnx(model)
+        _constants_to_initializers(graph)
+    except (GraphError, ValueError, TypeError) as exc:
+        raise ModelError(f"{source}not a usable ONNX model: {_first_line(exc)}") from None
     graph.warnings = warnings
-    _constants_to_initializers(graph)
+    check_arity(graph, source)
+    check_wiring(graph, source)
     return graph
+
+
+def check_arity(graph: Graph, source: str = "") -> None:
+    """Standard ops must have as many inputs and outputs as their ONNX schema allows.
+
+    The ONNX checker says so too, but its complaints are only warnings here (runtimes
+    tolerate some of them); an op with missing inputs cannot run anywhere.
+
+    Raises:
+        ModelError: An op with too few or too many inputs or outputs, or an empty required
+            input; the message names the op.
+    """
+    version = graph.opsets.get("")
+    if not version:
+        if any(not node.domain for node in graph.nodes):
+            raise ModelError(f"{source}the model uses standard ONNX ops but imports no opset "
+                             "version for them (opset_import has no default domain)")
+        return
+    for node in graph.nodes:
+        if node.domain:
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type, version, "")
+        except Exception:  # noqa: BLE001 - unknown ops stay FP32; nothing to check
+            continue
+        for kind, names, low, high in (
+            ("inputs", node.inputs, schema.min_input, schema.max_input),
+            ("outputs", node.outputs, schema.min_output, schema.max_output),
+        ):
+            if not low <= len(names) <= high:
+                limit = f"{low}" if low == high else f"{low} to {high}"
+                raise ModelError(f"{source}{_who(node)} has {len(names)} {kind}; "
+                                 f"{node.op_type} (opset {version}) takes {limit}")
+        single = onnx.defs.OpSchema.FormalParameterOption.Single
+        for index, formal in enumerate(schema.inputs[: len(node.inputs)]):
+            if not node.inputs[index] and formal.option == single:
+                raise ModelError(f"{source}{_who(node)} has no input {index} "
+                                 f"({formal.name}), which {node.op_type} requires")
+
+
+def _who(node: Node) -> str:
+    return f"{node.label} {node.name!r}" if node.name else node.label
+
+
+def check_wiring(graph: Graph, source: str = "") -> None:
+    """Check that the ops of ``graph`` form a dataflow graph, and sort them if they are not.
+
+    Every tensor an op reads must come from an op, an initializer or a graph input; every
+    tensor has at most one producer; the ops form no cycle. Ops listed out of topological
+    order are sorted (their ids stay the same) and a warning says so.
+
+    Args:
+        graph: The graph, changed only by sorting its op list.
+        source: Prefix of error messages (``"path: "``).
+
+    Raises:
+        ModelError: A dangling input, a doubly written tensor or a cycle; the message names
+            the tensor.
+    """
+    given = set(graph.initializers) | {v.name for v in graph.inputs}
+    producer: dict[str, int] = {}
+    nodes = graph.nodes
+    for index, node in enumerate(nodes):
+        for name in node.outputs:
+            if not name:
+                continue
+            if name in producer:
+                raise ModelError(f"{source}tensor {name!r} is written by two ops: "
+                                 f"{_who(nodes[producer[name]])} and {_who(node)}")
+            if name in given:
+                raise ModelError(f"{source}tensor {name!r} is written by {_who(node)} but is "
+                                 "also a graph input or initializer")
+            producer[name] = index
+    for node in nodes:
+        for name in node.inputs:
+            if name and name not in producer and name not in given:
+                raise ModelError(f"{source}tensor {name!r} read by {_who(node)} is not "
+                                 "produced by any op, initializer or graph input")
+    for name in graph.output_names:
+        if name not in producer and name not in given:
+            raise ModelError(f"{source}graph output {name!r} is not produced by any op")
+    users: list[list[int]] = [[] for _ in nodes]
+    waiting = [0] * len(nodes)
+    for index, node in enumerate(nodes):
+        deps = {producer[name] for name in node.inputs if name in producer}
+        waiting[index] = len(deps)
+        for dep in deps:
+            users[dep].append(index)
+    ready = [index for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for user in users[index]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) < len(nodes):
+        raise ModelError(f"{source}{_cycle_text(nodes, producer, set(order))}")
+    if order != list(range(len(nodes))):
+        graph.nodes = [nodes[index] for index in order]
+        graph.warnings.append("the ops were not in topological order; they were sorted")
+
+
+def _cycle_text(nodes: list[Node], producer: dict[str, int], done: set[int]) -> str:
+    """Describe one cycle among the ops not in ``done``, naming its tensors."""
+    index = min(i for i in range(len(nodes)) if i not in done)
+    path: list[tuple[int, str]] = []
+    seen: dict[int, int] = {}
+    while index not in seen:
+        seen[index] = len(path)
+        name = next(n for n in nodes[index].inputs if n in producer and producer[n] not in done)
+        path.append((index, name))
+        index = producer[name]
+    loop = [name for _, name in reversed(path[seen[index]:])]
+    steps = [f"{name!r} ({_who(nodes[producer[name]])})" for name in loop]
+    if len(steps) > 6:
+        steps = steps[:5] + ["..."]
+    return (f"the ops form a cycle through tensor {loop[0]!r}: "
+            + " -> ".join(steps) + f" -> {loop[0]!r}")
 
 
 def _constants_to_initializers(graph: Graph) -> None:

@@ -38,8 +38,8 @@ def conversion_text(result: ConversionResult) -> str:
         lines.append("ops kept in FP32:")
         width = max(len(f"{r['op_type']}({r['id']})") for r in fp32)
         for r in fp32:
-            label = f"{r['op_type']}({r['id']})"
-            lines.append(f"  {label:<{width}}  {r['reason']}")
+            label = printable(f"{r['op_type']}({r['id']})")
+            lines.append(f"  {label:<{width}}  {printable(str(r['reason']))}")
     lines.append(f"converted in {result.seconds:.2f} s")
     return "\n".join(lines)
 
@@ -48,7 +48,8 @@ def model_text(graph: Graph, show_ids: bool = True) -> str:
     """What `qcore info` prints: op histogram, quantization found, and the op ids."""
     q = quantization_summary(graph)
     lines = [
-        f"graph {graph.name!r}: {len(graph.nodes)} ops, {len(graph.initializers)} initializers",
+        f"graph {printable(graph.name)!r}: {len(graph.nodes)} ops, "
+        f"{len(graph.initializers)} initializers",
         f"inputs:  {', '.join(_tensor_text(graph, n) for n in graph.input_names)}",
         f"outputs: {', '.join(_tensor_text(graph, n) for n in graph.output_names)}",
         "opsets:  " + ", ".join(f"{d or 'ai.onnx'} {v}" for d, v in sorted(graph.opsets.items())),
@@ -61,15 +62,22 @@ def model_text(graph: Graph, show_ids: bool = True) -> str:
     if show_ids:
         lines.append("op ids (use them with --op_ids_to_skip):")
         for node in graph.nodes:
-            lines.append(f"  {node.label:<28} {node.name}")
+            lines.append(f"  {printable(node.label):<28} {printable(node.name)}")
     return "\n".join(lines)
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so names from a file cannot forge lines or
+    send terminal escape codes."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode()
+                   for ch in text)
+
+
 def _hist(graph: Graph) -> str:
-    return ", ".join(f"{k} {v}" for k, v in graph.op_histogram().items())
+    return ", ".join(f"{printable(k)} {v}" for k, v in graph.op_histogram().items())
 
 
 def _tensor_text(graph: Graph, name: str) -> str:
     shape = graph.shape(name)
     dims = "x".join(str(d) if d is not None else "?" for d in shape) if shape else "?"
-    return f"{name}[{dims}]"
+    return printable(f"{name}[{dims}]")

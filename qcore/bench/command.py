@@ -25,7 +25,7 @@ from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import parse_dims
 from qcore.bench.runner import BenchSettings, run_benchmark
 from qcore.config import ConvertConfig
-from qcore.files import OutputError, check_output, write_bytes_atomic
+from qcore.files import OutputError, check_output, save_model, write_bytes_atomic
 
 ROLES = ("fp32", "qdq", "int8", "int8-onednn")
 
@@ -128,7 +128,7 @@ def _convert_missing(args: argparse.Namespace, models: dict[str, str], engines: 
         result = results[target]
         model = result.fp32_model() if role == "fp32" else result.int8_model()
         path = folder / f"{role}.onnx"
-        write_bytes_atomic(path, model.SerializeToString())
+        save_model(model, path)
         models[role] = str(path)
     say.write(f"converted {args.quant} in {time.perf_counter() - start:.1f} s: "
               f"{', '.join(wanted)}\n")

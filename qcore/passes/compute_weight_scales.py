@@ -53,7 +53,7 @@ class ComputeWeightScales(Pass):
                 continue
             name = node.inputs[1]
             weight = g.initializers[name]
-            if weight.dtype != np.float32:
+            if weight.dtype != np.float32 or weight.ndim < 2:
                 continue
             axis %= weight.ndim
             old = g.weight_qparams.get(name)

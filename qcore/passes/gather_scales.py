@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from onnx import TensorProto
+
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import qparams_of
+
+FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
 
 
 class GatherScales(Pass):
@@ -36,6 +40,9 @@ class GatherScales(Pass):
             q_params = qparams_of(g, quant)
             if q_params is None or not q_params.same_as(params):
                 continue
+            info = g.tensors.get(quant.inputs[0])
+            if info is not None and info.elem_type not in FLOAT_TYPES:
+                continue  # quantizing integers is real work, not fake quantization
             node.status = quant.status = "fake"
             tensor = quant.inputs[0]
             if tensor not in g.act_qparams:

@@ -59,6 +59,9 @@ def _missing_scale(g: Graph, node: Node) -> str | None:
     ):
         if len(node.inputs) < 2 or node.inputs[1] not in g.initializers:
             return f"weight {node.inputs[1]} is not constant"
+        bias = node.inputs[2] if len(node.inputs) > 2 else ""
+        if bias and bias not in g.initializers:
+            return f"bias {bias} is not constant"
         needed = [node.inputs[0]]
         if node.op_type == "Conv":
             needed.append(node.outputs[0])

@@ -25,12 +25,43 @@ def qparams_of(graph: Graph, node: Node) -> QParams | None:
         zp = np.zeros_like(scale, dtype=graph.initializers[node.inputs[0]].dtype)
     else:
         zp = np.zeros_like(scale, dtype=np.uint8)
-    if zp.dtype not in (np.int8, np.uint8):
-        return None
     axis = node.attrs.get("axis", 1) if scale.size > 1 else None
     if node.attrs.get("block_size"):
         return None
+    _check_shapes(graph, node, scale, zp, axis)
+    if zp.dtype not in (np.int8, np.uint8):
+        return None
+    if scale.size == 1:  # a per-tensor scale stored as [1] (or [1, 1]) is a scalar
+        scale = scale.reshape(())
+    if zp.size == 1:
+        zp = zp.reshape(())
+    elif zp.size == scale.size:
+        zp = zp.reshape(scale.shape)
     return QParams(scale, zp, axis)
+
+
+def _check_shapes(graph: Graph, node: Node, scale: np.ndarray, zp: np.ndarray,
+                  axis: int | None) -> None:
+    """Per-axis scales must be 1-D, match their zero points and the input's ``axis`` size."""
+    what = f"{node.op_type} {node.name or node.label}"
+    if scale.ndim > 1 and scale.size > 1:
+        raise ValueError(f"{what} has a {scale.ndim}-D scale ({node.inputs[1]}); "
+                         "only scalars and 1-D per-axis scales are supported")
+    if zp.size not in (1, scale.size) or (zp.ndim > 1 and zp.size > 1):
+        raise ValueError(f"{what} has {zp.size} zero points for {scale.size} scales "
+                         f"({node.inputs[2]})")
+    if axis is None:
+        return
+    shape = graph.shape(node.inputs[0])
+    if shape is None:
+        return
+    if not isinstance(axis, int) or not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{what} has axis={axis}, out of range for its rank-{len(shape)} "
+                         f"input {node.inputs[0]}")
+    dim = shape[axis]
+    if isinstance(dim, int) and dim > 0 and dim != scale.size:
+        raise ValueError(f"{what} has {scale.size} per-axis scales ({node.inputs[1]}) but "
+                         f"axis {axis} of {node.inputs[0]} has {dim} channels")
 
 
 def single_consumer(graph: Graph, consumers: dict[str, list[Node]], tensor: str) -> Node | None:
