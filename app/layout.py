@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -140,7 +141,9 @@ def run_dot_json(dot_text: str, timeout: float | None = 600,
                  cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
     """``dot -Tjson`` like ``qcore.render.layout_json``, but a Cancel kills Graphviz at once.
 
-    Same argv-list, no-shell call; polled every 100 ms so a big layout can be abandoned.
+    Same argv-list, no-shell call. Threads feed stdin and drain stdout / stderr (retrying
+    ``Popen.communicate`` after a timeout stops feeding stdin and deadlocks on big graphs),
+    while this thread polls for Cancel and the timeout every 100 ms.
     """
     from qcore import render  # looked up at call time so tests can patch find_dot
 
@@ -153,25 +156,39 @@ def run_dot_json(dot_text: str, timeout: float | None = 600,
             stderr=subprocess.PIPE, shell=False)
     except FileNotFoundError as exc:
         raise render.GraphvizMissing() from exc
-    start, data = time.monotonic(), dot_text.encode("utf-8")
-    while True:
-        try:
-            out, err = proc.communicate(data, timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            data = None  # already sent
-            late = timeout is not None and time.monotonic() - start > timeout
-            if late or (cancelled is not None and cancelled()):
-                proc.kill()
-                proc.communicate()
-                if late:
-                    raise RuntimeError(f"Graphviz did not finish within {timeout} s") from None
-                raise LayoutCancelled("layout cancelled") from None
+    out: list[bytes] = []
+    err: list[bytes] = []
+    threads = [threading.Thread(target=_feed, args=(proc.stdin, dot_text.encode("utf-8"))),
+               threading.Thread(target=lambda: out.append(proc.stdout.read())),
+               threading.Thread(target=lambda: err.append(proc.stderr.read()))]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    start = time.monotonic()
+    while proc.poll() is None:
+        late = timeout is not None and time.monotonic() - start > timeout
+        if late or (cancelled is not None and cancelled()):
+            proc.kill()
+            proc.wait()
+            if late:
+                raise RuntimeError(f"Graphviz did not finish within {timeout} s")
+            raise LayoutCancelled("layout cancelled")
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=10)
     if proc.returncode != 0:
-        lines = err.decode("utf-8", errors="replace").strip().splitlines()
+        lines = b"".join(err).decode("utf-8", errors="replace").strip().splitlines()
         reason = lines[0] if lines else f"exit status {proc.returncode}"
         raise RuntimeError(f"Graphviz 'dot -Tjson' failed: {reason}")
-    return json.loads(out)
+    return json.loads(b"".join(out))
+
+
+def _feed(pipe: Any, data: bytes) -> None:
+    try:
+        pipe.write(data)
+        pipe.close()
+    except (BrokenPipeError, OSError, ValueError):
+        pass  # Graphviz exited early (killed, or an error it reports on stderr)
 
 
 class LayoutCancelled(RuntimeError):
