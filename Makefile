@@ -1,26 +1,31 @@
 # The two commands of the README:
-#   make run    set everything up, then convert the bundled sample (or MODEL=path.onnx)
+#   make run    set everything up, then open the app on the bundled sample (or MODEL=path.onnx)
 #   make test   set everything up, then run the linters and the whole test suite
+# More: make convert (the CLI job on MODEL), make bench, make samples, make clean
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-MODEL  ?= resources/samples/cnn_qdq.onnx
+MODEL  ?=
+SAMPLE := resources/samples/cnn_qdq.onnx
 OUT    ?= out
 
-.PHONY: setup run test lint bench samples clean
+.PHONY: setup run convert test lint bench samples clean
 
 setup: $(VENV)/.installed
-	@bash .ci/ensure_graphviz.sh
+	@bash .ci/ensure_system.sh
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 run: setup
-	$(VENV)/bin/qcore info $(MODEL)
-	$(VENV)/bin/qcore convert --quant_model_path $(MODEL) \
+	$(VENV)/bin/quant-inspector $(MODEL)
+
+convert: setup
+	$(VENV)/bin/qcore info --no-ids $(or $(MODEL),$(SAMPLE))
+	$(VENV)/bin/qcore convert --force --quant_model_path $(or $(MODEL),$(SAMPLE)) \
 		--int8_model_save_path $(OUT)/int8.onnx --fp32_model_save_path $(OUT)/fp32.onnx \
 		--debug $(OUT)/debug
 

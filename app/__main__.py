@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+NO_DISPLAY = (
+    "quant-inspector: no display found (DISPLAY / WAYLAND_DISPLAY are not set).\n"
+    "Run it in a desktop session, or on a headless machine under a virtual X server:\n"
+    "  xvfb-run -a quant-inspector MODEL.onnx\n"
+    "The command-line tool needs no display: qcore convert --help (or make convert)."
+)
+
+
+def has_display() -> bool:
+    """False on a Linux machine with no X or Wayland display and no Qt platform chosen."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -22,6 +37,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not has_display():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
     from app.compat import guard_singletons

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.diff import pass_delta
-from app.graph_view import GraphView
+from app.graph_view import GraphView, match_ops
 from app.layout import GraphLayout, LayoutCache, compute_layout, neighbourhood
 from app.legend import LegendWidget
 from app.search_bar import SearchBar
@@ -49,7 +49,7 @@ class GraphPanel(QWidget):
         self.current_op: int | None = None
         self.focus_mode = False
         self.whole_graph_ok = False  # the user asked for the whole big graph
-        self.depth = 3
+        self.depth = 6
         self.show_changes = True
         self.sqnr: dict[int, float] = {}
         self.show_sqnr = True
@@ -364,7 +364,12 @@ class GraphPanel(QWidget):
 
     # ---- search ---------------------------------------------------------------------------
     def _search(self, text: str, move: bool = True) -> None:
-        self._matches = self.view.find(text)
+        shown = self.view.find(text)
+        graph = self.graph()
+        if self.focus_mode and graph is not None:  # search the whole snapshot, not the view
+            self._matches = match_ops(graph.nodes, text)
+        else:
+            self._matches = shown
         self._match_pos = 0
         if move and self._matches:
             self.select_op(self._matches[0])

@@ -22,6 +22,19 @@ MARGIN = 40.0
 StatusFn = Callable[[Node], tuple[str, bool]]
 
 
+def match_ops(nodes: Iterable[Node], text: str) -> list[int]:
+    """Ids of the ops matching ``text``: an id, ``Type(id)``, or part of a name or op type."""
+    text = text.strip()
+    if not text:
+        return []
+    label = re.fullmatch(r"\w*\((\d+)\)", text)
+    wanted = int(label.group(1)) if label else (int(text) if text.isdigit() else None)
+    if wanted is not None:
+        return [n.id for n in nodes if n.id == wanted]
+    low = text.lower()
+    return [n.id for n in nodes if low in n.op_type.lower() or low in n.name.lower()]
+
+
 class GraphView(QGraphicsView):
     op_selected = Signal(int)
     tensor_selected = Signal(str)
@@ -147,28 +160,14 @@ class GraphView(QGraphicsView):
 
     # ---- search ---------------------------------------------------------------------------
     def find(self, text: str) -> list[int]:
-        """Op ids matching ``text`` (an id, ``Type(id)``, or part of a name or op type),
-        top to bottom; every match gets an orange border."""
-        text = text.strip()
-        hits: list[OpItem] = []
-        if text:
-            label = re.fullmatch(r"\w*\((\d+)\)", text)
-            wanted = int(label.group(1)) if label else (int(text) if text.isdigit() else None)
-            low = text.lower()
-            for item in self.ops.values():
-                node = item.node
-                if wanted is not None:
-                    if node.id == wanted:
-                        hits.append(item)
-                elif low in node.op_type.lower() or low in node.name.lower():
-                    hits.append(item)
-        hit_set = set(map(id, hits))
-        for item in self.ops.values():
-            if item.search_hit != (id(item) in hit_set):
-                item.search_hit = id(item) in hit_set
+        """Ops of the shown graph matching ``text`` (see :func:`match_ops`), top to bottom;
+        every match gets an orange border."""
+        hits = set(match_ops([item.node for item in self.ops.values()], text))
+        for op_id, item in self.ops.items():
+            if item.search_hit != (op_id in hits):
+                item.search_hit = op_id in hits
                 item.update()
-        hits.sort(key=lambda i: (i.pos().y(), i.pos().x()))
-        return [i.op_id for i in hits]
+        return sorted(hits, key=lambda i: (self.ops[i].pos().y(), self.ops[i].pos().x()))
 
     # ---- zoom and pan ---------------------------------------------------------------------
     def scale_factor(self) -> float:
