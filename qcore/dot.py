@@ -520,3 +520,11 @@ def write_debug_snapshots(snapshots: Iterable[_SnapshotLike], out_dir: str | Pat
         text = to_dot(snapshot.graph, title=snapshot_title(snapshot))
         paths.append(write_atomic(folder / f"{snapshot.stem}.dot", text.encode("utf-8")))
     return paths
+
+
+def source(graph: Graph, title: str = "") -> Any:
+    """The snapshot as a ``graphviz.Source``, which Jupyter renders inline as SVG and which can
+    ``.render()`` / ``.pipe()`` to any format (uses the graphviz Python package)."""
+    import graphviz
+
+    return graphviz.Source(to_dot(graph, title=title))

@@ -250,3 +250,14 @@ def test_missing_graphviz(monkeypatch, tmp_path) -> None:  # noqa: ANN001
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(GraphvizMissing):
         layout_json("digraph G {}")
+
+
+def test_source_gives_a_graphviz_source_for_notebooks(samples) -> None:  # noqa: ANN001
+    from qcore.convert import convert
+    from qcore.dot import source
+
+    snap = convert(str(samples / "cnn_qdq.onnx")).snapshots[-1]
+    src = source(snap.graph, title=snap.stem)
+    assert src.source.startswith("digraph")
+    if find_dot() is not None:
+        assert src.pipe(format="svg").lstrip().startswith((b"<?xml", b"<svg"))
