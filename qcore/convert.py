@@ -39,6 +39,9 @@ class Snapshot:
 
 @dataclass
 class ConversionResult:
+    """Everything one conversion produced: the snapshots, the INT8 and FP32 graphs, and the
+    placement's decision (INT8 / FP32 and why) for every op."""
+
     snapshots: list[Snapshot]
     int8: Graph
     fp32: Graph

@@ -51,14 +51,17 @@ def _slow_on_target(g: Graph, node: Node, target: str) -> str:
     return ""
 
 
-def _missing_scale(g: Graph, node: Node) -> str | None:
-    """The first tensor whose scale the INT8 form of ``node`` needs but the model lacks."""
+def _input_reason(g: Graph, node: Node) -> str | None:
+    """Why the inputs of ``node`` rule out its INT8 form: a weight or bias that is not
+    constant, or a tensor whose scale the INT8 form needs but the model lacks."""
     acts = [n for n in node.inputs if n and n not in g.initializers]
     if node.op_type in ("Conv", "Gemm") or (
         node.op_type == "MatMul" and node.inputs[1] in g.initializers
     ):
         if len(node.inputs) < 2 or node.inputs[1] not in g.initializers:
             return f"weight {node.inputs[1]} is not constant"
+        if node.op_type != "Conv" and g.initializers[node.inputs[1]].ndim != 2:
+            return f"weight {node.inputs[1]} is not 2-D"
         bias = node.inputs[2] if len(node.inputs) > 2 else ""
         if bias and bias not in g.initializers:
             return f"bias {bias} is not constant"
@@ -75,9 +78,9 @@ def _missing_scale(g: Graph, node: Node) -> str | None:
         needed = [node.inputs[0], node.outputs[0]]
     for name in needed:
         if name not in g.act_qparams:
-            return f"no scale for tensor {name}"
+            return f"missing scale: no scale for tensor {name}"
         if g.act_qparams[name].per_channel:
-            return f"per-channel activation scale on {name}"
+            return f"missing scale: per-channel activation scale on {name}"
     return None
 
 
@@ -94,9 +97,9 @@ def _static_reason(ctx: Context, node: Node) -> str:
         return REASON_SKIPPED
     if node.op_type == "Gemm" and (node.attrs.get("transA", 0) or g.rank(node.inputs[0]) != 2):
         return "Gemm with transposed or non-2-D input"
-    missing = _missing_scale(g, node)
+    missing = _input_reason(g, node)
     if missing:
-        return f"missing scale: {missing}"
+        return missing
     return _slow_on_target(g, node, cfg.target)
 
 
