@@ -1,0 +1,65 @@
+"""Every file of the bad-input corpus opened in the real window: a clear message or a normal
+open, never a traceback or a crash; the window stays usable and leaves no busy threads."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings, QThreadPool  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.settings import AppSettings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BAD = ROOT / "tests" / "data" / "bad"
+SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
+MUST_FAIL = {"empty", "random_bytes", "truncated", "dq_zero_scale", "dq_nan_scale",
+             "dq_negative_scale", "per_axis_mismatch", "external_missing", "external_escape",
+             "external_absolute", "cycle", "dangling_input", "fp32_only"}
+
+
+@pytest.fixture
+def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    shown: list[tuple[str, str]] = []
+
+    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        shown.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    for name in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(record))
+    return shown
+
+
+def test_every_bad_file_gives_a_message_and_the_window_stays_usable(
+        qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
+    settings = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    for path in sorted(BAD.glob("*.onnx")):
+        before = len(messages)
+        with qtbot.waitSignal(window.job_finished, timeout=30000) as blocker:
+            window.open_model(path)
+        job, ok = blocker.args
+        assert job == "open"
+        if path.stem in MUST_FAIL:
+            new = messages[before:]
+            assert new, f"{path.name}: no message"
+            title, text = new[-1]
+            assert title and text and "Traceback" not in text, (path.name, text)
+            assert "internal error" not in text.lower(), (path.name, text)
+        else:
+            assert ok, (path.name, messages[before:])
+    with qtbot.waitSignal(window.job_finished, timeout=30000) as blocker:
+        window.open_model(SAMPLE)
+    assert blocker.args == ["open", True] and window.pass_list.count() > 1
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0,
+                    timeout=30000)
+    window.close()
