@@ -56,6 +56,9 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
                 "Run the pass pipeline with this configuration", "convert"),
     "bench": ("&Benchmark", ("Ctrl+B",), "bench",
               "Time FP32, QDQ and INT8 models and compare accuracy", "benchmark"),
+    "advise": ("Run &advisor", ("Ctrl+Shift+A",), "",
+               "Search which ops to keep FP32 for the fastest model within the accuracy bound "
+               "(Results \u203a Advisor)", "run_advisor"),
     "cancel": ("C&ancel", ("Ctrl+.",), "cancel", "Stop the running job", "cancel_job"),
     "about": ("&About Quant Inspector", (), "", "Versions and license", "about"),
 }
@@ -107,7 +110,7 @@ class Actions:
             "&Edit": ["find", "toggle_skip", "copy_id"],
             "&View": ["zoom_in", "zoom_out", "fit", "actual", "-", "prev_pass", "next_pass",
                       "-", "changes", "sqnr", "legend", "focus", "-", *docks],
-            "&Run": ["convert", "bench", "cancel"],
+            "&Run": ["convert", "bench", "advise", "cancel"],
             "&Help": ["about"],
         }
         for title, entries in groups.items():

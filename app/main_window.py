@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self.config_panel.op_requested.connect(panel.select_op)
         self.results.op_requested.connect(self._select_from_results)
         self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
+        self.results.advisor.sqnr_changed.connect(self._sqnr_changed)
+        self.results.advisor.set_run_action(self.actions_["advise"])
         session.config_changed.connect(self._config_changed)
         session.result_changed.connect(self._update_enabled)
 
@@ -241,6 +243,20 @@ class MainWindow(QMainWindow):
                      "choice.", "warn")
         return self.runner.run(job, "Benchmarking")
 
+    # ---- advisor --------------------------------------------------------------------------
+    def run_advisor(self) -> Job | None:
+        if self.session.result is None:
+            self.status("Open a model first (Ctrl+O)")
+            return None
+        if self.runner.busy:
+            self.status("Wait for the running job to finish, or cancel it")
+            return None
+        job = self.results.advisor.make_job()
+        if job is None:
+            return None
+        self.results.show_tab("Advisor")
+        return self.runner.run(job, "Advising")
+
     # ---- running jobs ---------------------------------------------------------------------
     @property
     def run_job(self) -> Job | None:
@@ -257,7 +273,7 @@ class MainWindow(QMainWindow):
         has_result = self.session.result is not None
         busy = self.runner.busy
         for name in ("save_int8", "save_fp32", "export_snapshot", "export_all", "bench",
-                     "convert"):
+                     "convert", "advise"):
             self.actions_[name].setEnabled(has_result and not busy)
         self.actions_["open"].setEnabled(not busy)
         self.actions_["cancel"].setEnabled(busy)

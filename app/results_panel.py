@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QTabWidget, QWidget
 
 from app.accuracy_panel import AccuracyPanel
+from app.advisor_panel import AdvisorPanel
 from app.bench_panel import BenchPanel
 from app.bench_task import run_bench
 from app.log_panel import LogPanel
@@ -80,10 +81,15 @@ class ResultsPanel(QTabWidget):
         self.addTab(self.log_panel, "Log")
         self.addTab(self.decisions, "Decisions")
         self.addTab(self.bench, "Benchmark")
+        self.advisor = AdvisorPanel(session)
         self.addTab(self.accuracy, "Accuracy")
+        self.addTab(self.advisor, "Advisor")
         self.setDocumentMode(True)
         self.decisions.op_requested.connect(self.op_requested)
         self.accuracy.op_requested.connect(self.op_requested)
+        self.advisor.op_requested.connect(self.op_requested)
+        self.advisor.message.connect(self.log_panel.log)
+        self.advisor.fallback_sqnr = lambda: dict(self.accuracy.sqnr_by_op)
 
     @property
     def report(self) -> Any:
@@ -97,6 +103,7 @@ class ResultsPanel(QTabWidget):
     def clear(self) -> None:
         self.bench.clear()
         self.accuracy.clear()
+        self.advisor.clear()
 
     def set_decisions(self, result: ConversionResult) -> None:
         self.decisions.set_result(result)

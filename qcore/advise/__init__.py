@@ -14,8 +14,9 @@ from qcore.advise.search import (
     Candidate,
     Sensitivity,
     advise,
+    keep_float,
     rank_sensitive,
 )
 
 __all__ = ["Advice", "AdviseSettings", "Candidate", "Island", "Sensitivity", "advise",
-           "find_islands", "rank_sensitive"]
+           "find_islands", "keep_float", "rank_sensitive"]

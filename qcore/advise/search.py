@@ -202,7 +202,8 @@ def rank_sensitive(fp32: Path, int8: Path, result: ConversionResult, feeds: list
 class _Search:
     """The state of one greedy search: the best configuration so far and every trial."""
 
-    def __init__(self, ev: _Evaluator, advice: Advice, tick: Callable[[str], None]) -> None:
+    def __init__(self, ev: _Evaluator, advice: Advice,
+                 tick: Callable[[str, Candidate], None]) -> None:
         self.ev, self.advice, self.tick = ev, advice, tick
         self.types = list(ev.base.ops_to_quantize)
         self.skip: list[int] = []
@@ -219,6 +220,9 @@ class _Search:
                               self.ev.meets(cos, agree), note,
                               list(self.types if types is None else types))
         self.advice.candidates.append(candidate)
+        verdict = "meets the bound" if candidate.meets_bound else "misses the bound"
+        ms = f", {latency:.2f} ms" if latency is not None else ""
+        self.tick(f"{note}: cosine {cos:.5f}{ms} ({verdict})", candidate)
         return candidate
 
     def _better(self, cos: float, agree: float | None) -> bool:
@@ -237,7 +241,6 @@ class _Search:
                 cos, agree = self.ev.accuracy(path)
                 self._record(cos, agree, f"try without {op_type}", path=path, types=types)
                 trials.append((cos, agree or 0.0, types, op_type, path, result))
-                self.tick(f"tried leaving {op_type} FP32")
             cos, agree, types, op_type, path, result = max(trials, key=lambda t: t[:2])
             if not self._better(cos, agree):
                 return
@@ -260,7 +263,6 @@ class _Search:
                 self._record(cos, agree, f"try {s.op_type}({s.op_id}) output float", path=path,
                              skip=skip)
                 trials.append((cos, agree or 0.0, skip, s, path, result))
-                self.tick(f"tried {s.op_type}({s.op_id}) in FP32")
             if not trials:
                 return
             cos, agree, skip, s, path, result = max(trials, key=lambda t: t[:2])
@@ -284,14 +286,14 @@ class _Search:
                                      f"({trial_ms:.2f} vs {base_ms:.2f} ms)", path=path,
                                      skip=skip)
             candidate.latency_ms = trial_ms
-            self.tick(f"tried the lone INT8 op {op_id} in FP32")
             if trial_ms < base_ms * 0.98 and candidate.meets_bound:
                 self.skip, self.path, self.result, self.current = skip, path, result, candidate
 
 
 def advise(quant_model: str | Path, base: ConvertConfig | None = None,
            settings: AdviseSettings | None = None, progress: ProgressFn | None = None,
-           cancelled: CancelFn | None = None) -> Advice:
+           cancelled: CancelFn | None = None,
+           on_candidate: Callable[[Candidate], None] | None = None) -> Advice:
     """Propose ``ops_to_quantize`` and ``op_ids_to_skip`` for the fastest model within the
     accuracy bound.
 
@@ -302,17 +304,22 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
        helps most, repeatedly.
     4. Keep each lone INT8 op (it pays its own Q and DQ) FP32 when that is faster and still
        within the bound.
+
+    ``progress(done, total, message)`` gets one message per candidate with its numbers, and
+    ``on_candidate(candidate)`` each candidate as soon as it is measured.
     """
     base = base or ConvertConfig()
     settings = settings or AdviseSettings()
     steps = settings.max_steps * settings.candidates + 16
     done = 0
 
-    def tick(message: str) -> None:
+    def tick(message: str, candidate: Candidate) -> None:
         nonlocal done
         done += 1
         if progress is not None:
             progress(min(done, steps), steps, message)
+        if on_candidate is not None:
+            on_candidate(candidate)
 
     with tempfile.TemporaryDirectory(prefix="qcore-advise-") as tmp:
         ev = _Evaluator(str(quant_model), base, settings, Path(tmp), cancelled)
@@ -323,7 +330,6 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
         lone = [i.compute_ids[0] for i in islands if i.lone]
         advice = Advice(base, sensitive, lone, islands)
         search = _Search(ev, advice, tick)
-        tick("measured: quantize everything")
         search.ops(settings, cancelled)
         search.op_types()
         search.lone_ops(lone)

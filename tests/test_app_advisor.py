@@ -1,0 +1,138 @@
+"""The Advisor tab, driven through the real window (pytest-qt, offscreen): on a model with one
+deliberately poor activation scale, the advisor ranks that op first and its advice applies to
+the configuration panel."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox, QTableWidget  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.settings import AppSettings  # noqa: E402
+from qcore import modelgen  # noqa: E402
+from qcore.convert import convert  # noqa: E402
+
+TIMEOUT = 60000
+BAD_TENSOR = "res.a1.relu"  # output of the residual branch's first conv
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Path:  # noqa: ANN001
+    """The CNN quantized normally, then one activation scale made 20x too small."""
+    quant = modelgen.quantize_qdq(modelgen.cnn(seed=1))
+    scale = next(i for i in quant.graph.initializer if i.name == f"{BAD_TENSOR}_scale")
+    value = onnx.numpy_helper.to_array(scale) / 20
+    scale.CopyFrom(onnx.numpy_helper.from_array(value.astype(np.float32), scale.name))
+    path = tmp_path_factory.mktemp("advisor") / "planted.onnx"
+    onnx.save(quant, str(path))
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    from qcore import render
+
+    if render.find_dot() is None:
+        pytest.skip("Graphviz 'dot' is not installed: the graph view cannot lay out")
+    for name in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(
+            lambda *_a, **_k: QMessageBox.StandardButton.Ok))
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignals([win.job_finished, win.graph_panel.snapshot_shown], timeout=TIMEOUT):
+        win.open_model(planted)
+    yield win
+    win.close()
+
+
+def _bad_op(planted: Path) -> int:
+    return next(n.id for n in convert(planted).decisions if BAD_TENSOR in n.outputs)
+
+
+def _run(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    panel = window.results.advisor
+    panel.rounds.setValue(3)
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_A,
+                       Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert blocker.args == ["advisor", True]
+
+
+def _click_row(qtbot, table: QTableWidget, row: int, column: int = 0) -> None:  # noqa: ANN001
+    rect = table.visualItemRect(table.item(row, column))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def test_advisor_ranks_the_planted_op_and_applies_the_best(qtbot, window: MainWindow,  # noqa: ANN001
+                                                           planted: Path) -> None:
+    panel = window.results.advisor
+    live: list[str] = []
+    panel.candidates.model().rowsInserted.connect(lambda *_: live.append(
+        "running" if window.runner.busy else "done"))
+    _run(qtbot, window)
+    assert window.results.currentWidget() is panel
+    bad = _bad_op(planted)
+    top = panel.sensitive.item(0, 3)
+    assert top.data(Qt.ItemDataRole.UserRole) == bad
+    assert top.text().startswith(f"Conv({bad})")
+    assert "running" in live, "progress rows appear while the search runs"
+    best = panel.best()
+    assert best is not None and best.meets_bound and bad in best.op_ids_to_skip
+    assert panel.candidates.rowCount() == len(panel.advice.candidates)
+    assert "meets" in panel.summary.text() and "--op_ids_to_skip" in panel.summary.text()
+    assert window.graph_panel.sqnr == panel.heat_map() and bad in panel.heat_map()
+
+    assert window.session.skip_ids == set()
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    assert set(best.op_ids_to_skip) <= set(window.config_panel.skip_ids_shown())
+    assert window.session.skip_ids == set(best.op_ids_to_skip)
+    node = window.session.find_op(bad)
+    assert window.session.preview_status(node) == ("skipped", True)  # pending colour
+    assert window.session.is_dirty()
+
+
+def test_rows_select_ops_and_skip_buttons_toggle(qtbot, window: MainWindow,  # noqa: ANN001
+                                                 planted: Path) -> None:
+    panel = window.results.advisor
+    _run(qtbot, window)
+    bad = _bad_op(planted)
+    _click_row(qtbot, panel.sensitive, 0, 1)
+    assert window.graph_panel.current_op == bad
+    assert window.properties.op_id == bad
+
+    second = panel.sensitive.item(1, 0).data(Qt.ItemDataRole.UserRole)
+    _click_row(qtbot, panel.sensitive, 1, 2)
+    assert window.graph_panel.current_op == second
+
+    button = panel.sensitive.cellWidget(0, 0)
+    ids = set(button.property("skip_ids"))
+    assert bad in ids and button.text().startswith("Skip")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.session.skip_ids == ids
+    assert button.text().startswith("Quantize")
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.session.skip_ids == set()
+
+
+def test_cancel_stops_the_advisor(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    panel = window.results.advisor
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        job = window.run_advisor()
+        assert job is not None and window.run_job is job
+        window.cancel_job()
+    assert blocker.args == ["advisor", False]
+    assert job.is_cancelled()
+    assert "Cancelled" in panel.summary.text()
+    assert not panel.apply_button.isEnabled() and panel.advice is None
+    assert window.actions_["advise"].isEnabled()  # ready to run again
