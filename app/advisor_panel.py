@@ -210,7 +210,7 @@ class AdvisorPanel(QWidget):
         job.signals.cancelled.connect(lambda: self._stopped("Cancelled"))
         job.signals.error.connect(lambda exc: self._stopped(f"Failed: {exc}"))
         self.summary.setText(f"Searching for the fastest configuration with {self.bound_text()}"
-                             "\u2026 (each row is measured when the search ends)")
+                             "\u2026 (a row per candidate as it is measured)")
         self.message.emit(f"Advisor started: {self.bound_text()}, base ops_to_quantize="
                           f"{self.base.ops_to_quantize or 'all'}, op_ids_to_skip="
                           f"{self.base.op_ids_to_skip}", "info")
