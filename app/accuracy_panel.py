@@ -10,35 +10,20 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.graph_items import sqnr_colour
+from app.tables import read_only_table
 
 OUTPUT_COLUMNS = ["Model", "vs", "Engine", "Output", "Cosine", "Max |diff|", "Top-1", "Status"]
 SQNR_COLUMNS = ["SQNR dB", "Op", "Tensor", "Max |diff|", "Shape"]
 
 
-def _table(columns: list[str], name: str) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setObjectName(name)
-    table.setHorizontalHeaderLabels(columns)
-    table.verticalHeader().hide()
-    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-    table.setAlternatingRowColors(True)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    table.verticalHeader().setDefaultSectionSize(22)
-    table.setWordWrap(False)
-    return table
 
 
 def _item(text: str, numeric: bool = False) -> QTableWidgetItem:
@@ -55,8 +40,8 @@ class AccuracyPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.outputs = _table(OUTPUT_COLUMNS, "accuracyTable")
-        self.sqnr = _table(SQNR_COLUMNS, "sqnrTable")
+        self.outputs = read_only_table(OUTPUT_COLUMNS, "accuracyTable")
+        self.sqnr = read_only_table(SQNR_COLUMNS, "sqnrTable")
         self.sqnr.setToolTip("Click a row to select the op that produced the tensor")
         self.sqnr.cellClicked.connect(self._clicked)
         self.note = QLabel("Run Benchmark with 'Accuracy' and 'Per-tensor SQNR' ticked.")

@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.advisor_task import best_config, keep_output_float, run_advisor
 from app.graph_items import sqnr_colour
 from app.state import Session
+from app.tables import read_only_table
 from app.workers import Job
 from qcore.advise import Advice, AdviseSettings, Candidate
 from qcore.config import ConvertConfig
@@ -36,20 +36,6 @@ LONE_COLUMNS = ["", "Q/DQ", "Op"]
 OK_COLOUR, MISS_COLOUR, BEST_COLOUR = "#d5ecd2", "#f4d0cc", "#b9e3b3"
 
 
-def _table(columns: list[str], name: str) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setObjectName(name)
-    table.setHorizontalHeaderLabels(columns)
-    table.verticalHeader().hide()
-    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-    table.setAlternatingRowColors(True)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    table.verticalHeader().setDefaultSectionSize(22)
-    table.setWordWrap(False)
-    return table
 
 
 def _item(text: str, numeric: bool = False, data: object = None) -> QTableWidgetItem:
@@ -100,15 +86,15 @@ class AdvisorPanel(QWidget):
         summary_row.addWidget(self.heat)
         summary_row.addWidget(self.apply_button)
         column.addLayout(summary_row)
-        self.candidates = _table(CANDIDATE_COLUMNS, "advisorCandidates")
+        self.candidates = read_only_table(CANDIDATE_COLUMNS, "advisorCandidates")
         self.candidates.setToolTip("Every configuration tried; the best is bold. Click a row "
                                    "to select its first FP32 op")
         self.candidates.cellClicked.connect(lambda r, _c: self._clicked(self.candidates, r))
-        self.sensitive = _table(SENSITIVE_COLUMNS, "advisorSensitive")
+        self.sensitive = read_only_table(SENSITIVE_COLUMNS, "advisorSensitive")
         self.sensitive.setToolTip("INT8 ops ranked by the SQNR they lose between their inputs "
                                   "and their output. Click a row to select the op")
         self.sensitive.cellClicked.connect(lambda r, _c: self._clicked(self.sensitive, r))
-        self.lone = _table(LONE_COLUMNS, "advisorLone")
+        self.lone = read_only_table(LONE_COLUMNS, "advisorLone")
         self.lone.setToolTip("INT8 ops alone between FP32 ops: each pays its own quantize and "
                              "dequantize. Click a row to select the op")
         self.lone.cellClicked.connect(lambda r, _c: self._clicked(self.lone, r))

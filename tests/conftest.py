@@ -30,3 +30,19 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
+
+
+@pytest.fixture
+def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Qt message boxes are recorded instead of blocking the test (app tests)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[tuple[str, str]] = []
+
+    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        shown.append((title, text))
+        return QMessageBox.StandardButton.Ok
+
+    for name in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, name, staticmethod(record))
+    return shown

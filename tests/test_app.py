@@ -16,7 +16,6 @@ import onnx  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QMimeData, QPoint, QSettings, QSize, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app import graph_panel as graph_panel_module  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
@@ -29,19 +28,6 @@ FP32_SAMPLE = ROOT / "resources" / "samples" / "cnn_fp32.onnx"
 TIMEOUT = 30000
 CONV_ID = 23  # dw.conv: INT8 by default in the CNN sample
 
-
-@pytest.fixture
-def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Message boxes are recorded instead of blocking the test."""
-    shown: list[tuple[str, str]] = []
-
-    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        shown.append((title, text))
-        return QMessageBox.StandardButton.Ok
-
-    for name in ("critical", "warning", "information", "question"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(record))
-    return shown
 
 
 def _new_window(qtbot, tmp_path: Path) -> MainWindow:  # noqa: ANN001

@@ -9,9 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pathlib import Path  # noqa: E402
 
-import pytest  # noqa: E402
 from PySide6.QtCore import QSettings, QThreadPool  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import AppSettings  # noqa: E402
@@ -23,18 +21,6 @@ MUST_FAIL = {"empty", "random_bytes", "truncated", "dq_zero_scale", "dq_nan_scal
              "dq_negative_scale", "per_axis_mismatch", "external_missing", "external_escape",
              "external_absolute", "cycle", "dangling_input", "fp32_only"}
 
-
-@pytest.fixture
-def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    shown: list[tuple[str, str]] = []
-
-    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        shown.append((title, text))
-        return QMessageBox.StandardButton.Ok
-
-    for name in ("critical", "warning", "information", "question"):
-        monkeypatch.setattr(QMessageBox, name, staticmethod(record))
-    return shown
 
 
 def test_every_bad_file_gives_a_message_and_the_window_stays_usable(
