@@ -291,3 +291,50 @@ class EdgeItem(QGraphicsItem):
             painter.drawPolygon(self.arrow)
         elif len(self.arrow) == 2:
             painter.drawLine(self.arrow[0], self.arrow[1])
+
+
+class BlockItem(NodeItem):
+    """A collapsed repeated block: name, op count and INT8 share; double-click expands it."""
+
+    def __init__(self, box: NodeBox, nodes: list[Node]) -> None:
+        super().__init__(box)
+        self.key = box.block
+        self.nodes = nodes
+        self.op_ids = {n.id for n in nodes}
+        self.int8, self.real = 0, len(nodes)
+        self.label = LabelBlock(self._lines(), box.w, 12, True)
+        self.path = QPainterPath()
+        self.path.addRoundedRect(self.rect, 10, 10)
+
+    def _lines(self) -> list[str]:
+        share = 100 * self.int8 / max(self.real, 1)
+        return [self.key, f"{len(self.nodes)} ops \u00b7 {share:.0f}% INT8",
+                "double-click to expand"]
+
+    def set_int8(self, count: int, real: int) -> None:
+        """``count`` INT8 ops among the ``real`` (not Q/DQ) ones."""
+        if (count, real) != (self.int8, self.real):
+            self.int8, self.real = count, real
+            self.label = LabelBlock(self._lines(), self.box.w, 12, True)
+            self.setToolTip(f"<b>{self.key}</b><br>{len(self.nodes)} ops, {count} INT8"
+                            "<br>double-click to expand")
+            self.update()
+
+    def shape(self) -> QPainterPath:
+        return self.path
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        self._halo(painter, self.path)
+        painter.setBrush(QColor("#f3f1ea"))
+        painter.setPen(self._border(QColor(OP_BORDER), 1.6))
+        painter.drawPath(self.path)
+        bar = QRectF(self.rect.left() + 10, self.rect.bottom() - 12, self.rect.width() - 20, 6)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(COLORS["fp32"]))
+        painter.drawRect(bar)
+        painter.setBrush(QColor(COLORS["int8"]))
+        share = self.int8 / max(self.real, 1)
+        painter.drawRect(QRectF(bar.left(), bar.top(), bar.width() * share, bar.height()))
+        self.label.paint(painter, QPointF(0, -5), QColor("#111111"), lod)

@@ -19,18 +19,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.blocks import Block
 from app.diff import pass_delta
 from app.graph_view import GraphView, match_ops
-from app.layout import GraphLayout, LayoutCache, compute_layout, neighbourhood
+from app.layout import GraphLayout, LayoutCache
 from app.legend import LegendWidget
 from app.search_bar import SearchBar
 from app.state import Session
+from app.view_plan import ViewPlan, ViewSpec, graphviz_layout, plan_view
 from app.workers import Job, JobPool
 from qcore import render
 from qcore.convert import Snapshot
 from qcore.ir import Graph
 
 LARGE_GRAPH_OPS = 1500  # above this, start with the neighbourhood of the selection
+SYNC_PLAN_OPS = 300  # smaller graphs plan their view on the UI thread (a few ms)
+BLOCKS_ABOVE_OPS = 400  # above this, repeated blocks start collapsed
 BUSY_DELAY_MS = 250
 
 
@@ -58,6 +62,12 @@ class GraphPanel(QWidget):
         self._token = 0
         self._matches: list[int] = []
         self._match_pos = 0
+        self.collapse = True  # big graphs with repeated blocks start collapsed
+        self.expanded: set[str] = set()  # block keys the user expanded
+        self.plans = LayoutCache()  # (generation, snapshot, view) -> ViewPlan
+        self.blocks_cache: dict[tuple, dict[str, Block]] = {}
+        self._plan: ViewPlan | None = None
+        session.model_changed.connect(self._new_model)
         self._build()
 
     # ---- widgets --------------------------------------------------------------------------
@@ -106,6 +116,7 @@ class GraphPanel(QWidget):
         self.view.tensor_selected.connect(self.tensor_selected)
         self.view.selection_cleared.connect(self._on_cleared)
         self.view.op_activated.connect(self._on_activated)
+        self.view.block_activated.connect(self._on_block)
         self.search.changed.connect(self._search)
         self.search.step.connect(self._step_match)
         self._update_depth_visible()
@@ -157,49 +168,92 @@ class GraphPanel(QWidget):
         self.title.setText(f"<b>{snap.stem}</b>  \u2014  {snap.summary or 'no summary'}"
                            f"  \u00b7  {ops} ops")
         self.title.setToolTip(snap.summary)
-        if ops > LARGE_GRAPH_OPS and not self.whole_graph_ok and not self.focus_mode:
-            self.focus_mode = True
-            self._update_depth_visible()
-            self.focus_mode_changed.emit(True)
+        blocky = self.collapse and ops > BLOCKS_ABOVE_OPS
+        if ops > LARGE_GRAPH_OPS and not blocky and not self.whole_graph_ok \
+                and not self.focus_mode:
+            self._enter_focus()
         self._request_layout()
 
-    def _view_graph(self, snap: Snapshot) -> tuple[tuple, Graph]:
-        base = (self.session.generation, snap.index)
-        if not self.focus_mode:
-            return base + ("all",), snap.graph
-        centre = self.current_op
-        if centre is None or snap.graph.node_by_id(centre) is None:
-            centre = snap.graph.nodes[0].id if snap.graph.nodes else -1
-        key = base + ("near", centre, self.depth)
-        return key, neighbourhood(snap.graph, centre, self.depth)
+    def _enter_focus(self) -> None:
+        self.focus_mode = True
+        self._update_depth_visible()
+        self.focus_mode_changed.emit(True)
+
+    def _spec(self, snap: Snapshot) -> ViewSpec:
+        if self.focus_mode:
+            centre = self.current_op
+            if centre is None or snap.graph.node_by_id(centre) is None:
+                centre = snap.graph.nodes[0].id if snap.graph.nodes else -1
+            return ViewSpec("near", centre, self.depth)
+        if self.collapse and len(snap.graph.nodes) > BLOCKS_ABOVE_OPS:
+            return ViewSpec("blocks", expanded=frozenset(self.expanded))
+        return ViewSpec("all")
 
     def _request_layout(self) -> None:
         snap = self.snapshot()
         if snap is None:
             return
         self._update_banner(snap)
-        key, graph = self._view_graph(snap)
+        spec = self._spec(snap)
+        base = (self.session.generation, snap.index)
+        key = base + spec.key()
         self._token += 1
         if self._job is not None:
             self._job.cancel()
             self._job = None
-        cached = self.cache.get(key)
-        if cached is not None:
-            self._show(cached, graph)
+        self._busy_timer.stop()
+        self.busy.hide()
+        plan, final = self.plans.get(key), self.cache.get(key)
+        if plan is not None and final is not None:
+            self._show(plan, final)
             return
+        if plan is not None:
+            self._have_plan(self._token, key, plan)
+            return
+        token = self._token
+        if len(snap.graph.nodes) <= SYNC_PLAN_OPS:  # small: no worker round trip
+            self._have_plan(token, key, plan_view(snap.graph, spec, self.blocks_cache.get(base)))
+            return
+        job = Job(plan_view, snap.graph, spec, self.blocks_cache.get(base), name="view")
+        job.signals.result.connect(lambda plan: self._have_plan(token, key, plan))
+        job.signals.error.connect(lambda exc: self._on_layout_error(token, exc))
+        job.signals.finished.connect(lambda: self._on_job_done(job))
+        self.busy_label.setText("Preparing the view\u2026")
+        self._job = self.jobs.start(job)
+        self._busy_timer.start()
+
+    def _have_plan(self, token: int, key: tuple, plan: ViewPlan) -> None:
+        self.plans.put(key, plan)
+        self.blocks_cache[key[:2]] = plan.blocks
+        if token != self._token:
+            return
+        self._job = None
+        snap = self.snapshot()
+        ops = len(snap.graph.nodes) if snap else 0
+        if plan.spec.kind == "blocks" and not plan.collapsed and not plan.spec.expanded \
+                and ops > LARGE_GRAPH_OPS and not self.whole_graph_ok:
+            self._enter_focus()  # big and no repeated blocks: the neighbourhood view
+            self._request_layout()
+            return
+        self._plan = plan
+        self._update_banner(snap)
+        if plan.quick is not None:
+            self._show(plan, plan.quick)
         if render.find_dot() is None:
             self.layout_error = render.INSTALL_HINT
             self._update_banner(snap)
-            self.view.show_message("Graphviz is not installed, so the graph cannot be drawn.\n"
-                                   "Conversion, benchmark and .dot export still work.")
-            self.snapshot_shown.emit()
+            if plan.quick is None:
+                self.view.show_message("Graphviz is not installed, so the graph cannot be "
+                                       "drawn.\nConversion, benchmark and .dot export still "
+                                       "work.")
+                self.snapshot_shown.emit()
             return
-        token = self._token
-        job = Job(compute_layout, graph, name="layout")
-        job.signals.result.connect(lambda layout: self._on_layout(token, key, graph, layout))
+        job = Job(graphviz_layout, plan, name="layout")
+        job.signals.result.connect(lambda layout: self._on_layout(token, key, plan, layout))
         job.signals.error.connect(lambda exc: self._on_layout_error(token, exc))
         job.signals.finished.connect(lambda: self._on_job_done(job))
-        self.busy_label.setText(f"Laying out {len(graph.nodes)} ops with Graphviz\u2026")
+        what = f"Laying out {plan.size} nodes with Graphviz"
+        self.busy_label.setText(what + (" (quick layout shown)\u2026" if plan.quick else "\u2026"))
         self._job = self.jobs.start(job)
         self._busy_timer.start()
 
@@ -222,38 +276,46 @@ class GraphPanel(QWidget):
             self._token += 1
             self._busy_timer.stop()
             self.busy.hide()
-            self.view.show_message("Layout cancelled. Use View > Neighbourhood for a smaller "
-                                   "view, or pick the pass again.")
+            if not self.view.ops and not self.view.blocks:
+                self.view.show_message("Layout cancelled. Use View > Neighbourhood for a "
+                                       "smaller view, or pick the pass again.")
             self.snapshot_shown.emit()
 
-    def _on_layout(self, token: int, key: tuple, graph: Graph, layout: GraphLayout) -> None:
+    def _on_layout(self, token: int, key: tuple, plan: ViewPlan, layout: GraphLayout) -> None:
         self.cache.put(key, layout)
         if token == self._token:
-            self._show(layout, graph)
+            self._show(plan, layout)
 
     def _on_layout_error(self, token: int, exc: BaseException) -> None:
         if token != self._token:
             return
         self.layout_error = str(exc)
         self._update_banner(self.snapshot())
-        self.view.show_message(f"The graph could not be laid out:\n{exc}")
+        if not self.view.ops and not self.view.blocks:
+            self.view.show_message(f"The graph could not be laid out:\n{exc}")
         self.snapshot_shown.emit()
 
-    def _show(self, layout: GraphLayout, graph: Graph) -> None:
-        first = not self.view.ops
+    def _show(self, plan: ViewPlan, layout: GraphLayout) -> None:
+        first = not self.view.ops and not self.view.blocks
         keep_scale = self.view.scale_factor()
-        self.layout_error = ""
-        self.view.show_layout(layout, graph, self.session.preview_status)
+        self._plan = plan
+        if not layout.quick:
+            self.layout_error = ""
+        self.view.show_layout(layout, plan.graph, self.session.preview_status, plan.collapsed,
+                              done=lambda: self._shown(first, keep_scale))
+
+    def _shown(self, first: bool, keep_scale: float) -> None:
         self._apply_changes()
         self.view.set_sqnr(self.sqnr if self.show_sqnr else {})
         shown = self._select_current()
-        if first or not shown:
+        selected = self.view.selected_op()
+        if first or not shown or selected is None:
             self.view.home()
-            if shown:
-                self.view.centre_on(self.view.ops[self.view.selected_op()])
+            if shown and selected is not None:
+                self.view.centre_on(self.view.ops[selected])
         else:
             self.view.set_scale(keep_scale)
-            self.view.centre_on(self.view.ops[self.view.selected_op()])
+            self.view.centre_on(self.view.ops[selected])
         self._search(self.search.field.text(), move=False)
         self._place_overlays()
         self.snapshot_shown.emit()
@@ -290,13 +352,49 @@ class GraphPanel(QWidget):
         if self.focus_mode:
             self.current_op = op_id
             self._request_layout()
+            return
+        plan = self._plan
+        for key, block in (plan.blocks.items() if plan and plan.spec.kind == "blocks" else ()):
+            if key in self.expanded and op_id in block.op_ids:  # fold the block back
+                self.expanded.discard(key)
+                self.current_op = op_id
+                self._request_layout()
+                return
+
+    def _new_model(self) -> None:
+        self.collapse, self._plan = True, None
+        self.expanded.clear()
+        self.plans.clear()
+        self.blocks_cache.clear()
+
+    def _on_block(self, key: str) -> None:
+        self.expanded.add(key)
+        self._request_layout()
+
+    def set_view_mode(self, mode: str) -> None:
+        """'blocks' (repeated blocks collapsed), 'all' (every op) or 'near' (neighbourhood)."""
+        self.collapse = mode == "blocks"
+        if mode == "near":
+            self.set_focus_mode(True)
+            return
+        if mode == "blocks":
+            self.expanded.clear()
+        was = self.focus_mode
+        self.focus_mode, self.whole_graph_ok = False, True
+        self._update_depth_visible()
+        if was:
+            self.focus_mode_changed.emit(False)
+        self._request_layout()
 
     def select_op(self, op_id: int) -> bool:
         """Select an op by id (from search, the SQNR table, ...), re-centring if needed."""
         self.current_op = op_id
         if self.view.select_op(op_id, centre=True):
             return True
-        if self.focus_mode:
+        block = self.view.block_of.get(op_id)
+        if self.focus_mode or block is not None:
+            if block is not None:  # inside a collapsed block: expand it
+                self.expanded.add(block)
             self._request_layout()
         host = self.fused_host(op_id)
         if host is not None and self.view.select_op(host, centre=True, quiet=True):
@@ -355,18 +453,31 @@ class GraphPanel(QWidget):
             text = (f"Showing the neighbourhood (depth {self.depth}) of the selected op of "
                     f"{len(snap.graph.nodes)} ops. Double-click an op to re-centre. "
                     "<a href='whole'>Show the whole graph</a>")
+        elif snap is not None and self._plan is not None and self._plan.collapsed:
+            fam = next(iter(self._plan.blocks.values())).family
+            text = (f"{len(snap.graph.nodes)} ops: {len(self._plan.collapsed)} repeated blocks "
+                    f"(<code>{fam}</code>) are collapsed. Double-click a block to expand it, "
+                    "an op of an expanded block to fold it. <a href='all'>Show every op</a>")
+            if self.expanded:
+                text += " \u00b7 <a href='blocks'>Collapse all</a>"
+        elif snap is not None and self._plan is not None and self._plan.blocks:
+            text = (f"{len(snap.graph.nodes)} ops, {len(self._plan.blocks)} repeated blocks. "
+                    "<a href='blocks'>Collapse repeated blocks</a>")
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
 
     def _banner_link(self, link: str) -> None:
         if link == "whole":
             self.set_focus_mode(False)
+        elif link in ("all", "blocks"):
+            self.set_view_mode(link)
 
     # ---- search ---------------------------------------------------------------------------
     def _search(self, text: str, move: bool = True) -> None:
         shown = self.view.find(text)
         graph = self.graph()
-        if self.focus_mode and graph is not None:  # search the whole snapshot, not the view
+        partial = self.focus_mode or bool(self.view.blocks)
+        if partial and graph is not None:  # search the whole snapshot, not the view
             self._matches = match_ops(graph.nodes, text)
         else:
             self._matches = shown

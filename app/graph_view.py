@@ -7,18 +7,21 @@ background). It knows nothing of sessions or workers: callers hand it a layout a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView, QWidget
 
-from app.graph_items import EdgeItem, NodeItem, OpItem, TensorItem
+from app.graph_items import BlockItem, EdgeItem, NodeItem, OpItem, TensorItem
 from app.layout import GraphLayout
 from qcore.ir import Graph, Node
 
 MIN_SCALE, MAX_SCALE = 0.02, 6.0
 MARGIN = 40.0
+SYNC_ITEMS = 600  # layouts with more nodes + edges are built in time slices
+SLICE_MS = 25
 StatusFn = Callable[[Node], tuple[str, bool]]
 
 
@@ -42,6 +45,7 @@ class GraphView(QGraphicsView):
     op_context_menu = Signal(int, QPoint)  # op id, global position
     op_activated = Signal(int)  # double click
     zoom_changed = Signal(float)
+    block_activated = Signal(str)  # double click on a collapsed block
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,14 +64,24 @@ class GraphView(QGraphicsView):
         self._quiet = False
         self._pan_from: QPoint | None = None
         self._pan_moved = False
+        self.blocks: dict[str, BlockItem] = {}
+        self.block_of: dict[int, str] = {}  # op id -> the collapsed block drawn for it
+        self._building: Iterator[None] | None = None
+        self._status: StatusFn = lambda node: ("undecided", False)
+        self._done: Callable[[], None] | None = None
+        self._build_timer = QTimer(self, interval=0)
+        self._build_timer.timeout.connect(self._build_slice)
         self.scene().selectionChanged.connect(self._on_selection)
 
     # ---- content ------------------------------------------------------------------------
     def clear(self) -> None:
+        self._build_timer.stop()
+        self._building, self._done = None, None
         self._quiet = True
         self.scene().clear()
         self._quiet = False
         self.ops, self.tensors, self.graph = {}, {}, None
+        self.blocks, self.block_of = {}, {}
 
     def show_message(self, text: str) -> None:
         """Replace the graph with a centred message (no layout, Graphviz missing, ...)."""
@@ -83,34 +97,87 @@ class GraphView(QGraphicsView):
         self.resetTransform()
         self.centerOn(rect.center())
 
-    def show_layout(self, layout: GraphLayout, graph: Graph, status: StatusFn) -> None:
+    def show_layout(self, layout: GraphLayout, graph: Graph, status: StatusFn,
+                    blocks: dict[str, list[int]] | None = None,
+                    done: Callable[[], None] | None = None) -> None:
+        """Draw ``layout``; ``blocks`` maps collapsed block keys to their op ids. Small
+        layouts are built at once; big ones in time slices of at most ``SLICE_MS`` (the
+        event loop keeps running), then ``done`` is called."""
         self.clear()
         self.graph = graph
+        self.scene().setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
+                                         layout.height + 2 * MARGIN))
+        self._status, self._done = status, done
+        self._building = self._build_steps(layout, graph, blocks or {})
+        if len(layout.nodes) + len(layout.edges) <= SYNC_ITEMS:
+            for _ in self._building:
+                pass
+            self._finish_build()
+        else:
+            self._build_timer.start()
+
+    def items_ready(self) -> bool:
+        return self._building is None
+
+    def _build_slice(self) -> None:
+        if self._building is None:
+            self._build_timer.stop()
+            return
+        end = time.perf_counter() + SLICE_MS / 1000
+        for _ in self._building:
+            if time.perf_counter() > end:
+                return
+        self._finish_build()
+
+    def _finish_build(self) -> None:
+        self._build_timer.stop()
+        self._building = None
+        self._refresh_blocks(self._status)
+        done, self._done = self._done, None
+        if done is not None:
+            done()
+
+    def _build_steps(self, layout: GraphLayout, graph: Graph,
+                     blocks: dict[str, list[int]]) -> Iterator[None]:
         scene = self.scene()
         nodes = {n.id: n for n in graph.nodes}
         items: dict[str, NodeItem] = {}
         for box in layout.nodes:
-            if box.op_id is not None and box.op_id in nodes:
-                item: NodeItem = OpItem(box, nodes[box.op_id], graph)
-                self.ops[box.op_id] = item  # type: ignore[assignment]
+            if box.block:
+                block = BlockItem(box, [nodes[i] for i in blocks.get(box.block, [])
+                                        if i in nodes])
+                self.blocks[box.block] = block
+                for op_id in block.op_ids:
+                    self.block_of[op_id] = box.block
+                item: NodeItem = block
+            elif box.op_id is not None and box.op_id in nodes:
+                op = OpItem(box, nodes[box.op_id], graph)
+                op.set_status(*self._status(op.node))  # statuses as we go: no lump at the end
+                self.ops[box.op_id] = op
+                item = op
             else:
                 item = TensorItem(box, graph)
                 self.tensors[box.tensor] = item  # type: ignore[assignment]
             items[box.key] = item
             scene.addItem(item)
+            yield
         for path in layout.edges:
             edge = EdgeItem(path)
             edge.ends = [i for i in (items.get(path.tail), items.get(path.head)) if i]
             for end in edge.ends:
                 end.edges.append(edge)
             scene.addItem(edge)
-        self.refresh_status(status)
-        scene.setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
-                                  layout.height + 2 * MARGIN))
+            yield
 
     def refresh_status(self, status: StatusFn) -> None:
         for item in self.ops.values():
             item.set_status(*status(item.node))
+        self._refresh_blocks(status)
+
+    def _refresh_blocks(self, status: StatusFn) -> None:
+        for block in self.blocks.values():
+            kinds = [status(n)[0] for n in block.nodes]
+            block.set_int8(kinds.count("int8"), len(kinds) - kinds.count("fake"))
 
     def set_sqnr(self, sqnr: dict[int, float]) -> None:
         for op_id, item in self.ops.items():
@@ -136,6 +203,11 @@ class GraphView(QGraphicsView):
             self.scene().clearSelection()
             item = self.ops.get(op_id) if op_id is not None else None
             if item is None:
+                block = self.blocks.get(self.block_of.get(op_id, ""))  # type: ignore[arg-type]
+                if block is not None:  # shown inside a collapsed block: select the block
+                    block.setSelected(True)
+                    if centre:
+                        self.centre_on(block)
                 return False
             item.setSelected(True)
             if centre:
@@ -167,6 +239,12 @@ class GraphView(QGraphicsView):
             if item.search_hit != (op_id in hits):
                 item.search_hit = op_id in hits
                 item.update()
+        inside = match_ops([n for b in self.blocks.values() for n in b.nodes], text)
+        hit_blocks = {self.block_of[i] for i in inside}
+        for key, block in self.blocks.items():
+            if block.search_hit != (key in hit_blocks):
+                block.search_hit = key in hit_blocks
+                block.update()
         return sorted(hits, key=lambda i: (self.ops[i].pos().y(), self.ops[i].pos().x()))
 
     # ---- zoom and pan ---------------------------------------------------------------------
@@ -220,7 +298,7 @@ class GraphView(QGraphicsView):
         self.set_scale(0.9)
         half_w = view.width() / 2 / self.scale_factor()
         half_h = view.height() / 2 / self.scale_factor()
-        nodes = list(self.tensors.values()) + list(self.ops.values())
+        nodes = [*self.tensors.values(), *self.ops.values(), *self.blocks.values()]
         first = min(nodes, key=lambda item: (item.pos().y(), item.pos().x()), default=None)
         x = first.pos().x() if first is not None else rect.center().x()
         x = max(rect.left() + half_w - 20, min(x, rect.right() - half_w + 20))
@@ -273,6 +351,10 @@ class GraphView(QGraphicsView):
         item = self.itemAt(event.position().toPoint())
         if isinstance(item, OpItem):
             self.op_activated.emit(item.op_id)
+        elif isinstance(item, BlockItem):
+            self.block_activated.emit(item.key)
+            event.accept()
+            return
         super().mouseDoubleClickEvent(event)
 
     def contextMenuEvent(self, event) -> None:  # noqa: ANN001

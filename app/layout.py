@@ -8,6 +8,7 @@ Scene coordinates have y down.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import threading
 import time
@@ -36,6 +37,7 @@ class NodeBox:
     op_id: int | None = None
     tensor: str = ""
     graph_io: bool = False
+    block: str = ""  # a collapsed repeated block (see app.blocks)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class GraphLayout:
     nodes: list[NodeBox]
     edges: list[EdgePath]
     op_ids: set[int] = field(default_factory=set)  # ops in this (maybe partial) view
+    quick: bool = False  # the provisional layout of app.fast_layout, not Graphviz's
 
 
 def tensor_keys(graph: Graph) -> dict[str, str]:
@@ -149,6 +152,11 @@ def run_dot_json(dot_text: str, timeout: float | None = 600,
     ``Popen.communicate`` after a timeout stops feeding stdin and deadlocks on big graphs),
     while this thread polls for Cancel and the timeout every 100 ms.
     """
+    return json.loads(_run_dot_bytes(dot_text, timeout, cancelled, ("-Tjson", *flags)))
+
+
+def _run_dot_bytes(dot_text: str, timeout: float | None,
+                   cancelled: Callable[[], bool] | None, flags: tuple[str, ...]) -> bytes:
     from qcore import render  # looked up at call time so tests can patch find_dot
 
     exe = render.find_dot()
@@ -156,7 +164,7 @@ def run_dot_json(dot_text: str, timeout: float | None = 600,
         raise render.GraphvizMissing()
     try:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [exe, "-Tjson", *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [exe, *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, shell=False)
     except FileNotFoundError as exc:
         raise render.GraphvizMissing() from exc
@@ -183,8 +191,8 @@ def run_dot_json(dot_text: str, timeout: float | None = 600,
     if proc.returncode != 0:
         lines = b"".join(err).decode("utf-8", errors="replace").strip().splitlines()
         reason = lines[0] if lines else f"exit status {proc.returncode}"
-        raise RuntimeError(f"Graphviz 'dot -Tjson' failed: {reason}")
-    return json.loads(b"".join(out))
+        raise RuntimeError(f"Graphviz 'dot' failed: {reason}")
+    return b"".join(out)
 
 
 def _feed(pipe: Any, data: bytes) -> None:
@@ -204,11 +212,70 @@ def compute_layout(graph: Graph, timeout: float | None = 600,
     """Run Graphviz on a snapshot (blocking: call it from a worker).
 
     Big graphs get Graphviz's effort limits: on a 2,700-op QDQ transformer the default
-    layout ran for over 10 minutes, these flags made it about 2 minutes.
+    layout ran for over 10 minutes, these flags made it about 2 minutes. They are read back
+    from ``-Tplain`` (a few lines per node, parsed in small steps) rather than JSON, whose
+    single ``json.loads`` of tens of MB would hold the GIL and freeze the UI thread.
     """
-    flags = FAST_FLAGS if len(graph.nodes) > FAST_ABOVE_OPS else ()
-    data = run_dot_json(to_dot(graph, legend=False), timeout, cancelled, flags)
-    return parse_layout(data, graph)
+    if len(graph.nodes) <= FAST_ABOVE_OPS:
+        return parse_layout(run_dot_json(to_dot(graph, legend=False), timeout, cancelled), graph)
+    text = run_dot(to_dot(graph, legend=False), timeout, cancelled, ("-Tplain", *FAST_FLAGS))
+    io = set(graph.input_names) | set(graph.output_names)
+    names = {v: k for k, v in tensor_keys(graph).items()}
+    return parse_plain(text, lambda key: _plain_box(key, names, io))
+
+
+def _plain_box(key: str, names: dict[str, str], io: set[str]) -> NodeBox | None:
+    if key.startswith("op_"):
+        return NodeBox(key, 0, 0, 0, 0, op_id=int(key[3:]))
+    if key.startswith("t_"):
+        name = names.get(key, key)
+        return NodeBox(key, 0, 0, 0, 0, tensor=name, graph_io=name in io)
+    return None
+
+
+def parse_plain(text: str, make: Callable[[str], NodeBox | None]) -> GraphLayout:
+    """Positions and splines from ``dot -Tplain`` (inches, y up); ``make(name)`` gives the
+    box to fill in, or None to skip the node."""
+    from app.fast_layout import arrow_head
+
+    boxes: dict[str, NodeBox] = {}
+    edges: list[EdgePath] = []
+    height = width = 0.0
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "graph":
+            width, height = float(parts[2]) * POINTS_PER_INCH, float(parts[3]) * POINTS_PER_INCH
+        elif parts[0] == "node":
+            box = make(parts[1].strip('"'))
+            if box is not None:
+                box.x = float(parts[2]) * POINTS_PER_INCH
+                box.y = height - float(parts[3]) * POINTS_PER_INCH
+                box.w = float(parts[4]) * POINTS_PER_INCH
+                box.h = float(parts[5]) * POINTS_PER_INCH
+                boxes[box.key] = box
+        elif parts[0] == "edge":
+            tail, head, count = parts[1].strip('"'), parts[2].strip('"'), int(parts[3])
+            if tail not in boxes or head not in boxes or count < 2:
+                continue
+            vals = parts[4:4 + 2 * count]
+            points = [(float(vals[i]) * POINTS_PER_INCH,
+                       height - float(vals[i + 1]) * POINTS_PER_INCH)
+                      for i in range(0, len(vals), 2)]
+            (px, py), (lx, ly) = points[-2], points[-1]
+            norm = math.hypot(lx - px, ly - py) or 1.0
+            tip = (lx + (lx - px) / norm * 10, ly + (ly - py) / norm * 10)
+            edges.append(EdgePath(tail, head, points, arrow_head(points[-1], tip)))
+    layout = GraphLayout(width, height, list(boxes.values()), edges)
+    layout.op_ids = {b.op_id for b in layout.nodes if b.op_id is not None}
+    return layout
+
+
+def run_dot(dot_text: str, timeout: float | None, cancelled: Callable[[], bool] | None,
+            flags: tuple[str, ...]) -> str:
+    """``dot`` with ``flags`` (an output format among them); its output as text."""
+    return _run_dot_bytes(dot_text, timeout, cancelled, flags).decode("utf-8", "replace")
 
 
 def neighbourhood(graph: Graph, centre: int, depth: int) -> Graph:

@@ -700,11 +700,23 @@ def _dot_children() -> list[tuple[int, str, str]]:
     return found
 
 
+def _thread_state() -> tuple[set[threading.Thread], int]:
+    return set(threading.enumerate()), _native_threads()
+
+
+def _assert_no_new_threads(before: tuple[set[threading.Thread], int]) -> None:
+    """No Python thread started since ``before`` is still alive, and the process has no more
+    native threads than then (threads of earlier tests may end meanwhile)."""
+    threads, native = before
+    assert not [t for t in threading.enumerate() if t not in threads]
+    assert _native_threads() <= native
+
+
 def test_cancelled_conversion_stops_between_passes_without_threads() -> None:
     model = onnx.load(str(SAMPLES / "cnn_qdq.onnx"))
     convert(model)
     total = len(convert(model).snapshots) - 1
-    before = (threading.active_count(), _native_threads())
+    before = _thread_state()
     for stop_at in range(total + 1):
         calls = []
 
@@ -721,7 +733,7 @@ def test_cancelled_conversion_stops_between_passes_without_threads() -> None:
         else:
             convert(model, cancelled=cancelled)
     gc.collect()
-    assert (threading.active_count(), _native_threads()) == before
+    _assert_no_new_threads(before)
 
 
 def test_cancelled_cli_conversion_is_one_line(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
@@ -748,7 +760,7 @@ def test_cancelled_benchmark_leaves_no_threads(tmp_path) -> None:  # noqa: ANN00
     settings = BenchSettings(engines=["onnxruntime"], threads=[1, 2], warmup=2, iters=50)
     run_benchmark(models, BenchSettings(engines=["onnxruntime"], iters=3, warmup=1))
     gc.collect()
-    before = (threading.active_count(), _native_threads())
+    before = _thread_state()
     for stop_after in (0, 3, 40, 120):
         polls = []
 
@@ -759,7 +771,7 @@ def test_cancelled_benchmark_leaves_no_threads(tmp_path) -> None:  # noqa: ANN00
         with pytest.raises(BenchCancelled):
             run_benchmark(models, settings, cancelled=cancelled)
     gc.collect()
-    assert (threading.active_count(), _native_threads()) == before
+    _assert_no_new_threads(before)
 
 
 @needs_dot
@@ -777,7 +789,7 @@ def test_render_timeout_kills_dot_and_leaves_no_process() -> None:
 
 @needs_dot
 def test_render_from_many_threads_leaves_no_process() -> None:
-    before = threading.active_count()
+    before = _thread_state()
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -791,7 +803,8 @@ def test_render_from_many_threads_leaves_no_process() -> None:
         worker.start()
     for worker in workers:
         worker.join(30)
-    assert not errors and threading.active_count() == before and not _dot_children()
+    assert not errors and not _dot_children()
+    _assert_no_new_threads(before)
 
 
 # ---- the CLI's last line of defence -----------------------------------------------------------

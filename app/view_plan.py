@@ -1,0 +1,92 @@
+"""What a graph view shows, worked out in a worker: the neighbourhood / collapsed-block view
+of a snapshot, its quick layout for the first paint, and the Graphviz layout that follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.blocks import Block, ViewGraph, build_view, detect_blocks
+from app.fast_layout import quick_layout, view_dot
+from app.layout import (
+    FAST_ABOVE_OPS,
+    FAST_FLAGS,
+    GraphLayout,
+    NodeBox,
+    compute_layout,
+    neighbourhood,
+    parse_plain,
+    run_dot,
+    tensor_keys,
+)
+from qcore.ir import Graph
+
+QUICK_ABOVE_NODES = 200  # views with more drawn nodes get a quick layout first
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    kind: str = "all"  # "all" | "near" | "blocks"
+    centre: int = -1
+    depth: int = 6
+    expanded: frozenset[str] = frozenset()
+
+    def key(self) -> tuple:
+        if self.kind == "near":
+            return ("near", self.centre, self.depth)
+        if self.kind == "blocks":
+            return ("blocks", tuple(sorted(self.expanded)))
+        return ("all",)
+
+
+@dataclass
+class ViewPlan:
+    spec: ViewSpec
+    graph: Graph  # what is drawn: the snapshot or its neighbourhood
+    view: ViewGraph
+    blocks: dict[str, Block]  # every repeated block of the snapshot
+    quick: GraphLayout | None = None
+    collapsed: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.view.nodes)
+
+
+def plan_view(graph: Graph, spec: ViewSpec, blocks: dict[str, Block] | None = None,
+              **_: Any) -> ViewPlan:
+    """Blocks, the drawn sub-graph and (for big views) a quick layout. Pure Python."""
+    if blocks is None:
+        blocks = detect_blocks(graph)
+    shown = graph
+    if spec.kind == "near":
+        centre = spec.centre
+        if graph.node_by_id(centre) is None:
+            centre = graph.nodes[0].id if graph.nodes else -1
+        shown = neighbourhood(graph, centre, spec.depth)
+    use = blocks if spec.kind == "blocks" else {}
+    view = build_view(shown, use, set(spec.expanded), tensor_keys(shown))
+    plan = ViewPlan(spec, shown, view, blocks, collapsed=view.blocks)
+    if plan.size > QUICK_ABOVE_NODES:
+        plan.quick = quick_layout(view)
+    return plan
+
+
+def graphviz_layout(plan: ViewPlan, timeout: float | None = 600,
+                    cancelled: Callable[[], bool] | None = None, **_: Any) -> GraphLayout:
+    """Graphviz's layout of a plan (blocking: call it from a worker)."""
+    if not plan.collapsed:
+        return compute_layout(plan.graph, timeout, cancelled)
+    nodes = {n.key: n for n in plan.view.nodes}
+    flags = ("-Tplain", *(FAST_FLAGS if plan.size > FAST_ABOVE_OPS else ()))
+    text = run_dot(view_dot(plan.view), timeout, cancelled, flags)
+
+    def make(key: str) -> NodeBox | None:
+        node = nodes.get(key)
+        if node is None:
+            return None
+        return NodeBox(key, 0, 0, 0, 0, op_id=node.op_id, tensor=node.tensor,
+                       graph_io=node.graph_io, block=node.block)
+
+    return parse_plain(text, make)
