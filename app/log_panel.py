@@ -23,14 +23,16 @@ class LogPanel(QPlainTextEdit):
         self.lines: list[str] = []
 
     def log(self, text: str, level: str = "info") -> None:
+        """Append ``text`` (one or many lines) in one edit, so a long report costs one
+        layout pass instead of one per line."""
         stamp = time.strftime("%H:%M:%S")
         colour = LEVEL_COLOURS.get(level, LEVEL_COLOURS["info"])
-        for i, line in enumerate(str(text).splitlines() or [""]):
-            self.lines.append(line)
-            prefix = stamp if i == 0 else " " * len(stamp)
-            self.appendHtml(f"<span style='color:#888'>{prefix}</span>&nbsp;&nbsp;"
-                            f"<span style='color:{colour}; white-space:pre'>"
-                            f"{html.escape(line)}</span>")
+        lines = str(text).splitlines() or [""]
+        self.lines.extend(lines)
+        rows = [f"<span style='color:#888'>{stamp if i == 0 else ' ' * len(stamp)}</span>"
+                f"&nbsp;&nbsp;<span style='color:{colour}; white-space:pre'>"
+                f"{html.escape(line)}</span>" for i, line in enumerate(lines)]
+        self.appendHtml("<br>".join(rows))
         self.moveCursor(QTextCursor.MoveOperation.End)
 
     def text(self) -> str:

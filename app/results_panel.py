@@ -45,10 +45,10 @@ class DecisionsTable(QTableWidget):
 
     def set_result(self, result: ConversionResult) -> None:
         self.setSortingEnabled(False)
+        self.setUpdatesEnabled(False)
         self.setRowCount(0)
-        for node in result.decisions:
-            row = self.rowCount()
-            self.insertRow(row)
+        self.setRowCount(len(result.decisions))
+        for row, node in enumerate(result.decisions):
             key = status_key(node)
             decision = {"int8": "INT8", "skipped": "FP32 (skipped)", "fake": "Q/DQ"}.get(
                 key, "FP32")
@@ -64,6 +64,7 @@ class DecisionsTable(QTableWidget):
                     item.setBackground(QColor(COLORS[key]))
                     item.setForeground(QColor("#111111"))
                 self.setItem(row, col, item)
+        self.setUpdatesEnabled(True)
         self.setSortingEnabled(True)
         self.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 

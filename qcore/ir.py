@@ -283,8 +283,12 @@ class Graph:
 #: Initializers bigger than this are written straight into the model proto (protobuf copies
 #: a message it appends by serializing it, which fails at 2 GiB).
 BIG_TENSOR_BYTES = 1 << 26
-#: Shape inference serializes the model; past this total it runs on a copy without weights.
-SHAPE_INFERENCE_MAX_BYTES = 1 << 30
+#: Shape inference serializes the model (holding the GIL, so a GUI thread stalls meanwhile);
+#: past this total it runs on a copy without the weights.
+SHAPE_INFERENCE_MAX_BYTES = 1 << 24
+#: Weights at least this big are left out of that copy (small ones, e.g. Reshape's target
+#: shapes, stay: inference needs their values).
+SHAPE_VIEW_MIN_BYTES = 1 << 12
 
 
 def _shape_view(model: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> onnx.ModelProto:
@@ -295,7 +299,7 @@ def _shape_view(model: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> onnx.M
     listed = {v.name for v in light.graph.input}
     for init in model.graph.initializer:
         array = arrays.get(init.name)
-        if array is None or array.nbytes < BIG_TENSOR_BYTES:
+        if array is None or array.nbytes < SHAPE_VIEW_MIN_BYTES or array.dtype == np.int64:
             light.graph.initializer.append(init)
         elif init.name not in listed:
             light.graph.input.append(
