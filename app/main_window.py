@@ -32,7 +32,7 @@ from app.state import Session
 from app.workers import Job, JobPool
 from qcore import render
 from qcore.config import ConvertConfig
-from qcore.convert import ConversionResult, convert
+from qcore.convert import REASON_NOT_QUANT, ConversionResult, convert_or_view
 from qcore.summary import conversion_text, model_text
 
 MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
         if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")
             return None
-        job = Job(convert, path, config, name=kind)
+        job = Job(convert_or_view, path, config, name=kind)
         verb = "Opening" if kind == "open" else "Converting"
         job.signals.result.connect(lambda result: self._converted(kind, path, result))
         self.log(f"{verb} {path.name}: ops_to_quantize={config.ops_to_quantize or 'all'}, "
@@ -216,7 +216,14 @@ class MainWindow(QMainWindow):
         self.pass_list.set_snapshots(result.snapshots, 0 if new_model else keep)
         for warning in result.snapshots[0].graph.warnings:
             self.log(warning, "warn")
-        self.log(conversion_text(result), "ok")
+        if not result.quantized:
+            self.log(REASON_NOT_QUANT + ": showing its graph. Quantize it first (for example "
+                     "with onnxruntime.quantization.quantize_static, QDQ format).", "warn")
+            QMessageBox.information(self, "Not a quant model", "This model has no "
+                                    "quantization: its graph is shown, but there is nothing "
+                                    "to convert. Quantize it first (QDQ format).")
+        else:
+            self.log(conversion_text(result), "ok")
         self.model_label.setText(f"{path.name} \u00b7 {len(result.snapshots[0].graph.nodes)} ops"
                                  f" \u00b7 {len(result.quantized_ids)} INT8")
         self.status(f"{'Opened' if new_model else 'Converted'} {path.name} in "

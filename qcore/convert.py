@@ -49,6 +49,7 @@ class ConversionResult:
     seconds: float
     decisions: list[Node] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    quantized: bool = True  # False for a model shown as it is (see view_only)
 
     def int8_model(self) -> onnx.ModelProto:
         return export_model(self.int8)
@@ -116,6 +117,31 @@ def convert(
         node.status, node.reason = "", ""
     return ConversionResult(snapshots, ctx.graph, fp32, config, time.perf_counter() - start,
                             decisions, warnings)
+
+
+REASON_NOT_QUANT = "not a quant model: it has no QuantizeLinear / DequantizeLinear to convert"
+
+
+def view_only(model: onnx.ModelProto | str | Path, config: ConvertConfig | None = None,
+              ) -> ConversionResult:
+    """A model without quantization, shown as it is: one snapshot, every op FP32 with that
+    reason, and nothing converted (``quantized`` is False)."""
+    graph = load_graph(model)
+    for node in graph.nodes:
+        node.status, node.reason = "fp32", REASON_NOT_QUANT
+    snapshot = Snapshot(-1, "quant_orig", graph.copy(), True, _histogram_text(graph))
+    return ConversionResult([snapshot], graph, graph.copy(), config or ConvertConfig(), 0.0,
+                            list(snapshot.graph.nodes), list(graph.warnings), quantized=False)
+
+
+def convert_or_view(model: onnx.ModelProto | str | Path, config: ConvertConfig | None = None,
+                    progress: ProgressFn | None = None, cancelled: CancelCheck | None = None,
+                    ) -> ConversionResult:
+    """``convert``, or ``view_only`` when the model has no quantization (for viewers)."""
+    try:
+        return convert(model, config, progress=progress, cancelled=cancelled)
+    except NoQuantizationError:
+        return view_only(model, config)
 
 
 def _config_warnings(graph: Graph, config: ConvertConfig) -> list[str]:

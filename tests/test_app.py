@@ -267,7 +267,10 @@ def test_open_errors_show_a_message(qtbot, tmp_path: Path, messages: list) -> No
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
         window.open_model(FP32_SAMPLE)
     assert messages[-1][0] == "Not a quant model"
-    assert window.session.result is None and window.pass_list.count() == 0
+    result = window.session.result
+    assert result is not None and not result.quantized  # its graph is shown, nothing converted
+    assert window.pass_list.count() == 1
+    assert all(n.status == "fp32" and "not a quant model" in n.reason for n in result.decisions)
     window.close()
 
 

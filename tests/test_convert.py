@@ -193,3 +193,12 @@ def test_onednn_target_runs_int8_primitives_in_openvino(samples, tmp_path) -> No
     feeds = modelgen.random_inputs(onnx.load(path), count=1, seed=4, batch=1)[0]
     got = compiled(feeds)[0]
     assert cosine(run_model(path, feeds)[0], got) > 0.99
+
+
+def test_a_model_without_quantization_can_still_be_viewed(samples) -> None:  # noqa: ANN001
+    from qcore.convert import convert_or_view
+
+    result = convert_or_view(str(samples / "cnn_fp32.onnx"))
+    assert not result.quantized and [s.stem for s in result.snapshots] == ["quant_orig"]
+    assert result.decisions and all(n.status == "fp32" for n in result.decisions)
+    assert convert_or_view(str(samples / "cnn_qdq.onnx")).quantized
