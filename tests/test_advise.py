@@ -37,6 +37,7 @@ def test_the_op_with_a_poor_scale_ranks_first_and_the_advice_meets_the_bound(pla
     assert not advice.candidates[0].meets_bound, "quantizing everything misses the bound"
     assert advice.best is not None and advice.best.meets_bound
     assert producer.id in advice.best.op_ids_to_skip
+    assert advice.op_ms.get(producer.id, 0) > 0, "the profile names ops by their qcore id"
     assert f"--op_ids_to_skip {','.join(map(str, advice.best.op_ids_to_skip))}" == advice.flags()
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from qcore.advise.islands import Island, find_islands
+from qcore.advise.profile import op_times
 from qcore.advise.search import (
     Advice,
     AdviseSettings,
@@ -19,4 +20,4 @@ from qcore.advise.search import (
 )
 
 __all__ = ["Advice", "AdviseSettings", "Candidate", "Island", "Sensitivity", "advise",
-           "find_islands", "keep_float", "rank_sensitive"]
+           "find_islands", "keep_float", "op_times", "rank_sensitive"]

@@ -40,6 +40,11 @@ def text(advice: Advice) -> str:
     for s in advice.sensitive[:8]:
         lines.append(f"  {s.op_type}({s.op_id}):  output {s.sqnr_db:6.1f} dB, "
                      f"drop {s.drop_db:5.1f} dB")
+    if advice.op_ms:
+        slow = sorted(advice.op_ms.items(), key=lambda kv: -kv[1])[:5]
+        total = sum(advice.op_ms.values())
+        lines.append(f"slowest ops with everything INT8 (ONNX Runtime profile, {total:.2f} ms in "
+                     "all): " + ", ".join(f"{op_id}: {ms:.3f} ms" for op_id, ms in slow))
     if advice.lone_ops:
         lines.append(f"lone INT8 ops (each pays its own Q and DQ): "
                      f"{', '.join(map(str, advice.lone_ops))}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import onnx
 
 from qcore.advise.islands import Island, find_islands
+from qcore.advise.profile import op_times
 from qcore.bench.accuracy import compare_models, per_tensor_error
 from qcore.bench.engines import get_engine
 from qcore.bench.inputs import generate_inputs, load_inputs, model_inputs
@@ -77,6 +78,7 @@ class Advice:
     islands: list[Island]
     candidates: list[Candidate] = field(default_factory=list)
     best: Candidate | None = None
+    op_ms: dict[int, float] = field(default_factory=dict)  # ONNX Runtime profile, all INT8
 
     def flags(self) -> str:
         """The `qcore convert` flags of the best configuration."""
@@ -96,6 +98,7 @@ class Advice:
             "islands": [asdict(i) for i in self.islands],
             "candidates": [asdict(c) for c in self.candidates],
             "best": asdict(self.best) if self.best else None,
+            "op_ms": {str(k): v for k, v in self.op_ms.items()},
             "flags": self.flags(),
         }
 
@@ -329,6 +332,8 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
         islands = find_islands(first.decisions, graph.input_names, graph.output_names)
         lone = [i.compute_ids[0] for i in islands if i.lone]
         advice = Advice(base, sensitive, lone, islands)
+        if settings.engine == "onnxruntime":
+            advice.op_ms = op_times(first_path, ev.feeds, runs=5, threads=settings.threads)
         search = _Search(ev, advice, tick)
         search.ops(settings, cancelled)
         search.op_types()
