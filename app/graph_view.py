@@ -20,7 +20,7 @@ from qcore.ir import Graph, Node
 
 MIN_SCALE, MAX_SCALE = 0.02, 6.0
 MARGIN = 40.0
-SYNC_ITEMS = 600  # layouts with more nodes + edges are built in time slices
+SYNC_ITEMS = 300  # layouts with more nodes + edges are built in time slices
 SLICE_MS = 25
 StatusFn = Callable[[Node], tuple[str, bool]]
 
