@@ -231,12 +231,18 @@ class MainWindow(QMainWindow):
         self._config_changed()
 
     # ---- benchmark ------------------------------------------------------------------------
-    def benchmark(self) -> Job | None:
+    def _ready_for_job(self) -> bool:
+        """A model is open and no job runs; otherwise say so in the status bar."""
         if self.session.result is None:
             self.status("Open a model first (Ctrl+O)")
-            return None
+            return False
         if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")
+            return False
+        return True
+
+    def benchmark(self) -> Job | None:
+        if not self._ready_for_job():
             return None
         job = self.results.make_bench_job()
         if job is None:
@@ -252,11 +258,7 @@ class MainWindow(QMainWindow):
 
     # ---- advisor --------------------------------------------------------------------------
     def run_advisor(self) -> Job | None:
-        if self.session.result is None:
-            self.status("Open a model first (Ctrl+O)")
-            return None
-        if self.runner.busy:
-            self.status("Wait for the running job to finish, or cancel it")
+        if not self._ready_for_job():
             return None
         job = self.results.advisor.make_job()
         if job is None:

@@ -146,16 +146,22 @@ def _quantize(b: Builder, op: Op) -> None:
         return
     x = b.get(x_name)
     if threshold is None:
-        t = _dynamic_threshold(b, x)
-        scale = b.node("Div", [t, b.const(127.0, "qmax")])[0]
-        zp = b.const(np.zeros((), np.int8), "zero_point", np.int8)
-        q = b.node("QuantizeLinear", [x, scale, zp])[0]
+        q, _, _ = _quantize_dynamic(b, op, x)
         b.node("Cast", [q], [b.output(out_slot)], to=1)
-        _record_scale(b, op, None, t)
         return
     out = _qdq(b, x, threshold, axis)
     b.output(out_slot, out, Factor(np.asarray(threshold, np.float64) / 127.0, axis))
     _record_scale(b, op, threshold)
+
+
+def _quantize_dynamic(b: Builder, op: Op, x: str) -> tuple[str, str, str]:
+    """QuantizeLinear of ``x`` with its run-time abs-max threshold: (int8, scale, zero point)."""
+    t = _dynamic_threshold(b, x)
+    scale = b.node("Div", [t, b.const(127.0, "qmax")])[0]
+    zp = b.const(np.zeros((), np.int8), "zero_point", np.int8)
+    q = b.node("QuantizeLinear", [x, scale, zp])[0]
+    _record_scale(b, op, None, t)
+    return q, scale, zp
 
 
 @register(*QUANT_DEQUANT)
@@ -173,12 +179,8 @@ def _quant_dequant(b: Builder, op: Op) -> None:
         return
     x = b.get(x_name)
     if threshold is None:
-        t = _dynamic_threshold(b, x)
-        scale = b.node("Div", [t, b.const(127.0, "qmax")])[0]
-        zp = b.const(np.zeros((), np.int8), "zero_point", np.int8)
-        q = b.node("QuantizeLinear", [x, scale, zp])[0]
+        q, scale, zp = _quantize_dynamic(b, op, x)
         b.node("DequantizeLinear", [q, scale, zp], [b.output("Out")])
-        _record_scale(b, op, None, t)
         return
     b.output("Out", _qdq(b, x, threshold, axis))
     _record_scale(b, op, threshold)
