@@ -33,9 +33,11 @@ from app.workers import Job, JobPool
 from qcore import render
 from qcore.config import ConvertConfig
 from qcore.convert import REASON_NOT_QUANT, ConversionResult, convert_or_view
+from qcore.paddle import is_paddle_model
 from qcore.summary import conversion_text, model_text
 
-MODEL_FILTER = "ONNX models (*.onnx);;All files (*)"
+MODEL_FILTER = ("Quant models (*.onnx *.pdmodel __model__);;ONNX models (*.onnx);;"
+                "Paddle programs (*.pdmodel __model__);;All files (*)")
 
 
 class MainWindow(QMainWindow):
@@ -169,8 +171,9 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
-        if urls and urls[0].isLocalFile() and urls[0].toLocalFile().lower().endswith(
-                (".onnx", ".json")):
+        if urls and urls[0].isLocalFile() and (
+                urls[0].toLocalFile().lower().endswith((".onnx", ".json"))
+                or is_paddle_model(urls[0].toLocalFile())):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:

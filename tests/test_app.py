@@ -360,3 +360,25 @@ def test_settings_are_remembered(qtbot, tmp_path: Path, messages: list) -> None:
     assert again.actions_.recent_menu.actions()[0].text().endswith("cnn_qdq.onnx")
     assert not again.actions_["legend"].isChecked() and again.graph_panel.legend.isHidden()
     again.close()
+
+
+def test_a_dropped_paddle_model_folder_opens(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QDragEnterEvent
+
+    window = _new_window(qtbot, tmp_path)
+    folder = ROOT / "tests" / "data" / "paddle" / "cnn_qat_onnx"
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        window.dropEvent(drop)
+    assert blocker.args == ["open", True], messages
+    assert window.session.result.quantized and window.pass_list.count() > 1
+    assert any(n.name.startswith("paddle_op_") for n in window.session.result.decisions)
+    window.close()
