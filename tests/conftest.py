@@ -46,3 +46,37 @@ def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     for name in ("critical", "warning", "information", "question"):
         monkeypatch.setattr(QMessageBox, name, staticmethod(record))
     return shown
+
+
+POOR_SCALE_TENSOR = "res.a1.relu"  # output of the CNN's residual-branch conv
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory) -> Path:  # noqa: ANN001
+    """The CNN quantized normally, then the scale of ``POOR_SCALE_TENSOR`` made 20x too small:
+    a model with one op known to hurt accuracy badly (for the advisor's tests)."""
+    import onnx
+
+    from qcore import modelgen
+
+    quant = modelgen.quantize_qdq(modelgen.cnn(seed=1))
+    scale = next(i for i in quant.graph.initializer if i.name == f"{POOR_SCALE_TENSOR}_scale")
+    value = onnx.numpy_helper.to_array(scale) / 20
+    scale.CopyFrom(onnx.numpy_helper.from_array(value.astype(np.float32), scale.name))
+    path = tmp_path_factory.mktemp("planted") / "planted.onnx"
+    onnx.save(quant, str(path))
+    return path
+
+
+def new_window(qtbot, tmp_path: Path):  # noqa: ANN001, ANN201
+    """A shown main window whose settings live in ``tmp_path`` (app tests)."""
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.show()
+    return window

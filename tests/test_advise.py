@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import onnx
-import pytest
+from conftest import POOR_SCALE_TENSOR
 
-from qcore import modelgen
 from qcore.advise import AdviseSettings, advise, find_islands
 from qcore.cli import main
 from qcore.config import ConvertConfig
 from qcore.convert import convert
 
-BAD_TENSOR = "res.a1.relu"  # output of the residual branch's first conv
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory) -> str:  # noqa: ANN001
-    """The CNN quantized normally, then one activation scale made 20x too small."""
-    quant = modelgen.quantize_qdq(modelgen.cnn(seed=1))
-    scale = next(i for i in quant.graph.initializer if i.name == f"{BAD_TENSOR}_scale")
-    value = onnx.numpy_helper.to_array(scale) / 20
-    scale.CopyFrom(onnx.numpy_helper.from_array(value.astype(np.float32), scale.name))
-    path = tmp_path_factory.mktemp("advise") / "planted.onnx"
-    onnx.save(quant, str(path))
-    return str(path)
-
 
 def test_the_op_with_a_poor_scale_ranks_first_and_the_advice_meets_the_bound(planted) -> None:  # noqa: ANN001
     settings = AdviseSettings(min_cosine=0.999, rounds=3)
     advice = advise(planted, settings=settings)
-    producer = next(n for n in convert(planted).decisions if BAD_TENSOR in n.outputs)
+    producer = next(n for n in convert(planted).decisions if POOR_SCALE_TENSOR in n.outputs)
     assert advice.sensitive[0].op_id == producer.id
     assert not advice.candidates[0].meets_bound, "quantizing everything misses the bound"
     assert advice.best is not None and advice.best.meets_bound
@@ -55,7 +38,7 @@ def test_a_lone_int8_op_between_fp32_ops_is_found(samples) -> None:  # noqa: ANN
 
 def test_advise_cli_prints_flags_and_writes_candidates(planted, tmp_path, capsys) -> None:  # noqa: ANN001
     out = tmp_path / "candidates.json"
-    code = main(["advise", "--quant_model_path", planted, "--min-cosine", "0.999",
+    code = main(["advise", "--quant_model_path", str(planted), "--min-cosine", "0.999",
                  "--rounds", "3", "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out

@@ -14,12 +14,12 @@ from pathlib import Path  # noqa: E402
 
 import onnx  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QMimeData, QPoint, QSettings, QSize, Qt, QUrl  # noqa: E402
+from conftest import new_window  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QSize, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from app import graph_panel as graph_panel_module  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
 from qcore.config import ConvertConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +29,6 @@ TIMEOUT = 30000
 CONV_ID = 23  # dw.conv: INT8 by default in the CNN sample
 
 
-
-def _new_window(qtbot, tmp_path: Path) -> MainWindow:  # noqa: ANN001
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(settings)
-    qtbot.addWidget(window)
-    window.show()
-    return window
 
 
 def _open(qtbot, window: MainWindow, path: Path) -> None:  # noqa: ANN001
@@ -50,7 +43,7 @@ def window(qtbot, tmp_path: Path, messages: list) -> MainWindow:  # noqa: ANN001
 
     if render.find_dot() is None:
         pytest.skip("Graphviz 'dot' is not installed: the graph view cannot lay out")
-    win = _new_window(qtbot, tmp_path)
+    win = new_window(qtbot, tmp_path)
     _open(qtbot, win, SAMPLE)
     yield win
     win.close()
@@ -257,7 +250,7 @@ def test_config_round_trip_and_drop(qtbot, window: MainWindow, tmp_path: Path) -
 
 
 def test_open_errors_show_a_message(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
-    window = _new_window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     bad = tmp_path / "notes.onnx"
     bad.write_text("not a model")
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
@@ -279,7 +272,7 @@ def test_graphviz_missing_banner_but_conversion_works(qtbot, tmp_path: Path, mes
     from qcore import render
 
     monkeypatch.setattr(render, "find_dot", lambda: None)
-    window = _new_window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     _open(qtbot, window, SAMPLE)
     assert window.pass_list.count() == len(window.session.snapshots)
     assert not window.graph_panel.banner.isHidden()
@@ -298,7 +291,7 @@ def test_big_graph_starts_in_neighbourhood_view(qtbot, tmp_path: Path, messages:
     if render.find_dot() is None:
         pytest.skip("Graphviz 'dot' is not installed")
     monkeypatch.setattr(graph_panel_module, "LARGE_GRAPH_OPS", 20)
-    window = _new_window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     _open(qtbot, window, SAMPLE)
     panel = window.graph_panel
     assert panel.focus_mode and "neighbourhood" in panel.banner.text()
@@ -334,7 +327,7 @@ def test_layout_cancel_stops_graphviz(qtbot, tmp_path: Path, messages: list,
     slow.write_text("#!/bin/sh\nexec sleep 30\n")
     slow.chmod(0o755)
     monkeypatch.setattr(render, "find_dot", lambda: str(slow))
-    window = _new_window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
         window.open_model(SAMPLE)
     panel = window.graph_panel
@@ -347,14 +340,14 @@ def test_layout_cancel_stops_graphviz(qtbot, tmp_path: Path, messages: list,
 
 
 def test_settings_are_remembered(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
-    window = _new_window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
         window.open_model(SAMPLE)
     window.resize(1000, 700)
     saved = window.size()  # as small as the docks allow
     window.actions_["legend"].setChecked(False)
     window.close()
-    again = _new_window(qtbot, tmp_path)
+    again = new_window(qtbot, tmp_path)
     assert again.size() == saved != QSize(1560, 980)  # not the first-start default
     assert again.settings.recent_files()[0].endswith("cnn_qdq.onnx")
     assert again.actions_.recent_menu.actions()[0].text().endswith("cnn_qdq.onnx")
@@ -365,7 +358,7 @@ def test_settings_are_remembered(qtbot, tmp_path: Path, messages: list) -> None:
 def test_a_dropped_paddle_model_folder_opens(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
     from PySide6.QtGui import QDragEnterEvent
 
-    window = _new_window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     folder = ROOT / "tests" / "data" / "paddle" / "cnn_qat_onnx"
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(folder))])

@@ -10,31 +10,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from conftest import POOR_SCALE_TENSOR, new_window  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QTableWidget  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
-from qcore import modelgen  # noqa: E402
 from qcore.convert import convert  # noqa: E402
 
 TIMEOUT = 60000
-BAD_TENSOR = "res.a1.relu"  # output of the residual branch's first conv
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory) -> Path:  # noqa: ANN001
-    """The CNN quantized normally, then one activation scale made 20x too small."""
-    quant = modelgen.quantize_qdq(modelgen.cnn(seed=1))
-    scale = next(i for i in quant.graph.initializer if i.name == f"{BAD_TENSOR}_scale")
-    value = onnx.numpy_helper.to_array(scale) / 20
-    scale.CopyFrom(onnx.numpy_helper.from_array(value.astype(np.float32), scale.name))
-    path = tmp_path_factory.mktemp("advisor") / "planted.onnx"
-    onnx.save(quant, str(path))
-    return path
 
 
 @pytest.fixture
@@ -46,10 +30,7 @@ def window(qtbot, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch
     for name in ("critical", "warning", "information", "question"):
         monkeypatch.setattr(QMessageBox, name, staticmethod(
             lambda *_a, **_k: QMessageBox.StandardButton.Ok))
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(settings)
-    qtbot.addWidget(win)
-    win.show()
+    win = new_window(qtbot, tmp_path)
     with qtbot.waitSignals([win.job_finished, win.graph_panel.snapshot_shown], timeout=TIMEOUT):
         win.open_model(planted)
     yield win
@@ -57,7 +38,7 @@ def window(qtbot, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def _bad_op(planted: Path) -> int:
-    return next(n.id for n in convert(planted).decisions if BAD_TENSOR in n.outputs)
+    return next(n.id for n in convert(planted).decisions if POOR_SCALE_TENSOR in n.outputs)
 
 
 def _run(qtbot, window: MainWindow) -> None:  # noqa: ANN001

@@ -9,10 +9,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pathlib import Path  # noqa: E402
 
-from PySide6.QtCore import QSettings, QThreadPool  # noqa: E402
-
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
+from conftest import new_window  # noqa: E402
+from PySide6.QtCore import QThreadPool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "data" / "bad"
@@ -25,10 +23,7 @@ MUST_FAIL = {"empty", "random_bytes", "truncated", "dq_zero_scale", "dq_nan_scal
 
 def test_every_bad_file_gives_a_message_and_the_window_stays_usable(
         qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
-    settings = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(settings)
-    qtbot.addWidget(window)
-    window.show()
+    window = new_window(qtbot, tmp_path)
     for path in sorted(BAD.glob("*.onnx")):
         before = len(messages)
         with qtbot.waitSignal(window.job_finished, timeout=30000) as blocker:

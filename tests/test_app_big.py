@@ -16,14 +16,14 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import pytest  # noqa: E402
+from conftest import new_window  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtCore import QTimer  # noqa: E402
 
 from app import graph_panel as graph_panel_module  # noqa: E402
 from app.blocks import detect_blocks  # noqa: E402
 from app.fast_layout import quick_layout  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
 from qcore import render  # noqa: E402
 from qcore.ir import from_onnx  # noqa: E402
 
@@ -83,13 +83,6 @@ class Stalls:
         self.last = now
 
 
-def _window(qtbot, tmp_path: Path) -> MainWindow:  # noqa: ANN001
-    settings = AppSettings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(settings)
-    qtbot.addWidget(window)
-    window.show()
-    return window
-
 
 def _open(qtbot, window: MainWindow, path: Path) -> Stalls:  # noqa: ANN001
     """Open ``path``; the stalls are measured from the end of the conversion job (the
@@ -112,7 +105,7 @@ def test_blocks_are_found_by_name_prefix() -> None:
 
 def test_open_search_select_skip_while_layout_runs(qtbot, tmp_path: Path, model_path: Path,
                                                    silent_dot: None) -> None:  # noqa: ANN001
-    window = _window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     stalls = _open(qtbot, window, model_path)
     qtbot.wait(300)
     assert stalls.worst * 1000 < STALL_MS, f"UI stalled {stalls.worst * 1000:.0f} ms"
@@ -133,7 +126,7 @@ def test_open_search_select_skip_while_layout_runs(qtbot, tmp_path: Path, model_
 
 def test_cancelled_layout_leaves_the_app_usable(qtbot, tmp_path: Path, model_path: Path,
                                                 silent_dot: None) -> None:  # noqa: ANN001
-    window = _window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     _open(qtbot, window, model_path)
     panel = window.graph_panel
     job = panel._job
@@ -151,7 +144,7 @@ def test_cancelled_layout_leaves_the_app_usable(qtbot, tmp_path: Path, model_pat
 
 def test_whole_graph_is_built_in_slices(qtbot, tmp_path: Path, model_path: Path,
                                         silent_dot: None) -> None:  # noqa: ANN001
-    window = _window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     _open(qtbot, window, model_path)
     panel = window.graph_panel
     stalls = Stalls()
@@ -173,7 +166,7 @@ def test_pass_switching_reuses_the_cache(qtbot, tmp_path: Path, model_path: Path
         return layout
 
     monkeypatch.setattr(graph_panel_module, "graphviz_layout", fake_graphviz)
-    window = _window(qtbot, tmp_path)
+    window = new_window(qtbot, tmp_path)
     _open(qtbot, window, model_path)
     panel = window.graph_panel
     qtbot.waitUntil(lambda: panel._job is None, timeout=TIMEOUT)
