@@ -91,22 +91,10 @@ class BenchPanel(QWidget):
         rows = QVBoxLayout()
         first, second = QHBoxLayout(), QHBoxLayout()
         first.addWidget(QLabel("Models"))
-        self.model_boxes = {}
-        for role, text in MODEL_ROLES.items():
-            check = QCheckBox(role)
-            check.setToolTip(text)
-            check.setChecked(True)
-            self.model_boxes[role] = check
-            first.addWidget(check)
+        self.model_boxes = _ticks(first, {role: (role, text) for role, text in MODEL_ROLES.items()})
         first.addSpacing(10)
         first.addWidget(QLabel("Engines"))
-        self.engine_boxes = {}
-        for name, (short, text) in ENGINES.items():
-            check = QCheckBox(short)
-            check.setToolTip(text)
-            check.setChecked(True)
-            self.engine_boxes[name] = check
-            first.addWidget(check)
+        self.engine_boxes = _ticks(first, ENGINES)
         first.addStretch(1)
         self.threads = _spin(1, os.cpu_count() or 1, 1, "intra-op threads")
         self.iters = _spin(1, 100000, 50, "measured runs per model")
@@ -223,3 +211,15 @@ class BenchPanel(QWidget):
         top = max(r.latency_ms.p50 for r in ok)
         self.chart.setXRange(0, top * 1.25, padding=0)
         self.chart.setYRange(y + 0.6, 0.6, padding=0)
+
+
+def _ticks(row: QHBoxLayout, choices: dict[str, tuple[str, str]]) -> dict[str, QCheckBox]:
+    """A ticked checkbox per choice (key -> (label, tooltip)), added to ``row``."""
+    boxes = {}
+    for key, (label, tip) in choices.items():
+        check = QCheckBox(label)
+        check.setToolTip(tip)
+        check.setChecked(True)
+        boxes[key] = check
+        row.addWidget(check)
+    return boxes
