@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from qcore.files import write_bytes_atomic
 from qcore.ir import Graph, Node, QParams
-from qcore.render import write_atomic
 
 # ---- colours ------------------------------------------------------------------------------
 
@@ -518,7 +518,7 @@ def write_debug_snapshots(snapshots: Iterable[_SnapshotLike], out_dir: str | Pat
     paths = []
     for snapshot in snapshots:
         text = to_dot(snapshot.graph, title=snapshot_title(snapshot))
-        paths.append(write_atomic(folder / f"{snapshot.stem}.dot", text.encode("utf-8")))
+        paths.append(write_bytes_atomic(folder / f"{snapshot.stem}.dot", text.encode("utf-8")))
     return paths
 
 

@@ -6,6 +6,7 @@ weights of a bigger model in ``<name>.data`` beside it (ONNX external data).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -96,13 +97,18 @@ def check_output(path: str | Path, *inputs: str | Path) -> Path:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file beside ``path`` and rename it into place."""
+    """Write to a temporary file beside ``path`` and rename it into place: readers never see
+    a half-written file, and a failed write leaves the old file untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual file permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

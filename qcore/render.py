@@ -6,14 +6,13 @@ needs the ``dot`` program on ``PATH`` and raises :class:`GraphvizMissing` when i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from qcore.files import write_bytes_atomic
 
 #: Output formats :func:`render` accepts (passed to ``dot`` as ``-T<fmt>``).
 FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "json", "xdot", "plain", "dot")
@@ -112,34 +111,6 @@ def _first_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
     return lines[0] if lines else f"exit status {proc.returncode}"
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``.
-
-    Readers never see a half-written file, and a failed write leaves the old file untouched.
-
-    Args:
-        path: The destination file; its folder must exist.
-        data: The bytes to store.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual file permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
 
 def export(dot_text: str, path: str | Path, timeout: float | None = 120) -> Path:
     """Save a graph, choosing the format from the file suffix.
@@ -167,7 +138,7 @@ def export(dot_text: str, path: str | Path, timeout: float | None = 120) -> Path
         raise ValueError(f"cannot export to {path.name!r}: use one of these suffixes: {choices}")
     fmt = EXPORT_SUFFIXES[suffix]
     data = dot_text.encode("utf-8") if fmt is None else render(dot_text, fmt, timeout)
-    return write_atomic(path, data)
+    return write_bytes_atomic(path, data)
 
 
 def layout_json(dot_text: str, timeout: float | None = 120) -> dict[str, Any]:

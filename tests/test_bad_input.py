@@ -519,15 +519,13 @@ def _failing_open(real_open, after: int):  # noqa: ANN001, ANN202
     return opener
 
 
-@pytest.mark.parametrize("writer", ["files", "render"])
-def test_a_failed_write_leaves_the_old_file_and_no_temp_file(writer, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The one atomic writer every output goes through (models, reports, .dot/.svg/.png)."""
     target = tmp_path / "out.bin"
     target.write_bytes(b"old contents")
-    module = files if writer == "files" else render
-    monkeypatch.setattr(module.os, "fdopen", _failing_open(os.fdopen, after=100))
-    write = files.write_bytes_atomic if writer == "files" else render.write_atomic
+    monkeypatch.setattr(files.os, "fdopen", _failing_open(os.fdopen, after=100))
     with pytest.raises(_Boom):
-        write(target, b"x" * 10_000)
+        files.write_bytes_atomic(target, b"x" * 10_000)
     assert target.read_bytes() == b"old contents"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
 
