@@ -7,11 +7,7 @@ Scene coordinates have y down.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import threading
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +15,7 @@ from typing import Any
 
 from qcore.dot import to_dot
 from qcore.ir import Graph
+from qcore.render import RenderCancelled
 
 POINTS_PER_INCH = 72.0
 FAST_ABOVE_OPS = 800
@@ -146,65 +143,13 @@ def parse_layout(data: dict[str, Any], graph: Graph | None = None) -> GraphLayou
 def run_dot_json(dot_text: str, timeout: float | None = 600,
                  cancelled: Callable[[], bool] | None = None,
                  flags: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``dot -Tjson`` like ``qcore.render.layout_json``, but a Cancel kills Graphviz at once.
-
-    Same argv-list, no-shell call. Threads feed stdin and drain stdout / stderr (retrying
-    ``Popen.communicate`` after a timeout stops feeding stdin and deadlocks on big graphs),
-    while this thread polls for Cancel and the timeout every 100 ms.
-    """
-    return json.loads(_run_dot_bytes(dot_text, timeout, cancelled, ("-Tjson", *flags)))
-
-
-def _run_dot_bytes(dot_text: str, timeout: float | None,
-                   cancelled: Callable[[], bool] | None, flags: tuple[str, ...]) -> bytes:
+    """``dot -Tjson`` through ``qcore.render``; a Cancel kills Graphviz at once."""
     from qcore import render  # looked up at call time so tests can patch find_dot
 
-    exe = render.find_dot()
-    if exe is None:
-        raise render.GraphvizMissing()
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [exe, *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, shell=False)
-    except FileNotFoundError as exc:
-        raise render.GraphvizMissing() from exc
-    out: list[bytes] = []
-    err: list[bytes] = []
-    threads = [threading.Thread(target=_feed, args=(proc.stdin, dot_text.encode("utf-8"))),
-               threading.Thread(target=lambda: out.append(proc.stdout.read())),
-               threading.Thread(target=lambda: err.append(proc.stderr.read()))]
-    for thread in threads:
-        thread.daemon = True
-        thread.start()
-    start = time.monotonic()
-    while proc.poll() is None:
-        late = timeout is not None and time.monotonic() - start > timeout
-        if late or (cancelled is not None and cancelled()):
-            proc.kill()
-            proc.wait()
-            if late:
-                raise RuntimeError(f"Graphviz did not finish within {timeout} s")
-            raise LayoutCancelled("layout cancelled")
-        time.sleep(0.05)
-    for thread in threads:
-        thread.join(timeout=10)
-    if proc.returncode != 0:
-        lines = b"".join(err).decode("utf-8", errors="replace").strip().splitlines()
-        reason = lines[0] if lines else f"exit status {proc.returncode}"
-        raise RuntimeError(f"Graphviz 'dot' failed: {reason}")
-    return b"".join(out)
+    return render.layout_json(dot_text, timeout, cancelled, flags)
 
 
-def _feed(pipe: Any, data: bytes) -> None:
-    try:
-        pipe.write(data)
-        pipe.close()
-    except (BrokenPipeError, OSError, ValueError):
-        pass  # Graphviz exited early (killed, or an error it reports on stderr)
-
-
-class LayoutCancelled(RuntimeError):
-    """The user cancelled a layout; Graphviz was stopped."""
+LayoutCancelled = RenderCancelled  # the user cancelled a layout; Graphviz was stopped
 
 
 def compute_layout(graph: Graph, timeout: float | None = 600,
@@ -218,7 +163,7 @@ def compute_layout(graph: Graph, timeout: float | None = 600,
     """
     if len(graph.nodes) <= FAST_ABOVE_OPS:
         return parse_layout(run_dot_json(to_dot(graph, legend=False), timeout, cancelled), graph)
-    text = run_dot(to_dot(graph, legend=False), timeout, cancelled, ("-Tplain", *FAST_FLAGS))
+    text = run_dot(to_dot(graph, legend=False), "plain", timeout, cancelled, FAST_FLAGS)
     io = set(graph.input_names) | set(graph.output_names)
     names = {v: k for k, v in tensor_keys(graph).items()}
     return parse_plain(text, lambda key: _plain_box(key, names, io))
@@ -272,10 +217,12 @@ def parse_plain(text: str, make: Callable[[str], NodeBox | None]) -> GraphLayout
     return layout
 
 
-def run_dot(dot_text: str, timeout: float | None, cancelled: Callable[[], bool] | None,
-            flags: tuple[str, ...]) -> str:
-    """``dot`` with ``flags`` (an output format among them); its output as text."""
-    return _run_dot_bytes(dot_text, timeout, cancelled, flags).decode("utf-8", "replace")
+def run_dot(dot_text: str, fmt: str, timeout: float | None,
+            cancelled: Callable[[], bool] | None, flags: tuple[str, ...] = ()) -> str:
+    """``dot -T<fmt>`` with graph attribute ``flags``; its output as text."""
+    from qcore import render  # looked up at call time so tests can patch find_dot
+
+    return render.render(dot_text, fmt, timeout, cancelled, flags).decode("utf-8", "replace")
 
 
 def neighbourhood(graph: Graph, centre: int, depth: int) -> Graph:

@@ -79,8 +79,8 @@ def graphviz_layout(plan: ViewPlan, timeout: float | None = 600,
     if not plan.collapsed:
         return compute_layout(plan.graph, timeout, cancelled)
     nodes = {n.key: n for n in plan.view.nodes}
-    flags = ("-Tplain", *(FAST_FLAGS if plan.size > FAST_ABOVE_OPS else ()))
-    text = run_dot(view_dot(plan.view), timeout, cancelled, flags)
+    flags = FAST_FLAGS if plan.size > FAST_ABOVE_OPS else ()
+    text = run_dot(view_dot(plan.view), "plain", timeout, cancelled, flags)
 
     def make(key: str) -> NodeBox | None:
         node = nodes.get(key)

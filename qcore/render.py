@@ -7,12 +7,17 @@ needs the ``dot`` program on ``PATH`` and raises :class:`GraphvizMissing` when i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from qcore.files import write_bytes_atomic
+from qcore.passes.base import Cancelled
 
 #: Output formats :func:`render` accepts (passed to ``dot`` as ``-T<fmt>``).
 FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "json", "xdot", "plain", "dot")
@@ -42,6 +47,14 @@ class GraphvizMissing(RuntimeError):
         super().__init__(message)
 
 
+class RenderCancelled(Cancelled):
+    """The caller cancelled a Graphviz run; ``dot`` was stopped."""
+
+
+#: Graph attributes callers may pass to ``dot`` (validated: nothing else reaches its argv).
+GRAPH_FLAG = re.compile(r"-G[A-Za-z0-9_]+=[A-Za-z0-9_.]+")
+
+
 def find_dot() -> str | None:
     """Locate the Graphviz ``dot`` executable.
 
@@ -62,7 +75,8 @@ def _check_format(fmt: str) -> str:
     raise ValueError(f"unsupported Graphviz format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def render(dot_text: str, fmt: str, timeout: float | None = 120) -> bytes:
+def render(dot_text: str, fmt: str, timeout: float | None = 120,
+           cancelled: Callable[[], bool] | None = None, flags: Sequence[str] = ()) -> bytes:
     """Lay out and draw a DOT graph with Graphviz.
 
     Args:
@@ -70,45 +84,78 @@ def render(dot_text: str, fmt: str, timeout: float | None = 120) -> bytes:
         fmt: One of :data:`FORMATS` (``svg``, ``png``, ``pdf``, ``json``, ``xdot``, ``plain``,
             ``dot``).
         timeout: Seconds to wait for ``dot`` before killing it; ``None`` waits forever.
+        cancelled: Polled every 50 ms; returning True kills ``dot`` and raises
+            :class:`RenderCancelled`.
+        flags: Graph attributes for ``dot``, each ``-G<name>=<value>`` (e.g. effort limits).
 
     Returns:
         What ``dot -T<fmt>`` wrote to its standard output.
 
     Raises:
-        ValueError: ``fmt`` is not one of :data:`FORMATS`.
+        ValueError: ``fmt`` is not one of :data:`FORMATS`, or a flag is not ``-Gname=value``.
         GraphvizMissing: The ``dot`` program is not installed.
+        RenderCancelled: ``cancelled()`` returned True.
         RuntimeError: ``dot`` failed or timed out; the message holds its first error line.
     """
     fmt = _check_format(fmt)
+    for flag in flags:
+        if not GRAPH_FLAG.fullmatch(flag):
+            raise ValueError(f"unsupported Graphviz flag {flag!r}; use -G<name>=<value>")
     exe = find_dot()
     if exe is None:
         raise GraphvizMissing()
-    argv = [exe, f"-T{fmt}"]
+    what = f"Graphviz 'dot -T{fmt}'"
     try:
-        proc = subprocess.run(  # noqa: S603 - fixed argv, validated format, no shell
-            argv,
-            input=dot_text.encode("utf-8"),
-            capture_output=True,
-            timeout=timeout,
-            shell=False,
-            check=False,
-        )
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, validated format and flags
+            [exe, f"-T{fmt}", *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, shell=False)
     except FileNotFoundError as exc:
         raise GraphvizMissing() from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"Graphviz 'dot -T{fmt}' did not finish within {timeout} s") from exc
+    # Threads feed stdin and drain stdout / stderr (retrying Popen.communicate after a timeout
+    # stops feeding stdin and deadlocks on big graphs) while this thread polls the clock and
+    # ``cancelled``.
+    out: list[bytes] = []
+    err: list[bytes] = []
+    threads = [threading.Thread(target=_feed, args=(proc.stdin, dot_text.encode("utf-8"))),
+               threading.Thread(target=lambda: out.append(proc.stdout.read())),
+               threading.Thread(target=lambda: err.append(proc.stderr.read()))]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    start = time.monotonic()
+    while proc.poll() is None:
+        late = timeout is not None and time.monotonic() - start > timeout
+        if late or (cancelled is not None and cancelled()):
+            proc.kill()
+            proc.wait()
+            for thread in threads:
+                thread.join(timeout=10)
+            if late:
+                raise RuntimeError(f"{what} did not finish within {timeout} s")
+            raise RenderCancelled(f"{what} cancelled")
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(timeout=10)
     if proc.returncode != 0:
-        raise RuntimeError(f"Graphviz 'dot -T{fmt}' failed: {_first_error_line(proc)}")
-    return proc.stdout
+        raise RuntimeError(f"{what} failed: {_first_error_line(b''.join(err), proc.returncode)}")
+    return b"".join(out)
 
 
-def _first_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
-    text = proc.stderr.decode("utf-8", errors="replace")
+def _feed(pipe: Any, data: bytes) -> None:
+    try:
+        pipe.write(data)
+        pipe.close()
+    except (BrokenPipeError, OSError, ValueError):
+        pass  # Graphviz exited early (killed, or an error it reports on stderr)
+
+
+def _first_error_line(stderr: bytes, returncode: int) -> str:
+    text = stderr.decode("utf-8", errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if line.lower().startswith("error")]
     if errors:
         return errors[0]
-    return lines[0] if lines else f"exit status {proc.returncode}"
+    return lines[0] if lines else f"exit status {returncode}"
 
 
 
@@ -141,7 +188,9 @@ def export(dot_text: str, path: str | Path, timeout: float | None = 120) -> Path
     return write_bytes_atomic(path, data)
 
 
-def layout_json(dot_text: str, timeout: float | None = 120) -> dict[str, Any]:
+def layout_json(dot_text: str, timeout: float | None = 120,
+                cancelled: Callable[[], bool] | None = None,
+                flags: Sequence[str] = ()) -> dict[str, Any]:
     """Lay out a graph and return Graphviz's JSON description (positions, sizes, draw ops).
 
     Args:
@@ -151,4 +200,4 @@ def layout_json(dot_text: str, timeout: float | None = 120) -> dict[str, Any]:
     Returns:
         The parsed output of ``dot -Tjson``.
     """
-    return json.loads(render(dot_text, "json", timeout))
+    return json.loads(render(dot_text, "json", timeout, cancelled, flags))

@@ -273,13 +273,13 @@ def test_dot_text_escapes_hostile_names(tmp_path) -> None:  # noqa: ANN001
 def test_graphviz_renders_hostile_names_and_runs_no_command(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     path, canary = _hostile(tmp_path)
     calls = []
-    real_run = subprocess.run
+    real_popen = subprocess.Popen
 
     def spy(argv, *args, **kwargs):  # noqa: ANN001, ANN202
         calls.append((argv, kwargs))
-        return real_run(argv, *args, **kwargs)
+        return real_popen(argv, *args, **kwargs)
 
-    monkeypatch.setattr(render.subprocess, "run", spy)
+    monkeypatch.setattr(render.subprocess, "Popen", spy)
     result = convert(path)
     for snap in (result.snapshots[0], result.snapshots[-1]):
         layout = render.layout_json(to_dot(snap.graph, title=snap.stem))

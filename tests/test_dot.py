@@ -261,3 +261,9 @@ def test_source_gives_a_graphviz_source_for_notebooks(samples) -> None:  # noqa:
     assert src.source.startswith("digraph")
     if find_dot() is not None:
         assert src.pipe(format="svg").lstrip().startswith((b"<?xml", b"<svg"))
+
+
+@pytest.mark.parametrize("flag", ["-o/tmp/x", "-Gsplines=line;rm", "-Kneato", "-G a=b"])
+def test_render_accepts_only_graph_attribute_flags(flag) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match="unsupported Graphviz flag"):
+        render.render("digraph G { a }", "svg", flags=(flag,))
