@@ -11,7 +11,7 @@ import onnx
 
 from qcore.config import ConvertConfig
 from qcore.emit.common import expand_fused
-from qcore.ir import Graph, Node, to_onnx
+from qcore.ir import Graph, GraphError, Node, to_onnx
 from qcore.loader import load_graph, quantization_summary
 from qcore.passes import Context, Pass, PassManager, PassResult, default_passes
 from qcore.passes.base import CancelCheck
@@ -50,12 +50,23 @@ class ConversionResult:
     decisions: list[Node] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     quantized: bool = True  # False for a model shown as it is (see view_only)
+    source: Path | None = None  # the model file, when converted from one
+    complete: bool = True  # False for the preview sent before the passes ran
 
     def int8_model(self) -> onnx.ModelProto:
-        return export_model(self.int8)
+        return export_model(self.with_weights().int8)
 
     def fp32_model(self) -> onnx.ModelProto:
-        return export_model(self.fp32)
+        return export_model(self.with_weights().fp32)
+
+    def with_weights(self) -> ConversionResult:
+        """This result, or for a light one (see ``qcore.light``) the same conversion run
+        again from ``source``: conversion is deterministic, so the graphs are identical."""
+        if not self.int8.light:
+            return self
+        if self.source is None:
+            raise GraphError("this result has no weights and no source model to convert again")
+        return convert_or_view(self.source, self.config)
 
     @property
     def quantized_ids(self) -> list[int]:
@@ -68,6 +79,8 @@ class ConversionResult:
 
 def export_model(graph: Graph) -> onnx.ModelProto:
     """A runnable ONNX model: fused bias / activations become plain ops again."""
+    if graph.light:
+        raise GraphError("a light graph has placeholder weights: it cannot be exported")
     plain = graph.copy()
     expand_fused(plain)
     plain.toposort()
@@ -83,9 +96,11 @@ def convert(
     passes: list[Pass] | None = None,
     progress: ProgressFn | None = None,
     cancelled: CancelCheck | None = None,
+    loaded: Callable[[Snapshot], None] | None = None,
 ) -> ConversionResult:
     """Convert a QDQ quant model. ``progress(done, total, pass_name)`` is called after each
-    pass; ``cancelled()`` returning True stops between passes with ``Cancelled``."""
+    pass; ``cancelled()`` returning True stops between passes with ``Cancelled``;
+    ``loaded(snapshot)`` gets the loaded model before the first pass."""
     start = time.perf_counter()
     config = config or ConvertConfig()
     graph = load_graph(model)
@@ -97,6 +112,8 @@ def convert(
         )
     passes = passes if passes is not None else default_passes()
     snapshots = [Snapshot(-1, "quant_orig", graph.copy(), True, _histogram_text(graph))]
+    if loaded is not None:
+        loaded(snapshots[0])
     fp32_graph: list[Graph] = []
     decisions: list[Node] = []
 
@@ -136,12 +153,55 @@ def view_only(model: onnx.ModelProto | str | Path, config: ConvertConfig | None 
 
 def convert_or_view(model: onnx.ModelProto | str | Path, config: ConvertConfig | None = None,
                     progress: ProgressFn | None = None, cancelled: CancelCheck | None = None,
-                    ) -> ConversionResult:
+                    loaded: Callable[[Snapshot], None] | None = None) -> ConversionResult:
     """``convert``, or ``view_only`` when the model has no quantization (for viewers)."""
     try:
-        return convert(model, config, progress=progress, cancelled=cancelled)
+        result = convert(model, config, progress=progress, cancelled=cancelled, loaded=loaded)
     except NoQuantizationError:
-        return view_only(model, config)
+        result = view_only(model, config)
+    if not isinstance(model, onnx.ModelProto):
+        result.source = Path(model)
+    return result
+
+
+def convert_for_view(source: str | Path, config: ConvertConfig | None = None,
+                     progress: ProgressFn | None = None, cancelled: CancelCheck | None = None,
+                     partial: Callable[[ConversionResult], None] | None = None,
+                     preview_above_ops: int = 0) -> ConversionResult:
+    """``convert_or_view`` without the weights (``qcore.light``): what a viewer needs, small
+    enough to send from a child process (``qcore.child``).
+
+    For a model of at least ``preview_above_ops`` ops, ``partial`` first gets a preview: the
+    loaded model alone (``complete`` False), so a viewer can draw it while the passes run.
+    """
+    from qcore.light import lighten
+
+    config = config or ConvertConfig()
+
+    def loaded(snapshot: Snapshot) -> None:
+        graph = snapshot.graph
+        if partial is not None and len(graph.nodes) >= preview_above_ops:
+            partial(lighten(ConversionResult([snapshot], graph, graph, config, 0.0,
+                                             warnings=list(graph.warnings),
+                                             source=Path(source), complete=False)))
+
+    return lighten(convert_or_view(source, config, progress, cancelled, loaded))
+
+
+def write_converted(source: str | Path, config: ConvertConfig, outputs: dict[str, str | Path],
+                    progress: ProgressFn | None = None, cancelled: CancelCheck | None = None,
+                    ) -> dict[str, Path]:
+    """Convert ``source`` once and save the models named in ``outputs`` ("int8" and/or
+    "fp32" -> path) atomically; the input files are never overwritten."""
+    from qcore.files import save_model
+
+    result = convert_or_view(source, config, progress, cancelled)
+    inputs = () if result.source is None else (result.source,)
+    written = {}
+    for kind, out in outputs.items():
+        model = result.int8_model() if kind == "int8" else result.fp32_model()
+        written[kind] = save_model(model, out, *inputs)
+    return written
 
 
 def _config_warnings(graph: Graph, config: ConvertConfig) -> list[str]:

@@ -141,6 +141,7 @@ class Graph:
     weight_qparams: dict[str, QParams] = field(default_factory=dict)
     weight_ints: dict[str, np.ndarray] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    light: bool = False  # weights are placeholders (see qcore.light): view, never export
     _names: set[str] | None = field(default=None, repr=False, compare=False)
 
     # ---- construction -------------------------------------------------------------------
