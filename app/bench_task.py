@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from qcore.convert import ConversionResult, convert
+from qcore.child import shared_runner
+from qcore.convert import ConversionResult
 
 MODEL_ROLES = {
     "fp32": "FP32 (clean, fused)",
@@ -24,24 +25,28 @@ TARGET_OF = {"int8": "onnxruntime", "int8-onednn": "onednn"}
 
 
 def write_models(source: Path, result: ConversionResult, roles: list[str],
-                 folder: Path) -> dict[str, Path]:
-    """Role -> .onnx path for every role asked for (the QDQ model is the input file)."""
-    paths: dict[str, Path] = {}
+                 folder: Path, cancelled: Any = None) -> dict[str, Path]:
+    """Role -> .onnx path for every role asked for (the QDQ model is the input file).
+
+    The models are converted and written by the conversion process (``qcore.child``): the
+    app holds the graphs without their weights.
+    """
+    paths: dict[str, Path] = {"qdq": source} if "qdq" in roles else {}
+    by_target: dict[str, dict[str, Path]] = {}
     for role in roles:
-        if role == "qdq":
-            paths[role] = source
-            continue
         if role == "fp32":
-            model = result.fp32_model()
-        else:
-            target = TARGET_OF[role]
-            same = result.config.target == target
-            other = result if same else convert(
-                source, dataclasses.replace(result.config, target=target))
-            model = other.int8_model()
-        path = folder / f"{role}.onnx"
-        path.write_bytes(model.SerializeToString())
-        paths[role] = path
+            by_target.setdefault(result.config.target, {})["fp32"] = folder / "fp32.onnx"
+        elif role in TARGET_OF:
+            by_target.setdefault(TARGET_OF[role], {})["int8"] = folder / f"{role}.onnx"
+    for target, outputs in by_target.items():
+        config = dataclasses.replace(result.config, target=target)
+        shared_runner().call("qcore.convert:write_converted", source, config, outputs,
+                             cancelled=cancelled)
+    for role in roles:
+        if role == "fp32":
+            paths[role] = folder / "fp32.onnx"
+        elif role in TARGET_OF:
+            paths[role] = folder / f"{role}.onnx"
     return paths
 
 
@@ -55,7 +60,7 @@ def run_bench(source: Path, result: ConversionResult, roles: list[str], settings
     try:
         if progress is not None:
             progress(0, 1, "writing the models")
-        paths = write_models(Path(source), result, roles, folder)
+        paths = write_models(Path(source), result, roles, folder, cancelled)
         try:
             report = run_benchmark(paths, settings, progress=progress, cancelled=cancelled)
         except BenchCancelled as exc:

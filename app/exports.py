@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QFileDialog
 
 from qcore import render
+from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 from qcore.dot import snapshot_title, to_dot, write_debug_snapshots
-from qcore.files import save_model, write_bytes_atomic
+from qcore.files import write_bytes_atomic
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -36,7 +37,7 @@ def _ask_save(window: MainWindow, title: str, name: str, filters: str) -> Path |
 def save_converted(window: MainWindow, kind: str, path: str | Path | None = None) -> None:
     """Save the INT8 (``kind="int8"``) or clean FP32 model; never over the input model."""
     session = window.session
-    if session.result is None or session.path is None:
+    if session.result is None or session.path is None or not session.result.complete:
         window.status("Nothing to save: open and convert a model first")
         return
     stem = session.path.stem.removesuffix("_qdq")
@@ -49,8 +50,9 @@ def save_converted(window: MainWindow, kind: str, path: str | Path | None = None
     result, source = session.result, session.path
 
     def work(progress, cancelled) -> Path:  # noqa: ANN001
-        model = result.int8_model() if kind == "int8" else result.fp32_model()
-        return save_model(model, path, source)
+        written = shared_runner().call("qcore.convert:write_converted", source, result.config,
+                                       {kind: path}, cancelled=cancelled)
+        return written[kind]
 
     window.start_side_job(work, f"save {kind}", f"Saved the {kind.upper()} model to {{}}")
 

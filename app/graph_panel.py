@@ -59,6 +59,7 @@ class GraphPanel(QWidget):
         self.show_sqnr = True
         self.layout_error = ""
         self._job: Job | None = None
+        self._job_key: tuple | None = None  # the view key the running job works on
         self._token = 0
         self._matches: list[int] = []
         self._match_pos = 0
@@ -83,6 +84,9 @@ class GraphPanel(QWidget):
         self.banner.setWordWrap(True)
         self.banner.setOpenExternalLinks(False)
         self.banner.linkActivated.connect(self._banner_link)
+        # Two lines tall even for one: a new text then does not resize the graph view (a
+        # resize of a view holding 20,000 items costs 40 ms and more)
+        self.banner.setMinimumHeight(2 * self.banner.fontMetrics().lineSpacing() + 14)
         self.banner.hide()
         self.depth_spin = QSpinBox(self)
         self.depth_spin.setRange(1, 20)
@@ -197,6 +201,9 @@ class GraphPanel(QWidget):
         spec = self._spec(snap)
         base = (self.session.generation, snap.index)
         key = base + spec.key()
+        if self._job is not None and self._job_key == key:
+            return  # this very view is being prepared already
+        self._job_key = key
         self._token += 1
         if self._job is not None:
             self._job.cancel()

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from app import exports
 from app.about import AboutDialog
 from app.actions import Actions
-from app.compat import MainThreadGC, guard_singletons
+from app.compat import MainThreadGC, guard_singletons, prefer_ui_thread
 from app.config_panel import ConfigPanel
 from app.graph_panel import GraphPanel
 from app.pass_list import PassList
@@ -31,10 +31,13 @@ from app.settings import AppSettings
 from app.state import Session
 from app.workers import Job, JobPool
 from qcore import render
+from qcore.child import shared_runner
 from qcore.config import ConvertConfig
-from qcore.convert import REASON_NOT_QUANT, ConversionResult, convert_or_view
+from qcore.convert import REASON_NOT_QUANT, ConversionResult
 from qcore.paddle import is_paddle_model
 from qcore.summary import conversion_text, model_text
+
+PREVIEW_ABOVE_OPS = 400  # models this big are drawn as loaded while their passes run
 
 MODEL_FILTER = ("Quant models (*.onnx *.pdmodel __model__);;ONNX models (*.onnx);;"
                 "Paddle programs (*.pdmodel __model__);;All files (*)")
@@ -45,6 +48,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         guard_singletons()
+        prefer_ui_thread()
         super().__init__()
         self.setWindowTitle("Quant Inspector")
         self.setWindowIcon(icon("app"))
@@ -52,8 +56,10 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.settings = settings or AppSettings()
         self.session = Session(self)
-        self.gc = MainThreadGC(self)
+        self.gc = MainThreadGC(self, idle=self._idle)
         self.jobs = JobPool(self)
+        shared_runner()  # start the conversion process now: its imports overlap the UI's
+        self._previewed: Path | None = None  # the model whose preview is shown, if any
         self._build_widgets()
         self.actions_ = Actions(self)
         self.actions_.build_menus([d.toggleViewAction() for d in self.docks])
@@ -67,6 +73,10 @@ class MainWindow(QMainWindow):
         self._restore()
         self._update_enabled()
         self.graph_panel.set_snapshot(-1)
+
+    def _idle(self) -> bool:
+        """No job runs and no view is being built (see MainThreadGC)."""
+        return not self.jobs.running and self.graph_panel.view.items_ready()
 
     # ---- construction ---------------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -195,26 +205,58 @@ class MainWindow(QMainWindow):
         if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")
             return None
-        job = Job(convert_or_view, path, config, name=kind)
+        job = Job(shared_runner().call, "qcore.convert:convert_for_view", path, config,
+                  name=kind)
+        if kind == "open":  # a big model is drawn as loaded while its passes run
+            job.kwargs.update(partial=job.signals.partial.emit,
+                              preview_above_ops=PREVIEW_ABOVE_OPS)
+            job.signals.partial.connect(lambda preview: self._preview(path, preview))
+            job.signals.finished.connect(self._open_finished)
         verb = "Opening" if kind == "open" else "Converting"
         job.signals.result.connect(lambda result: self._converted(kind, path, result))
         self.log(f"{verb} {path.name}: ops_to_quantize={config.ops_to_quantize or 'all'}, "
                  f"op_ids_to_skip={config.op_ids_to_skip}, target={config.target}")
         return self.runner.run(job, f"{verb} {path.name}")
 
+    def _new_model(self, path: Path) -> None:
+        """Forget the previous model's selection, view cache, results and config."""
+        self.graph_panel.current_op = None
+        self.graph_panel.whole_graph_ok = False
+        self.graph_panel.cache.clear()
+        self.results.clear()
+        self.session.set_config(ConvertConfig(target=self.session.target))
+        self.actions_.set_recent(self.settings.add_recent(path))
+        self.setWindowTitle(f"{path.name} \u2014 Quant Inspector")
+
+    def _preview(self, path: Path, preview: ConversionResult) -> None:
+        """The loaded model, shown while its passes still run (``preview.complete`` False)."""
+        self._new_model(path)
+        self._previewed = path
+        self.session.set_result(path, preview, True)
+        self.pass_list.set_snapshots(preview.snapshots, 0)
+        self.model_label.setText(f"{path.name} \u00b7 {len(preview.snapshots[0].graph.nodes)}"
+                                 " ops \u00b7 converting\u2026")
+
+    def _open_finished(self) -> None:
+        """An open that showed a preview but failed or was cancelled: say the graph shown
+        is the model as loaded, not converted."""
+        if self._previewed is None:
+            return
+        name, self._previewed = self._previewed.name, None
+        self.model_label.setText(f"{name} \u00b7 not converted")
+        self.log("The passes did not finish: the graph shown is the model as loaded. "
+                 "Press Convert (Ctrl+R) to try again.", "warn")
+
     def _converted(self, kind: str, path: Path, result: ConversionResult) -> None:
         new_model = kind == "open"
+        previewed = new_model and self._previewed == path
+        self._previewed = None
         keep = self.pass_list.currentRow()
         if new_model:
-            self.graph_panel.current_op = None
-            self.graph_panel.whole_graph_ok = False
-            self.graph_panel.cache.clear()
-            self.results.clear()
-            self.session.set_config(ConvertConfig(target=self.session.target))
-            self.actions_.set_recent(self.settings.add_recent(path))
-            self.setWindowTitle(f"{path.name} \u2014 Quant Inspector")
+            if not previewed:
+                self._new_model(path)
             self.log(model_text(result.snapshots[0].graph, show_ids=False))
-        self.session.set_result(path, result, new_model)
+        self.session.set_result(path, result, new_model and not previewed, previewed)
         self.results.set_decisions(result)
         self.pass_list.set_snapshots(result.snapshots, 0 if new_model else keep)
         for warning in result.snapshots[0].graph.warnings:
@@ -238,6 +280,9 @@ class MainWindow(QMainWindow):
         """A model is open and no job runs; otherwise say so in the status bar."""
         if self.session.result is None:
             self.status("Open a model first (Ctrl+O)")
+            return False
+        if not self.session.result.complete:
+            self.status("The model is not converted yet: press Convert (Ctrl+R)")
             return False
         if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")

@@ -33,10 +33,14 @@ class Session(QObject):
         self._placed_types: dict[int, str] = {}  # op id -> op type the placement saw
 
     # ---- model / result -----------------------------------------------------------------
-    def set_result(self, path: Path, result: ConversionResult, new_model: bool) -> None:
+    def set_result(self, path: Path, result: ConversionResult, new_model: bool,
+                   after_preview: bool = False) -> None:
+        """Show ``result``; ``after_preview`` keeps the generation (so the cached views of the
+        preview's loaded-model snapshot stay valid: it is the same graph)."""
         self.path = Path(path)
         self.result = result
-        self.generation += 1
+        if not after_preview:
+            self.generation += 1
         placed = self.placement_graph()
         self._placed_types = {n.id: n.op_type for n in placed.nodes} if placed else {}
         if new_model:

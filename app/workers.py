@@ -21,6 +21,7 @@ class JobSignals(QObject):
     started = Signal()
     progress = Signal(int, int, str)
     result = Signal(object)
+    partial = Signal(object)  # an early part of the result (see qcore.child)
     error = Signal(object)
     cancelled = Signal()
     finished = Signal()
@@ -50,6 +51,7 @@ class Job(QRunnable):
         with warnings.catch_warnings():  # PySide warns about signals nobody connected
             warnings.simplefilter("ignore", RuntimeWarning)
             for signal in (self.signals.started, self.signals.progress, self.signals.result,
+                           self.signals.partial,
                            self.signals.error, self.signals.cancelled, self.signals.finished):
                 with contextlib.suppress(RuntimeError, TypeError):
                     signal.disconnect()

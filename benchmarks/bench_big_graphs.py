@@ -4,7 +4,11 @@
 
 Generates (once, cached in ~/.cache/quant_inspector) a BERT-base-size QDQ model (12 layers,
 hidden 768, ``quantize_static``) and a ResNet-50-size one, then drives the real MainWindow:
-open, pass switching back and forth, and the whole graph view. A QTimer ticking every 10 ms
+open (one window for all models, as a user opens one model after another; the first open
+comes right after start-up, while the conversion process is still cold; the open phase lasts
+until the converted snapshots are shown), pass switching back and forth, and the whole graph
+view. Conversion alone is timed last, in this process, as the CLI runs it. A QTimer ticking
+every 10 ms
 records the longest gap of the UI event loop in each phase.
 Acceptance (issue 5): conversion < 10 s, first view < 2 s, no stall > 100 ms.
 """
@@ -18,16 +22,21 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import onnx  # noqa: E402
 from PySide6.QtCore import QSettings, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from qcore import modelgen  # noqa: E402
 from qcore.convert import convert  # noqa: E402
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
 
 CACHE = Path(os.environ.get("QI_BENCH_CACHE", Path.home() / ".cache" / "quant_inspector"))
 
@@ -72,6 +81,12 @@ class StallMeter:
         return self.worst * 1000
 
 
+def user_input(widget: QWidget) -> None:
+    """A mouse move over ``widget``, as the click that starts each step would be: the app
+    defers costly garbage collection while the user is active (app.compat.MainThreadGC)."""
+    QTest.mouseMove(widget)
+
+
 def wait(app: QApplication, done: Callable[[], bool], limit: float) -> float:
     """Run the event loop until ``done()``; returns the seconds waited (inf on timeout)."""
     start = time.perf_counter()
@@ -83,7 +98,7 @@ def wait(app: QApplication, done: Callable[[], bool], limit: float) -> float:
     return time.perf_counter() - start
 
 
-def bench_app(app: QApplication, path: Path, layout_wait: float) -> dict[str, float]:
+def new_window() -> MainWindow:
     from app.main_window import MainWindow
     from app.settings import AppSettings
 
@@ -92,6 +107,12 @@ def bench_app(app: QApplication, path: Path, layout_wait: float) -> dict[str, fl
     window = MainWindow(settings)
     window.resize(1560, 980)
     window.show()
+    return window
+
+
+def bench_app(app: QApplication, window: MainWindow, path: Path,
+              layout_wait: float) -> dict[str, float]:
+    """Open ``path`` in ``window`` and time it, then pass switching and the whole graph."""
     panel = window.graph_panel
     shown: list[float] = []
     panel.snapshot_shown.connect(lambda: shown.append(time.perf_counter()))
@@ -99,11 +120,15 @@ def bench_app(app: QApplication, path: Path, layout_wait: float) -> dict[str, fl
     out: dict[str, float] = {}
 
     meter.start()
+    start = time.perf_counter()
+    user_input(window.menuBar())  # File > Open
     window.open_model(path)
     out["first_view_s"] = wait(app, lambda: bool(shown) and bool(panel.view.items_ready()), 60)
+    out["first_view_items"] = len(panel.view.scene().items())
+    wait(app, lambda: not window.runner.busy and panel.view.items_ready(), 60)
+    out["converted_s"] = time.perf_counter() - start
     out["ops"] = len(panel.graph().nodes) if panel.graph() else 0
     out["open_stall_ms"] = meter.stop()
-    out["first_view_items"] = len(panel.view.scene().items())
 
     meter.start()
     wait(app, lambda: panel._job is None and not window.runner.busy, layout_wait)
@@ -117,6 +142,7 @@ def bench_app(app: QApplication, path: Path, layout_wait: float) -> dict[str, fl
     for row in rows:
         shown.clear()
         t = time.perf_counter()
+        user_input(window.pass_list)
         window.pass_list.setCurrentRow(row)
         wait(app, lambda: bool(shown) and panel.view.items_ready(), 60)
         times.append(time.perf_counter() - t)
@@ -128,13 +154,13 @@ def bench_app(app: QApplication, path: Path, layout_wait: float) -> dict[str, fl
     meter.start()
     shown.clear()
     t = time.perf_counter()
+    user_input(panel.banner)  # its "Show every op" link
     panel.set_view_mode("all")
     out["whole_view_s"] = wait(app, lambda: bool(shown) and panel.view.items_ready(), 60)
     wait(app, lambda: panel._job is None, layout_wait)
     panel.cancel_layout()
     out["whole_stall_ms"] = meter.stop()
     out["whole_total_s"] = time.perf_counter() - t
-    window.close()
     return out
 
 
@@ -145,26 +171,32 @@ def main() -> None:
                         help="seconds to let Graphviz run before cancelling it")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv)
+    kinds = args.models.split(",")
+    paths = {kind: model_path(kind) for kind in kinds}
+    window = new_window()  # the first open comes right after start-up: a cold child process
+    figures = {kind: bench_app(app, window, paths[kind], args.layout_wait) for kind in kinds}
+    window.close()
     ok = True
-    for kind in args.models.split(","):
-        path = model_path(kind)
+    for kind in kinds:  # conversion alone, after the app runs (its memory is not theirs)
         start = time.perf_counter()
-        result = convert(path)
+        result = convert(model_path(kind))
         conv = time.perf_counter() - start
-        figures = bench_app(app, path, args.layout_wait)
-        stall = max(figures[k] for k in figures if k.endswith("stall_ms"))
+        f = figures[kind]
+        stall = max(f[k] for k in f if k.endswith("stall_ms"))
         print(f"\n== {kind}: {len(result.snapshots[0].graph.nodes)} ops loaded, "
               f"{len(result.snapshots)} snapshots")
+        del result
         print(f"conversion wall time         {conv:6.2f} s   (< 10 s)")
-        print(f"open -> first graph view     {figures['first_view_s']:6.2f} s   (< 2 s), "
-              f"{figures['first_view_items']:.0f} scene items")
-        print(f"longest stall: open          {figures['open_stall_ms']:6.0f} ms  (< 100 ms)")
-        print(f"longest stall: layout        {figures['layout_stall_ms']:6.0f} ms")
-        print(f"pass switch: first / cached  {figures['switch_first_s']:6.2f} s / "
-              f"{figures['switch_again_s']:.3f} s, stall {figures['switch_stall_ms']:.0f} ms")
-        print(f"whole graph: first view      {figures['whole_view_s']:6.2f} s, "
-              f"stall {figures['whole_stall_ms']:.0f} ms")
-        good = conv < 10 and figures["first_view_s"] < 2 and stall < 100
+        print(f"open -> first graph view     {f['first_view_s']:6.2f} s   (< 2 s), "
+              f"{f['first_view_items']:.0f} scene items")
+        print(f"open -> converted, all shown {f['converted_s']:6.2f} s")
+        print(f"longest stall: open          {f['open_stall_ms']:6.0f} ms  (< 100 ms)")
+        print(f"longest stall: layout        {f['layout_stall_ms']:6.0f} ms")
+        print(f"pass switch: first / cached  {f['switch_first_s']:6.2f} s / "
+              f"{f['switch_again_s']:.3f} s, stall {f['switch_stall_ms']:.0f} ms")
+        print(f"whole graph: first view      {f['whole_view_s']:6.2f} s, "
+              f"stall {f['whole_stall_ms']:.0f} ms")
+        good = conv < 10 and f["first_view_s"] < 2 and stall < 100
         print("PASS" if good else "FAIL")
         ok = ok and good
     sys.exit(0 if ok else 1)
