@@ -52,6 +52,9 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
     "legend": ("&Legend", ("Ctrl+Shift+L",), "", "Show the colour legend", "set_legend"),
     "focus": ("&Neighbourhood of selection", ("Ctrl+Shift+N",), "focus",
               "Lay out only the ops near the selection (fast for big graphs)", "set_focus"),
+    "diff": ("Only what the pass c&hanged", ("Ctrl+Shift+D",), "",
+             "Draw only the ops the shown pass added or rewrote, with their neighbours",
+             "set_diff"),
     "convert": ("&Convert", ("Ctrl+R",), "convert",
                 "Run the pass pipeline with this configuration", "convert"),
     "bench": ("&Benchmark", ("Ctrl+B",), "bench",
@@ -62,7 +65,7 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
     "cancel": ("C&ancel", ("Ctrl+.",), "cancel", "Stop the running job", "cancel_job"),
     "about": ("&About Quant Inspector", (), "", "Versions and license", "about"),
 }
-CHECKABLE = {"changes": True, "sqnr": True, "legend": True, "focus": False}
+CHECKABLE = {"changes": True, "sqnr": True, "legend": True, "focus": False, "diff": False}
 
 
 def _resolve(window: MainWindow, path: str):  # noqa: ANN202
@@ -109,7 +112,7 @@ class Actions:
                       "export_results", "-", "quit"],
             "&Edit": ["find", "toggle_skip", "copy_id"],
             "&View": ["zoom_in", "zoom_out", "fit", "actual", "-", "prev_pass", "next_pass",
-                      "-", "changes", "sqnr", "legend", "focus", "-", *docks],
+                      "-", "changes", "sqnr", "legend", "focus", "diff", "-", *docks],
             "&Run": ["convert", "bench", "advise", "cancel"],
             "&Help": ["about"],
         }

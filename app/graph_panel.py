@@ -6,6 +6,8 @@ stale; big graphs start in the neighbourhood view so Graphviz stays fast.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
@@ -20,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.blocks import Block
-from app.diff import pass_delta
+from app.diff import PassDelta, pass_delta
 from app.graph_view import GraphView, match_ops
 from app.layout import GraphLayout, LayoutCache
 from app.legend import LegendWidget
@@ -44,6 +46,7 @@ class GraphPanel(QWidget):
     selection_cleared = Signal()
     snapshot_shown = Signal()  # a layout is on screen (or a message explains why not)
     focus_mode_changed = Signal(bool)
+    diff_mode_changed = Signal(bool)
 
     def __init__(self, session: Session, jobs: JobPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,6 +55,7 @@ class GraphPanel(QWidget):
         self.index = -1  # position in session.snapshots
         self.current_op: int | None = None
         self.focus_mode = False
+        self.diff_mode = False  # draw only what the shown pass changed
         self.whole_graph_ok = False  # the user asked for the whole big graph
         self.depth = 6
         self.show_changes = True
@@ -183,7 +187,17 @@ class GraphPanel(QWidget):
         self._update_depth_visible()
         self.focus_mode_changed.emit(True)
 
+    def delta(self, snap: Snapshot | None = None) -> PassDelta | None:
+        """What the shown pass changed (None for the loaded model)."""
+        snap = snap or self.snapshot()
+        if snap is None or snap.index < 0 or self.index < 1:
+            return None
+        return pass_delta(self.session.snapshots[self.index - 1].graph, snap.graph)
+
     def _spec(self, snap: Snapshot) -> ViewSpec:
+        delta = self.delta(snap) if self.diff_mode else None
+        if delta is not None:
+            return ViewSpec("changes", depth=1, ops=frozenset(delta.changed))
         if self.focus_mode:
             centre = self.current_op
             if centre is None or snap.graph.node_by_id(centre) is None:
@@ -210,6 +224,11 @@ class GraphPanel(QWidget):
             self._job = None
         self._busy_timer.stop()
         self.busy.hide()
+        if spec.kind == "changes" and not spec.ops:
+            removed = " (it only removed ops: see above)" if self.delta(snap).removed else ""
+            self.view.show_message(f"{snap.name} added or rewrote no op{removed}.")
+            self.snapshot_shown.emit()
+            return
         plan, final = self.plans.get(key), self.cache.get(key)
         if plan is not None and final is not None:
             self._show(plan, final)
@@ -434,6 +453,13 @@ class GraphPanel(QWidget):
         before = self.session.snapshots[self.index - 1].graph
         self.view.mark_changed(pass_delta(before, snap.graph).changed)
 
+    def set_diff_mode(self, on: bool) -> None:
+        """Draw only the ops the shown pass added or rewrote, one hop of context around them."""
+        if on != self.diff_mode:
+            self.diff_mode = on
+            self.diff_mode_changed.emit(on)
+            self._request_layout()
+
     def set_focus_mode(self, on: bool) -> None:
         changed = on != self.focus_mode
         self.focus_mode = on
@@ -456,6 +482,11 @@ class GraphPanel(QWidget):
         if self.layout_error or render.find_dot() is None:
             text = ("<b>Graphviz is missing or failed</b> \u2014 the graph view needs the "
                     "<code>dot</code> program. " + (self.layout_error or render.INSTALL_HINT))
+        elif snap is not None and self.diff_mode and self.delta(snap) is not None:
+            text = self._diff_text(snap, self.delta(snap))
+        elif snap is not None and self.diff_mode:
+            text = ("The loaded model has no previous pass to compare with: pick a pass to see "
+                    "what it changed. <a href='nodiff'>Show the graph</a>")
         elif snap is not None and self.focus_mode:
             text = (f"Showing the neighbourhood (depth {self.depth}) of the selected op of "
                     f"{len(snap.graph.nodes)} ops. Double-click an op to re-centre. "
@@ -473,8 +504,21 @@ class GraphPanel(QWidget):
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
 
+    def _diff_text(self, snap: Snapshot, delta: PassDelta) -> str:
+        before = self.session.snapshots[self.index - 1].graph
+        removed = Counter(n.op_type for n in before.nodes if n.id in delta.removed)
+        text = (f"Only what <b>{snap.name}</b> changed: {len(delta.added)} ops added, "
+                f"{len(delta.rewritten)} rewritten (outlined), with their neighbours")
+        if removed:
+            text += "; removed " + ", ".join(f"{k} \u00d7{v}" for k, v in removed.most_common(4))
+            if len(removed) > 4:
+                text += ", \u2026"
+        return text + ". <a href='nodiff'>Show the whole graph</a>"
+
     def _banner_link(self, link: str) -> None:
-        if link == "whole":
+        if link == "nodiff":
+            self.set_diff_mode(False)
+        elif link == "whole":
             self.set_focus_mode(False)
         elif link in ("all", "blocks"):
             self.set_view_mode(link)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,15 +225,17 @@ def run_dot(dot_text: str, fmt: str, timeout: float | None,
     return render.render(dot_text, fmt, timeout, cancelled, flags).decode("utf-8", "replace")
 
 
-def neighbourhood(graph: Graph, centre: int, depth: int) -> Graph:
-    """A copy of ``graph`` with only the ops within ``depth`` tensor hops of op ``centre``."""
+def neighbourhood(graph: Graph, centre: int | Iterable[int], depth: int) -> Graph:
+    """A copy of ``graph`` with only the ops within ``depth`` tensor hops of op ``centre``
+    (or of any of several ops)."""
     producers = graph.producers()
     consumers = graph.consumers()
     by_id = {n.id: n for n in graph.nodes}
-    if centre not in by_id:
-        centre = graph.nodes[0].id if graph.nodes else centre
-    keep = {centre}
-    queue = deque([(centre, 0)])
+    centres = {centre} if isinstance(centre, int) else set(centre)
+    keep = {c for c in centres if c in by_id}
+    if not keep and isinstance(centre, int) and graph.nodes:
+        keep = {graph.nodes[0].id}
+    queue = deque((op_id, 0) for op_id in keep)
     while queue:
         op_id, dist = queue.popleft()
         node = by_id.get(op_id)

@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         panel.tensor_selected.connect(self._show_tensor)
         panel.view.op_context_menu.connect(self._op_menu)
         panel.focus_mode_changed.connect(self._focus_changed)
+        panel.diff_mode_changed.connect(self._diff_changed)
         self.config_panel.op_requested.connect(panel.select_op)
         self.results.op_requested.connect(self._select_from_results)
         self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
@@ -428,6 +429,15 @@ class MainWindow(QMainWindow):
         action.blockSignals(True)
         action.setChecked(on)
         action.blockSignals(False)
+
+    def _diff_changed(self, on: bool) -> None:
+        action = self.actions_["diff"]
+        action.blockSignals(True)
+        action.setChecked(on)
+        action.blockSignals(False)
+
+    def set_diff(self, on: bool) -> None:
+        self.graph_panel.set_diff_mode(on)
 
     def set_focus(self, on: bool) -> None:
         if on != self.graph_panel.focus_mode:

@@ -27,14 +27,17 @@ QUICK_ABOVE_NODES = 200  # views with more drawn nodes get a quick layout first
 
 @dataclass(frozen=True)
 class ViewSpec:
-    kind: str = "all"  # "all" | "near" | "blocks"
+    kind: str = "all"  # "all" | "near" | "blocks" | "changes"
     centre: int = -1
     depth: int = 6
     expanded: frozenset[str] = frozenset()
+    ops: frozenset[int] = frozenset()  # "changes": the ops a pass added or rewrote
 
     def key(self) -> tuple:
         if self.kind == "near":
             return ("near", self.centre, self.depth)
+        if self.kind == "changes":
+            return ("changes", tuple(sorted(self.ops)), self.depth)
         if self.kind == "blocks":
             return ("blocks", tuple(sorted(self.expanded)))
         return ("all",)
@@ -65,6 +68,8 @@ def plan_view(graph: Graph, spec: ViewSpec, blocks: dict[str, Block] | None = No
         if graph.node_by_id(centre) is None:
             centre = graph.nodes[0].id if graph.nodes else -1
         shown = neighbourhood(graph, centre, spec.depth)
+    elif spec.kind == "changes":
+        shown = neighbourhood(graph, spec.ops, spec.depth)
     use = blocks if spec.kind == "blocks" else {}
     view = build_view(shown, use, set(spec.expanded), tensor_keys(shown))
     plan = ViewPlan(spec, shown, view, blocks, collapsed=view.blocks)

@@ -375,3 +375,29 @@ def test_a_dropped_paddle_model_folder_opens(qtbot, tmp_path: Path, messages: li
     assert window.session.result.quantized and window.pass_list.count() > 1
     assert any(n.name.startswith("paddle_op_") for n in window.session.result.decisions)
     window.close()
+
+
+def test_diff_view_draws_only_what_the_pass_changed(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    panel, snaps = window.graph_panel, window.session.snapshots
+    show_pass(qtbot, window, "fuse_activation")
+    row = window.pass_list.currentRow()
+    before, after = snaps[row - 1].graph, snaps[row].graph
+    rewritten = {n.id for n in after.nodes
+                 if (b := before.node_by_id(n.id)) is not None and b.fused != n.fused}
+    assert rewritten  # the CNN's Conv+Relu pairs
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
+        window.actions_["diff"].trigger()
+    qtbot.waitUntil(panel.view.items_ready, timeout=TIMEOUT)
+    drawn = set(panel.view.ops)
+    assert rewritten <= drawn and len(drawn) < len(after.nodes)
+    neighbours = {p.id for i in rewritten for t in after.node_by_id(i).inputs
+                  if (p := after.producers().get(t)) is not None}
+    assert neighbours <= drawn  # one hop of context
+    assert "fuse_activation" in panel.banner.text() and "Relu" in panel.banner.text()
+    show_pass(qtbot, window, "cleanup")  # follows the pass list
+    assert window.actions_["diff"].isChecked()
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
+        panel._banner_link("nodiff")
+    qtbot.waitUntil(panel.view.items_ready, timeout=TIMEOUT)
+    assert not window.actions_["diff"].isChecked()
+    assert len(panel.view.ops) == len(snaps[window.pass_list.currentRow()].graph.nodes)
