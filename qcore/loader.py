@@ -262,16 +262,19 @@ def check_wiring(graph: Graph, source: str = "") -> None:
 
 
 def _cycle_text(nodes: list[Node], producer: dict[str, int], done: set[int]) -> str:
-    """Describe one cycle among the ops not in ``done``, naming its tensors."""
-    index = min(i for i in range(len(nodes)) if i not in done)
-    path: list[tuple[int, str]] = []
-    seen: dict[int, int] = {}
-    while index not in seen:
-        seen[index] = len(path)
-        name = next(n for n in nodes[index].inputs if n in producer and producer[n] not in done)
-        path.append((index, name))
-        index = producer[name]
-    loop = [name for _, name in reversed(path[seen[index]:])]
+    """Describe one cycle among the ops not in ``done``, naming its tensors (networkx finds
+    it; imported only here, as a broken model is rare and the import costs 0.2 s)."""
+    import networkx as nx
+
+    edges = nx.DiGraph()
+    for index, node in enumerate(nodes):
+        if index not in done:
+            for name in node.inputs:
+                if name in producer and producer[name] not in done:
+                    edges.add_edge(producer[name], index, tensor=name)
+    loop = [edges.edges[u, v]["tensor"] for u, v in nx.find_cycle(edges)]
+    first = min(range(len(loop)), key=lambda i: producer[loop[i]])  # start at the first op
+    loop = loop[first:] + loop[:first]
     steps = [f"{name!r} ({_who(nodes[producer[name]])})" for name in loop]
     if len(steps) > 6:
         steps = steps[:5] + ["..."]
