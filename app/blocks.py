@@ -1,10 +1,16 @@
 """Repeated blocks (transformer layers, residual blocks) and the collapsed view of a graph.
 
-Pure Python (no Qt) so it runs in a worker. Blocks are found by node-name prefixes that end in
-a number (``layer3.attn.q`` -> ``layer3``, ``/encoder/layer.3/...`` -> ``/encoder/layer.3``,
-``stage2.block1.conv1`` -> ``stage2.block1``): the family of prefixes (digits replaced by ``#``)
-covering the most ops with the most instances wins. Unnamed ops (Q/DQ pairs made by passes)
-join a block when every already-placed neighbour is in that block.
+Pure Python (no Qt) so it runs in a worker. Blocks are found first by node-name prefixes that
+end in a number (``layer3.attn.q`` -> ``layer3``, ``/encoder/layer.3/...`` ->
+``/encoder/layer.3``, ``stage2.block1.conv1`` -> ``stage2.block1``): the family of prefixes
+(digits replaced by ``#``) covering the most ops with the most instances wins. Unnamed ops
+(Q/DQ pairs made by passes) join a block when every already-placed neighbour is in that block.
+
+When names say nothing (Paddle2ONNX's ``p2o.MatMul.12``, ops made by passes), blocks are found
+from the structure alone: the ops, in topological order, are cut where a single op's outputs
+are all that flows on (constant-only ops such as weight DequantizeLinear, graph inputs and
+tensors read across a third of the graph do not count); the run of segments whose op types
+repeat with some period, covering the most ops, gives the blocks (keys ``block0``, ...).
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from qcore.dot import op_label_lines, tensor_label_lines
-from qcore.ir import Graph
+from qcore.ir import Graph, Node
 
 _PREFIX_END = re.compile(r"\d+(?=[./_:\-]|$)")
 MIN_INSTANCES = 3
 MIN_BLOCK_OPS = 4
+MAX_PERIOD = 50  # segments per block found by structure
+STRUCTURE_FAMILY = "block# (same ops)"
 
 
 @dataclass
@@ -58,6 +68,12 @@ def _candidates(name: str) -> list[str]:
 
 
 def detect_blocks(graph: Graph) -> dict[str, Block]:
+    """The repeated blocks of ``graph`` in graph order: by name prefix, else by structure
+    ({} if none)."""
+    return _blocks_by_name(graph) or _blocks_by_structure(graph)
+
+
+def _blocks_by_name(graph: Graph) -> dict[str, Block]:
     """The repeated blocks of ``graph`` by name prefix, in graph order ({} if none)."""
     covered: dict[str, set[int]] = defaultdict(set)
     instances: dict[str, set[str]] = defaultdict(set)
@@ -107,6 +123,142 @@ def _adopt_unnamed(graph: Graph, owner: dict[int, str], rounds: int = 4) -> None
                 changed = True
         if not changed:
             return
+
+
+@dataclass
+class _Segments:
+    """The non-constant ops of a graph in order, cut where one op's outputs are all that
+    flows on: segment ``k`` is ``ops[starts[k]:starts[k + 1]]``."""
+
+    ops: list[Node]
+    const_ops: list[Node]
+    starts: list[int]  # plus len(ops) at the end
+    fanout: list[int]  # readers of the tensors entering each segment (0 for the first)
+    sigs: list[int]  # segment -> id of its op-type sequence
+
+
+def _segments(graph: Graph) -> _Segments:
+    """Cut the graph's ops into segments (linear in the graph's size).
+
+    Constant-only ops (weight DequantizeLinear, Constant) are left out; graph inputs and
+    tensors read across more than 1/MIN_INSTANCES of the ops (an attention mask used by every
+    layer) do not count as flowing on: no such tensor can be inside one block. A graph input
+    flows from just before its first reader."""
+    const = set(graph.initializers)
+    ops: list[Node] = []
+    const_ops: list[Node] = []
+    for node in graph.nodes:
+        if all(not t or t in const for t in node.inputs):
+            const.update(node.outputs)
+            const_ops.append(node)
+        else:
+            ops.append(node)
+    made: dict[str, int] = {}  # a graph input is "made" just before its first reader
+    last: dict[str, int] = {}
+    uses: dict[str, int] = defaultdict(int)
+    for i, node in enumerate(ops):
+        for t in node.inputs:
+            if t and t not in const:
+                made.setdefault(t, i - 1)
+                last[t] = i
+                uses[t] += 1
+        for t in node.outputs:
+            if t:
+                made[t] = i
+    span = len(ops) / MIN_INSTANCES
+    reach = list(range(len(ops)))  # the last op reading a tensor made by op i
+    far = -1  # ... and by no op (graph inputs read by op 0)
+    for t, end in last.items():
+        start = made[t]
+        if end - start > span:
+            continue
+        if start < 0:
+            far = max(far, end)
+        elif end > reach[start]:
+            reach[start] = end
+    starts, fanout = [0], [0]
+    for i in range(len(ops) - 1):
+        if far <= i:  # nothing made before op i is read after it
+            starts.append(i + 1)
+            fanout.append(sum(uses.get(t, 0) for t in ops[i].outputs))
+        far = max(far, reach[i])
+    starts.append(len(ops))
+    ids: dict[tuple[str, ...], int] = {}
+    sigs = [ids.setdefault(tuple(n.domain + n.op_type for n in ops[a:b]), len(ids))
+            for a, b in zip(starts, starts[1:], strict=False)]
+    return _Segments(ops, const_ops, starts, fanout, sigs)
+
+
+def _best_run(seg: _Segments) -> tuple[int, int, int] | None:
+    """(first segment, period, instances) of the periodic run of segments covering the most
+    ops; ties go to more instances, then to blocks entered by fanning-out tensors (a layer
+    starts where its input branches), then to the earliest. O(segments * MAX_PERIOD)."""
+    count = len(seg.sigs)
+    sigs = np.asarray(seg.sigs, dtype=np.int64)
+    fanout = np.asarray(seg.fanout, dtype=np.int64)
+    cum = seg.starts  # ops before segment k
+    best: tuple[tuple[int, int, int, int], tuple[int, int, int]] | None = None
+    for period in range(1, min(MAX_PERIOD, count // MIN_INSTANCES) + 1):
+        same = np.concatenate(([False], sigs[period:] == sigs[:-period], [False]))
+        edges = np.flatnonzero(np.diff(same.astype(np.int8)))
+        for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+            if hi - lo < (MIN_INSTANCES - 1) * period:
+                continue
+            length = hi - lo + period  # segments lo .. hi + period - 1 repeat
+            for phase in range(period):
+                n = (length - phase) // period
+                if n < MIN_INSTANCES:
+                    break
+                first = lo + phase
+                size = cum[first + period] - cum[first]
+                if size < MIN_BLOCK_OPS:
+                    continue
+                if best is not None and (n * size, n) < best[0][:2]:
+                    continue
+                fan = int(fanout[first:first + n * period:period].sum())
+                score = (n * size, n, fan, -first)
+                if best is None or score > best[0]:
+                    best = (score, (first, period, n))
+    return None if best is None else best[1]
+
+
+def _blocks_by_structure(graph: Graph) -> dict[str, Block]:
+    """Repeated blocks from the graph's structure alone ({} if none): the best periodic run
+    of segments (see ``_segments``), plus the same block anywhere else in the graph."""
+    seg = _segments(graph)
+    run = _best_run(seg)
+    if run is None:
+        return {}
+    first, period, n = run
+    sigs = seg.sigs
+    pattern = sigs[first:first + period]
+    chosen = [first + k * period for k in range(n)]
+    for lo, hi in ((0, first), (first + n * period, len(sigs))):
+        k = lo
+        while k + period <= hi:
+            if sigs[k] == pattern[0] and sigs[k:k + period] == pattern:
+                chosen.append(k)
+                k += period
+            else:
+                k += 1
+    owner: dict[int, str] = {}
+    keys: list[str] = []
+    for index, k in enumerate(sorted(chosen)):
+        key = f"block{index}"
+        keys.append(key)
+        for node in seg.ops[seg.starts[k]:seg.starts[k + period]]:
+            owner[node.id] = key
+    consumers = graph.consumers()
+    for node in reversed(seg.const_ops):  # weights join the block that reads them
+        readers = {owner.get(c.id) for t in node.outputs for c in consumers.get(t, [])}
+        if len(readers) == 1 and None not in readers:
+            owner[node.id] = readers.pop()
+    blocks = {key: Block(key, STRUCTURE_FAMILY) for key in keys}
+    for node in graph.nodes:
+        key = owner.get(node.id)
+        if key is not None:
+            blocks[key].op_ids.append(node.id)
+    return blocks
 
 
 def block_label(key: str, count: int) -> list[str]:

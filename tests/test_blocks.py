@@ -1,0 +1,211 @@
+"""Repeated blocks found from the graph's structure when node names say nothing.
+
+Models are renamed as Paddle2ONNX names its ops (``p2o.MatMul.12``: a counter per op type),
+so the name-based detection finds nothing and the structural fallback has to find the layers.
+The tensor names are left alone: ``layer3.q.matmul`` tells the test which layer an op is in.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from app.blocks import STRUCTURE_FAMILY, Block, detect_blocks
+from qcore import modelgen
+from qcore.convert import convert
+from qcore.ir import Graph, from_onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_app_big import big_model  # noqa: E402
+
+LAYERS = 4
+LAYER = re.compile(r"layer\d+")
+RES_BLOCK = re.compile(r"stage\d+\.block\d+")
+
+
+def p2o_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with every op renamed ``p2o.<OpType>.<n>``, n counted per op type."""
+    counts: Counter[str] = Counter()
+    for node in model.graph.node:
+        node.name = f"p2o.{node.op_type}.{counts[node.op_type]}"
+        counts[node.op_type] += 1
+    return model
+
+
+@pytest.fixture(scope="module")
+def bert() -> onnx.ModelProto:
+    fp32 = modelgen.bert_like(layers=LAYERS, hidden=64, heads=4, ffn=128, seq=16)
+    return modelgen.quantize_qdq(fp32)
+
+
+@pytest.fixture(scope="module")
+def bert_p2o(bert: onnx.ModelProto, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("blocks") / "bert_p2o.onnx"
+    renamed = onnx.ModelProto()
+    renamed.CopyFrom(bert)
+    onnx.save(p2o_names(renamed), str(path))
+    return path
+
+
+def computed(graph: Graph) -> dict[int, int]:
+    """Op id -> position, for the ops that read something computed (not only weights)."""
+    const = set(graph.initializers)
+    found = {}
+    for position, node in enumerate(graph.nodes):
+        if all(t in const for t in node.inputs if t):
+            const.update(node.outputs)  # weight DequantizeLinear: at the top of the graph
+        else:
+            found[node.id] = position
+    return found
+
+
+def check_blocks(graph: Graph, blocks: dict[str, Block], count: int) -> None:
+    """``count`` structural blocks, disjoint, in graph order, all with the same op types."""
+    assert list(blocks) == [f"block{k}" for k in range(count)]
+    assert {b.family for b in blocks.values()} == {STRUCTURE_FAMILY}
+    ids = [i for b in blocks.values() for i in b.op_ids]
+    assert len(ids) == len(set(ids))  # disjoint
+    position = computed(graph)
+    spans = [(min(position[i] for i in b.op_ids if i in position),
+              max(position[i] for i in b.op_ids if i in position)) for b in blocks.values()]
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:], strict=False))  # ordered, apart
+    op_type = {n.id: n.op_type for n in graph.nodes}
+    shapes = {tuple(op_type[i] for i in b.op_ids) for b in blocks.values()}
+    assert len(shapes) == 1 and len(next(iter(shapes))) >= 4
+
+
+def tags(graph: Graph, block: Block, pattern: re.Pattern[str]) -> Counter[str]:
+    """How many ops of ``block`` write a tensor named after each layer / residual block."""
+    outputs = {n.id: n.outputs for n in graph.nodes}
+    found: Counter[str] = Counter()
+    for op_id in block.op_ids:
+        names = {m.group(0) for t in outputs[op_id] for m in [pattern.search(t)] if m}
+        found.update(names)
+    return found
+
+
+def test_the_layers_of_a_renamed_qdq_bert_are_found(bert_p2o: Path) -> None:
+    graph = from_onnx(onnx.load(str(bert_p2o)))
+    assert all(n.name.startswith("p2o.") for n in graph.nodes)
+    blocks = detect_blocks(graph)
+    # Every layer, the last one included: its output Q/DQ pair (on ``y``) matches the Q/DQ
+    # pair that starts the next layer in the others, so all four layers look the same.
+    check_blocks(graph, blocks, LAYERS)
+    for k, block in enumerate(blocks.values()):
+        assert set(tags(graph, block, LAYER)) == {f"layer{k}"}  # exactly one layer each
+    # Shared weights (the attention scale, Gelu's constants: read by every layer) and the
+    # input's Q/DQ stay outside; each layer's own weights join it.
+    inside = {i for b in blocks.values() for i in b.op_ids}
+    assert len(graph.nodes) - len(inside) == 5
+
+
+def test_every_snapshot_of_the_conversion_keeps_the_layers(bert_p2o: Path) -> None:
+    result = convert(bert_p2o)
+    for snap in result.snapshots:  # fused, QLinear and float ops: the structure changes
+        blocks = detect_blocks(snap.graph)
+        check_blocks(snap.graph, blocks, LAYERS)
+    graph = result.snapshots[-1].graph
+    for k, block in enumerate(detect_blocks(graph).values()):
+        layer, ops = tags(graph, block, LAYER).most_common(1)[0]
+        # The first op may be the Quantize of the previous layer's output (named after it).
+        assert layer == f"layer{k}" and ops >= 0.9 * len(block.op_ids)
+
+
+def test_names_still_win_when_they_tell(bert: onnx.ModelProto) -> None:
+    """quantize_static keeps the model's names (``layer2.q.matmul``...): blocks by name."""
+    graph = from_onnx(bert)
+    blocks = detect_blocks(graph)
+    assert list(blocks) == [f"layer{k}" for k in range(LAYERS)]
+    assert {b.family for b in blocks.values()} == {"layer#"}
+
+
+def resnet(blocks: tuple[int, ...]) -> Graph:
+    fp32 = modelgen.resnet_like(image=32, classes=10, blocks=blocks, width=8)
+    return from_onnx(p2o_names(modelgen.quantize_qdq(fp32, activation_type="int8",
+                                                     symmetric_activations=True)))
+
+
+def test_residual_blocks_of_a_renamed_resnet() -> None:
+    graph = resnet((2, 3, 4))
+    blocks = detect_blocks(graph)
+    # The first block of each stage has a downsample conv: another structure. The run of
+    # three identity blocks in stage 3 is found, then the same block in the other stages
+    # (the same ops with other channel counts).
+    check_blocks(graph, blocks, 6)
+    found = [set(tags(graph, b, RES_BLOCK)) for b in blocks.values()]
+    expected = [(1, 1), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3)]
+    assert found == [{f"stage{s}.block{b}"} for s, b in expected]
+
+
+def test_identical_stages_are_the_blocks_that_cover_most() -> None:
+    graph = resnet((3, 3, 3))
+    blocks = detect_blocks(graph)
+    # Each stage is the same ops (downsample block + two identity blocks): three stages cover
+    # every residual block, more than the six identity blocks alone.
+    check_blocks(graph, blocks, 3)
+    found = [{t.split(".")[0] for t in tags(graph, b, RES_BLOCK)} for b in blocks.values()]
+    assert found == [{"stage1"}, {"stage2"}, {"stage3"}]
+
+
+def test_the_big_chain_matches_the_name_based_blocks() -> None:
+    named = from_onnx(big_model(50))
+    model = big_model(50)
+    for i, node in enumerate(model.graph.node):
+        node.name = f"n{i}"
+    graph = from_onnx(model)
+    blocks = detect_blocks(graph)
+    check_blocks(graph, blocks, 50)
+    by_name = detect_blocks(named)
+    assert [b.op_ids for b in blocks.values()] == [b.op_ids for b in by_name.values()]
+
+
+def _graph(nodes: list[onnx.NodeProto], inputs: list[str], output: str,
+           weights: dict[str, np.ndarray]) -> Graph:
+    values = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [2, 8]) for name in inputs]
+    inits = [numpy_helper.from_array(a, name) for name, a in weights.items()]
+    out = helper.make_tensor_value_info(output, TensorProto.FLOAT, [2, 8])
+    model = helper.make_model(helper.make_graph(nodes, "g", values, [out], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    return from_onnx(model)
+
+
+def layers_with_mask(layers: int) -> Graph:
+    """Unnamed residual layers that all read an attention-mask-like tensor."""
+    weights = {"w": np.eye(8, dtype=np.float32), "one": np.ones((), np.float32)}
+    nodes = [helper.make_node("Sub", ["one", "mask_in"], ["inv"]),
+             helper.make_node("Mul", ["inv", "one"], ["mask"])]
+    x = "x"
+    for k in range(layers):
+        nodes += [helper.make_node("MatMul", [x, "w"], [f"m{k}"]),
+                  helper.make_node("Add", [f"m{k}", "mask"], [f"a{k}"]),
+                  helper.make_node("Relu", [f"a{k}"], [f"r{k}"]),
+                  helper.make_node("Add", [f"r{k}", x], [f"x{k}"])]
+        x = f"x{k}"
+    return _graph(nodes, ["x", "mask_in"], x, weights)
+
+
+def test_a_mask_read_by_every_layer_does_not_hide_the_layers() -> None:
+    graph = layers_with_mask(5)
+    blocks = detect_blocks(graph)
+    check_blocks(graph, blocks, 5)
+    op_type = {n.id: n.op_type for n in graph.nodes}
+    assert [op_type[i] for i in blocks["block0"].op_ids] == ["MatMul", "Add", "Relu", "Add"]
+
+
+def test_no_repetition_no_blocks() -> None:
+    kinds = ["Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Softsign", "Elu", "Floor",
+             "Ceil", "Sin", "Cos"]
+    nodes = [helper.make_node(kind, [f"t{k}"], [f"t{k + 1}"]) for k, kind in enumerate(kinds)]
+    assert detect_blocks(_graph(nodes, ["t0"], f"t{len(kinds)}", {})) == {}
+
+
+def test_two_instances_are_not_enough() -> None:
+    assert len(detect_blocks(layers_with_mask(3))) == 3
+    assert detect_blocks(layers_with_mask(2)) == {}
