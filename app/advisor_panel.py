@@ -22,12 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.advisor_task import best_config, keep_output_float, run_advisor
+from app.advisor_task import best_config, keep_output_float
 from app.graph_items import sqnr_colour
 from app.state import Session
 from app.tables import read_only_table
 from app.workers import Job
 from qcore.advise import Advice, AdviseSettings, Candidate
+from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 
 CANDIDATE_COLUMNS = ["#", "Bound", "Cosine", "Top-1", "ms", "Keep FP32", "Step", "Op types"]
@@ -190,7 +191,8 @@ class AdvisorPanel(QWidget):
             return None
         self.clear()
         self.base = session.config()
-        job = Job(run_advisor, session.path, self.base, self.settings(), name="advisor")
+        job = Job(shared_runner().call, "qcore.advise.search:advise", str(session.path),
+                  self.base, self.settings(), name="advisor")
         job.signals.progress.connect(self._progress)
         job.signals.result.connect(self.show_advice)
         job.signals.cancelled.connect(lambda: self._stopped("Cancelled"))

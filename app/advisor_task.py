@@ -1,22 +1,11 @@
-"""The advisor job (no Qt): run qcore's advisor on the open model, and turn its advice into
-configurations for the configuration panel."""
+"""The advisor's results (no Qt) turned into configurations for the configuration panel (the
+search itself, qcore.advise, runs in the conversion process: see AdvisorPanel.make_job)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from qcore.advise import Advice, AdviseSettings, advise, keep_float
+from qcore.advise import Advice, keep_float
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult
-
-
-def run_advisor(source: Path, base: ConvertConfig, settings: AdviseSettings,
-                progress: Any = None, cancelled: Any = None) -> Advice:
-    """qcore's greedy search; raises (Cancelled) when the user cancels."""
-    if progress is not None:
-        progress(0, 1, "converting and measuring: quantize everything")
-    return advise(str(source), base, settings, progress=progress, cancelled=cancelled)
 
 
 def best_config(advice: Advice, target: str) -> ConvertConfig | None:

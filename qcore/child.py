@@ -144,6 +144,11 @@ class ChildRunner:
             self.start()
 
     @property
+    def busy(self) -> bool:
+        """A call is running (or waiting to)."""
+        return self._lock.locked()
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -257,18 +262,46 @@ class ChildRunner:
             _write(self._proc.stdin, ("cancel",))  # type: ignore[union-attr, arg-type]
 
 
-_shared: ChildRunner | None = None
+class ChildPool:
+    """Warm child processes for calls that may overlap (a save while the advisor runs): each
+    call takes a free child, starting another one up to ``size``."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self.runners = [ChildRunner()]
+
+    def _free_runner(self) -> ChildRunner:
+        with self._lock:
+            for runner in self.runners:
+                if not runner.busy:
+                    return runner
+            if len(self.runners) < self.size:
+                self.runners.append(ChildRunner())
+                return self.runners[-1]
+            return self.runners[0]  # every child busy: wait for the first
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """``ChildRunner.call`` on a free child."""
+        return self._free_runner().call(name, *args, **kwargs)
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+
+
+_shared: ChildPool | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_runner() -> ChildRunner:
-    """The process-wide runner, started on first use and stopped at exit."""
+def shared_runner() -> ChildPool:
+    """The process-wide pool, its first child started on first use; stopped at exit."""
     global _shared
     with _shared_lock:
         if _shared is None:
             import atexit
 
-            _shared = ChildRunner()
+            _shared = ChildPool()
             atexit.register(_shared.stop)
         return _shared
 

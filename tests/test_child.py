@@ -15,7 +15,7 @@ import pytest
 from conftest import cosine, run_model
 from test_app_big import big_model
 
-from qcore.child import ChildError, ChildRunner
+from qcore.child import ChildError, ChildPool, ChildRunner
 from qcore.config import ConvertConfig
 from qcore.convert import convert, convert_for_view, export_model
 from qcore.ir import GraphError
@@ -141,3 +141,18 @@ def test_a_dead_child_is_an_error_and_is_replaced(runner: ChildRunner, big_path:
     assert "stopped unexpectedly" in str(failure[0])
     assert runner.call("qcore.convert:convert_for_view", samples / "cnn_qdq.onnx").complete
     assert runner._proc.pid != pid
+
+
+def test_the_pool_starts_another_child_only_when_all_are_busy() -> None:
+    pool = ChildPool(size=2)
+    try:
+        first = pool.runners[0]
+        assert pool._free_runner() is first
+        with first._lock:  # a call is running in the first child
+            second = pool._free_runner()
+            assert second is not first and pool.runners == [first, second]
+            with second._lock:
+                assert pool._free_runner() is first  # at the cap: wait for the first
+        assert len(pool.runners) == 2
+    finally:
+        pool.stop()
