@@ -29,7 +29,7 @@ _PREFIX_END = re.compile(r"\d+(?=[./_:\-]|$)")
 MIN_INSTANCES = 3
 MIN_BLOCK_OPS = 4
 MAX_PERIOD = 50  # segments per block found by structure
-STRUCTURE_FAMILY = "block# (same ops)"
+STRUCTURE_FAMILY = "<structure>"  # blocks found by structure (no name makes this family)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.blocks import Block
+from app.blocks import STRUCTURE_FAMILY, Block
 from app.diff import PassDelta, pass_delta
 from app.graph_view import GraphView, match_ops
 from app.layout import GraphLayout, LayoutCache
@@ -493,8 +493,10 @@ class GraphPanel(QWidget):
                     "<a href='whole'>Show the whole graph</a>")
         elif snap is not None and self._plan is not None and self._plan.collapsed:
             fam = next(iter(self._plan.blocks.values())).family
+            how = ("found by structure: the same ops in a row" if fam == STRUCTURE_FAMILY
+                   else f"<code>{fam}</code>")
             text = (f"{len(snap.graph.nodes)} ops: {len(self._plan.collapsed)} repeated blocks "
-                    f"(<code>{fam}</code>) are collapsed. Double-click a block to expand it, "
+                    f"({how}) are collapsed. Double-click a block to expand it, "
                     "an op of an expanded block to fold it. <a href='all'>Show every op</a>")
             if self.expanded:
                 text += " \u00b7 <a href='blocks'>Collapse all</a>"

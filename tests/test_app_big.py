@@ -202,6 +202,7 @@ def test_pass_switching_reuses_the_cache(qtbot, tmp_path: Path, model_path: Path
     made = len(calls)
     stalls = Stalls()
     for row in (last, 0, last, 0):
+        QTest.mouseMove(window.pass_list)  # the user picks the pass
         with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
             window.pass_list.setCurrentRow(row)
         assert panel._job is None  # shown from the cache: no new job
