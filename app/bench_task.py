@@ -31,22 +31,20 @@ def write_models(source: Path, result: ConversionResult, roles: list[str],
     The models are converted and written by the conversion process (``qcore.child``): the
     app holds the graphs without their weights.
     """
-    paths: dict[str, Path] = {"qdq": source} if "qdq" in roles else {}
-    by_target: dict[str, dict[str, Path]] = {}
+    paths: dict[str, Path] = {}
+    by_target: dict[str, dict[str, Path]] = {}  # one conversion per target writes its models
     for role in roles:
-        if role == "fp32":
-            by_target.setdefault(result.config.target, {})["fp32"] = folder / "fp32.onnx"
-        elif role in TARGET_OF:
-            by_target.setdefault(TARGET_OF[role], {})["int8"] = folder / f"{role}.onnx"
+        if role == "qdq":
+            paths[role] = source
+            continue
+        paths[role] = folder / f"{role}.onnx"
+        target, kind = ((result.config.target, "fp32") if role == "fp32"
+                        else (TARGET_OF[role], "int8"))
+        by_target.setdefault(target, {})[kind] = paths[role]
     for target, outputs in by_target.items():
         config = dataclasses.replace(result.config, target=target)
         shared_runner().call("qcore.convert:write_converted", source, config, outputs,
                              cancelled=cancelled)
-    for role in roles:
-        if role == "fp32":
-            paths[role] = folder / "fp32.onnx"
-        elif role in TARGET_OF:
-            paths[role] = folder / f"{role}.onnx"
     return paths
 
 

@@ -482,11 +482,11 @@ class GraphPanel(QWidget):
         if self.layout_error or render.find_dot() is None:
             text = ("<b>Graphviz is missing or failed</b> \u2014 the graph view needs the "
                     "<code>dot</code> program. " + (self.layout_error or render.INSTALL_HINT))
-        elif snap is not None and self.diff_mode and self.delta(snap) is not None:
-            text = self._diff_text(snap, self.delta(snap))
         elif snap is not None and self.diff_mode:
-            text = ("The loaded model has no previous pass to compare with: pick a pass to see "
-                    "what it changed. <a href='nodiff'>Show the graph</a>")
+            delta = self.delta(snap)
+            text = self._diff_text(snap, delta) if delta is not None else (
+                "The loaded model has no previous pass to compare with: pick a pass to see "
+                "what it changed. <a href='nodiff'>Show the graph</a>")
         elif snap is not None and self.focus_mode:
             text = (f"Showing the neighbourhood (depth {self.depth}) of the selected op of "
                     f"{len(snap.graph.nodes)} ops. Double-click an op to re-centre. "

@@ -11,7 +11,9 @@ import onnx
 
 from qcore.config import ConvertConfig
 from qcore.emit.common import expand_fused
+from qcore.files import save_model
 from qcore.ir import Graph, GraphError, Node, to_onnx
+from qcore.light import lighten
 from qcore.loader import load_graph, quantization_summary
 from qcore.passes import Context, Pass, PassManager, PassResult, default_passes
 from qcore.passes.base import CancelCheck
@@ -174,8 +176,6 @@ def convert_for_view(source: str | Path, config: ConvertConfig | None = None,
     For a model of at least ``preview_above_ops`` ops, ``partial`` first gets a preview: the
     loaded model alone (``complete`` False), so a viewer can draw it while the passes run.
     """
-    from qcore.light import lighten
-
     config = config or ConvertConfig()
 
     def loaded(snapshot: Snapshot) -> None:
@@ -193,14 +193,11 @@ def write_converted(source: str | Path, config: ConvertConfig, outputs: dict[str
                     ) -> dict[str, Path]:
     """Convert ``source`` once and save the models named in ``outputs`` ("int8" and/or
     "fp32" -> path) atomically; the input files are never overwritten."""
-    from qcore.files import save_model
-
     result = convert_or_view(source, config, progress, cancelled)
-    inputs = () if result.source is None else (result.source,)
     written = {}
     for kind, out in outputs.items():
         model = result.int8_model() if kind == "int8" else result.fp32_model()
-        written[kind] = save_model(model, out, *inputs)
+        written[kind] = save_model(model, out, source)
     return written
 
 
