@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.politeness import Politeness
 from qcore.dot import op_label_lines, tensor_label_lines
 from qcore.ir import Graph, Node
 
@@ -294,7 +295,9 @@ def build_view(graph: Graph, blocks: dict[str, Block], expanded: set[str],
     for name in graph.input_names:
         add_tensor(name)
     edges: set[tuple[str, str]] = set()
+    polite = Politeness()
     for node in graph.nodes:
+        polite()
         me = unit[node.id]
         if me not in seen:
             seen.add(me)

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from app.blocks import ViewGraph, ViewNode
 from app.layout import EdgePath, GraphLayout, NodeBox
+from app.politeness import Politeness
 
 RANK_GAP = 34.0
 NODE_GAP = 22.0
@@ -45,6 +46,7 @@ def arrow_head(tip_from: tuple[float, float], end: tuple[float, float],
 
 
 def quick_layout(view: ViewGraph) -> GraphLayout:
+    polite = Politeness()
     order = {n.key: i for i, n in enumerate(view.nodes)}
     preds: dict[str, list[str]] = defaultdict(list)
     for tail, head in view.edges:
@@ -68,6 +70,7 @@ def quick_layout(view: ViewGraph) -> GraphLayout:
     boxes: dict[str, NodeBox] = {}
     y = 0.0
     for r in sorted(rows):
+        polite()
         row = rows[r]
         want = {n.key: (sum(xs[p] for p in preds[n.key]) / len(preds[n.key])
                         if preds[n.key] else 0.0) for n in row}
@@ -87,6 +90,7 @@ def quick_layout(view: ViewGraph) -> GraphLayout:
         box.x -= left
     edges = []
     for tail, head in view.edges:
+        polite()
         a, b = boxes[tail], boxes[head]
         start = (a.x, a.y + a.h / 2)
         end = (b.x, b.y - b.h / 2)

@@ -1,0 +1,28 @@
+"""Workers pause now and then so the UI thread finds the GIL free (app.politeness)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app import politeness
+from app.politeness import Politeness
+
+
+def test_a_worker_pauses_and_the_ui_thread_never(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[tuple[str, float]] = []
+    monkeypatch.setattr(politeness.time, "sleep",
+                        lambda s: pauses.append((threading.current_thread().name, s)))
+
+    def loop() -> None:
+        polite = Politeness(work_s=0.0, pause_s=0.001)
+        for _ in range(5):
+            polite()
+
+    loop()  # the main (UI) thread: pausing would only slow it down
+    assert pauses == []
+    worker = threading.Thread(target=loop, name="worker")
+    worker.start()
+    worker.join()
+    assert pauses and all(p == ("worker", 0.001) for p in pauses)
