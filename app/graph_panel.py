@@ -446,12 +446,8 @@ class GraphPanel(QWidget):
         self._apply_changes()
 
     def _apply_changes(self) -> None:
-        snap = self.snapshot()
-        if snap is None or not self.show_changes or snap.index < 0:
-            self.view.mark_changed(())
-            return
-        before = self.session.snapshots[self.index - 1].graph
-        self.view.mark_changed(pass_delta(before, snap.graph).changed)
+        delta = self.delta() if self.show_changes else None
+        self.view.mark_changed(delta.changed if delta is not None else ())
 
     def set_diff_mode(self, on: bool) -> None:
         """Draw only the ops the shown pass added or rewrote, one hop of context around them."""

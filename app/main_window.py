@@ -120,8 +120,8 @@ class MainWindow(QMainWindow):
         panel.selection_cleared.connect(self._update_properties)
         panel.tensor_selected.connect(self._show_tensor)
         panel.view.op_context_menu.connect(self._op_menu)
-        panel.focus_mode_changed.connect(self._focus_changed)
-        panel.diff_mode_changed.connect(self._diff_changed)
+        panel.focus_mode_changed.connect(lambda on: self._check_quietly("focus", on))
+        panel.diff_mode_changed.connect(lambda on: self._check_quietly("diff", on))
         self.config_panel.op_requested.connect(panel.select_op)
         self.results.op_requested.connect(self._select_from_results)
         self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
@@ -424,14 +424,9 @@ class MainWindow(QMainWindow):
         self.graph_panel.set_legend_visible(on)
         self.settings.set_value("legend", on)
 
-    def _focus_changed(self, on: bool) -> None:
-        action = self.actions_["focus"]
-        action.blockSignals(True)
-        action.setChecked(on)
-        action.blockSignals(False)
-
-    def _diff_changed(self, on: bool) -> None:
-        action = self.actions_["diff"]
+    def _check_quietly(self, name: str, on: bool) -> None:
+        """Tick an action to match the panel's state without triggering it again."""
+        action = self.actions_[name]
         action.blockSignals(True)
         action.setChecked(on)
         action.blockSignals(False)

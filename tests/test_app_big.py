@@ -55,11 +55,16 @@ def big_model(blocks: int = BLOCKS) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def big_model_file(factory: pytest.TempPathFactory, blocks: int = BLOCKS) -> Path:
+    """``big_model(blocks)`` saved in a new temporary folder (for module fixtures)."""
+    path = factory.mktemp("big") / f"big{blocks * 6}_qdq.onnx"
+    onnx.save(big_model(blocks), str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("big") / "big_qdq.onnx"
-    onnx.save(big_model(), str(path))
-    return path
+    return big_model_file(tmp_path_factory)
 
 
 @pytest.fixture
@@ -158,9 +163,7 @@ def test_cancelled_layout_leaves_the_app_usable(qtbot, tmp_path: Path, model_pat
 
 @pytest.fixture(scope="module")
 def model_3000(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("big") / "big3000_qdq.onnx"
-    onnx.save(big_model(500), str(path))
-    return path
+    return big_model_file(tmp_path_factory, 500)
 
 
 def test_whole_graph_is_built_in_slices(qtbot, tmp_path: Path, model_3000: Path,

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from conftest import cosine, run_model
-from test_app_big import big_model
+from test_app_big import big_model_file
 
 from qcore.child import ChildError, ChildPool, ChildRunner
 from qcore.config import ConvertConfig
@@ -35,9 +34,7 @@ def runner() -> ChildRunner:
 
 @pytest.fixture(scope="module")
 def big_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("child") / "big_qdq.onnx"
-    onnx.save(big_model(800), str(path))
-    return path
+    return big_model_file(tmp_path_factory, 800)
 
 
 def _ops(result) -> list[list[tuple]]:  # noqa: ANN001
