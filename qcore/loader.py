@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import heapq
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import onnx
-from onnx import external_data_helper, numpy_helper
+from onnx import external_data_helper, helper, numpy_helper
 
 from qcore.ir import Graph, GraphError, Node, from_onnx
 
@@ -51,19 +52,12 @@ def read_model(path: str | Path, warnings: list[str] | None = None) -> onnx.Mode
         raise ModelError(f"{path}: not an ONNX model (no graph nodes)")
     external = [t for t in _all_tensors(model.graph) if external_data_helper.uses_external_data(t)]
     for tensor in external:
-        _check_external_data(path, tensor)
+        _external_span(path, tensor)
     # The checker reads the file itself: it then also checks external data files, works past
     # 2 GB, and holds the GIL for half as long as on a parsed model (a GUI stays responsive).
     _check_model(path, str(path), warnings)
     for tensor in external:
-        try:
-            external_data_helper.load_external_data_for_tensor(tensor, str(path.parent))
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read the external data of tensor {tensor.name!r} "
-                             f"({exc.strerror or exc})") from None
-        except Exception as exc:  # noqa: BLE001 - onnx refuses odd locations with its own types
-            raise ModelError(f"{path}: cannot read the external data of tensor {tensor.name!r} "
-                             f"({_first_line(exc)})") from None
+        _load_external(path, tensor)
     return model
 
 
@@ -101,43 +95,134 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield from _all_tensors(sub)
 
 
-def _check_external_data(path: Path, tensor: onnx.TensorProto) -> None:
-    """Refuse external data outside the model's folder, missing or too short.
+def confined_file(folder: Path, location: str, where: str) -> Path:
+    """``location`` inside ``folder``, refusing any way out of it.
 
-    Only a relative path to a regular file inside the model's folder (or below it) is
-    accepted: no absolute path, no drive, no ``..``, no symbolic link leading elsewhere.
+    Only a relative path to a file inside ``folder`` (or below it) is accepted: no absolute
+    path, no drive, no ``..``, no symbolic link leading elsewhere. ONNX external data and
+    Paddle parameter files both go through here.
+
+    Raises:
+        ModelError: The location leads outside ``folder``; ``where`` starts the message.
     """
-    info = {entry.key: entry.value for entry in tensor.external_data}
-    location = info.get("location", "")
-    where = f"{path}: external data of tensor {tensor.name!r}"
-    if not location:
-        raise ModelError(f"{where} has no location")
     posix, windows = PurePosixPath(location), PureWindowsPath(location)
-    if (posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root
-            or "\x00" in location or ".." in posix.parts or ".." in windows.parts):
+    if (not location or posix.is_absolute() or windows.is_absolute() or windows.drive
+            or windows.root or "\x00" in location or ".." in posix.parts
+            or ".." in windows.parts):
         raise ModelError(f"{where} is at {location!r}: refusing a location outside the "
                          "model's folder (it must be a relative path to a file beside the model)")
-    folder = path.parent.resolve()
-    target = path.parent / location
+    target = folder / location
     try:
-        escapes = not target.resolve().is_relative_to(folder)
+        escapes = not target.resolve().is_relative_to(folder.resolve())
     except (OSError, RuntimeError, ValueError):
         escapes = True
     if escapes:
         raise ModelError(f"{where} is at {location!r}, which leads outside the model's folder: "
                          "refused")
-    if not target.is_file():
-        raise ModelError(f"{where} is missing: {location!r} must sit beside the model "
-                         f"in {path.parent}")
+    return target
+
+
+def regular_file_size(path: Path, where: str, hint: str = "") -> int:
+    """The size of ``path``, which must be a regular file (not missing, not a FIFO, device
+    or folder, which reading would block on or misread)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ModelError(f"{where} is missing{hint}") from None
+    except OSError as exc:
+        raise ModelError(f"{where}: cannot read {path.name!r} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelError(f"{where}: {path.name!r} is {_file_kind(info.st_mode)}, not a regular "
+                         "file: refused")
+    return info.st_size
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def read_regular(path: Path, offset: int, length: int, where: str) -> bytes:
+    """Exactly ``length`` bytes at ``offset`` of the regular file ``path``, never more.
+
+    Opened without blocking and checked again once open, so a file swapped for a FIFO after
+    the first check cannot hang the reader."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ModelError(f"{where}: cannot read {path.name!r} ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ModelError(f"{where}: {path.name!r} is not a regular file: refused")
+        handle.seek(offset)
+        data = handle.read(length)
+    if len(data) != length:
+        raise ModelError(f"{where}: {path.name!r} ends early ({len(data)} of {length} bytes)")
+    return data
+
+
+def tensor_nbytes(tensor: onnx.TensorProto) -> int | None:
+    """The bytes a tensor's data takes by its dims and type (None for strings / unknown)."""
+    count = 1
+    for dim in tensor.dims:
+        count *= int(dim)
+    bits = _ELEMENT_BITS.get(tensor.data_type)
+    if bits is None:
+        try:
+            bits = 8 * np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+        except (KeyError, TypeError, ValueError):
+            return None
+    return (count * bits + 7) // 8
+
+
+#: Element sizes numpy's dtypes do not tell (packed sub-byte types; strings have none).
+_ELEMENT_BITS = {onnx.TensorProto.STRING: None}
+for _name in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2"):
+    if hasattr(onnx.TensorProto, _name):
+        _ELEMENT_BITS[getattr(onnx.TensorProto, _name)] = 2 if _name.endswith("2") else 4
+
+
+def _external_span(path: Path, tensor: onnx.TensorProto) -> tuple[Path, int, int]:
+    """Where a tensor's external data is: (file, offset, length), every part checked.
+
+    The length is the size the tensor's dims and type imply; a ``length`` entry must agree,
+    and the file must hold that many bytes after ``offset`` (checked before reading)."""
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    where = f"{path}: external data of tensor {tensor.name!r}"
+    if not location:
+        raise ModelError(f"{where} has no location")
+    target = confined_file(path.parent, location, where)
+    size = regular_file_size(target, where, f": {location!r} must sit beside the model "
+                             f"in {path.parent}")
     try:
         offset = int(info.get("offset") or 0)
         length = int(info["length"]) if info.get("length") else None
     except ValueError:
         raise ModelError(f"{where}: offset / length are not integers") from None
-    size = os.stat(target).st_size
-    if offset < 0 or (length is not None and length < 0) or offset + (length or 0) > size:
+    needed = tensor_nbytes(tensor)
+    if needed is None:
+        raise ModelError(f"{where}: external data of this element type is not supported")
+    if length is not None and length != needed:
+        raise ModelError(f"{where}: length {length} does not match its shape "
+                         f"{list(tensor.dims)}, which needs {needed} bytes")
+    if offset < 0 or offset + needed > size:
         raise ModelError(f"{where}: {location!r} holds {size} bytes, too few for "
-                         f"{length} bytes at offset {offset}")
+                         f"{needed} bytes at offset {offset}")
+    return target, offset, needed
+
+
+def _load_external(path: Path, tensor: onnx.TensorProto) -> None:
+    """Read a tensor's external data into ``raw_data`` (only its own bytes)."""
+    target, offset, length = _external_span(path, tensor)
+    where = f"{path}: external data of tensor {tensor.name!r}"
+    tensor.raw_data = read_regular(target, offset, length, where)
+    tensor.data_location = onnx.TensorProto.DEFAULT
+    del tensor.external_data[:]
 
 
 def load_graph(model: onnx.ModelProto | str | Path) -> Graph:
@@ -147,6 +232,7 @@ def load_graph(model: onnx.ModelProto | str | Path) -> Graph:
     if not isinstance(model, onnx.ModelProto):
         source = f"{model}: "
         model = read_model(model, warnings)
+    check_subgraphs(model.graph, source)
     try:
         graph = from_onnx(model)
         _constants_to_initializers(graph)
@@ -155,7 +241,82 @@ def load_graph(model: onnx.ModelProto | str | Path) -> Graph:
     graph.warnings = warnings
     check_arity(graph, source)
     check_wiring(graph, source)
+    check_quantization(graph, source)
     return graph
+
+
+def check_subgraphs(graph: onnx.GraphProto, source: str = "") -> None:
+    """Refuse If / Loop / Scan bodies that read tensors of an enclosing graph.
+
+    The passes rename and delete main-graph tensors without looking into subgraphs, so such
+    a model would be written broken; bodies that only use their own tensors are kept as they
+    are.
+
+    Raises:
+        ModelError: Naming the op (``If(5)``), its attribute and the outer tensor.
+    """
+    for index, node in enumerate(graph.node):
+        for attr in node.attribute:
+            for body in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                outer = _outer_reads(body)
+                if outer:
+                    who = f"{node.op_type}({index})" + (f" {node.name!r}" if node.name else "")
+                    raise ModelError(f"{source}{who}: its subgraph {attr.name!r} reads the "
+                                     f"outer tensor {sorted(outer)[0]!r}; subgraphs that use "
+                                     "tensors of the enclosing graph are not supported")
+
+
+def _outer_reads(body: onnx.GraphProto) -> set[str]:
+    """The tensors ``body`` (and the subgraphs inside it) read but does not define."""
+    defined = {v.name for v in body.input} | {t.name for t in body.initializer}
+    defined |= {t.values.name for t in body.sparse_initializer}
+    reads: set[str] = set()
+    for node in body.node:
+        reads.update(name for name in node.input if name)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                reads |= _outer_reads(sub)
+        defined.update(node.output)
+    reads.update(v.name for v in body.output)
+    return reads - defined
+
+
+#: Ops whose constant inputs become weights; a zero-size one cannot be converted.
+WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "Concat"})
+
+
+def check_quantization(graph: Graph, source: str = "") -> None:
+    """Refuse quantization the passes cannot convert, naming the op.
+
+    Blocked quantization (``block_size``), float16 (or other non-float32) scales, and
+    zero-size tensors read by a Q/DQ op or as weights / Concat inputs.
+
+    Raises:
+        ModelError: One line naming the op and what is not supported.
+    """
+    for node in graph.nodes:
+        if node.domain:
+            continue
+        if node.op_type in QDQ_OPS:
+            block = node.attrs.get("block_size", 0)
+            if block:
+                raise ModelError(f"{source}{_who(node)}: blocked quantization "
+                                 f"(block_size={block}) is not supported; use per-tensor or "
+                                 "per-channel scales")
+            scale = graph.initializers.get(node.inputs[1]) if len(node.inputs) > 1 else None
+            if scale is not None and scale.dtype != np.float32:
+                raise ModelError(f"{source}{_who(node)}: its scale {node.inputs[1]!r} is "
+                                 f"{scale.dtype}; only float32 scales are supported (convert "
+                                 "a float16 model to float32 first)")
+        if node.op_type in QDQ_OPS or node.op_type in WEIGHT_OPS:
+            for name in node.inputs:
+                array = graph.initializers.get(name)
+                if array is not None and array.size == 0 and (
+                        node.op_type in QDQ_OPS or node.op_type == "Concat"
+                        or name == node.inputs[min(1, len(node.inputs) - 1)]):
+                    raise ModelError(f"{source}{_who(node)} reads {name!r}, which has no "
+                                     f"elements (shape {list(array.shape)}); zero-size "
+                                     "weights and inputs cannot be converted")
 
 
 def check_arity(graph: Graph, source: str = "") -> None:

@@ -67,6 +67,16 @@ FAILS: dict[str, tuple[type[Exception], str, int]] = {
     "cycle.onnx": (ModelError, "cycle through tensor 'a': 'a' (Add(2) 'add') -> 'r'", 2),
     "dangling_input.onnx": (ModelError, "tensor 'ghost_bias' read by Conv(3) 'conv' is not "
                             "produced", 2),
+    "subgraph_outer.onnx": (ModelError, "If(5) 'branch': its subgraph 'else_branch' reads the "
+                            "outer tensor 'relu0'", 2),
+    "fp16_scales.onnx": (ModelError, "QuantizeLinear(0) 'x_QuantizeLinear': its scale "
+                         "'x_scale' is float16; only float32 scales are supported", 2),
+    "blocked_dq.onnx": (ModelError, "DequantizeLinear(2) 'conv.weight_DequantizeLinear': "
+                        "blocked quantization (block_size=4) is not supported", 2),
+    "zero_size_weight.onnx": (ModelError, "reads 'conv.weight_quantized', which has no "
+                              "elements (shape [4, 0, 3, 3])", 2),
+    "zero_size_concat.onnx": (ModelError, "Concat(7) 'concat' reads 'empty', which has no "
+                              "elements", 2),
 }
 #: Files that convert; the ones ONNX Runtime can run are compared with the quant model.
 CONVERTS = ["tiny_qdq.onnx", "unsupported_op.onnx", "custom_domain_op.onnx",

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from qcore.loader import ModelError
+from qcore.loader import ModelError, confined_file
 from qcore.paddle import is_paddle_model
 from qcore.paddle.builder import OPSET, Builder
 from qcore.paddle.ops import REGISTRY
@@ -39,19 +39,25 @@ def locate(path: str | Path, model_filename: str | None = None,
         folder, program = path.parent, path
     else:
         folder = path
-        program = folder / model_filename if model_filename else _find_program(folder)
+        program = (confined_file(folder, model_filename, f"{folder}: model_filename")
+                   if model_filename else _inside(folder, _find_program(folder)))
     if not program.is_file():
         raise ModelError(f"{program}: no such file")
     if params_filename:
-        params = folder / params_filename
+        params = confined_file(folder, params_filename, f"{folder}: params_filename")
         if not params.is_file():
             raise ModelError(f"{params}: no such file")
         return program, params, folder
     for candidate in (program.with_suffix(".pdiparams"), folder / "__params__",
                       folder / "params" if program.name == "model" else None):
         if candidate is not None and candidate.is_file() and candidate != program:
-            return program, candidate, folder
+            return program, _inside(folder, candidate), folder
     return program, None, folder
+
+
+def _inside(folder: Path, path: Path) -> Path:
+    """``path`` (a file found in ``folder``), refused if a link leads it out of the folder."""
+    return confined_file(folder, path.name, f"{folder}: {path.name}")
 
 
 def _find_program(folder: Path) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from qcore.loader import ModelError
+from qcore.loader import ModelError, confined_file, read_regular, regular_file_size
 from qcore.paddle import framework_pb2 as pb
 from qcore.paddle.program import BF16, DTYPES, Program, Var
 
@@ -48,17 +48,19 @@ class _Reader:
 
 def read_tensor(reader: _Reader, name: str = "tensor") -> np.ndarray:
     """One LoDTensor record at the reader's position."""
-    version = reader.unpack("<I", f"{name}: LoD version")
-    if version != 0:
-        raise ModelError(f"{reader.source}: {name}: unsupported tensor version {version}")
+    # Messages never quote the file's bytes: they say what is wrong, not what was read.
+    if reader.unpack("<I", f"{name}: LoD version") != 0:
+        raise ModelError(f"{reader.source}: {name}: not a Paddle tensor record (unsupported "
+                         "LoD version)")
     levels = reader.unpack("<Q", f"{name}: LoD levels")
     if levels > 64:
-        raise ModelError(f"{reader.source}: {name}: not a Paddle tensor ({levels} LoD levels)")
+        raise ModelError(f"{reader.source}: {name}: not a Paddle tensor record (too many LoD "
+                         "levels)")
     for _ in range(levels):
         reader.take(reader.unpack("<Q", f"{name}: LoD size"), f"{name}: LoD")
-    version = reader.unpack("<I", f"{name}: tensor version")
-    if version != 0:
-        raise ModelError(f"{reader.source}: {name}: unsupported tensor version {version}")
+    if reader.unpack("<I", f"{name}: tensor version") != 0:
+        raise ModelError(f"{reader.source}: {name}: not a Paddle tensor record (unsupported "
+                         "tensor version)")
     size = reader.unpack("<i", f"{name}: descriptor size")
     desc = pb.TensorDesc()
     try:
@@ -80,10 +82,28 @@ def read_tensor(reader: _Reader, name: str = "tensor") -> np.ndarray:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    """The whole of a regular file (never a FIFO or device, which could block or never end)."""
+    where = str(path)
+    return read_regular(path, 0, regular_file_size(path, where), where)
+
+
+def _compatible(declared: np.dtype, stored: np.dtype) -> bool:
+    """Stored types a program's declared type allows: bf16 (read as float32), and int8
+    weights of a float variable (PaddleSlim's onnx_format saves quantized weights so)."""
+    if declared == np.uint16 and stored == np.float32:
+        return True
+    return declared.kind == "f" and stored in (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def _check_record(source: str, var: Var, array: np.ndarray) -> None:
+    """A saved tensor must have the shape and data type the program declares."""
+    if not _fits(var, array):
+        raise ModelError(f"{source}: {var.name} has shape {list(array.shape)}, the program "
+                         f"says {var.shape} (parameters do not match the program)")
+    if (var.dtype is not None and array.dtype != var.dtype
+            and not _compatible(var.dtype, array.dtype)):
+        raise ModelError(f"{source}: {var.name} is stored as {array.dtype}, the program says "
+                         f"{var.dtype} (parameters do not match the program)")
 
 
 def _fits(var: Var, array: np.ndarray) -> bool:
@@ -117,9 +137,7 @@ def _read_in_order(data: bytes, source: str, order: list[Var]) -> dict[str, np.n
     params: dict[str, np.ndarray] = {}
     for var in order:
         array = read_tensor(reader, var.name)
-        if not _fits(var, array):
-            raise ModelError(f"{source}: {var.name} has shape {list(array.shape)}, the program "
-                             f"says {var.shape} (parameters do not match the program)")
+        _check_record(source, var, array)
         params[var.name] = array
     if not reader.done:
         raise ModelError(f"{source}: {len(data) - reader.pos} bytes left after "
@@ -128,17 +146,26 @@ def _read_in_order(data: bytes, source: str, order: list[Var]) -> dict[str, np.n
 
 
 def read_separate(folder: str | Path, program: Program) -> dict[str, np.ndarray]:
-    """Every saved variable of ``program``, one file per variable named after it."""
+    """Every saved variable of ``program``, one file per variable named after it.
+
+    The names come from the program, so each file is confined to ``folder`` as ONNX external
+    data is (no absolute path, no ``..``, no link leading out), and must be a regular file.
+    """
     folder = Path(folder)
     params: dict[str, np.ndarray] = {}
     missing = []
     for var in program.saved_vars():
-        path = folder / var.name
-        if not path.is_file():
+        path = confined_file(folder, var.name, f"{folder}: parameter file of {var.name!r}")
+        if not path.exists():
             missing.append(var.name)
             continue
         reader = _Reader(_read_bytes(path), str(path))
-        params[var.name] = read_tensor(reader, var.name)
+        array = read_tensor(reader, var.name)
+        if not reader.done:
+            raise ModelError(f"{path}: {len(reader.data) - reader.pos} bytes left after the "
+                             "tensor (parameters do not match the program)")
+        _check_record(str(path), var, array)
+        params[var.name] = array
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise ModelError(f"{folder}: {len(missing)} parameter files missing ({shown}); "

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from qcore.loader import ModelError
+from qcore.loader import ModelError, read_regular, regular_file_size
 from qcore.paddle import framework_pb2 as pb
 
 # VarType.Type -> numpy dtype (BF16 is read as its raw uint16 bits and widened later).
@@ -171,8 +171,5 @@ def parse_program(data: bytes, source: str = "program") -> Program:
 def read_program(path: str | Path) -> Program:
     """Read a ``__model__`` / ``.pdmodel`` file."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = read_regular(path, 0, regular_file_size(path, str(path)), str(path))
     return parse_program(data, str(path))

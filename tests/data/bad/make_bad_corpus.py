@@ -51,6 +51,11 @@ CORPUS: dict[str, str] = {
     "hostile_names.onnx": "quotes, backslashes, newlines, braces and shell syntax in names",
     "cycle.onnx": "two ops that read each other's output: error naming a tensor",
     "dangling_input.onnx": "an op reads a tensor nothing produces: error naming it",
+    "subgraph_outer.onnx": "an If whose branches read a main-graph tensor: refused naming it",
+    "fp16_scales.onnx": "a float16 model with float16 scales: refused naming the op",
+    "blocked_dq.onnx": "a weight DequantizeLinear with block_size (opset 21): refused in words",
+    "zero_size_weight.onnx": "a weight with no elements (4x0x3x3): refused naming it",
+    "zero_size_concat.onnx": "a Concat of an empty constant: refused naming it",
 }
 
 #: Names that would do harm if they reached a shell, or break a careless DOT writer.
@@ -234,6 +239,75 @@ def dangling_input() -> onnx.ModelProto:
     return model
 
 
+def subgraph_outer() -> onnx.ModelProto:
+    """The tiny QDQ model with an If after the Relu whose branches read ``relu0``, a tensor
+    of the main graph (outer scope)."""
+    model = tiny_qdq()
+    graph = model.graph
+    relu = next(node for node in graph.node if node.op_type == "Relu")
+    relu.output[0] = "relu0"
+
+    def branch(op: str, inputs: list[str], out: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node(op, inputs, [out])], out, [],
+                                 [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
+
+    graph.initializer.extend([numpy_helper.from_array(np.array(True), "cond"),
+                              numpy_helper.from_array(np.ones((1, 4, 1, 1), np.float32), "one")])
+    branch_node = helper.make_node("If", ["cond"], ["relu"], name="branch",
+                                   then_branch=branch("Add", ["relu0", "one"], "then_out"),
+                                   else_branch=branch("Identity", ["relu0"], "else_out"))
+    graph.node.insert(list(graph.node).index(relu) + 1, branch_node)
+    return model
+
+
+def fp16_scales() -> onnx.ModelProto:
+    """The tiny QDQ model in float16: float16 weights, bias, scales, input and output."""
+    model = tiny_qdq()
+    for tensor in model.graph.initializer:
+        if tensor.data_type == TensorProto.FLOAT:
+            half = numpy_helper.to_array(tensor).astype(np.float16)
+            tensor.CopyFrom(numpy_helper.from_array(half, tensor.name))
+    for value in list(model.graph.input) + list(model.graph.output):
+        value.type.tensor_type.elem_type = TensorProto.FLOAT16
+    return model
+
+
+def blocked_dq() -> onnx.ModelProto:
+    """Opset 21: the weight DequantizeLinear quantizes blocks of 4 input channels."""
+    model = tiny_qdq()
+    model.opset_import[0].version = 21
+    for tensor in model.graph.initializer:
+        if tensor.name == "conv.weight_scale":
+            scales = np.full((4, 2, 3, 3), 0.02, np.float32)
+            tensor.CopyFrom(numpy_helper.from_array(scales, tensor.name))
+        elif tensor.name == "conv.weight_zp":
+            tensor.CopyFrom(numpy_helper.from_array(np.zeros((4, 2, 3, 3), np.int8), tensor.name))
+    dq = next(node for node in model.graph.node if node.name == "conv.weight_DequantizeLinear")
+    del dq.attribute[:]
+    dq.attribute.extend([helper.make_attribute("axis", 1), helper.make_attribute("block_size", 4)])
+    return model
+
+
+def zero_size_weight() -> onnx.ModelProto:
+    """The tiny QDQ model whose int8 weight has shape 4x0x3x3."""
+    model = tiny_qdq()
+    tensor = next(t for t in model.graph.initializer if t.name == "conv.weight_quantized")
+    tensor.CopyFrom(numpy_helper.from_array(np.zeros((4, 0, 3, 3), np.int8), tensor.name))
+    return model
+
+
+def zero_size_concat() -> onnx.ModelProto:
+    """The tiny QDQ model whose output is a Concat of the result and an empty constant."""
+    model = tiny_qdq()
+    graph = model.graph
+    graph.node[-1].output[0] = "y_dq"
+    graph.initializer.append(numpy_helper.from_array(np.zeros((1, 0, 8, 8), np.float32),
+                                                     "empty"))
+    graph.node.append(helper.make_node("Concat", ["y_dq", "empty"], ["y"], name="concat",
+                                       axis=1))
+    return model
+
+
 def _save(model: onnx.ModelProto, path: Path) -> None:
     path.write_bytes(model.SerializeToString(deterministic=True))
 
@@ -271,6 +345,11 @@ def make_corpus(out: Path) -> list[Path]:
         "hostile_names.onnx": hostile_names,
         "cycle.onnx": cycle,
         "dangling_input.onnx": dangling_input,
+        "subgraph_outer.onnx": subgraph_outer,
+        "fp16_scales.onnx": fp16_scales,
+        "blocked_dq.onnx": blocked_dq,
+        "zero_size_weight.onnx": zero_size_weight,
+        "zero_size_concat.onnx": zero_size_concat,
     }
     for name, data in raw.items():
         (out / name).write_bytes(data)
