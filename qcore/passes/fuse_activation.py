@@ -1,11 +1,11 @@
-"""Fuse Relu / Clip into the Conv, Gemm, MatMul or Add that feeds it."""
+"""Fuse Relu / Clip into the Conv, Gemm, MatMul, Add or Mul that feeds it."""
 
 from __future__ import annotations
 
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import const_scalar, single_consumer
 
-FUSABLE_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add")
+FUSABLE_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add", "Mul")
 
 
 def activation_bounds(g, node) -> tuple[float, float] | None:  # noqa: ANN001

@@ -2,25 +2,139 @@
 
 from __future__ import annotations
 
-from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.util import bypass
+import numpy as np
 
-CLAMPING_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add")
+from qcore.ir import Graph, Node, QParams
+from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.util import bypass, qparams_of
+
+# Ops whose output has no bound of its own: a quantizer right after one that clamps like an
+# activation stands for the activation an exporter dropped.
+CLAMPING_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add", "Mul", "BatchNormalization")
+
+
+def _is_round(value: float) -> bool:
+    """True for a nonzero whole number (6, 1, -1, ...) up to float32 rounding: a bound an
+    activation sets (ReLU6, hard tanh), never one a calibration happens to find."""
+    return value != 0 and abs(value - round(value)) <= 1e-5 * max(1.0, abs(value))
+
+
+def implied_clamp(params: QParams) -> tuple[float, float | None] | None:
+    """The activation a quantizer's range stands for: (0, None) for a Relu (the range starts
+    at 0), (low, high) for a Clip (both ends are activation bounds), None for a calibrated
+    range. The bounds are the range's exact float32 ends, ``(q - zp) * scale``."""
+    if params.per_channel:
+        return None
+    scale = np.float32(params.scale)
+    zp = int(params.zero_point)
+    low = float(np.float32(params.qmin - zp) * scale)
+    high = float(np.float32(params.qmax - zp) * scale)
+    if (low == 0 or _is_round(low)) and _is_round(high):
+        return low, high
+    if low == 0:
+        return 0.0, None
+    return None
+
+
+def restore_clamps(g: Graph) -> int:
+    """Put back, as Relu or Clip, the activation each fake quantizer after a Conv, Gemm,
+    MatMul, Add, Mul or BatchNormalization stands for. When every reader of the tensor is
+    such a quantizer the clamp takes the tensor's name; otherwise only the quantizers read
+    the clamped copy."""
+    producers, consumers = g.producers(), g.consumers()
+    restored = 0
+    for tensor in list(dict.fromkeys(n.inputs[0] for n in g.nodes if _fake_q(n))):
+        producer = producers.get(tensor)
+        if producer is None or producer.op_type not in CLAMPING_PRODUCERS or producer.domain:
+            continue
+        readers = consumers.get(tensor, [])
+        by_params: dict[tuple, tuple[QParams, list[Node]]] = {}
+        for quant in (r for r in readers if _fake_q(r)):
+            params = qparams_of(g, quant)
+            if params is None or implied_clamp(params) is None:
+                continue
+            key = (params.scale.tobytes(), params.zero_point.tobytes())
+            by_params.setdefault(key, (params, []))[1].append(quant)
+        only = len(by_params) == 1 and tensor not in g.output_names
+        for params, quants in by_params.values():
+            if only and len(quants) == len(readers):
+                _clamp_in_place(g, producer, tensor, params)
+            else:
+                clamped = _clamp_copy(g, producer, tensor, params)
+                for quant in quants:
+                    quant.inputs[0] = clamped
+            restored += 1
+        _rescale_source(g, tensor)
+    return restored
+
+
+def _rescale_source(g: Graph, tensor: str) -> None:
+    """``tensor``'s scale is that of the first fake quantizer still reading it, if any."""
+    first = next((n for n in g.nodes if _fake_q(n) and n.inputs[0] == tensor), None)
+    params = qparams_of(g, first) if first is not None else None
+    if params is None:
+        g.act_qparams.pop(tensor, None)
+    else:
+        g.act_qparams[tensor] = params
+
+
+def _fake_q(node: Node) -> bool:
+    return node.op_type == "QuantizeLinear" and node.status == "fake"
+
+
+def _clamp_node(g: Graph, src: str, dst: str, params: QParams, after: Node) -> Node:
+    low, high = implied_clamp(params)  # type: ignore[misc]
+    if high is None:
+        node = g.add_node("Relu", [src], [dst], index=g.nodes.index(after) + 1)
+        node.reason = "restored: the quantizer's range starts at 0"
+        return node
+    if g.opsets.get("", 13) < 11:
+        node = g.add_node("Clip", [src], [dst], {"min": low, "max": high},
+                          index=g.nodes.index(after) + 1)
+    else:
+        lo = g.unique_name(f"{dst}_clip_min")
+        hi = g.unique_name(f"{dst}_clip_max")
+        g.initializers[lo] = np.array(low, np.float32)
+        g.initializers[hi] = np.array(high, np.float32)
+        node = g.add_node("Clip", [src, lo, hi], [dst], index=g.nodes.index(after) + 1)
+    node.reason = f"restored: the quantizer's range is exactly [{low:g}, {high:g}]"
+    return node
+
+
+def _clamp_in_place(g: Graph, producer: Node, tensor: str, params: QParams) -> None:
+    """producer -> clamp -> ``tensor``: every reader (all quantizers) sees the clamp."""
+    pre = g.unique_name(f"{tensor}_before_clamp")
+    producer.outputs = [pre if o == tensor else o for o in producer.outputs]
+    if tensor in g.tensors:
+        g.tensors[pre] = g.tensors[tensor]
+    _clamp_node(g, pre, tensor, params, producer)
+
+
+def _clamp_copy(g: Graph, producer: Node, tensor: str, params: QParams) -> str:
+    """A clamped copy of ``tensor`` for some of its readers; its scale is ``params``."""
+    clamped = g.unique_name(f"{tensor}_clamped")
+    if tensor in g.tensors:
+        g.tensors[clamped] = g.tensors[tensor]
+    _clamp_node(g, tensor, clamped, params, producer)
+    g.act_qparams[clamped] = params
+    return clamped
 
 
 class RemoveFakeOps(Pass):
     """Readers of the DequantizeLinear output read the QuantizeLinear input instead.
 
-    A quantizer whose range starts exactly at 0 (zero point at the type's minimum) clamps
-    negative values, as a Relu would: exporters such as ONNX Runtime drop the Relu for that
-    reason. After a Conv, Gemm, MatMul or Add the clamp is restored as an explicit Relu so the
-    FP32 graph computes what the quant model computes.
+    A quantizer clamps to its range. Where that range stands for an activation an exporter
+    dropped (ONNX Runtime drops Relu and Clip in front of an asymmetric quantizer: its range
+    starts at 0, and ends at 6 for a saturating ReLU6), the clamp is restored first as Relu or
+    Clip(low, high) with the range's exact ends, so the FP32 graph computes what the quant
+    model computes (see ``implied_clamp``). A calibrated range is not restored.
     """
 
     name = "remove_fake_ops"
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
+        restored = restore_clamps(g)
         producers = g.producers()
         outputs = set(g.output_names)
         alias: dict[str, str] = {}
@@ -37,6 +151,7 @@ class RemoveFakeOps(Pass):
             else:
                 alias[dq.outputs[0]] = quant.inputs[0]
                 doomed.append(dq)
+
         def resolve(name: str) -> str:
             while name in alias:
                 name = alias[name]
@@ -59,28 +174,7 @@ class RemoveFakeOps(Pass):
         ]
         g.remove_nodes(dead)
         removed += len(dead)
-        restored = self._restore_relus(g)
         return PassResult(
-            modified=removed > 0, summary=f"removed {removed} Q/DQ ops, restored {restored} Relu"
+            modified=removed > 0,
+            summary=f"removed {removed} Q/DQ ops, restored {restored} clamps",
         )
-
-    @staticmethod
-    def _restore_relus(g) -> int:  # noqa: ANN001
-        producers = g.producers()
-        restored = 0
-        for tensor, params in list(g.act_qparams.items()):
-            if params.per_channel or int(params.zero_point) != params.qmin:
-                continue
-            producer = producers.get(tensor)
-            if producer is None or producer.op_type not in CLAMPING_PRODUCERS:
-                continue
-            if producer.domain or tensor not in producer.outputs:
-                continue
-            pre = g.unique_name(f"{tensor}_before_relu")
-            producer.outputs = [pre if o == tensor else o for o in producer.outputs]
-            if tensor in g.tensors:
-                g.tensors[pre] = g.tensors[tensor]
-            relu = g.add_node("Relu", [pre], [tensor], index=g.nodes.index(producer) + 1)
-            relu.reason = "restored: the quantizer's range starts at 0"
-            restored += 1
-        return restored

@@ -1,0 +1,194 @@
+"""Fidelity on other producers' quant models, checked on real photos (scikit-image) against
+ONNX Runtime running the source QDQ model: clamps an exporter folded into a quantizer's range,
+NNCF's inputs-only placement, opset-21 output_dtype, and one tensor quantized two ways."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import cosine, run_model
+from onnx import TensorProto, helper, numpy_helper
+
+from qcore.config import ConvertConfig
+from qcore.convert import ConversionResult, convert
+
+TARGETS = ("onnxruntime", "onednn")
+IMAGE = 48
+
+
+def photos(size: int = IMAGE) -> list[dict[str, np.ndarray]]:
+    """Six scikit-image photos, resized and normalised like ImageNet inputs."""
+    data = pytest.importorskip("skimage.data")
+    from skimage.transform import resize
+
+    feeds = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "cat"):
+        image = resize(getattr(data, name)(), (size, size), anti_aliasing=True)
+        image = ((image.astype(np.float32) - 0.45) / 0.225).transpose(2, 0, 1)[None]
+        feeds.append({"image": np.ascontiguousarray(image, np.float32)})
+    return feeds
+
+
+class _Builder:
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], name: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attrs))
+        return name
+
+    def conv(self, x: str, cin: int, cout: int, k: int, name: str, stride: int = 1,
+             gain: float = 3.0) -> str:
+        std = gain * np.sqrt(2.0 / (cin * k * k))
+        w = (self.rng.standard_normal((cout, cin, k, k)) * std).astype(np.float32)
+        b = (self.rng.standard_normal(cout) * 0.5).astype(np.float32)
+        return self.op("Conv", [x, self.const(f"{name}.w", w), self.const(f"{name}.b", b)], name,
+                       pads=[k // 2] * 4, strides=[stride, stride])
+
+    def relu6(self, x: str, name: str) -> str:
+        lo = self.const(f"{name}.lo", np.array(0.0, np.float32))
+        hi = self.const(f"{name}.hi", np.array(6.0, np.float32))
+        return self.op("Clip", [x, lo, hi], name)
+
+    def head(self, x: str, channels: int, classes: int = 10) -> None:
+        x = self.op("GlobalAveragePool", [x], "gap")
+        x = self.op("Flatten", [x], "flatten")
+        w = (self.rng.standard_normal((classes, channels)) * 0.3).astype(np.float32)
+        b = np.zeros(classes, np.float32)
+        self.op("Gemm", [x, self.const("fc.w", w), self.const("fc.b", b)], "logits", transB=1)
+
+    def model(self, opset: int = 13) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            self.nodes, "net",
+            [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, IMAGE, IMAGE])],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
+
+def relu6_cnn() -> onnx.ModelProto:
+    """Conv+ReLU6 (Clip(0, 6)) x3, strong enough that ReLU6 saturates on real photos."""
+    b = _Builder(0)
+    x = b.relu6(b.conv("image", 3, 16, 3, "c1", stride=2), "r1")
+    x = b.relu6(b.conv(x, 16, 32, 3, "c2"), "r2")
+    x = b.relu6(b.conv(x, 32, 32, 1, "c3"), "r3")
+    b.head(x, 32)
+    return b.model()
+
+
+def ort_quantize(model: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.ModelProto:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(feeds)
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    src, dst = tmp / "float.onnx", tmp / "qdq.onnx"
+    onnx.save(model, str(src))
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return onnx.load(str(dst))
+
+
+def run_openvino(model: onnx.ModelProto, feeds: dict, tmp: Path) -> tuple[np.ndarray, dict]:
+    """Output on OpenVINO's CPU plugin, and the runtime precision of each Convolution."""
+    ov = pytest.importorskip("openvino")
+    path = tmp / "openvino.onnx"
+    onnx.save(model, str(path))
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
+                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    precisions = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == "Convolution":
+            precisions[op.get_friendly_name()] = info["runtimePrecision"].astype(str)
+    return compiled(feeds)[0], precisions
+
+
+def worst_cosine(reference: onnx.ModelProto, model: onnx.ModelProto, feeds: list[dict]) -> float:
+    return min(cosine(run_model(reference, f)[0], run_model(model, f)[0]) for f in feeds)
+
+
+# ---- clamps an exporter folded into the quantizer's range ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def relu6(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict], dict]:  # noqa: ANN001
+    feeds = photos()
+    quant = ort_quantize(relu6_cnn(), feeds, tmp_path_factory.mktemp("relu6"))
+    results = {t: convert(quant, ConvertConfig(target=t)) for t in TARGETS}
+    return quant, feeds, results
+
+
+def _ids(result: ConversionResult, op_type: str) -> list[int]:
+    return [n.id for n in result.decisions if n.op_type == op_type]
+
+
+def test_relu6_dropped_by_quantize_static_is_restored_as_clip(relu6) -> None:  # noqa: ANN001
+    quant, feeds, results = relu6
+    assert "Clip" not in {n.op_type for n in quant.graph.node}  # the quantizer dropped them
+    fp32 = results["onnxruntime"].fp32_model()
+    clips = [n for n in fp32.graph.node if n.op_type == "Clip"]
+    assert len(clips) == 3
+    highs = {float(numpy_helper.to_array(i)) for i in fp32.graph.initializer
+             if i.name in {c.input[2] for c in clips}}
+    assert highs and all(abs(h - 6.0) < 1e-5 for h in highs)
+    assert worst_cosine(quant, fp32, feeds) >= 0.9999
+
+
+def test_int8_models_saturate_like_the_quant_model(relu6, tmp_path) -> None:  # noqa: ANN001
+    quant, feeds, results = relu6
+    ort_int8 = results["onnxruntime"].int8_model()
+    types = [n.op_type for n in ort_int8.graph.node]
+    float_convs = types.count("Conv")
+    assert types.count("QLinearConv") == 2
+    assert types.count("Clip") == float_convs  # INT8 convs clamp by saturating, no op
+    assert worst_cosine(quant, ort_int8, feeds) >= 0.995
+    dnn_int8 = results["onednn"].int8_model()
+    for f in feeds[:3]:
+        got, precisions = run_openvino(dnn_int8, f, tmp_path)
+        assert cosine(run_model(quant, f)[0], got) >= 0.995
+    assert precisions and all(p in ("u8", "i8") for p in precisions.values()), precisions
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fp32_islands_keep_the_clamp(relu6, target) -> None:  # noqa: ANN001
+    """The last Conv and the pooling after it kept FP32: the island still clamps at 6."""
+    quant, feeds, results = relu6
+    skip = _ids(results[target], "Conv")[-1:] + _ids(results[target], "GlobalAveragePool")
+    result = convert(quant, ConvertConfig(target=target, op_ids_to_skip=skip))
+    assert all(n.status == "fp32" for n in result.decisions if n.id in skip)
+    assert worst_cosine(quant, result.int8_model(), feeds) >= 0.995
+
+
+def test_calibrated_ranges_are_not_turned_into_clips() -> None:
+    from qcore.ir import QParams
+    from qcore.passes.remove_fake_ops import implied_clamp
+
+    def params(scale: float, zp: int, dtype: type = np.uint8) -> QParams:
+        return QParams(np.array(scale, np.float32), np.array(zp, dtype))
+
+    assert implied_clamp(params(6 / 255, 0)) == pytest.approx((0.0, 6.0))
+    assert implied_clamp(params(0.0457, 0)) == (0.0, None)  # a Relu: range starts at 0
+    assert implied_clamp(params(0.0457, -128, np.int8)) == (0.0, None)
+    assert implied_clamp(params(0.0331, 136)) is None  # a calibrated range
+    assert implied_clamp(params(0.02, 0, np.int8)) is None  # symmetric
