@@ -207,6 +207,11 @@ class GraphPanel(QWidget):
             return ViewSpec("blocks", expanded=frozenset(self.expanded))
         return ViewSpec("all")
 
+    @property
+    def view_job(self) -> Job | None:
+        """The background job preparing the shown view (plan or Graphviz layout), if any."""
+        return self._job
+
     def _request_layout(self) -> None:
         snap = self.snapshot()
         if snap is None:

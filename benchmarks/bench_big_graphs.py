@@ -3,7 +3,9 @@
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_big_graphs.py [--models bert,resnet]
 
 Generates (once, cached in ~/.cache/quant_inspector) a BERT-base-size QDQ model (12 layers,
-hidden 768, ``quantize_static``) and a ResNet-50-size one, then drives the real MainWindow:
+hidden 768, ``quantize_static``), a ResNet-50-size one and the 5,004-op Q/DQ/Relu/Add chain of
+tests/test_app_big.py (whose tests check behaviour only: the stall figures are measured here),
+then drives the real MainWindow:
 open (one window for all models, as a user opens one model after another; the first open
 comes right after start-up, while the conversion process is still cold; the open phase lasts
 until the converted snapshots are shown), pass switching back and forth, and the whole graph
@@ -42,7 +44,7 @@ CACHE = Path(os.environ.get("QI_BENCH_CACHE", Path.home() / ".cache" / "quant_in
 
 
 def model_path(kind: str) -> Path:
-    """The cached QDQ model of ``kind`` ('bert' or 'resnet'), generated on first use."""
+    """The cached QDQ model of ``kind`` ('bert', 'resnet' or 'chain'), made on first use."""
     path = CACHE / f"{kind}_qdq.onnx"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -50,6 +52,8 @@ def model_path(kind: str) -> Path:
         if kind == "bert":
             model = modelgen.quantize_qdq(modelgen.bert_like(layers=12, hidden=768),
                                           activation_type="uint8")
+        elif kind == "chain":
+            model = modelgen.qdq_chain(834)  # 5,004 ops, as tests/test_app_big.py
         else:
             model = modelgen.quantize_qdq(modelgen.resnet_like(), activation_type="int8",
                                           symmetric_activations=True)
@@ -131,7 +135,7 @@ def bench_app(app: QApplication, window: MainWindow, path: Path,
     out["open_stall_ms"] = meter.stop()
 
     meter.start()
-    wait(app, lambda: panel._job is None and not window.runner.busy, layout_wait)
+    wait(app, lambda: panel.view_job is None and not window.runner.busy, layout_wait)
     panel.cancel_layout()
     out["layout_stall_ms"] = meter.stop()
 
@@ -146,7 +150,7 @@ def bench_app(app: QApplication, window: MainWindow, path: Path,
         window.pass_list.setCurrentRow(row)
         wait(app, lambda: bool(shown) and panel.view.items_ready(), 60)
         times.append(time.perf_counter() - t)
-    wait(app, lambda: panel._job is None, layout_wait)
+    wait(app, lambda: panel.view_job is None, layout_wait)
     out["switch_stall_ms"] = meter.stop()
     out["switch_first_s"] = max(times[:3])
     out["switch_again_s"] = max(times[3:])
@@ -157,7 +161,7 @@ def bench_app(app: QApplication, window: MainWindow, path: Path,
     user_input(panel.banner)  # its "Show every op" link
     panel.set_view_mode("all")
     out["whole_view_s"] = wait(app, lambda: bool(shown) and panel.view.items_ready(), 60)
-    wait(app, lambda: panel._job is None, layout_wait)
+    wait(app, lambda: panel.view_job is None, layout_wait)
     panel.cancel_layout()
     out["whole_stall_ms"] = meter.stop()
     out["whole_total_s"] = time.perf_counter() - t
@@ -166,7 +170,7 @@ def bench_app(app: QApplication, window: MainWindow, path: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="bert,resnet")
+    parser.add_argument("--models", default="bert,resnet,chain")
     parser.add_argument("--layout-wait", type=float, default=20.0,
                         help="seconds to let Graphviz run before cancelling it")
     args = parser.parse_args()

@@ -152,6 +152,11 @@ class ChildRunner:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._proc.pid if self.alive else None  # type: ignore[union-attr]
+
     def start(self) -> None:
         """Start the child unless it runs; returns at once (its imports run meanwhile)."""
         if self.alive:
@@ -271,7 +276,9 @@ class ChildPool:
         self._lock = threading.Lock()
         self.runners = [ChildRunner()]
 
-    def _free_runner(self) -> ChildRunner:
+    def free_runner(self) -> ChildRunner:
+        """The child the next call runs in: a free one, else a new one (up to ``size``),
+        else the first, whose current call it then waits for."""
         with self._lock:
             for runner in self.runners:
                 if not runner.busy:
@@ -283,7 +290,7 @@ class ChildPool:
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """``ChildRunner.call`` on a free child."""
-        return self._free_runner().call(name, *args, **kwargs)
+        return self.free_runner().call(name, *args, **kwargs)
 
     def stop(self) -> None:
         for runner in self.runners:

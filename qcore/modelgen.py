@@ -394,6 +394,30 @@ def resnet_like(
     return _make_model(b, "resnet_like", [inp], [out], 13)
 
 
+def qdq_chain(blocks: int) -> onnx.ModelProto:
+    """A QDQ model of ``blocks`` repeated 6-op blocks (Q, DQ, Relu, Q, DQ, residual Add),
+    named ``block<i>.*``: a big graph (834 blocks = 5,004 ops) that converts in a second."""
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.uint8), "z")]
+    nodes, x = [], "x"
+    for i in range(blocks):
+        p = f"block{i}"
+        nodes += [helper.make_node("QuantizeLinear", [x, "s", "z"], [f"{p}.q"], f"{p}.q"),
+                  helper.make_node("DequantizeLinear", [f"{p}.q", "s", "z"], [f"{p}.dq"],
+                                   f"{p}.dq"),
+                  helper.make_node("Relu", [f"{p}.dq"], [f"{p}.relu"], f"{p}.relu"),
+                  helper.make_node("QuantizeLinear", [f"{p}.relu", "s", "z"], [f"{p}.q2"],
+                                   f"{p}.q2"),
+                  helper.make_node("DequantizeLinear", [f"{p}.q2", "s", "z"], [f"{p}.dq2"],
+                                   f"{p}.dq2"),
+                  helper.make_node("Add", [f"{p}.dq2", f"{p}.dq"], [f"{p}.out"], f"{p}.add")]
+        x = f"{p}.out"
+    graph = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("x", 1, [1, 8])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 8])],
+                              inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 # ------------------------------------------------------------------------ inputs
 
 

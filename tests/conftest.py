@@ -68,15 +68,21 @@ def planted(tmp_path_factory) -> Path:  # noqa: ANN001
     return path
 
 
-def new_window(qtbot, tmp_path: Path):  # noqa: ANN001, ANN201
-    """A shown main window whose settings live in ``tmp_path`` (app tests)."""
+@pytest.fixture
+def make_window(qtbot, tmp_path: Path):  # noqa: ANN001, ANN201
+    """Makes shown main windows whose settings live in ``tmp_path`` (app tests); a window
+    made again in the same test reads the settings the first one left."""
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow
     from app.settings import AppSettings
 
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(settings)
-    qtbot.addWidget(window)
-    window.show()
-    return window
+    def make() -> MainWindow:
+        settings = AppSettings(QSettings(str(tmp_path / "settings.ini"),
+                                         QSettings.Format.IniFormat))
+        window = MainWindow(settings)
+        qtbot.addWidget(window)
+        window.show()
+        return window
+
+    return make

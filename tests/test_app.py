@@ -10,11 +10,12 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import onnx  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
 import pytest  # noqa: E402
-from conftest import new_window  # noqa: E402
 from PySide6.QtCore import QMimeData, QPoint, QSize, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
@@ -38,12 +39,12 @@ def _open(qtbot, window: MainWindow, path: Path) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def window(qtbot, tmp_path: Path, messages: list) -> MainWindow:  # noqa: ANN001
+def window(qtbot, make_window, tmp_path: Path, messages: list) -> MainWindow:  # noqa: ANN001
     from qcore import render
 
     if render.find_dot() is None:
         pytest.skip("Graphviz 'dot' is not installed: the graph view cannot lay out")
-    win = new_window(qtbot, tmp_path)
+    win = make_window()
     _open(qtbot, win, SAMPLE)
     yield win
     win.close()
@@ -105,7 +106,7 @@ def test_context_menu_action_and_typed_ids(qtbot, window: MainWindow) -> None:  
     qtbot.keyClick(window.config_panel.id_edit, Qt.Key.Key_Return)
     assert window.config_panel.skip_ids_shown() == [CONV_ID, 26, 30]
     window.config_panel.skip_list.item(0).setSelected(True)
-    window.config_panel._remove_selected()
+    window.config_panel.skip_list.actions()[0].trigger()  # its context menu's "Remove"
     assert window.session.skip_ids == {26, 30}
 
 
@@ -194,7 +195,8 @@ def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow,  #
     models = {table.item(r, 0).text() for r in range(3)}
     assert models == {"fp32", "qdq", "int8"}
     assert all(float(table.item(r, 3).text()) > 0 for r in range(3))  # p50 ms
-    assert bench.chart.getPlotItem().listDataItems() or bench.chart.getPlotItem().items
+    bars = [i for i in bench.chart.getPlotItem().items if isinstance(i, pg.BarGraphItem)]
+    assert len(bars) == 3  # one p50 bar per model
     sqnr = window.results.accuracy.sqnr
     assert sqnr.rowCount() > 0 and window.results.accuracy.outputs.rowCount() > 0
     row = next(r for r in range(sqnr.rowCount())
@@ -249,8 +251,9 @@ def test_config_round_trip_and_drop(qtbot, window: MainWindow, tmp_path: Path) -
     assert not window.config_panel.type_boxes["Gemm"].isChecked()
 
 
-def test_open_errors_show_a_message(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
-    window = new_window(qtbot, tmp_path)
+def test_open_errors_show_a_message(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+                                    messages: list) -> None:
+    window = make_window()
     bad = tmp_path / "notes.onnx"
     bad.write_text("not a model")
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
@@ -267,12 +270,12 @@ def test_open_errors_show_a_message(qtbot, tmp_path: Path, messages: list) -> No
     window.close()
 
 
-def test_graphviz_missing_banner_but_conversion_works(qtbot, tmp_path: Path, messages: list,
-                                                      monkeypatch) -> None:  # noqa: ANN001
+def test_graphviz_missing_banner_but_conversion_works(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+                                                      messages: list, monkeypatch) -> None:
     from qcore import render
 
     monkeypatch.setattr(render, "find_dot", lambda: None)
-    window = new_window(qtbot, tmp_path)
+    window = make_window()
     _open(qtbot, window, SAMPLE)
     assert window.pass_list.count() == len(window.session.snapshots)
     assert not window.graph_panel.banner.isHidden()
@@ -284,14 +287,14 @@ def test_graphviz_missing_banner_but_conversion_works(qtbot, tmp_path: Path, mes
     window.close()
 
 
-def test_big_graph_starts_in_neighbourhood_view(qtbot, tmp_path: Path, messages: list,
-                                                monkeypatch) -> None:  # noqa: ANN001
+def test_big_graph_starts_in_neighbourhood_view(qtbot, make_window, messages: list,  # noqa: ANN001
+                                                monkeypatch) -> None:
     from qcore import render
 
     if render.find_dot() is None:
         pytest.skip("Graphviz 'dot' is not installed")
     monkeypatch.setattr(graph_panel_module, "LARGE_GRAPH_OPS", 20)
-    window = new_window(qtbot, tmp_path)
+    window = make_window()
     _open(qtbot, window, SAMPLE)
     panel = window.graph_panel
     assert panel.focus_mode and "neighbourhood" in panel.banner.text()
@@ -302,13 +305,17 @@ def test_big_graph_starts_in_neighbourhood_view(qtbot, tmp_path: Path, messages:
     window.close()
 
 
-def test_about_lists_versions() -> None:
+def test_about_lists_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.about import versions
+    from qcore import render
 
+    assert render.find_dot() is not None, "make setup installs Graphviz"
     table = dict(versions())
-    assert table["Graphviz dot"][0].isdigit() or table["Graphviz dot"] == "not installed"
+    assert re.fullmatch(r"\d+\.\d+.*", table["Graphviz dot"]), table["Graphviz dot"]
     assert table["onnx"] == onnx.__version__
     assert table["Qt"].startswith("6.")
+    monkeypatch.setattr(render, "find_dot", lambda: None)
+    assert dict(versions())["Graphviz dot"] == "not installed"
 
 
 def test_command_line() -> None:
@@ -319,19 +326,19 @@ def test_command_line() -> None:
     assert parse_args([]).model is None
 
 
-def test_layout_cancel_stops_graphviz(qtbot, tmp_path: Path, messages: list,
-                                      monkeypatch) -> None:  # noqa: ANN001
+def test_layout_cancel_stops_graphviz(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+                                      messages: list, monkeypatch) -> None:
     from qcore import render
 
     slow = tmp_path / "dot"
-    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.write_text("#!/bin/sh\nexec tail -f /dev/null\n")  # never answers
     slow.chmod(0o755)
     monkeypatch.setattr(render, "find_dot", lambda: str(slow))
-    window = new_window(qtbot, tmp_path)
+    window = make_window()
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
         window.open_model(SAMPLE)
     panel = window.graph_panel
-    job = panel._job
+    job = panel.view_job
     assert job is not None  # Graphviz is "running"
     with qtbot.waitSignal(job.signals.finished, timeout=TIMEOUT):
         window.cancel_job()  # no conversion runs, so Cancel stops the layout
@@ -339,15 +346,15 @@ def test_layout_cancel_stops_graphviz(qtbot, tmp_path: Path, messages: list,
     window.close()
 
 
-def test_settings_are_remembered(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
-    window = new_window(qtbot, tmp_path)
+def test_settings_are_remembered(qtbot, make_window, messages: list) -> None:  # noqa: ANN001
+    window = make_window()
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
         window.open_model(SAMPLE)
     window.resize(1000, 700)
     saved = window.size()  # as small as the docks allow
     window.actions_["legend"].setChecked(False)
     window.close()
-    again = new_window(qtbot, tmp_path)
+    again = make_window()
     assert again.size() == saved != QSize(1560, 980)  # not the first-start default
     assert again.settings.recent_files()[0].endswith("cnn_qdq.onnx")
     assert again.actions_.recent_menu.actions()[0].text().endswith("cnn_qdq.onnx")
@@ -355,10 +362,11 @@ def test_settings_are_remembered(qtbot, tmp_path: Path, messages: list) -> None:
     again.close()
 
 
-def test_a_dropped_paddle_model_folder_opens(qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
+def test_a_dropped_paddle_model_folder_opens(qtbot, make_window,  # noqa: ANN001
+                                             messages: list) -> None:
     from PySide6.QtGui import QDragEnterEvent
 
-    window = new_window(qtbot, tmp_path)
+    window = make_window()
     folder = ROOT / "tests" / "data" / "paddle" / "cnn_qat_onnx"
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(folder))])
@@ -397,7 +405,7 @@ def test_diff_view_draws_only_what_the_pass_changed(qtbot, window: MainWindow) -
     show_pass(qtbot, window, "cleanup")  # follows the pass list
     assert window.actions_["diff"].isChecked()
     with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
-        panel._banner_link("nodiff")
+        panel.banner.linkActivated.emit("nodiff")  # its "Show every op" link
     qtbot.waitUntil(panel.view.items_ready, timeout=TIMEOUT)
     assert not window.actions_["diff"].isChecked()
     assert len(panel.view.ops) == len(snaps[window.pass_list.currentRow()].graph.nodes)

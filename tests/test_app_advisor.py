@@ -11,7 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from conftest import POOR_SCALE_TENSOR, new_window  # noqa: E402
+from conftest import POOR_SCALE_TENSOR  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QMessageBox, QTableWidget  # noqa: E402
 
@@ -22,7 +22,7 @@ TIMEOUT = 60000
 
 
 @pytest.fixture
-def window(qtbot, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+def window(qtbot, make_window, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
     from qcore import render
 
     if render.find_dot() is None:
@@ -30,7 +30,7 @@ def window(qtbot, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch
     for name in ("critical", "warning", "information", "question"):
         monkeypatch.setattr(QMessageBox, name, staticmethod(
             lambda *_a, **_k: QMessageBox.StandardButton.Ok))
-    win = new_window(qtbot, tmp_path)
+    win = make_window()
     with qtbot.waitSignals([win.job_finished, win.graph_panel.snapshot_shown], timeout=TIMEOUT):
         win.open_model(planted)
     yield win

@@ -9,7 +9,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pathlib import Path  # noqa: E402
 
-from conftest import new_window  # noqa: E402
 from PySide6.QtCore import QThreadPool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +21,8 @@ MUST_FAIL = {"empty", "random_bytes", "truncated", "dq_zero_scale", "dq_nan_scal
 
 
 def test_every_bad_file_gives_a_message_and_the_window_stays_usable(
-        qtbot, tmp_path: Path, messages: list) -> None:  # noqa: ANN001
-    window = new_window(qtbot, tmp_path)
+        qtbot, make_window, messages: list) -> None:  # noqa: ANN001
+    window = make_window()
     for path in sorted(BAD.glob("*.onnx")):
         before = len(messages)
         with qtbot.waitSignal(window.job_finished, timeout=30000) as blocker:
