@@ -16,6 +16,8 @@ from qcore.files import OutputError, check_output, save_model
 from qcore.loader import ModelError, load_graph
 from qcore.paddle import command as paddle_command
 from qcore.summary import conversion_text, model_text
+from qcore.verify_command import add_parser as add_verify_parser
+from qcore.verify_command import run as cmd_verify
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.choices["advise"].add_argument("-f", "--force", action="store_true",
                                        help="replace an existing --json file")
     paddle_command.add_parser(sub)
+    add_verify_parser(sub)
     return parser
 
 
@@ -155,7 +158,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot, "bench": cmd_bench,
-            "advise": cmd_advise, "import-paddle": paddle_command.run}
+            "advise": cmd_advise, "import-paddle": paddle_command.run,
+            "verify": cmd_verify}
 
 
 def _one_line(exc: BaseException) -> str:

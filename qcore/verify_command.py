@@ -1,0 +1,160 @@
+"""The ``qcore verify`` subcommand: arguments, the per-pass table and the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from qcore.bench.engines import parse_engines
+from qcore.config import TARGETS, ConvertConfig
+from qcore.files import OutputError, check_output, write_bytes_atomic
+from qcore.verify import Bound, Diff, PassCheck, Status, Tolerance, VerifyReport, verify
+
+DEFAULT = Tolerance()
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``verify`` to the ``qcore`` subcommands."""
+    p = sub.add_parser(
+        "verify", help="run the source and every pass snapshot on the same inputs; name the "
+        "first pass and op that drift",
+        description="Convert MODEL and run the source QDQ model and every snapshot on the "
+        "same inputs: before quantize each snapshot runs with fake-quant on every tensor that "
+        "has a scale (the source's semantics), from quantize on the INT8 model of the target "
+        "runs. Stops at the first pass that drifts beyond the bounds and names the first op "
+        "whose output drifts. Exit 0: every pass holds; 1: a pass drifts or cannot run; 2: "
+        "bad input. Max error is max|snapshot - reference| / max|reference|.")
+    p.add_argument("model", help="the QDQ .onnx quant model")
+    p.add_argument("--inputs", help=".npy (one input) or .npz (arrays keyed by input name); "
+                   "default: generated N(0, 1) data fitted to the input shapes")
+    p.add_argument("--float-model", dest="float_model",
+                   help="the float model: also print every snapshot's cosine against it")
+    p.add_argument("--target", choices=TARGETS, default="onnxruntime",
+                   help="the INT8 form checked after quantize")
+    p.add_argument("--engine", default="onnxruntime",
+                   help="engine for the INT8 snapshots: onnxruntime or openvino (alias onednn); "
+                   "the source and the snapshots before quantize run on ONNX Runtime")
+    p.add_argument("--min-cosine", dest="min_cosine", type=float,
+                   default=DEFAULT.qdq.min_cosine, help="before quantize (default %(default)s)")
+    p.add_argument("--max-error", dest="max_error", type=float,
+                   default=DEFAULT.qdq.max_error, help="before quantize (default %(default)s)")
+    p.add_argument("--int8-min-cosine", dest="int8_min_cosine", type=float,
+                   default=DEFAULT.int8.min_cosine,
+                   help="quantize and after, against the previous snapshot and the source "
+                   "(default %(default)s)")
+    p.add_argument("--int8-max-error", dest="int8_max_error", type=float,
+                   default=DEFAULT.int8.max_error, help="quantize and after (default "
+                   "%(default)s)")
+    p.add_argument("--samples", type=int, default=4, help="generated feeds (default 4)")
+    p.add_argument("--ops_to_quantize", "--ops-to-quantize", dest="ops_to_quantize", default="",
+                   help="comma-separated op types (default: all)")
+    p.add_argument("--op_ids_to_skip", "--op-ids-to-skip", dest="op_ids_to_skip", default="",
+                   help="comma-separated op ids to keep FP32")
+    p.add_argument("--json", help="also write the report as JSON")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing --json file")
+    return p
+
+
+def _bound(cosine: float, error: float, flag: str) -> Bound:
+    if not 0.0 <= cosine <= 1.0 or error < 0 or math.isnan(error):
+        raise ValueError(f"{flag}: cosine must be in [0, 1] and max error >= 0")
+    return Bound(cosine, error)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``qcore verify``; 0 when every pass holds, 1 when one drifts (ValueError -> 2)."""
+    model = Path(args.model)
+    if not model.is_file():
+        raise ValueError(f"{model}: no such model file")
+    if args.float_model and not Path(args.float_model).is_file():
+        raise ValueError(f"{args.float_model}: no such model file (--float-model)")
+    if args.samples < 1:
+        raise ValueError("--samples takes an integer >= 1")
+    if args.json:
+        check_output(args.json, model)
+        if Path(args.json).exists() and not args.force:
+            raise OutputError(f"{args.json} exists; pass --force to replace it")
+    engines = parse_engines(args.engine)
+    if len(engines) != 1:
+        raise ValueError("--engine takes one engine")
+    tolerance = Tolerance(_bound(args.min_cosine, args.max_error, "--min-cosine/--max-error"),
+                          _bound(args.int8_min_cosine, args.int8_max_error,
+                                 "--int8-min-cosine/--int8-max-error"))
+    config = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip, args.target)
+    report = verify(model, config, args.inputs, tolerance, args.float_model,
+                    engine=engines[0], samples=args.samples)
+    sys.stdout.write(report_text(report))
+    if args.json:
+        text = json.dumps(report.to_dict(), indent=2, default=str)
+        write_bytes_atomic(args.json, (text + "\n").encode())
+        print(f"wrote {args.json}")
+    return 0 if report.ok else 1
+
+
+def _num(diff: Diff | None, what: str) -> str:
+    if diff is None:
+        return "-"
+    if what == "cosine":
+        return f"{diff.cosine:.7f}"
+    return "0" if diff.max_error == 0 else f"{diff.max_error:.2e}"
+
+
+def _row(row: PassCheck, with_float: bool) -> str:
+    number = "--" if row.index < 0 else f"{row.index:02d}"
+    cells = [f"{number:>3}", f"{row.name:<22}", f"{row.stage.value:<5}", f"{row.status.value:<12}",
+             f"{_num(row.vs_previous, 'cosine'):>10}", f"{_num(row.vs_previous, 'error'):>9}",
+             f"{_num(row.vs_source, 'cosine'):>10}", f"{_num(row.vs_source, 'error'):>9}"]
+    if with_float:
+        cells.append(f"{_num(row.vs_float, 'cosine'):>10}")
+    return "  ".join(cells).rstrip()
+
+
+def verdict(report: VerifyReport) -> str:
+    """One line: every pass holds, or the pass (and op) that drifted."""
+    failed = report.failed
+    if failed is None:
+        return f"verdict: every pass holds ({len(report.rows)} snapshots)"
+    where = f"pass {failed.index:02d} {failed.name}" if failed.index >= 0 else "quant_orig"
+    if failed.status == Status.NOT_RUNNABLE:
+        return f"verdict: NOT RUNNABLE at {where}: {failed.reason}"
+    text = f"verdict: DRIFT at {where}"
+    op = failed.first_op
+    if op is None:
+        return f"{text}: {failed.reason}; no single op's output drifts beyond the bound"
+    text += (f": first drifting op {op.label} '{op.name}', tensor {op.tensor} (cosine "
+             f"{op.cosine:.7f}, max error {op.max_error:.2e})")
+    if op.note:
+        text += f"; {op.note}"
+    return f"{text}; {failed.reason}"
+
+
+def report_text(report: VerifyReport) -> str:
+    """The table the command prints: one row per snapshot, then the verdict."""
+    tol = report.tolerance
+    data = f"{report.inputs}, {report.samples} samples"
+    if report.generated:
+        data += " - generated N(0, 1) data, not real inputs: pass --inputs X.npz"
+    lines = [f"qcore verify {report.model}: target {report.target}, INT8 snapshots on "
+             f"{report.engine}",
+             f"inputs: {data}",
+             *[f"note: {n}" for n in report.notes],
+             f"bounds: before quantize cosine >= {tol.qdq.min_cosine} and max error <= "
+             f"{tol.qdq.max_error}; quantize and after cosine >= {tol.int8.min_cosine} and max "
+             f"error <= {tol.int8.max_error}",
+             "max error = max|snapshot - reference| / max|reference| over the outputs; "
+             "prev = the snapshot before, source = the QDQ model"]
+    with_float = bool(report.float_model)
+    if with_float and report.source_vs_float is not None:
+        lines.append(f"float model {report.float_model}: the source QDQ model's cosine "
+                     f"against it is {report.source_vs_float.cosine:.7f}")
+    header = ["  #", f"{'pass':<22}", "stage", f"{'status':<12}", f"{'cos prev':>10}",
+              f"{'err prev':>9}", f"{'cos source':>10}", f"{'err src':>9}"]
+    if with_float:
+        header.append(f"{'cos float':>10}")
+    lines.append("  ".join(header))
+    lines.extend(_row(row, with_float) for row in report.rows)
+    lines.append(verdict(report))
+    return "\n".join(lines) + "\n"
