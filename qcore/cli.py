@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from qcore.advise import command as advise_command
 from qcore.bench import command as bench_command
 from qcore.config import TARGETS, ConvertConfig
 from qcore.convert import ConversionResult, NoQuantizationError, convert
-from qcore.files import OutputError, check_output, save_model
+from qcore.files import OutputError, OutputSet, remove_temporaries
 from qcore.loader import ModelError, load_graph
 from qcore.paddle import command as paddle_command
 from qcore.summary import conversion_text, model_text
@@ -86,27 +88,40 @@ def _config(args: argparse.Namespace) -> ConvertConfig:
 
 
 def _check_outputs(source: str, force: bool, *paths: str) -> None:
-    """Outputs must not be the input, and existing files are replaced only with --force."""
+    """Outputs must not be the input nor each other, and existing files are replaced only
+    with --force (checked again when they are written)."""
+    planned = OutputSet(source, force=force)
     for path in filter(None, paths):
-        check_output(path, source)
-        if Path(path).exists() and not force:
-            raise OutputError(f"{path} exists; pass --force to replace it")
+        planned.plan(path)
+
+
+def _check_debug_folder(folder: str, force: bool) -> None:
+    """``--debug DIR`` replaces the snapshots already in DIR only with --force."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"--debug {folder}: is a file, not a folder")
+    old = sorted(path.glob("quant_orig.dot")) + sorted(path.glob("int8_*.dot"))
+    if old and not force:
+        raise OutputError(f"--debug {folder} already holds {old[0].name}; pass --force to "
+                          "replace the snapshots")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    _check_outputs(args.quant_model_path, args.force, args.int8_model_save_path,
-                   args.fp32_model_save_path)
-    config = _config(args)
-    result = convert(args.quant_model_path, config)
-    out = save_model(result.int8_model(), args.int8_model_save_path, args.quant_model_path)
-    written = [out]
-    if args.fp32_model_save_path:
-        written.append(save_model(result.fp32_model(), args.fp32_model_save_path,
-                                  args.quant_model_path))
-    if args.debug is not None:
-        from qcore.dot import write_debug_snapshots
+    with OutputSet(args.quant_model_path, force=args.force) as outputs:
+        models = [outputs.plan(path) for path in (args.int8_model_save_path,
+                                                  args.fp32_model_save_path) if path]
+        if args.debug is not None:
+            _check_debug_folder(args.debug, args.force)
+        config = _config(args)
+        result = convert(args.quant_model_path, config)
+        outputs.add_model(result.int8_model(), models[0])
+        if len(models) > 1:
+            outputs.add_model(result.fp32_model(), models[1])
+        if args.debug is not None:
+            from qcore.dot import write_debug_snapshots
 
-        write_debug_snapshots(result.snapshots, args.debug)
+            write_debug_snapshots(result.snapshots, args.debug, outputs)
+        outputs.commit()
     for warning in result.warnings:
         print(f"qcore: warning: {warning}", file=sys.stderr)
     if not args.quiet:
@@ -115,7 +130,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print(conversion_text(result))
         if args.debug is not None:
             print(f"debug snapshots: {len(result.snapshots)} .dot files in {args.debug}")
-        for path in written:
+        for path in models:
             print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
     return 0
 
@@ -140,10 +155,12 @@ def cmd_dot(args: argparse.Namespace) -> int:
     from qcore.render import export
 
     args.config = ""
-    _check_outputs(args.model, args.force, args.output)
-    result = convert(args.model, _config(args))
-    snap = _pick_snapshot(result, args.pass_name)
-    out = export(to_dot(snap.graph, title=snap.stem), check_output(args.output, args.model))
+    with OutputSet(args.model, force=args.force) as outputs:
+        out = outputs.plan(args.output)
+        result = convert(args.model, _config(args))
+        snap = _pick_snapshot(result, args.pass_name)
+        export(to_dot(snap.graph, title=snap.stem), out, outputs=outputs)
+        outputs.commit()
     print(f"wrote {out} ({snap.stem})")
     return 0
 
@@ -167,10 +184,34 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind (every ``with`` removes its temporaries) and exit 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Every failure prints one ``qcore: error:`` line: exit 2 for bad input
-    or outputs, 1 for a failed conversion or run, 130 when interrupted."""
+    or outputs, 1 for a failed conversion or run, 130 when interrupted, 143 on SIGTERM (the
+    temporaries are removed and no output is half-written)."""
     args = build_parser().parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    except Terminated:
+        remove_temporaries()
+        print("qcore: error: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         # Library warnings (numpy overflow on odd scales, say) become one line each too.
         with warnings.catch_warnings(record=True) as caught:

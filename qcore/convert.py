@@ -11,7 +11,7 @@ import onnx
 
 from qcore.config import ConvertConfig
 from qcore.emit.common import expand_fused
-from qcore.files import save_model
+from qcore.files import OutputSet
 from qcore.ir import Graph, GraphError, Node, to_onnx
 from qcore.light import lighten
 from qcore.loader import load_graph, quantization_summary
@@ -192,12 +192,14 @@ def write_converted(source: str | Path, config: ConvertConfig, outputs: dict[str
                     progress: ProgressFn | None = None, cancelled: CancelCheck | None = None,
                     ) -> dict[str, Path]:
     """Convert ``source`` once and save the models named in ``outputs`` ("int8" and/or
-    "fp32" -> path) atomically; the input files are never overwritten."""
+    "fp32" -> path) atomically, all or none; the input files are never overwritten."""
     result = convert_or_view(source, config, progress, cancelled)
     written = {}
-    for kind, out in outputs.items():
-        model = result.int8_model() if kind == "int8" else result.fp32_model()
-        written[kind] = save_model(model, out, source)
+    with OutputSet(source, force=True) as files:
+        for kind, out in outputs.items():
+            model = result.int8_model() if kind == "int8" else result.fp32_model()
+            written[kind] = files.add_model(model, out)
+        files.commit()
     return written
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qcore.files import write_bytes_atomic
+from qcore.files import OutputSet
 from qcore.ir import Graph, Node, QParams
 
 # ---- colours ------------------------------------------------------------------------------
@@ -502,24 +502,37 @@ def snapshot_title(snapshot: _SnapshotLike) -> str:
     return f"{snapshot.stem}: {snapshot.summary}" if snapshot.summary else snapshot.stem
 
 
-def write_debug_snapshots(snapshots: Iterable[_SnapshotLike], out_dir: str | Path) -> list[Path]:
+def debug_files(snapshots: Iterable[_SnapshotLike], out_dir: str | Path,
+                ) -> list[tuple[Path, bytes]]:
+    """``(out_dir / <stem>.dot, DOT bytes)`` for every snapshot (the ``--debug`` set)."""
+    folder = Path(out_dir)
+    return [(folder / f"{snapshot.stem}.dot",
+             to_dot(snapshot.graph, title=snapshot_title(snapshot)).encode("utf-8"))
+            for snapshot in snapshots]
+
+
+def write_debug_snapshots(snapshots: Iterable[_SnapshotLike], out_dir: str | Path,
+                          outputs: OutputSet | None = None) -> list[Path]:
     """Write ``<stem>.dot`` for every snapshot (Paddle's ``--debug`` files, but deterministic).
 
     Args:
         snapshots: ``ConversionResult.snapshots`` (anything with ``stem``, ``graph``,
             ``summary``).
         out_dir: Folder for the files; created if missing.
+        outputs: Stage the files in this set (its ``commit`` writes them); without it they
+            are written at once, all or none, replacing older ones.
 
     Returns:
-        The written paths, in snapshot order. Each file is written atomically.
+        The paths, in snapshot order.
     """
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for snapshot in snapshots:
-        text = to_dot(snapshot.graph, title=snapshot_title(snapshot))
-        paths.append(write_bytes_atomic(folder / f"{snapshot.stem}.dot", text.encode("utf-8")))
-    return paths
+    if outputs is not None:
+        outputs.make_folder(out_dir)
+        return [outputs.add_bytes(path, data) for path, data in debug_files(snapshots, out_dir)]
+    with OutputSet(force=True) as own:
+        own.make_folder(out_dir)
+        for path, data in debug_files(snapshots, out_dir):
+            own.add_bytes(path, data)
+        return own.commit()
 
 
 def source(graph: Graph, title: str = "") -> Any:

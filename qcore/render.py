@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qcore.files import write_bytes_atomic
+from qcore.files import OutputSet, write_bytes_atomic
 from qcore.passes.base import Cancelled
 
 #: Output formats :func:`render` accepts (passed to ``dot`` as ``-T<fmt>``).
@@ -159,7 +159,8 @@ def _first_error_line(stderr: bytes, returncode: int) -> str:
 
 
 
-def export(dot_text: str, path: str | Path, timeout: float | None = 120) -> Path:
+def export(dot_text: str, path: str | Path, timeout: float | None = 120,
+           outputs: OutputSet | None = None) -> Path:
     """Save a graph, choosing the format from the file suffix.
 
     ``.dot`` / ``.gv`` store the DOT text itself and work without Graphviz; ``.svg``, ``.png``,
@@ -169,6 +170,7 @@ def export(dot_text: str, path: str | Path, timeout: float | None = 120) -> Path
         dot_text: The graph in the DOT language.
         path: Destination file; its suffix selects the format.
         timeout: Seconds to wait for ``dot`` when rendering.
+        outputs: Stage the file in this set (its ``commit`` writes it) instead.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -185,6 +187,8 @@ def export(dot_text: str, path: str | Path, timeout: float | None = 120) -> Path
         raise ValueError(f"cannot export to {path.name!r}: use one of these suffixes: {choices}")
     fmt = EXPORT_SUFFIXES[suffix]
     data = dot_text.encode("utf-8") if fmt is None else render(dot_text, fmt, timeout)
+    if outputs is not None:
+        return outputs.add_bytes(path, data)
     return write_bytes_atomic(path, data)
 
 

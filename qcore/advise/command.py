@@ -8,7 +8,7 @@ import sys
 
 from qcore.advise.search import Advice, AdviseSettings, advise
 from qcore.config import ConvertConfig
-from qcore.files import check_output, write_bytes_atomic
+from qcore.files import OutputSet
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,10 +66,12 @@ def run(args: argparse.Namespace) -> int:
     settings = AdviseSettings(min_cosine=args.min_cosine, min_agreement=args.min_agreement,
                               engine=args.engine, threads=args.threads, samples=args.samples,
                               inputs=args.inputs, rounds=args.rounds)
-    out = check_output(args.json, args.quant_model_path) if args.json else None
-    advice = advise(args.quant_model_path, base, settings,
-                    progress=None if args.quiet else _progress)
-    print(text(advice))
-    if out is not None:
-        write_bytes_atomic(out, (json.dumps(advice.to_dict(), indent=2) + "\n").encode())
+    with OutputSet(args.quant_model_path, force=getattr(args, "force", False)) as outputs:
+        out = outputs.plan(args.json) if args.json else None
+        advice = advise(args.quant_model_path, base, settings,
+                        progress=None if args.quiet else _progress)
+        print(text(advice))
+        if out is not None:
+            outputs.add_bytes(out, (json.dumps(advice.to_dict(), indent=2) + "\n").encode())
+            outputs.commit()
     return 0

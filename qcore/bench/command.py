@@ -25,7 +25,7 @@ from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import parse_dims
 from qcore.bench.runner import BenchSettings, run_benchmark
 from qcore.config import ConvertConfig
-from qcore.files import OutputError, check_output, save_model, write_bytes_atomic
+from qcore.files import OutputSet, forget_temporary, register_temporary, save_model
 
 ROLES = ("fp32", "qdq", "int8", "int8-onednn")
 
@@ -170,11 +170,15 @@ def run(args: argparse.Namespace) -> int:
             onnx.load(path, load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - protobuf raises its own error types
             raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    for out in (args.json, args.csv):
-        if out:
-            check_output(out, *models.values())
-            if Path(out).exists() and not args.force:
-                raise OutputError(f"{out} exists; pass --force to replace it")
+    with OutputSet(*models.values(), force=args.force) as outputs:
+        for out in (args.json, args.csv):
+            if out:
+                outputs.plan(out)
+        return _run(args, models, outputs)
+
+
+def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -> int:
+    """The benchmark itself; the reports are written through ``outputs``, all or none."""
     engines = parse_engines(args.engine)
     settings = BenchSettings(
         engines=engines, threads=_threads(args.threads), batch=args.batch, warmup=args.warmup,
@@ -183,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         per_tensor=args.per_tensor)
     progress = None if args.quiet else TerminalProgress()
     with tempfile.TemporaryDirectory(prefix="qcore_bench_") as tmp, _ctrl_c_cancels() as stop:
+        register_temporary(tmp)  # removed on SIGTERM too (qcore.cli)
         notes = []
         if args.quant:
             notes = _convert_missing(args, models, engines, Path(tmp), sys.stderr)
@@ -199,12 +204,16 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if progress:
                 progress.close()
+            forget_temporary(tmp)
     report.notes[:0] = notes
     sys.stdout.write(report.text())
+    written = [out for out in (args.json, args.csv) if out]
     for out, text in ((args.json, report.to_json()), (args.csv, report.to_csv())):
         if out:
-            write_bytes_atomic(out, (text if text.endswith("\n") else text + "\n").encode())
-            print(f"wrote {out}")
+            outputs.add_bytes(out, (text if text.endswith("\n") else text + "\n").encode())
+    outputs.commit()
+    for out in written:
+        print(f"wrote {out}")
     if not any(e.available for e in report.engines):
         raise ValueError("no engine available: " + "; ".join(
             f"{e.name}: {e.reason}" for e in report.engines))

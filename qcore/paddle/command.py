@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,16 +32,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Import, save atomically, print one summary line. Errors propagate as ModelError /
     OutputError for ``qcore.cli.main`` to report."""
-    from qcore.files import OutputError, check_output, save_model
+    from qcore.files import OutputSet
     from qcore.paddle.importer import import_paddle, locate
 
     locate(args.model_dir, args.model_filename, args.params_filename)
-    check_output(args.output, args.model_dir)
-    if Path(args.output).exists() and not args.force:
-        raise OutputError(f"{args.output} exists; pass --force to replace it")
-    model = import_paddle(args.model_dir, args.model_filename, args.params_filename,
-                          out_thresholds=not args.no_out_thresholds)
-    out = save_model(model, args.output, args.model_dir)
+    with OutputSet(args.model_dir, force=args.force) as outputs:
+        out = outputs.plan(args.output)
+        model = import_paddle(args.model_dir, args.model_filename, args.params_filename,
+                              out_thresholds=not args.no_out_thresholds)
+        outputs.add_model(model, out)
+        outputs.commit()
     kinds: dict[str, int] = {}
     for node in model.graph.node:
         kinds[node.op_type] = kinds.get(node.op_type, 0) + 1
