@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -127,6 +128,11 @@ class GraphPanel(QWidget):
         self.view.block_activated.connect(self._on_block)
         self.search.changed.connect(self._search)
         self.search.step.connect(self._step_match)
+        self.search.closed.connect(lambda: self.view.setFocus(Qt.FocusReason.OtherFocusReason))
+        for keys, direction in (("F3", 1), ("Shift+F3", -1)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(lambda d=direction: self._step_match(d))
         self._update_depth_visible()
 
     def add_tool_button(self, button: QToolButton) -> None:

@@ -11,7 +11,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QFont,
+    QMouseEvent,
+    QPainter,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsRectItem,
@@ -21,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.drops import dropped_path
 from app.graph_items import BlockItem, EdgeItem, NodeItem, OpItem, TensorItem
 from app.layout import GraphLayout
 from qcore.ir import Graph, Node
@@ -53,6 +63,7 @@ class GraphView(QGraphicsView):
     op_activated = Signal(int)  # double click
     zoom_changed = Signal(float)
     block_activated = Signal(str)  # double click on a collapsed block
+    path_dropped = Signal(str)  # a model, Paddle folder or config dropped on the graph
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -122,6 +133,26 @@ class GraphView(QGraphicsView):
             self._finish_build()
         else:
             self._build_timer.start()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if dropped_path(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if dropped_path(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = dropped_path(event.mimeData())
+        if path is None:
+            super().dropEvent(event)
+            return
+        event.acceptProposedAction()
+        self.path_dropped.emit(path)
 
     def items_ready(self) -> bool:
         return self._building is None

@@ -21,6 +21,7 @@ from app.about import AboutDialog
 from app.actions import Actions
 from app.compat import MainThreadGC, guard_singletons, prefer_ui_thread
 from app.config_panel import ConfigPanel
+from app.drops import dropped_path
 from app.graph_panel import GraphPanel
 from app.pass_list import PassList
 from app.properties import PropertiesPanel
@@ -34,7 +35,6 @@ from qcore import render
 from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 from qcore.convert import REASON_NOT_QUANT, ConversionResult
-from qcore.paddle import is_paddle_model
 from qcore.summary import conversion_text, model_text
 
 PREVIEW_ABOVE_OPS = 400  # models this big are drawn as loaded while their passes run
@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         panel.selection_cleared.connect(self._update_properties)
         panel.tensor_selected.connect(self._show_tensor)
         panel.view.op_context_menu.connect(self._op_menu)
+        panel.view.path_dropped.connect(self.open_dropped)
         panel.focus_mode_changed.connect(lambda on: self._check_quietly("focus", on))
         panel.diff_mode_changed.connect(lambda on: self._check_quietly("diff", on))
         self.config_panel.op_requested.connect(panel.select_op)
@@ -181,15 +182,17 @@ class MainWindow(QMainWindow):
         self.actions_.set_recent([])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        urls = event.mimeData().urls()
-        if urls and urls[0].isLocalFile() and (
-                urls[0].toLocalFile().lower().endswith((".onnx", ".json"))
-                or is_paddle_model(urls[0].toLocalFile())):
+        if dropped_path(event.mimeData()) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        path = event.mimeData().urls()[0].toLocalFile()
-        event.acceptProposedAction()
+        path = dropped_path(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            self.open_dropped(path)
+
+    def open_dropped(self, path: str) -> None:
+        """A model or config dropped anywhere on the window (the graph view too)."""
         if path.lower().endswith(".json"):
             exports.load_config(self, path)
         else:

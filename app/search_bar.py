@@ -1,4 +1,6 @@
-"""The find field over the graph: id, ``Type(id)``, name or op type; Enter steps to the next."""
+"""The find field over the graph: id, ``Type(id)``, name or op type. Typing selects the first
+match; Enter accepts it and hands the keyboard to the graph (so S skips the op found);
+Shift+Enter, F3 / Shift+F3 and the arrows step through the matches; Escape clears."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ class SearchField(QLineEdit):
 
 
 class SearchBar(QWidget):
-    """Emits ``changed(text)`` while typing and ``step(+1/-1)`` for next / previous match."""
+    """Emits ``changed(text)`` while typing, ``step(+1/-1)`` for next / previous match, and
+    ``closed`` when the user is done with the field (Enter or Escape)."""
 
     changed = Signal(str)
     step = Signal(int)
@@ -41,14 +44,14 @@ class SearchBar(QWidget):
         self.count = QLabel("")
         self.count.setMinimumWidth(64)
         self.count.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.prev_button = self._button("\u25b2", "Previous match (Shift+Enter)", -1)
-        self.next_button = self._button("\u25bc", "Next match (Enter)", 1)
+        self.prev_button = self._button("\u25b2", "Previous match (Shift+F3)", -1)
+        self.next_button = self._button("\u25bc", "Next match (F3)", 1)
         row.addWidget(self.field, 1)
         row.addWidget(self.count)
         row.addWidget(self.prev_button)
         row.addWidget(self.next_button)
         self.field.textChanged.connect(self.changed)
-        self.field.returnPressed.connect(lambda: self.step.emit(1))
+        self.field.returnPressed.connect(self.closed)
         self.field.previous.connect(lambda: self.step.emit(-1))
         self.field.escaped.connect(self._escape)
 

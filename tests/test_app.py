@@ -16,8 +16,9 @@ from pathlib import Path  # noqa: E402
 import onnx  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
 import pytest  # noqa: E402
-from PySide6.QtCore import QMimeData, QPoint, QSize, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSize, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app import graph_panel as graph_panel_module  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
@@ -165,6 +166,53 @@ def test_search_centres_on_matches(qtbot, window: MainWindow) -> None:  # noqa: 
     assert window.graph_panel.view.selected_op() == CONV_ID
     window.graph_panel.search.field.setText("zzz-nothing")
     assert window.graph_panel.search.count.text() == "no match"
+
+
+def test_s_after_a_search_skips_the_op_found(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=TIMEOUT)
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    field = window.graph_panel.search.field
+    assert field.hasFocus()
+    qtbot.keyClicks(field, f"Conv({CONV_ID})")
+    qtbot.keyClick(field, Qt.Key.Key_Return)  # accept the match: the graph has the keys
+    assert window.graph_panel.view.hasFocus()
+    assert window.graph_panel.view.selected_op() == CONV_ID
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_S)
+    assert window.session.skip_ids == {CONV_ID}
+    assert field.text() == f"Conv({CONV_ID})"  # S went to the graph, not into the field
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(field, Qt.Key.Key_Escape)  # Escape clears and gives the graph the keys
+    assert field.text() == "" and window.graph_panel.view.hasFocus()
+
+
+def test_f3_steps_through_the_matches(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    panel = window.graph_panel
+    panel.search.field.setText("Conv")
+    first = panel.view.selected_op()
+    qtbot.keyClick(panel.view, Qt.Key.Key_F3)
+    second = panel.view.selected_op()
+    node = panel.view.ops[second].node
+    assert second != first and "conv" in f"{node.op_type} {node.name}".lower()
+    qtbot.keyClick(panel.view, Qt.Key.Key_F3, Qt.KeyboardModifier.ShiftModifier)
+    assert panel.view.selected_op() == first
+
+
+def test_a_model_dropped_on_the_graph_opens(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QDragEnterEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(FP32_SAMPLE))])
+    viewport = window.graph_panel.view.viewport()
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(viewport, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        QApplication.sendEvent(viewport, drop)
+    assert window.session.path == FP32_SAMPLE
 
 
 def test_zoom_shortcuts(qtbot, window: MainWindow) -> None:  # noqa: ANN001
