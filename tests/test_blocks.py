@@ -23,7 +23,7 @@ from qcore.convert import convert
 from qcore.ir import Graph, from_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_app_big import big_model  # noqa: E402
+
 
 LAYERS = 4
 LAYER = re.compile(r"layer\d+")
@@ -155,8 +155,8 @@ def test_identical_stages_are_the_blocks_that_cover_most() -> None:
 
 
 def test_the_big_chain_matches_the_name_based_blocks() -> None:
-    named = from_onnx(big_model(50))
-    model = big_model(50)
+    named = from_onnx(modelgen.qdq_chain(50))
+    model = modelgen.qdq_chain(50)
     for i, node in enumerate(model.graph.node):
         node.name = f"n{i}"
     graph = from_onnx(model)
