@@ -138,6 +138,8 @@ class Graph:
     name: str = "graph"
     next_id: int = 0
     act_qparams: dict[str, QParams] = field(default_factory=dict)
+    # (op id, tensor) -> params the source quantized that op's input with (its own Q/DQ pair)
+    input_qparams: dict[tuple[int, str], QParams] = field(default_factory=dict)
     weight_qparams: dict[str, QParams] = field(default_factory=dict)
     weight_ints: dict[str, np.ndarray] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -194,6 +196,15 @@ class Graph:
                     result.setdefault(name, []).append(node)
         return result
 
+    def qparams_for(self, node: Node, name: str) -> QParams | None:
+        """The params ``node`` reads ``name`` with: its own quantization of that input in the
+        source (``input_qparams``), else the tensor's (``act_qparams``)."""
+        return self.input_qparams.get((node.id, name)) or self.act_qparams.get(name)
+
+    def source_quantized(self, node: Node, name: str) -> bool:
+        """True when the source model read ``name`` into ``node`` through a Q/DQ pair."""
+        return (node.id, name) in self.input_qparams
+
     def node_by_id(self, node_id: int) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
 
@@ -227,6 +238,11 @@ class Graph:
         """Every consumer of ``old`` reads ``new`` instead."""
         for node in self.nodes:
             node.inputs = [new if name == old else name for name in node.inputs]
+        self._rekey_inputs(old, new)
+
+    def _rekey_inputs(self, old: str, new: str) -> None:
+        for key in [k for k in self.input_qparams if k[1] == old]:
+            self.input_qparams.setdefault((key[0], new), self.input_qparams.pop(key))
 
     def rename_tensor(self, old: str, new: str) -> None:
         """Rename a tensor everywhere: producers, consumers, scales and shape info."""
@@ -236,6 +252,7 @@ class Graph:
         for table in (self.act_qparams, self.tensors):
             if old in table:
                 table[new] = table.pop(old)
+        self._rekey_inputs(old, new)
 
     def copy(self) -> Graph:
         """A copy whose nodes and tables can change freely; arrays are shared (never mutated)."""
@@ -244,6 +261,7 @@ class Graph:
         clone.initializers = dict(self.initializers)
         clone.tensors = dict(self.tensors)
         clone.act_qparams = dict(self.act_qparams)
+        clone.input_qparams = dict(self.input_qparams)
         clone.weight_qparams = dict(self.weight_qparams)
         clone.weight_ints = dict(self.weight_ints)
         clone.opsets = dict(self.opsets)

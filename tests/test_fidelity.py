@@ -192,3 +192,76 @@ def test_calibrated_ranges_are_not_turned_into_clips() -> None:
     assert implied_clamp(params(0.0457, -128, np.int8)) == (0.0, None)
     assert implied_clamp(params(0.0331, 136)) is None  # a calibrated range
     assert implied_clamp(params(0.02, 0, np.int8)) is None  # symmetric
+
+
+# ---- NNCF: Q/DQ on op inputs only --------------------------------------------------------
+
+
+def silu_cnn() -> onnx.ModelProto:
+    """Conv+BN+Relu stem, Conv+SiLU, a residual Add, pointwise and depthwise Convs, head."""
+    b = _Builder(1)
+    x = b.conv("image", 3, 16, 3, "c1", stride=2, gain=1.0)
+    ch = 16
+    gamma, beta = b.rng.uniform(0.5, 1.5, ch), b.rng.normal(0, 0.2, ch)
+    mean, var = b.rng.normal(0, 0.2, ch), b.rng.uniform(0.5, 1.5, ch)
+    bn = [b.const(f"bn.{k}", v.astype(np.float32))
+          for k, v in (("g", gamma), ("b", beta), ("m", mean), ("v", var))]
+    x = b.op("Relu", [b.op("BatchNormalization", [x, *bn], "bn")], "r1")
+    y = b.conv(x, 16, 16, 3, "c2", gain=1.0)
+    y = b.op("Mul", [y, b.op("Sigmoid", [y], "c2.sig")], "c2.silu")
+    x = b.op("Add", [x, y], "res")
+    x = b.op("Relu", [b.conv(x, 16, 32, 1, "c3", gain=1.0)], "r3")
+    x = b.op("Relu", [b.conv(x, 32, 32, 3, "c4", gain=1.0)], "r4")
+    y = b.conv(x, 32, 32, 1, "c5", gain=1.0)
+    x = b.op("Mul", [y, b.op("Sigmoid", [y], "c5.sig")], "c5.silu")
+    b.head(x, 32)
+    return b.model()
+
+
+@pytest.fixture(scope="module")
+def nncf_model() -> tuple[onnx.ModelProto, list[dict], dict]:
+    nncf = pytest.importorskip("nncf")
+    feeds = photos()
+    quant = nncf.quantize(silu_cnn(), nncf.Dataset(feeds))
+    results = {t: convert(quant, ConvertConfig(target=t)) for t in TARGETS}
+    return quant, feeds, results
+
+
+def _convs_with_quantized_input(quant: onnx.ModelProto) -> set[str]:
+    """Names of the Convs whose activation input comes out of a DequantizeLinear."""
+    weights = {i.name for i in quant.graph.initializer}
+    dq_outs = {n.output[0] for n in quant.graph.node
+               if n.op_type == "DequantizeLinear" and n.input[0] not in weights}
+    return {n.name for n in quant.graph.node if n.op_type == "Conv" and n.input[0] in dq_outs}
+
+
+def test_nncf_places_qdq_on_inputs_only_and_every_such_conv_is_int8(nncf_model) -> None:  # noqa: ANN001
+    quant, _, results = nncf_model
+    quantized = _convs_with_quantized_input(quant)
+    assert len(quantized) == 5
+    producers = {o for n in quant.graph.node if n.op_type == "Conv" for o in n.output}
+    readers = {i for n in quant.graph.node if n.op_type == "QuantizeLinear" for i in n.input}
+    assert not producers & readers  # NNCF never quantizes a Conv's output
+    for target, result in results.items():
+        for node in result.decisions:
+            if node.op_type != "Conv" or node.name not in quantized:
+                continue
+            slower = target == "onnxruntime" and SLOWER_IN_INT8 in node.reason
+            assert node.status == "int8" or slower, (target, node.name, node.reason)
+    types = {n.op_type for n in results["onnxruntime"].int8_model().graph.node}
+    assert "ConvInteger" in types  # a Conv with a float output, integer sums
+
+
+SLOWER_IN_INT8 = "slower than float"
+
+
+def test_nncf_int8_models_match_the_quant_model(nncf_model, tmp_path) -> None:  # noqa: ANN001
+    quant, feeds, results = nncf_model
+    ort_int8 = results["onnxruntime"].int8_model()
+    assert worst_cosine(quant, ort_int8, feeds) >= 0.995
+    dnn_int8 = results["onednn"].int8_model()
+    assert worst_cosine(quant, dnn_int8, feeds) >= 0.995
+    for f in feeds[:3]:
+        got, precisions = run_openvino(dnn_int8, f, tmp_path)
+        assert cosine(run_model(quant, f)[0], got) >= 0.995
+    assert len(precisions) == 5 and all(p in ("u8", "i8") for p in precisions.values()), precisions

@@ -11,6 +11,21 @@ class QdqEmitter(EmitterBase):
     """Each INT8 op reads its activations through Q->DQ and its weight through DQ of an int8
     initializer; a quantized output goes through Q->DQ under its original name."""
 
+    def keep_source_qdq(self, node: Node) -> list[Node]:
+        """An FP32 op still reads through Q->DQ every activation input the source quantized
+        for it (OpenVINO may run it in int8, as it would the source model)."""
+        self.out = []
+        inputs = list(node.inputs)
+        for index, name in enumerate(node.inputs):
+            if name and self.g.source_quantized(node, name):
+                params = self.g.qparams_for(node, name)
+                q, scale, zp = self.quantize(name, params)
+                inputs[index] = self.g.unique_name(f"{name}_dequantized")
+                self.dequantize(q, scale, zp, inputs[index], params)
+        node.inputs = inputs
+        self.out.append(node)
+        return self.out
+
     def emit(self, node: Node) -> list[Node]:
         self.out = []
         g = self.g
@@ -24,8 +39,8 @@ class QdqEmitter(EmitterBase):
                 scale, zp = self.params_inputs(name, params)
                 inputs[index] = g.unique_name(f"{name}_dequantized")
                 self.dequantize(q, scale, zp, inputs[index], params)
-            elif name in g.act_qparams:
-                params = g.act_qparams[name]
+            elif g.qparams_for(node, name) is not None:
+                params = g.qparams_for(node, name)
                 q, scale, zp = self.quantize(name, params)
                 inputs[index] = g.unique_name(f"{name}_dequantized")
                 self.dequantize(q, scale, zp, inputs[index], params)

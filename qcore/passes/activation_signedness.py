@@ -35,21 +35,32 @@ class ActivationSignedness(Pass):
         g = ctx.graph
         non_negative = _non_negative_outputs(g)
         shift = ctx.config.target == "onnxruntime"
-        unsigned = shifted = 0
+        counts = {"unsigned": 0, "shifted": 0}
         for tensor, params in list(g.act_qparams.items()):
-            if params.dtype != np.int8 or params.per_channel:
-                continue
-            if tensor in non_negative and int(params.zero_point) == 0:
-                new = QParams(params.scale, np.zeros_like(params.zero_point, np.uint8))
-                unsigned += 1
-            elif not shift:
-                continue
-            else:
-                zp = params.zero_point.astype(np.int32) + 128
-                new = QParams(params.scale, zp.astype(np.uint8))
-                shifted += 1
-            g.act_qparams[tensor] = new
+            new = _retyped(params, tensor in non_negative, shift, counts)
+            if new is not None:
+                g.act_qparams[tensor] = new
+        for key, params in list(g.input_qparams.items()):
+            new = _retyped(params, key[1] in non_negative, shift, {})
+            if new is not None:
+                g.input_qparams[key] = new
         return PassResult(
-            modified=bool(unsigned or shifted),
-            summary=f"{unsigned} unsigned after activation, {shifted} shifted s8->u8",
+            modified=bool(counts["unsigned"] or counts["shifted"]),
+            summary=f"{counts['unsigned']} unsigned after activation, "
+            f"{counts['shifted']} shifted s8->u8",
         )
+
+
+def _retyped(params: QParams, non_negative: bool, shift: bool,
+             counts: dict[str, int]) -> QParams | None:
+    """The uint8 form of int8 ``params`` (None to keep them)."""
+    if params.dtype != np.int8 or params.per_channel:
+        return None
+    if non_negative and int(params.zero_point) == 0:
+        counts["unsigned"] = counts.get("unsigned", 0) + 1
+        return QParams(params.scale, np.zeros_like(params.zero_point, np.uint8))
+    if not shift:
+        return None
+    counts["shifted"] = counts.get("shifted", 0) + 1
+    zp = params.zero_point.astype(np.int32) + 128
+    return QParams(params.scale, zp.astype(np.uint8))

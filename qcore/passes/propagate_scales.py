@@ -51,7 +51,7 @@ class PropagateScales(Pass):
                     if src in params:
                         for out in outs:
                             if out not in params:
-                                params[out] = params[src]
+                                params[out] = g.qparams_for(node, src)
                                 filled += 1
                                 changed = True
                     elif outs and outs[0] in params:

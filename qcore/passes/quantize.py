@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from qcore.emit.onednn import QdqEmitter
 from qcore.emit.onnxruntime import OrtEmitter
+from qcore.ir import Node
 from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.quantize_placement import MOVEMENT_OPS, REASON_NOT_SELECTED, REASON_SKIPPED
+
+
+def _keeps_source_qdq(node: Node) -> bool:
+    """An FP32 compute op that no user choice made FP32 (on ``onednn`` it keeps the Q/DQ
+    the source put on its inputs)."""
+    return (node.status == "fp32" and node.op_type not in MOVEMENT_OPS
+            and node.reason not in (REASON_SKIPPED, REASON_NOT_SELECTED))
 
 
 class Quantize(Pass):
     """Paddle ``cpu_quantize_pass``: each INT8 op gets QuantizeLinear on its inputs and
-    DequantizeLinear on its outputs, in the form of the chosen target."""
+    DequantizeLinear on its outputs, in the form of the chosen target. On ``onednn``, FP32
+    ops keep the Q/DQ pairs the source put on their inputs unless the user chose FP32."""
 
     name = "quantize"
 
@@ -22,6 +32,8 @@ class Quantize(Pass):
             if node.status == "int8":
                 nodes.extend(emitter.emit(node))
                 count += 1
+            elif isinstance(emitter, QdqEmitter) and _keeps_source_qdq(node):
+                nodes.extend(emitter.keep_source_qdq(node))
             else:
                 nodes.append(node)
         g.nodes = nodes

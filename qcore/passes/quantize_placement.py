@@ -51,9 +51,12 @@ def _slow_on_target(g: Graph, node: Node, target: str) -> str:
     return ""
 
 
-def _input_reason(g: Graph, node: Node) -> str | None:
+def _input_reason(g: Graph, node: Node, target: str = "onnxruntime") -> str | None:
     """Why the inputs of ``node`` rule out its INT8 form: a weight or bias that is not
-    constant, or a tensor whose scale the INT8 form needs but the model lacks."""
+    constant, or a tensor whose scale the INT8 form needs but the model lacks. Conv, Gemm
+    and MatMul need no output scale (their output then stays float); on ``onednn`` no op
+    does when the source quantized each of its activation inputs itself (NNCF's placement:
+    OpenVINO reads those Q/DQ pairs as they are)."""
     acts = [n for n in node.inputs if n and n not in g.initializers]
     if node.op_type in ("Conv", "Gemm") or (
         node.op_type == "MatMul" and node.inputs[1] in g.initializers
@@ -65,9 +68,7 @@ def _input_reason(g: Graph, node: Node) -> str | None:
         bias = node.inputs[2] if len(node.inputs) > 2 else ""
         if bias and bias not in g.initializers:
             return f"bias {bias} is not constant"
-        needed = [node.inputs[0]]
-        if node.op_type == "Conv":
-            needed.append(node.outputs[0])
+        needed = [node.inputs[0]]  # without an output scale the output stays float
     elif node.op_type == "MatMul":
         needed = acts
     elif node.op_type in ("Add", "Mul") or node.op_type == "Concat":
@@ -76,10 +77,15 @@ def _input_reason(g: Graph, node: Node) -> str | None:
         needed = [node.inputs[0]]
     else:
         needed = [node.inputs[0], node.outputs[0]]
+    outputs_optional = target == "onednn" and bool(acts) and all(
+        g.source_quantized(node, name) for name in acts)
+    if outputs_optional:
+        needed = [name for name in needed if name in node.inputs]
     for name in needed:
-        if name not in g.act_qparams:
+        params = g.qparams_for(node, name) if name in node.inputs else g.act_qparams.get(name)
+        if params is None:
             return f"missing scale: no scale for tensor {name}"
-        if g.act_qparams[name].per_channel:
+        if params.per_channel:
             return f"missing scale: per-channel activation scale on {name}"
     return None
 
@@ -97,7 +103,7 @@ def _static_reason(ctx: Context, node: Node) -> str:
         return REASON_SKIPPED
     if node.op_type == "Gemm" and (node.attrs.get("transA", 0) or g.rank(node.inputs[0]) != 2):
         return "Gemm with transposed or non-2-D input"
-    missing = _input_reason(g, node)
+    missing = _input_reason(g, node, cfg.target)
     if missing:
         return missing
     return _slow_on_target(g, node, cfg.target)

@@ -120,8 +120,21 @@ def _clamp_copy(g: Graph, producer: Node, tensor: str, params: QParams) -> str:
     return clamped
 
 
+def tightest(chain: list[QParams]) -> QParams:
+    """What a chain of Q/DQ pairs (last applied first) leaves: the clamp of the narrowest
+    range, on its grid (the last pair of that width when several are equally narrow)."""
+    return min(enumerate(chain), key=lambda item: (_width(item[1]), item[0]))[1]
+
+
+def _width(params: QParams) -> float:
+    low, high = params.real_range() if not params.per_channel else (0.0, float("inf"))
+    return high - low
+
+
 class RemoveFakeOps(Pass):
-    """Readers of the DequantizeLinear output read the QuantizeLinear input instead.
+    """Readers of the DequantizeLinear output read the QuantizeLinear input instead, and
+    ``input_qparams`` keeps, per reader, the params that pair quantized it with (a tensor
+    quantized two ways stays so: each reader keeps its own).
 
     A quantizer clamps to its range. Where that range stands for an activation an exporter
     dropped (ONNX Runtime drops Relu and Clip in front of an asymmetric quantizer: its range
@@ -137,28 +150,30 @@ class RemoveFakeOps(Pass):
         restored = restore_clamps(g)
         producers = g.producers()
         outputs = set(g.output_names)
-        alias: dict[str, str] = {}
+        pairs: dict[str, tuple[str, QParams]] = {}  # DQ output -> (Q input, its params)
         doomed = []
         at_outputs = []
         for dq in g.nodes:
             if dq.op_type != "DequantizeLinear" or dq.status != "fake":
                 continue
             quant = producers.get(dq.inputs[0])
-            if quant is None or quant.op_type != "QuantizeLinear":
+            params = qparams_of(g, quant) if quant is not None else None
+            if quant is None or quant.op_type != "QuantizeLinear" or params is None:
                 continue
             if dq.outputs[0] in outputs:
                 at_outputs.append((dq, quant))
             else:
-                alias[dq.outputs[0]] = quant.inputs[0]
+                pairs[dq.outputs[0]] = (quant.inputs[0], params)
                 doomed.append(dq)
-
-        def resolve(name: str) -> str:
-            while name in alias:
-                name = alias[name]
-            return name
-
         for node in g.nodes:
-            node.inputs = [resolve(name) for name in node.inputs]
+            for index, name in enumerate(node.inputs):
+                chain = []
+                while name in pairs:
+                    name, params = pairs[name]
+                    chain.append(params)
+                if chain:
+                    node.inputs[index] = name
+                    g.input_qparams.setdefault((node.id, name), tightest(chain))
         g.remove_nodes(doomed)
         removed = len(doomed)
         for dq, quant in at_outputs:
