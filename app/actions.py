@@ -149,7 +149,7 @@ class Actions:
         menu = self.recent_menu
         menu.clear()
         for i, path in enumerate(files):
-            action = menu.addAction(f"&{i + 1}  {Path(path).name}" if i < 9 else Path(path).name)
+            action = menu.addAction(recent_label(path, i))
             action.setToolTip(path)
             action.setStatusTip(path)
             action.triggered.connect(lambda _=False, p=path: self.window.open_model(p))
@@ -158,3 +158,18 @@ class Actions:
             menu.addAction("Clear list", self.window.clear_recent)
         menu.setEnabled(bool(files))
 
+
+def recent_label(path: str, index: int, folder_chars: int = 60) -> str:
+    """``&1  model.onnx   ~/models/resnet``: the name, then its folder (home as ``~``, long
+    folders shortened in the middle), so files of the same name can be told apart."""
+    file = Path(path)
+    folder = str(file.parent)
+    home = str(Path.home())
+    if folder == home or folder.startswith(home + "/"):
+        folder = "~" + folder[len(home):]
+    if len(folder) > folder_chars:
+        keep = folder_chars - 1
+        folder = folder[:keep // 3] + "\u2026" + folder[-(keep - keep // 3):]
+    name = file.name.replace("&", "&&")
+    prefix = f"&{index + 1}  " if index < 9 else ""
+    return f"{prefix}{name}   {folder.replace('&', '&&')}"

@@ -366,6 +366,18 @@ def test_about_lists_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dict(versions())["Graphviz dot"] == "not installed"
 
 
+def test_recent_files_show_their_folders() -> None:
+    from app.actions import recent_label
+
+    home = Path.home()
+    one, two = home / "a" / "qdq.onnx", Path("/data/b&c/qdq.onnx")
+    assert recent_label(str(one), 0) == "&1  qdq.onnx   ~/a"
+    assert recent_label(str(two), 9) == "qdq.onnx   /data/b&&c"  # & is not a mnemonic
+    deep = Path("/" + "/".join(f"folder{i}" for i in range(30))) / "m.onnx"
+    label = recent_label(str(deep), 1)
+    assert len(label) < 80 and "\u2026" in label and label.endswith("folder29")
+
+
 def test_command_line() -> None:
     from app.__main__ import parse_args
 
@@ -405,7 +417,8 @@ def test_settings_are_remembered(qtbot, make_window, messages: list) -> None:  #
     again = make_window()
     assert again.size() == saved != QSize(1560, 980)  # not the first-start default
     assert again.settings.recent_files()[0].endswith("cnn_qdq.onnx")
-    assert again.actions_.recent_menu.actions()[0].text().endswith("cnn_qdq.onnx")
+    label = again.actions_.recent_menu.actions()[0].text()
+    assert label.startswith("&1  cnn_qdq.onnx") and label.endswith(str(SAMPLE.parent)[-20:])
     assert not again.actions_["legend"].isChecked() and again.graph_panel.legend.isHidden()
     again.close()
 
