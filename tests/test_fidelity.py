@@ -265,3 +265,68 @@ def test_nncf_int8_models_match_the_quant_model(nncf_model, tmp_path) -> None:  
         got, precisions = run_openvino(dnn_int8, f, tmp_path)
         assert cosine(run_model(quant, f)[0], got) >= 0.995
     assert len(precisions) == 5 and all(p in ("u8", "i8") for p in precisions.values()), precisions
+
+
+# ---- issue 15: opset-21 output_dtype; one tensor quantized two ways ---------------------
+
+
+def _qdq_nodes(b: _Builder, x: str, name: str, scale: float, zp: int | None,
+               dtype: type = np.uint8, **q_attrs) -> str:
+    """x -> QuantizeLinear -> DequantizeLinear; without ``zp`` no zero-point input at all."""
+    inputs = [x, b.const(f"{name}.s", np.array(scale, np.float32))]
+    if zp is not None:
+        inputs.append(b.const(f"{name}.z", np.array(zp, dtype)))
+    q = b.op("QuantizeLinear", inputs, f"{name}.q", **q_attrs)
+    return b.op("DequantizeLinear", [q, *inputs[1:]], f"{name}.dq")
+
+
+def _weighted_conv(b: _Builder, x: str, name: str, cin: int = 3, cout: int = 16) -> str:
+    """A 1x1 Conv (ONNX Runtime runs it INT8) with an int8 per-tensor weight through DQ."""
+    w = b.rng.integers(-127, 128, (cout, cin, 1, 1)).astype(np.int8)
+    wq = b.op("DequantizeLinear", [b.const(f"{name}.wq", w),
+                                   b.const(f"{name}.ws", np.array(0.01, np.float32))],
+              f"{name}.w")
+    y = b.op("Conv", [x, wq], name)
+    return _qdq_nodes(b, y, f"{name}.out", 0.08, 128)
+
+
+def _two_way_model(kind: str) -> onnx.ModelProto:
+    b = _Builder(3)
+    if kind == "output_dtype":  # opset 21: signed int8 from output_dtype, no zero point
+        y = _weighted_conv(b, _qdq_nodes(b, "image", "x", 0.02, None,
+                                         output_dtype=TensorProto.INT8), "conv")
+    elif kind == "two_consumers":  # a wide and a narrow pair on the same tensor
+        a = _weighted_conv(b, _qdq_nodes(b, "image", "wide", 0.02, 128), "a")
+        c = _weighted_conv(b, _qdq_nodes(b, "image", "narrow", 0.004, 128), "c")
+        y = b.op("Add", [a, c], "sum")
+    else:  # a chain: wide Q/DQ, then narrow Q/DQ of its output
+        x = _qdq_nodes(b, _qdq_nodes(b, "image", "wide", 0.02, 128), "narrow", 0.004, 128)
+        y = _weighted_conv(b, x, "conv")
+    b.op("GlobalAveragePool", [y], "gap")
+    b.nodes[-1].output[0] = "out"
+    graph = helper.make_graph(
+        b.nodes, kind,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, IMAGE, IMAGE])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 16, 1, 1])], b.inits)
+    opset = 21 if kind == "output_dtype" else 13
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10 if opset == 21 else 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("kind", ["output_dtype", "two_consumers", "chain"])
+def test_each_reader_keeps_its_own_quantization(kind, target) -> None:  # noqa: ANN001
+    quant = _two_way_model(kind)
+    result = convert(quant, ConvertConfig(target=target))
+    convs = [n for n in result.decisions if n.op_type == "Conv"]
+    assert convs and all(n.status == "int8" for n in convs), [n.reason for n in convs]
+    assert worst_cosine(quant, result.int8_model(), photos()) >= 0.9999
+    assert worst_cosine(quant, result.fp32_model(), photos()[:1]) > 0.5  # runs
+
+
+def test_output_dtype_int8_is_read_as_signed() -> None:
+    result = convert(_two_way_model("output_dtype"), ConvertConfig(target="onednn"))
+    params = result.snapshots[1].graph.act_qparams["image"]
+    assert params.dtype == np.int8 and int(params.zero_point) == 0

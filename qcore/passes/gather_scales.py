@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 from onnx import TensorProto
 
+from qcore.ir import Node, QParams
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import qparams_of
 
@@ -38,7 +40,8 @@ class GatherScales(Pass):
             if quant is None or quant.op_type != "QuantizeLinear":
                 continue
             q_params = qparams_of(g, quant)
-            if q_params is None or not q_params.same_as(params):
+            if q_params is None or not (q_params.same_as(params) or _both_implicit(
+                    quant, node, q_params, params)):
                 continue
             info = g.tensors.get(quant.inputs[0])
             if info is not None and info.elem_type not in FLOAT_TYPES:
@@ -52,3 +55,10 @@ class GatherScales(Pass):
             modified=bool(acts or weights),
             summary=f"{acts} activation scales, {weights} weight scales",
         )
+
+
+def _both_implicit(quant: Node, dq: Node, q_params: QParams, dq_params: QParams) -> bool:
+    """Neither op has a zero-point input and the scales are equal: the DequantizeLinear reads
+    the QuantizeLinear's own type (whatever shape inference could tell), so the pair matches."""
+    no_zp = all(len(n.inputs) < 3 or not n.inputs[2] for n in (quant, dq))
+    return no_zp and bool(np.array_equal(q_params.scale, dq_params.scale))

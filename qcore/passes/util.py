@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto, helper
 
 from qcore.ir import Graph, Node, QParams
 
@@ -21,10 +22,11 @@ def qparams_of(graph: Graph, node: Node) -> QParams | None:
         if zp_name not in graph.initializers:
             return None
         zp = graph.initializers[zp_name]
-    elif node.op_type == "DequantizeLinear" and node.inputs[0] in graph.initializers:
-        zp = np.zeros_like(scale, dtype=graph.initializers[node.inputs[0]].dtype)
     else:
-        zp = np.zeros_like(scale, dtype=np.uint8)
+        dtype = implicit_zero_point_dtype(graph, node)
+        if dtype is None:
+            return None
+        zp = np.zeros_like(scale, dtype=dtype)
     axis = node.attrs.get("axis", 1) if scale.size > 1 else None
     if node.attrs.get("block_size"):
         return None
@@ -38,6 +40,22 @@ def qparams_of(graph: Graph, node: Node) -> QParams | None:
     elif zp.size == scale.size:
         zp = zp.reshape(scale.shape)
     return QParams(scale, zp, axis)
+
+
+def implicit_zero_point_dtype(graph: Graph, node: Node) -> np.dtype | None:
+    """The integer type of a Q/DQ without a zero-point input: a QuantizeLinear's
+    ``output_dtype`` (opset 21; uint8 when absent), a DequantizeLinear's input type."""
+    if node.op_type == "QuantizeLinear":
+        code = int(node.attrs.get("output_dtype", 0) or TensorProto.UINT8)
+    elif node.inputs[0] in graph.initializers:
+        return graph.initializers[node.inputs[0]].dtype
+    else:
+        info = graph.tensors.get(node.inputs[0])
+        code = info.elem_type if info is not None and info.elem_type else TensorProto.UINT8
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(code))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _check_shapes(graph: Graph, node: Node, scale: np.ndarray, zp: np.ndarray,
