@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QPainter, QPen, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from app.graph_items import CHANGED_COLOR, PENDING_COLOR, SEARCH_COLOR, SQNR_COLOURS
@@ -50,9 +50,11 @@ class LegendWidget(QFrame):
         row.setSpacing(4)
         for name, colour, meaning in LEGEND:
             self._add(row, Swatch(colour, OP_BORDER, False), SHORT.get(name, meaning), meaning)
+        self.core_width = row.sizeHint().width()  # the statuses: always shown
         row.addSpacing(10)
+        self.extras: list[QWidget] = []  # the outlines and the SQNR note: hidden when narrow
         for fill, border, dashed, text, tip in EXTRA:
-            self._add(row, Swatch(fill, border, dashed), text, tip)
+            self.extras += self._add(row, Swatch(fill, border, dashed), text, tip)
         row.addSpacing(10)
         sqnr = "SQNR badge: " + ", ".join(f"< {limit:.0f} dB" for limit, _ in SQNR_COLOURS)
         label = QLabel("dB = SQNR")
@@ -60,10 +62,12 @@ class LegendWidget(QFrame):
         label.setToolTip(sqnr + " are red, orange, yellow; green is fine (after Benchmark)")
         label.setMinimumWidth(label.sizeHint().width())
         row.addWidget(label)
+        self.extras.append(label)
         row.addStretch(1)
+        self.full_width = row.sizeHint().width()
 
     @staticmethod
-    def _add(row: QHBoxLayout, swatch: Swatch, text: str, tip: str) -> None:
+    def _add(row: QHBoxLayout, swatch: Swatch, text: str, tip: str) -> list[QWidget]:
         label = QLabel(text)
         label.setObjectName("legendText")
         label.setMinimumWidth(label.sizeHint().width())
@@ -71,3 +75,11 @@ class LegendWidget(QFrame):
             widget.setToolTip(tip)
             row.addWidget(widget)
         row.addSpacing(8)
+        return [swatch, label]
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Too narrow for every swatch: keep the statuses, never draw labels over others."""
+        super().resizeEvent(event)
+        narrow = event.size().width() < self.full_width
+        for widget in self.extras:
+            widget.setHidden(narrow)

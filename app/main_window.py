@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import exports
+from app import exports, window_fit
 from app.about import AboutDialog
 from app.actions import Actions
 from app.compat import MainThreadGC, guard_singletons, prefer_ui_thread
@@ -36,6 +36,8 @@ from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 from qcore.convert import REASON_NOT_QUANT, ConversionResult
 from qcore.summary import conversion_text, model_text
+from qcore.verify import VerifyReport
+from qcore.verify_command import report_text, verdict
 
 PREVIEW_ABOVE_OPS = 400  # models this big are drawn as loaded while their passes run
 
@@ -60,6 +62,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobPool(self)
         shared_runner()  # start the conversion process now: its imports overlap the UI's
         self._previewed: Path | None = None  # the model whose preview is shown, if any
+        self.verify_report: VerifyReport | None = None  # the last `Verify passes` result
         self._build_widgets()
         self.actions_ = Actions(self)
         self.actions_.build_menus([d.toggleViewAction() for d in self.docks])
@@ -115,6 +118,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         panel, session = self.graph_panel, self.session
         self.pass_list.snapshot_selected.connect(panel.set_snapshot)
+        self.pass_list.drift_op_clicked.connect(self._show_drifting_op)
         panel.snapshot_shown.connect(self._update_properties)
         panel.op_selected.connect(lambda _: self._update_properties())
         panel.selection_cleared.connect(self._update_properties)
@@ -132,10 +136,18 @@ class MainWindow(QMainWindow):
         session.result_changed.connect(self._update_enabled)
 
     def _restore(self) -> None:
-        self.resize(1560, 980)
+        available = self._available()
+        width, height = window_fit.first_size(available)
+        config, results = self.docks[2:]
+        if window_fit.stack_bottom_docks(width, config.minimumSizeHint().width(),
+                                         results.minimumSizeHint().width()):
+            self.tabifyDockWidget(config, results)  # a remembered layout may undo it
+            config.raise_()
+        self.resize(width, height)
         geometry, state = self.settings.geometry(), self.settings.window_state()
         if geometry is not None:
-            self.restoreGeometry(geometry)
+            self.restoreGeometry(geometry)  # then shrunk if this screen is smaller
+            self.resize(*window_fit.fitted((self.width(), self.height()), available))
         self._sized = state is not None and self.restoreState(state)
         self.actions_["legend"].setChecked(bool(self.settings.value("legend", True)))
         self.actions_["changes"].setChecked(bool(self.settings.value("changes", True)))
@@ -146,12 +158,21 @@ class MainWindow(QMainWindow):
             self._sized = True
             QTimer.singleShot(0, self._default_dock_sizes)
 
+    def _available(self) -> tuple[int, int]:
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        area = screen.availableGeometry()
+        return area.width(), area.height()
+
     def _default_dock_sizes(self) -> None:
-        width = self.width()
-        self.resizeDocks(self.docks[:2], [280, 350], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks[2]], [290], Qt.Orientation.Vertical)
-        self.resizeDocks(self.docks[2:], [int(width * 0.36), int(width * 0.64)],
+        """First start: docks sized to the window (the bottom two may be tabbed)."""
+        config, results = self.docks[2:]
+        sizes = window_fit.dock_sizes(self.width(), self.height())
+        self.resizeDocks(self.docks[:2], [sizes.passes, sizes.properties],
                          Qt.Orientation.Horizontal)
+        self.resizeDocks([config], [sizes.bottom], Qt.Orientation.Vertical)
+        if not self.tabifiedDockWidgets(config):
+            self.resizeDocks([config, results], [sizes.configuration, sizes.results],
+                             Qt.Orientation.Horizontal)
 
     # ---- messages -------------------------------------------------------------------------
     def log(self, text: str, level: str = "info") -> None:
@@ -318,6 +339,37 @@ class MainWindow(QMainWindow):
         self.results.show_tab("Advisor")
         return self.runner.run(job, "Advising")
 
+    # ---- verify ---------------------------------------------------------------------------
+    def verify(self) -> Job | None:
+        """Run ``qcore verify`` on the converted model (generated inputs) in the background."""
+        if not self._ready_for_job() or self.session.path is None:
+            return None
+        result = self.session.result
+        job = Job(shared_runner().call, "qcore.verify:verify", self.session.path,
+                  result.config, name="verify")
+        job.signals.result.connect(self._verified)
+        self.log(f"Verifying every pass of {self.session.path.name} (target "
+                 f"{result.config.target}, generated inputs)")
+        return self.runner.run(job, "Verifying")
+
+    def _verified(self, report: VerifyReport) -> None:
+        self.verify_report = report
+        self.pass_list.set_verify(report)
+        self.log(report_text(report).rstrip(), "ok" if report.ok else "warn")
+        self.status(verdict(report))
+
+    def _show_drifting_op(self, row: int, op_id: int) -> None:
+        """Show the drifting pass (or the one before it, for an op the pass removed) with the
+        op selected."""
+        snaps = self.session.snapshots
+        graph = snaps[row].graph
+        if graph.node_by_id(op_id) is None and not any(
+                f.endswith(f"({op_id})") for n in graph.nodes for f in n.fused) and row > 0:
+            row -= 1
+        self.pass_list.setCurrentRow(row)
+        self.graph_panel.select_op(op_id)
+        self._update_properties()
+
     # ---- running jobs ---------------------------------------------------------------------
     @property
     def run_job(self) -> Job | None:
@@ -334,7 +386,7 @@ class MainWindow(QMainWindow):
         has_result = self.session.result is not None
         busy = self.runner.busy
         for name in ("save_int8", "save_fp32", "export_snapshot", "export_all", "bench",
-                     "convert", "advise"):
+                     "convert", "advise", "verify"):
             self.actions_[name].setEnabled(has_result and not busy)
         self.actions_["open"].setEnabled(not busy)
         self.actions_["cancel"].setEnabled(busy)
