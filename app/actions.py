@@ -62,6 +62,9 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
     "advise": ("Run &advisor", ("Ctrl+Shift+A",), "",
                "Search which ops to keep FP32 for the fastest model within the accuracy bound "
                "(Results \u203a Advisor)", "run_advisor"),
+    "verify": ("&Verify passes", ("Ctrl+Shift+V",), "",
+               "Run the source and every snapshot on the same inputs; the pass list shows each "
+               "pass's drift and the first op that drifts (qcore verify)", "verify"),
     "cancel": ("C&ancel", ("Ctrl+.",), "cancel", "Stop the running job", "cancel_job"),
     "about": ("&About Quant Inspector", (), "", "Versions and license", "about"),
 }
@@ -113,7 +116,7 @@ class Actions:
             "&Edit": ["find", "toggle_skip", "copy_id"],
             "&View": ["zoom_in", "zoom_out", "fit", "actual", "-", "prev_pass", "next_pass",
                       "-", "changes", "sqnr", "legend", "focus", "diff", "-", *docks],
-            "&Run": ["convert", "bench", "advise", "cancel"],
+            "&Run": ["convert", "bench", "advise", "verify", "cancel"],
             "&Help": ["about"],
         }
         for title, entries in groups.items():

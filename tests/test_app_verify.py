@@ -1,0 +1,93 @@
+"""Run > Verify passes: each pass row shows its drift, and a click selects the drifting op."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from importlib import import_module  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from app import main_window as main_window_module  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from app.pass_list import ROLE_DRIFT, ROLE_DRIFT_OP, ROLE_DRIFT_STATUS  # noqa: E402
+from qcore.passes.compute_weight_scales import ComputeWeightScales  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
+TIMEOUT = 60000
+
+
+class InProcessRunner:
+    """Runs the child's qcore functions in this process, so a monkeypatched pass applies."""
+
+    def call(self, name: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        module, _, attr = name.partition(":")
+        return getattr(import_module(module), attr)(*args, **kwargs)
+
+
+@pytest.fixture
+def window(qtbot, make_window, messages: list) -> MainWindow:  # noqa: ANN001
+    from qcore import render
+
+    if render.find_dot() is None:
+        pytest.skip("Graphviz 'dot' is not installed: the graph view cannot lay out")
+    win = make_window()
+    with qtbot.waitSignals([win.job_finished, win.graph_panel.snapshot_shown], timeout=TIMEOUT):
+        win.open_model(SAMPLE)
+    yield win
+    win.close()
+
+
+def _verify(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT,
+                          check_params_cb=lambda name, ok: name == "verify") as blocker:
+        window.actions_["verify"].trigger()
+    assert blocker.args == ["verify", True]
+
+
+def test_verify_shows_every_pass_drift(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    assert window.actions_["verify"].isEnabled()
+    _verify(qtbot, window)
+    report = window.verify_report
+    assert report is not None and report.ok
+    items = [window.pass_list.item(i) for i in range(window.pass_list.count())]
+    assert len(report.rows) == len(items) == len(window.session.snapshots)
+    for item in items:
+        assert item.data(ROLE_DRIFT).startswith("\u2713 cos "), item.data(ROLE_DRIFT)
+        assert item.data(ROLE_DRIFT_STATUS) == "ok" and item.data(ROLE_DRIFT_OP) is None
+        assert "verify: ok" in item.toolTip()
+
+
+def test_a_click_selects_the_drifting_op(qtbot, window: MainWindow, monkeypatch,
+                                         ) -> None:  # noqa: ANN001
+    original = ComputeWeightScales.apply
+    planted: list[int] = []
+
+    def scale_one_weight(self, ctx):  # noqa: ANN001, ANN202
+        result = original(self, ctx)
+        conv = next(n for n in ctx.graph.nodes if n.name == "res.a1.conv")
+        ctx.graph.initializers[conv.inputs[1]] = ctx.graph.initializers[conv.inputs[1]] * 1.5
+        planted.append(conv.id)
+        return result
+
+    monkeypatch.setattr(ComputeWeightScales, "apply", scale_one_weight)
+    monkeypatch.setattr(main_window_module, "shared_runner", InProcessRunner)
+    _verify(qtbot, window)
+    failed = window.verify_report.failed
+    assert failed is not None and failed.name == "compute_weight_scales"
+    row = next(i for i, s in enumerate(window.session.snapshots) if s.name == failed.name)
+    item = window.pass_list.item(row)
+    assert item.data(ROLE_DRIFT_STATUS) == "drift" and item.data(ROLE_DRIFT_OP) == planted[0]
+    assert window.pass_list.item(row + 1).data(ROLE_DRIFT).startswith("\u2013 not checked")
+    window.pass_list.scrollToItem(item)
+    with qtbot.waitSignal(window.graph_panel.snapshot_shown, timeout=TIMEOUT):
+        qtbot.mouseClick(window.pass_list.viewport(), Qt.MouseButton.LeftButton,
+                         pos=window.pass_list.drift_line_centre(row))
+    assert window.pass_list.currentRow() == row
+    assert window.graph_panel.current_op == planted[0]
+    assert window.graph_panel.view.selected_op() == planted[0]
