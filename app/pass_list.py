@@ -26,7 +26,8 @@ ROLE_DRIFT = Qt.ItemDataRole.UserRole + 5  # the verify line: text
 ROLE_DRIFT_STATUS = Qt.ItemDataRole.UserRole + 6  # its Status value
 ROLE_DRIFT_OP = Qt.ItemDataRole.UserRole + 7  # the first drifting op id, if any
 
-DRIFT_COLOURS = {Status.OK.value: "#2e7d32", Status.DRIFT.value: "#c62828",
+DRIFT_COLOURS = {Status.OK.value: "#2e7d32", Status.ROUNDING.value: "#b26a00",
+                 Status.DRIFT.value: "#c62828",
                  Status.NOT_RUNNABLE.value: "#c62828"}
 
 
@@ -44,6 +45,8 @@ def drift_text(row: PassCheck) -> str:
         figures = f"cos {diff.cosine:.7f} \u00b7 err {error}"
     if row.status == Status.OK:
         return f"\u2713 {figures}"
+    if row.status == Status.ROUNDING:
+        return f"\u2248 {figures} (rounding flips)"
     op = row.first_op
     return "\u2717 " + (f"{op.label} \u203a " if op else "drift ") + figures
 

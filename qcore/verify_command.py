@@ -32,8 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "default: generated N(0, 1) data fitted to the input shapes")
     p.add_argument("--float-model", dest="float_model",
                    help="the float model: also print every snapshot's cosine against it")
-    p.add_argument("--target", choices=TARGETS, default="onnxruntime",
-                   help="the INT8 form checked after quantize")
+    p.add_argument("--target", choices=TARGETS, default=None,
+                   help="the INT8 form checked after quantize (default: onnxruntime, or onednn "
+                   "with --engine openvino)")
     p.add_argument("--engine", default="onnxruntime",
                    help="engine for the INT8 snapshots: onnxruntime or openvino (alias onednn); "
                    "the source and the snapshots before quantize run on ONNX Runtime")
@@ -80,10 +81,14 @@ def run(args: argparse.Namespace) -> int:
     engines = parse_engines(args.engine)
     if len(engines) != 1:
         raise ValueError("--engine takes one engine")
+    target = args.target or ("onednn" if engines[0] == "openvino" else "onnxruntime")
+    if engines[0] == "openvino" and target != "onednn":
+        raise ValueError("OpenVINO cannot read the onnxruntime target's com.microsoft ops: "
+                         "use --target onednn with --engine openvino")
     tolerance = Tolerance(_bound(args.min_cosine, args.max_error, "--min-cosine/--max-error"),
                           _bound(args.int8_min_cosine, args.int8_max_error,
                                  "--int8-min-cosine/--int8-max-error"))
-    config = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip, args.target)
+    config = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip, target)
     report = verify(model, config, args.inputs, tolerance, args.float_model,
                     engine=engines[0], samples=args.samples)
     sys.stdout.write(report_text(report))
@@ -156,5 +161,8 @@ def report_text(report: VerifyReport) -> str:
         header.append(f"{'cos float':>10}")
     lines.append("  ".join(header))
     lines.extend(_row(row, with_float) for row in report.rows)
+    for row in report.rows:
+        if row.status == Status.ROUNDING:
+            lines.append(f"rounding at pass {row.index:02d} {row.name}: {row.reason}")
     lines.append(verdict(report))
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ from qcore.ir import from_onnx  # noqa: E402
 from qcore.modelgen import qdq_chain  # noqa: E402
 
 BLOCKS = 834  # 6 ops each: 5,004 ops
-TIMEOUT = 30000
+TIMEOUT = 120000  # a guard against hangs on a busy machine, not a speed bound
 
 
 def big_model_file(factory: pytest.TempPathFactory, blocks: int = BLOCKS) -> Path:
@@ -142,7 +142,7 @@ def test_whole_graph_is_built_in_slices(qtbot, make_window, model_3000: Path, si
                                         monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """Every op of a 3,000-op graph is drawn while the event loop keeps turning (how long
     the UI waits at most is a figure of benchmarks/bench_big_graphs.py)."""
-    monkeypatch.setattr(graph_view_module, "SLICE_MS", 0)  # one step a slice: many slices
+    monkeypatch.setattr(graph_view_module, "SLICE_MS", 1)  # ~9,000 items: many slices
     window = make_window()
     _open(qtbot, window, model_3000)
     panel = window.graph_panel
@@ -155,7 +155,7 @@ def test_whole_graph_is_built_in_slices(qtbot, make_window, model_3000: Path, si
     window.close()
 
 
-def test_pass_switching_reuses_the_cache(qtbot, make_window, model_path: Path,
+def test_pass_switching_reuses_the_cache(qtbot, make_window, model_3000: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     calls: list[int] = []
 
@@ -167,7 +167,7 @@ def test_pass_switching_reuses_the_cache(qtbot, make_window, model_path: Path,
 
     monkeypatch.setattr(graph_panel_module, "graphviz_layout", fake_graphviz)
     window = make_window()
-    _open(qtbot, window, model_path)
+    _open(qtbot, window, model_3000)
     panel = window.graph_panel
     qtbot.waitUntil(lambda: panel.view_job is None, timeout=TIMEOUT)
     last = len(window.session.snapshots) - 1

@@ -19,7 +19,7 @@ from qcore.convert import convert
 from qcore.passes.compute_weight_scales import ComputeWeightScales
 from qcore.passes.remove_identity import RemoveIdentity
 from qcore.passes.squash import Squash
-from qcore.verify import Runner, Stage, Status, runnable_model, verify
+from qcore.verify import Bound, Runner, Stage, Status, Tolerance, runnable_model, verify
 
 # Shipped inside scikit-image (no download); the last four are the verify inputs.
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry",
@@ -165,6 +165,33 @@ def test_a_scaled_weight_is_caught_at_its_pass_and_op(photo_cnn, photo_inputs,
     assert all(r.status == Status.OK for r in report.rows[:report.rows.index(failed)])
 
 
+@pytest.mark.parametrize("factor", [1 + 1e-5, 1.001])
+def test_float_rounding_holds_and_a_small_change_drifts(photo_cnn, photo_inputs, monkeypatch,
+                                                        factor) -> None:  # noqa: ANN001
+    """With a bound no drift meets, the op search decides: one weight changed at float
+    rounding level (1e-5) holds, as rounding flips at quantizer ties; changed by 0.1%, its op
+    is named."""
+    original = ComputeWeightScales.apply
+
+    def nudge_one_weight(self, ctx):  # noqa: ANN001, ANN202
+        result = original(self, ctx)
+        conv = next(n for n in ctx.graph.nodes if n.name == "res.a1.conv")
+        weight = ctx.graph.initializers[conv.inputs[1]]
+        ctx.graph.initializers[conv.inputs[1]] = (weight * np.float32(factor)).astype(np.float32)
+        return result
+
+    monkeypatch.setattr(ComputeWeightScales, "apply", nudge_one_weight)
+    strict = Tolerance(Bound(1 - 1e-12, 0.0), Bound(0.999, 0.05))
+    report = verify(photo_cnn, ConvertConfig(), photo_inputs, tolerance=strict)
+    row = next(r for r in report.rows if r.name == "compute_weight_scales")
+    if factor < 1.0001:
+        assert row.status == Status.ROUNDING and row.flips > 0, row.reason
+        assert row.first_op is None and report.ok
+    else:
+        assert row.status == Status.DRIFT and row.first_op is not None
+        assert row.first_op.name == "res.a1.conv"
+
+
 def test_a_dropped_op_is_named(photo_cnn, photo_inputs, monkeypatch) -> None:  # noqa: ANN001
     original = RemoveIdentity.apply
     dropped: list[int] = []
@@ -255,6 +282,8 @@ def test_cli_exits_1_naming_the_pass_and_op(photo_cnn, photo_inputs, monkeypatch
     lambda tmp, s: ["verify", str(s / "cnn_qdq.onnx"), "--inputs", str(tmp / "wrong.npz")],
     lambda tmp, s: ["verify", str(s / "cnn_qdq.onnx"), "--min-cosine", "1.5"],
     lambda tmp, s: ["verify", str(s / "cnn_qdq.onnx"), "--engine", "tensorrt"],
+    lambda tmp, s: ["verify", str(s / "cnn_qdq.onnx"), "--engine", "openvino", "--target",
+                    "onnxruntime"],
     lambda tmp, s: ["verify", str(s / "cnn_fp32.onnx")],
 ])
 def test_cli_bad_input_exits_2(samples, tmp_path, capsys, make_args) -> None:  # noqa: ANN001
