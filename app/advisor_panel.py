@@ -34,6 +34,8 @@ from qcore.config import ConvertConfig
 CANDIDATE_COLUMNS = ["#", "Bound", "Cosine", "Top-1", "ms", "Keep FP32", "Step", "Op types"]
 SENSITIVE_COLUMNS = ["", "SQNR", "Drop", "Op"]
 LONE_COLUMNS = ["", "Q/DQ", "Op"]
+IDLE_SUMMARY = ("Set the accuracy bound and press Run advisor (Ctrl+Shift+A). It starts "
+                "from the configuration panel's op types and skips.")
 OK_COLOUR, MISS_COLOUR, BEST_COLOUR = "#d5ecd2", "#f4d0cc", "#b9e3b3"
 
 
@@ -77,8 +79,7 @@ class AdvisorPanel(QWidget):
         column.setContentsMargins(4, 4, 4, 4)
         column.setSpacing(4)
         column.addLayout(self._controls())
-        self.summary = QLabel("Set the accuracy bound and press Run advisor (Ctrl+Shift+A). "
-                              "It starts from the configuration panel's op types and skips.")
+        self.summary = QLabel(IDLE_SUMMARY)
         self.summary.setObjectName("advisorSummary")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -120,6 +121,7 @@ class AdvisorPanel(QWidget):
                 if tip:
                     table.horizontalHeaderItem(c).setToolTip(tip)
         session.config_changed.connect(self._refresh_skip_buttons)
+        session.model_changed.connect(self._new_model)
 
     # ---- controls -----------------------------------------------------------------------
     def _controls(self) -> QHBoxLayout:
@@ -221,6 +223,11 @@ class AdvisorPanel(QWidget):
 
     def _stopped(self, text: str) -> None:
         self.summary.setText(f"{text}. Nothing to apply; press Run advisor to try again.")
+
+    def _new_model(self) -> None:
+        """Another model: the last advice names ops of the previous one."""
+        self.clear()
+        self.summary.setText(IDLE_SUMMARY)
 
     def clear(self) -> None:
         self.advice = None

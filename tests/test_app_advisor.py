@@ -117,3 +117,15 @@ def test_cancel_stops_the_advisor(qtbot, window: MainWindow) -> None:  # noqa: A
     assert "Cancelled" in panel.summary.text()
     assert not panel.apply_button.isEnabled() and panel.advice is None
     assert window.actions_["advise"].isEnabled()  # ready to run again
+
+
+def test_opening_another_model_clears_the_advice(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    panel = window.results.advisor
+    _run(qtbot, window)
+    assert panel.advice is not None and panel.candidates.rowCount() > 0
+    sample = Path(__file__).resolve().parents[1] / "resources" / "samples" / "cnn_qdq.onnx"
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.open_model(sample)
+    assert panel.advice is None and not panel.apply_button.isEnabled()
+    assert all(t.rowCount() == 0 for t in (panel.candidates, panel.sensitive, panel.lone))
+    assert "press Run advisor" in panel.summary.text()
