@@ -145,6 +145,17 @@ class BenchPanel(QWidget):
         self.chart.clear()
         self.notes.setText("Run Benchmark (Ctrl+B) to time the models.")
 
+    def show_running(self) -> None:
+        """While a benchmark runs: what it measures, not the hint to start one."""
+        self.notes.setText(f"Benchmarking ({self.settings_text()})\u2026 the table fills in "
+                           "when every model is measured; Cancel (Ctrl+.) keeps what was.")
+
+    def show_stopped(self) -> None:
+        """The run ended without a report (failed, or cancelled before any result)."""
+        if self.report is None:
+            self.notes.setText("No results: the benchmark stopped (see the Log). Run "
+                               "Benchmark (Ctrl+B) to try again.")
+
     def show_report(self, report: Any) -> None:
         self.report = report
         self.table.setRowCount(0)

@@ -321,6 +321,9 @@ class MainWindow(QMainWindow):
         if job is None:
             return None
         job.signals.result.connect(self.results.show_report)
+        self.results.bench.report = None
+        self.results.bench.show_running()
+        job.signals.finished.connect(self.results.bench.show_stopped)
         self.results.show_tab("Benchmark")
         self.log(f"Benchmark started ({self.results.settings_text()})")
         if self.session.is_dirty():

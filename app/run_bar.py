@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QProgressBar, QPushButton
 
 from app.errors import describe_error
@@ -50,7 +51,7 @@ class RunBar(QObject):
         job.signals.cancelled.connect(lambda: self.window.log(f"{job.name} cancelled", "warn"))
         job.signals.finished.connect(lambda: self._done(job))
         self.progress.setRange(0, 0)
-        self.progress.setFormat(text)
+        self._set_text(text)
         self.progress.show()
         self.cancel_button.show()
         self.window.status(text + "\u2026", 0)
@@ -73,10 +74,18 @@ class RunBar(QObject):
         self.window.status("Cancelling\u2026", 0)
         return True
 
+    def _set_text(self, text: str) -> None:
+        """One line in the bar, shortened in the middle to fit; the whole text in its tip."""
+        shown = self.progress.width() if self.progress.isVisible() else 0
+        room = max(40, (shown or self.progress.maximumWidth()) - 24)
+        metrics = QFontMetrics(self.progress.font())
+        self.progress.setFormat(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, room))
+        self.progress.setToolTip(text)
+
     def _progress(self, done: int, total: int, message: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        self.progress.setFormat(f"{message}  {done}/{total}" if message else f"{done}/{total}")
+        self._set_text(f"{message}  {done}/{total}" if message else f"{done}/{total}")
         if message:
             self.window.status(message, 0)
 

@@ -378,6 +378,27 @@ def test_recent_files_show_their_folders() -> None:
     assert len(label) < 80 and "\u2026" in label and label.endswith("folder29")
 
 
+def test_a_running_benchmark_says_so_and_its_progress_fits(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    from PySide6.QtGui import QFontMetrics
+
+    bench = window.results.bench
+    bench.engine_boxes["openvino"].setChecked(False)
+    bench.iters.setValue(10**6)
+    bench.warmup.setValue(0)
+    bar = window.runner.progress
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        assert window.benchmark() is not None
+        assert bench.notes.text().startswith("Benchmarking (") and "Ctrl+B" not in \
+            bench.notes.text()
+        qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() > 0, timeout=TIMEOUT)
+        width = QFontMetrics(bar.font()).horizontalAdvance(bar.format())
+        assert width <= bar.width() and "\n" not in bar.format()
+        assert bar.toolTip().endswith(bar.format().split()[-1])  # the whole text, in its tip
+        window.cancel_job()
+    assert blocker.args == ["benchmark", False]
+    assert not bench.notes.text().startswith("Run Benchmark (Ctrl+B) to time")
+
+
 def test_command_line() -> None:
     from app.__main__ import parse_args
 
