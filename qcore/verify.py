@@ -24,6 +24,7 @@ from qcore.bench.engines import first_line
 from qcore.bench.inputs import InputSet, generate_inputs, load_inputs, model_inputs
 from qcore.config import ConvertConfig
 from qcore.convert import Snapshot, convert
+from qcore.paddle import is_paddle_model
 from qcore.passes import Pass
 from qcore.passes.base import Cancelled
 from qcore.verify_model import (
@@ -169,6 +170,9 @@ def verify(
     config = config or ConvertConfig()
     tolerance = tolerance or Tolerance()
     source = Path(source)
+    if is_paddle_model(source):
+        raise ValueError(f"{source}: qcore verify runs the ONNX quant model; write one first "
+                         "with qcore import-paddle")
     result = convert(source, config, passes=passes, cancelled=cancelled)
     data = prepare_inputs(source, inputs, samples)
     feeds = data.feeds

@@ -91,8 +91,23 @@ class Runner:
 
     def run(self, model: onnx.ModelProto, feeds: Sequence[Feed],
             cancelled: CancelCheck | None = None) -> Runs:
+        """Every feed through ``model``: output name -> value, per feed."""
+        session = self.open(model, feeds[0])
+        runs = []
+        for feed in feeds:
+            check_cancelled(cancelled)
+            runs.append(session(feed))
+        return runs
+
+    def open(self, model: onnx.ModelProto, sample: Feed) -> Callable[[Feed], dict]:
+        """A function running one feed through ``model`` (shaped like ``sample``)."""
         if self.engine == "openvino":
-            return self._run_openvino(model, feeds, cancelled)
+            engine = get_engine("openvino")
+            with tempfile.TemporaryDirectory(prefix="qcore_verify_") as tmp:
+                path = Path(tmp) / "model.onnx"
+                onnx.save(model, path)  # read while compiling, not needed afterwards
+                session = engine.load(path, 1, {k: tuple(v.shape) for k, v in sample.items()})
+            return session.run
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -101,30 +116,16 @@ class Runner:
         opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL
                                          if self.reference
                                          else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-        session = ort.InferenceSession(model.SerializeToString(), opts,
-                                       providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        wanted = [i.name for i in session.get_inputs()]
-        runs = []
-        for feed in feeds:
-            check_cancelled(cancelled)
-            runs.append(dict(zip(names, session.run(None, {k: feed[k] for k in wanted}),
-                                 strict=True)))
-        return runs
+        ort_session = ort.InferenceSession(model.SerializeToString(), opts,
+                                           providers=["CPUExecutionProvider"])
+        names = [o.name for o in ort_session.get_outputs()]
+        wanted = [i.name for i in ort_session.get_inputs()]
 
-    def _run_openvino(self, model: onnx.ModelProto, feeds: Sequence[Feed],
-                      cancelled: CancelCheck | None) -> Runs:
-        engine = get_engine("openvino")
-        with tempfile.TemporaryDirectory(prefix="qcore_verify_") as tmp:
-            path = Path(tmp) / "model.onnx"
-            onnx.save(model, path)
-            session = engine.load(path, 1, {k: tuple(v.shape) for k, v in feeds[0].items()})
-            runs = []
-            for feed in feeds:
-                check_cancelled(cancelled)
-                runs.append(session.run(feed))
-            session.close()
-        return runs
+        def run(feed: Feed) -> dict[str, np.ndarray]:
+            values = ort_session.run(None, {k: feed[k] for k in wanted})
+            return dict(zip(names, values, strict=True))
+
+        return run
 
 
 def check_cancelled(cancelled: CancelCheck | None) -> None:

@@ -12,7 +12,7 @@ import onnx
 from qcore.bench.engines import op_id_of
 from qcore.bench.taps import Taps, dequantize
 from qcore.ir import Graph
-from qcore.verify_model import FQ_SUFFIX, CancelCheck, Feed, Runner, Runs
+from qcore.verify_model import FQ_SUFFIX, CancelCheck, Feed, Runner, Runs, check_cancelled
 
 MAX_SEARCH_FEEDS = 4  # feeds run with every tensor exposed when looking for the drifting op
 
@@ -236,17 +236,42 @@ def _real_range(taps: Taps, scale_name: str, zp_name: str) -> tuple[float, float
     return (info.min - zero) * step, (info.max - zero) * step
 
 
-def _flips(refs: Sequence[np.ndarray], tests: Sequence[np.ndarray], step: float) -> int | None:
-    """How many values moved by one quantization step (None if any moved more, or too many
-    moved for rounding at ties)."""
-    moved = total = 0
-    for ref, test in zip(refs, tests, strict=True):
-        diff = np.abs(ref.astype(np.float64) - test.astype(np.float64))
-        if diff.size and float(diff.max()) > 1.01 * step:
+@dataclass
+class _Stats:
+    """One tensor's agreement, accumulated over feeds."""
+
+    cosine: float = 1.0
+    max_abs: float = 0.0
+    ref_max: float = 0.0
+    moved: int = 0  # values that differ by up to one quantization step
+    total: int = 0
+    beyond_step: bool = False
+
+    def add(self, ref: np.ndarray, test: np.ndarray, step: float | None) -> None:
+        one = diff_arrays("", [ref], [test])
+        self.cosine = min(self.cosine, one.cosine)
+        self.max_abs = max(self.max_abs, one.max_abs)
+        if np.all(np.isfinite(ref)):
+            self.ref_max = max(self.ref_max, float(np.max(np.abs(ref), initial=0.0)))
+        if step is not None:
+            diff = np.abs(ref.astype(np.float64) - test.astype(np.float64))
+            self.beyond_step |= bool(diff.size) and float(diff.max()) > 1.01 * step
+            self.moved += int(np.count_nonzero(diff > 0.01 * step))
+            self.total += diff.size
+
+    def diff(self, name: str) -> Diff:
+        if self.max_abs == 0:
+            error = 0.0
+        else:
+            error = self.max_abs / self.ref_max if self.ref_max else math.inf
+        return Diff(self.cosine, self.max_abs, error, name)
+
+    def flips(self) -> int | None:
+        """How many values moved by one quantization step at a tie (None if any moved more,
+        or too many moved for rounding)."""
+        if self.beyond_step or self.moved > FLIP_SHARE * max(self.total, 1):
             return None
-        moved += int(np.count_nonzero(diff > 0.01 * step))
-        total += diff.size
-    return moved if moved <= FLIP_SHARE * max(total, 1) else None
+        return self.moved
 
 
 def find_first_drift(prev: onnx.ModelProto, cur: onnx.ModelProto, feeds: Sequence[Feed],
@@ -262,42 +287,46 @@ def find_first_drift(prev: onnx.ModelProto, cur: onnx.ModelProto, feeds: Sequenc
     """
     feeds = list(feeds)[:MAX_SEARCH_FEEDS]
     prev_x = _Exposed(Taps(prev))
-    prev_vals = [prev_x.float_values(r) for r in
-                 prev_runner.run(prev_x.taps.exposed(), feeds, cancelled)]
-    model, pins = _pin(cur, prev, prev_vals[0]) if pinned else (cur, {})
+    prev_run = prev_runner.open(prev_x.taps.exposed(), feeds[0])
+    first_prev = prev_x.float_values(prev_run(feeds[0]))
+    model, pins = _pin(cur, prev, first_prev) if pinned else (cur, {})
     cur_x = _Exposed(Taps(model))
-    pinned_feeds = [{**feed, **{pin: vals[src] for pin, src in pins.items()}}
-                    for feed, vals in zip(feeds, prev_vals, strict=True)]
-    cur_vals = [cur_x.float_values(r) for r in
-                cur_runner.run(cur_x.taps.exposed(), pinned_feeds, cancelled)]
+    cur_run = cur_runner.open(cur_x.taps.exposed(), feeds[0])
     points = quant_points(model)
     steps = {dq: scale for dq, scale, _ in points.values()} if pinned else {}
     ranges = {key: _real_range(cur_x.taps, scale, zp) for key, (_, scale, zp) in points.items()}
-    result = SearchResult()
-    tensor_bound = LOCAL_BOUND if pinned else bound
-    for node in cur.graph.node:
-        for out in node.output:
-            base = cur_x.taps.float_name(out) or out
-            if not _compared(out) or base not in cur_vals[0] or base not in prev_vals[0]:
+    order = [cur_x.taps.float_name(out) or out for node in cur.graph.node for out in node.output
+             if _compared(out)]
+    stats: dict[str, _Stats] = {}
+    for i, feed in enumerate(feeds):  # one feed at a time: exposed big models are big
+        check_cancelled(cancelled)
+        prev_vals = first_prev if i == 0 else prev_x.float_values(prev_run(feed))
+        cur_vals = cur_x.float_values(cur_run({**feed, **{p: prev_vals[src]
+                                                           for p, src in pins.items()}}))
+        for base in order:
+            ref, test = prev_vals.get(base), cur_vals.get(base)
+            if ref is None or test is None or ref.shape != test.shape:
                 continue
-            if cur_vals[0][base].shape != prev_vals[0][base].shape:
-                continue
-            refs, tests = [v[base] for v in prev_vals], [v[base] for v in cur_vals]
             if ranges.get(base) is not None:  # what the quantizer clamps cannot differ
-                refs, tests = ([np.clip(v, *ranges[base]) for v in vs] for vs in (refs, tests))
-            result.compared += 1
-            diff = diff_arrays(base, refs, tests)
-            if tensor_bound.holds(diff):
-                continue
-            if base in steps:
-                scale = cur_x.taps.constant(steps[base])
-                flips = _flips(refs, tests, float(np.max(scale))) if scale is not None else None
-                if flips is not None:
-                    result.flips += flips
-                    result.first_flip = result.first_flip or shown_tensor(base)
-                    continue
-            result.first = _blame(prev_x, cur_x, base, diff, graph)
-            return result
+                ref, test = np.clip(ref, *ranges[base]), np.clip(test, *ranges[base])
+            scale = cur_x.taps.constant(steps[base]) if base in steps else None
+            step = float(np.max(scale)) if scale is not None else None
+            stats.setdefault(base, _Stats()).add(ref, test, step)
+    result = SearchResult(compared=len(stats))
+    tensor_bound = LOCAL_BOUND if pinned else bound
+    for base in dict.fromkeys(order):
+        if base not in stats:
+            continue
+        diff = stats[base].diff(base)
+        if tensor_bound.holds(diff):
+            continue
+        flips = stats[base].flips() if base in steps else None
+        if flips is not None:
+            result.flips += flips
+            result.first_flip = result.first_flip or shown_tensor(base)
+            continue
+        result.first = _blame(prev_x, cur_x, base, diff, graph)
+        break
     return result
 
 

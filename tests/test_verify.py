@@ -16,6 +16,7 @@ from qcore.bench.inputs import InputSet
 from qcore.cli import main
 from qcore.config import ConvertConfig
 from qcore.convert import convert
+from qcore.passes.base import Cancelled
 from qcore.passes.compute_weight_scales import ComputeWeightScales
 from qcore.passes.remove_identity import RemoveIdentity
 from qcore.passes.squash import Squash
@@ -231,6 +232,14 @@ def test_an_int8_bug_is_caught_after_quantize(photo_cnn, photo_inputs,
     assert failed is not None and failed.name == "squash" and failed.stage == Stage.INT8
     assert failed.first_op is not None and failed.first_op.op_id == planted[0]
     assert report.rows[-1].status == Status.SKIPPED
+
+
+def test_cancel_stops_between_snapshots(samples) -> None:  # noqa: ANN001
+    seen: list[str] = []
+    with pytest.raises(Cancelled):
+        verify(samples / "cnn_qdq.onnx", progress=lambda done, total, name: seen.append(name),
+               cancelled=lambda: "remove_fake_ops" in seen)
+    assert seen[:2] == ["source", "quant_orig"] and seen[-1] == "remove_fake_ops"
 
 
 # ---- the command line ----------------------------------------------------------------------
