@@ -18,7 +18,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.graph_items import sqnr_colour
+from app.input_source import GENERATED_WARNING, InputSource
 from app.tables import read_only_table
+
+WARNING_STYLE = "background: #fff4d6; color: #5c4400; padding: 4px 8px; border-radius: 3px;"
 
 OUTPUT_COLUMNS = ["Model", "vs", "Engine", "Output", "Cosine", "Max |diff|", "Top-1", "Status"]
 SQNR_COLUMNS = ["SQNR dB", "Op", "Tensor", "Max |diff|", "Shape"]
@@ -67,6 +70,11 @@ class AccuracyPanel(QWidget):
         split.setStretchFactor(1, 2)
         column = QVBoxLayout(self)
         column.setContentsMargins(4, 4, 4, 4)
+        self.inputs_label = QLabel("")
+        self.inputs_label.setObjectName("inputsNote")
+        self.inputs_label.setWordWrap(True)
+        self.inputs_label.hide()
+        column.addWidget(self.inputs_label)
         column.addWidget(split, 1)
         column.addWidget(self.note)
         self.sqnr_by_op: dict[int, float] = {}
@@ -82,9 +90,13 @@ class AccuracyPanel(QWidget):
         self.source.blockSignals(False)
         self.sqnr_changed.emit({})
 
-    def show_report(self, report: Any, preferred_test: str = "int8") -> None:
+    def show_report(self, report: Any, preferred_test: str = "int8",
+                    inputs: InputSource | None = None) -> None:
         self.clear()
+        self._show_inputs(report, inputs)
         for acc in report.accuracy:
+            if not acc.outputs and acc.status == "ok":
+                continue  # nothing compared (e.g. an engine without that model): no empty row
             rows = acc.outputs or [None]
             for out in rows:
                 r = self.outputs.rowCount()
@@ -109,6 +121,15 @@ class AccuracyPanel(QWidget):
             self._source_changed(self.source.currentIndex())
         if not self._sources:
             self.note.setText("No per-tensor SQNR in this run (tick SQNR before Benchmark).")
+
+    def _show_inputs(self, report: Any, inputs: InputSource | None) -> None:
+        """Say what the numbers were computed on; warn when that was random data."""
+        source = str(getattr(report, "inputs", {}).get("source", ""))
+        generated = source.startswith("generated") or (inputs is not None and inputs.generated)
+        self.inputs_label.setProperty("warning", generated)
+        self.inputs_label.setText(GENERATED_WARNING if generated else f"Inputs: {source}")
+        self.inputs_label.setStyleSheet(WARNING_STYLE if generated else "")
+        self.inputs_label.show()
 
     def _source_changed(self, index: int) -> None:
         if 0 <= index < len(self._sources):

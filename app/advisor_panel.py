@@ -22,13 +22,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.advisor_task import best_config, keep_output_float
+from app.advisor_task import best_config, keep_output_float, run_advisor
 from app.graph_items import sqnr_colour
 from app.state import Session
 from app.tables import read_only_table
 from app.workers import Job
 from qcore.advise import Advice, AdviseSettings, Candidate
-from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 
 CANDIDATE_COLUMNS = ["#", "Bound", "Cosine", "Top-1", "ms", "Keep FP32", "Step", "Op types"]
@@ -72,6 +71,7 @@ class AdvisorPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.advice: Advice | None = None
+        self.inputs_text = ""  # what the last search was measured on
         self.base: ConvertConfig | None = None
         self.fallback_sqnr = dict  # what the badges show when the heat map is off
         self._live = 0
@@ -193,14 +193,16 @@ class AdvisorPanel(QWidget):
             return None
         self.clear()
         self.base = session.config()
-        job = Job(shared_runner().call, "qcore.advise.search:advise", str(session.path),
-                  self.base, self.settings(), name="advisor")
+        self.inputs_text = session.inputs.label()
+        job = Job(run_advisor, session.path, self.base, self.settings(), session.inputs,
+                  name="advisor")
         job.signals.progress.connect(self._progress)
         job.signals.result.connect(self.show_advice)
         job.signals.cancelled.connect(lambda: self._stopped("Cancelled"))
         job.signals.error.connect(lambda exc: self._stopped(f"Failed: {exc}"))
         self.summary.setText(f"Searching for the fastest configuration with {self.bound_text()}"
-                             "\u2026 (a row per candidate as it is measured)")
+                             f" on {session.inputs.label()}\u2026 (a row per candidate as it "
+                             "is measured)")
         self.message.emit(f"Advisor started: {self.bound_text()}, base ops_to_quantize="
                           f"{self.base.ops_to_quantize or 'all'}, op_ids_to_skip="
                           f"{self.base.op_ids_to_skip}", "info")
@@ -265,8 +267,12 @@ class AdvisorPanel(QWidget):
             speed = f", {best.latency_ms:.3f} ms (all INT8: {first.latency_ms:.3f} ms)"
         top1 = f", top-1 {100 * best.agreement:.1f}%" if best.agreement is not None else ""
         flags = advice.flags() or "(no flags: quantize everything)"
+        on = f" Measured on {self.inputs_text}." if self.inputs_text else ""
+        if self.inputs_text.startswith("generated"):
+            on += " Random inputs say little about accuracy on real data: choose your data in " \
+                  "Benchmark \u203a Inputs."
         return (f"Best {verdict} {self.bound_text()}: cosine {best.cosine:.5f}{top1}{speed}. "
-                f"Flags: {flags}")
+                f"Flags: {flags}.{on}")
 
     def _fill_candidates(self, advice: Advice) -> None:
         table = self.candidates

@@ -3,7 +3,15 @@ search itself, qcore.advise, runs in the conversion process: see AdvisorPanel.ma
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.input_source import InputSource, resolve
 from qcore.advise import Advice, keep_float
+from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult
 
@@ -24,3 +32,18 @@ def keep_output_float(result: ConversionResult | None, op_id: int) -> list[int]:
     if result is None or not any(n.id == op_id for n in result.decisions):
         return [op_id]
     return keep_float(result, op_id)
+
+
+def run_advisor(path: Path, base: ConvertConfig, settings: Any, inputs: InputSource,
+                progress: Any = None, cancelled: Any = None) -> Advice:
+    """The advisor's search in the conversion process, on the user's inputs (images are
+    preprocessed here first, in the worker)."""
+    folder = Path(tempfile.mkdtemp(prefix="quant-inspector-advise-"))
+    try:
+        data = resolve(inputs, path, folder)
+        if data is not None:
+            settings = dataclasses.replace(settings, inputs=data)
+        return shared_runner().call("qcore.advise.search:advise", str(path), base, settings,
+                                    progress=progress, cancelled=cancelled)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.bench_task import MODEL_ROLES
+from app.inputs_row import InputsRow
 
 ENGINES = {"onnxruntime": ("ORT", "ONNX Runtime (CPU)"),
            "openvino": ("OpenVINO", "OpenVINO CPU plugin (oneDNN)")}
@@ -116,6 +117,8 @@ class BenchPanel(QWidget):
         second.addStretch(1)
         rows.addLayout(first)
         rows.addLayout(second)
+        self.inputs_row = InputsRow()
+        rows.addWidget(self.inputs_row)
         return rows
 
     # ---- settings ---------------------------------------------------------------------------

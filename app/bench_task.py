@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.input_source import InputSource, resolve
 from qcore.child import shared_runner
 from qcore.convert import ConversionResult
 
@@ -49,8 +50,10 @@ def write_models(source: Path, result: ConversionResult, roles: list[str],
 
 
 def run_bench(source: Path, result: ConversionResult, roles: list[str], settings: Any,
-              progress: Any = None, cancelled: Any = None) -> Any:
-    """Benchmark; on Cancel the partial report comes back with ``cancelled`` set."""
+              inputs: InputSource | None = None, progress: Any = None,
+              cancelled: Any = None) -> Any:
+    """Benchmark on ``inputs`` (generated data by default); on Cancel the partial report
+    comes back with ``cancelled`` set."""
     from qcore.bench.errors import BenchCancelled
     from qcore.bench.runner import run_benchmark
 
@@ -58,6 +61,11 @@ def run_bench(source: Path, result: ConversionResult, roles: list[str], settings
     try:
         if progress is not None:
             progress(0, 1, "writing the models")
+        if inputs is not None and not inputs.generated:
+            if progress is not None:
+                progress(0, 1, "reading the inputs")
+            data = resolve(inputs, source, folder)
+            settings = dataclasses.replace(settings, inputs=data)
         paths = write_models(Path(source), result, roles, folder, cancelled)
         try:
             report = run_benchmark(paths, settings, progress=progress, cancelled=cancelled)
@@ -65,6 +73,8 @@ def run_bench(source: Path, result: ConversionResult, roles: list[str], settings
             if exc.partial is None:
                 raise
             report = exc.partial
+        if inputs is not None and inputs.kind == "images" and not inputs.generated:
+            report.inputs["source"] = f"{inputs.path} (images, preset {inputs.preset})"
         for role, path in paths.items():  # the temporary files are gone after this
             report.models[role] = str(source) if role == "qdq" else f"(temporary) {path.name}"
         return report

@@ -23,6 +23,7 @@ from app.compat import MainThreadGC, guard_singletons, prefer_ui_thread
 from app.config_panel import ConfigPanel
 from app.drops import dropped_path
 from app.graph_panel import GraphPanel
+from app.input_source import InputSource
 from app.pass_list import PassList
 from app.properties import PropertiesPanel
 from app.resources import icon
@@ -134,6 +135,18 @@ class MainWindow(QMainWindow):
         self.results.advisor.set_run_action(self.actions_["advise"])
         session.config_changed.connect(self._config_changed)
         session.result_changed.connect(self._update_enabled)
+        session.model_changed.connect(self._restore_inputs)
+        session.inputs_changed.connect(self._remember_inputs)
+
+    def _restore_inputs(self) -> None:
+        """The inputs the user chose for this model last time (generated data at first)."""
+        if self.session.path is not None:
+            saved = self.settings.model_inputs(self.session.path)
+            self.session.set_inputs(InputSource.from_json(saved) if saved else InputSource())
+
+    def _remember_inputs(self) -> None:
+        if self.session.path is not None:
+            self.settings.set_model_inputs(self.session.path, self.session.inputs.to_json())
 
     def _restore(self) -> None:
         available = self._available()

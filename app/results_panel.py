@@ -91,6 +91,8 @@ class ResultsPanel(QTabWidget):
         self.advisor.op_requested.connect(self.op_requested)
         self.advisor.message.connect(self.log_panel.log)
         self.advisor.fallback_sqnr = lambda: dict(self.accuracy.sqnr_by_op)
+        self.bench.inputs_row.changed.connect(session.set_inputs)
+        session.inputs_changed.connect(lambda: self.bench.inputs_row.show_source(session.inputs))
 
     @property
     def report(self) -> Any:
@@ -125,12 +127,14 @@ class ResultsPanel(QTabWidget):
         if not roles:
             self.log_panel.log("Tick at least one model to benchmark", "warn")
             return None
-        return Job(run_bench, session.path, session.result, roles, settings, name="benchmark")
+        return Job(run_bench, session.path, session.result, roles, settings, session.inputs,
+                   name="benchmark")
 
     def show_report(self, report: Any) -> None:
         self.bench.show_report(report)
         target = self.session.result.config.target if self.session.result else "onnxruntime"
-        self.accuracy.show_report(report, "int8" if target == "onnxruntime" else "int8-onednn")
+        self.accuracy.show_report(report, "int8" if target == "onnxruntime" else "int8-onednn",
+                                  self.session.inputs)
         try:
             self.log_panel.log(report.text(), "ok")
         except Exception as exc:  # noqa: BLE001 - the tables already show the numbers

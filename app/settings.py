@@ -71,5 +71,17 @@ class AppSettings:
     def set_value(self, key: str, value: object) -> None:
         self.qs.setValue(f"options/{key}", value)
 
+    def model_inputs(self, model: str | Path) -> object:
+        """What the user fed ``model`` last time (an ``InputSource`` as JSON), or None."""
+        return self.qs.value(f"inputs/{_key(model)}", None)
+
+    def set_model_inputs(self, model: str | Path, text: str) -> None:
+        self.qs.setValue(f"inputs/{_key(model)}", text)
+
     def sync(self) -> None:
         self.qs.sync()
+
+
+def _key(model: str | Path) -> str:
+    """A settings key for a model path (QSettings treats '/' as a group separator)."""
+    return str(Path(model).resolve()).replace("/", "|").replace("\\", "|")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.input_source import InputSource
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, Snapshot
 from qcore.dot import status_key
@@ -21,6 +22,7 @@ class Session(QObject):
     model_changed = Signal()  # a new model was opened (or closed)
     result_changed = Signal()  # new snapshots after a conversion
     config_changed = Signal()  # ops_to_quantize / op_ids_to_skip / target edited
+    inputs_changed = Signal()  # where benchmark / accuracy / advisor inputs come from
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -31,6 +33,12 @@ class Session(QObject):
         self.skip_ids: set[int] = set()
         self.target = "onnxruntime"
         self._placed_types: dict[int, str] = {}  # op id -> op type the placement saw
+        self.inputs = InputSource()
+
+    def set_inputs(self, source: InputSource) -> None:
+        if source != self.inputs:
+            self.inputs = source
+            self.inputs_changed.emit()
 
     # ---- model / result -----------------------------------------------------------------
     def set_result(self, path: Path, result: ConversionResult, new_model: bool,

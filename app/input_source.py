@@ -1,0 +1,60 @@
+"""Where benchmark, accuracy and advisor inputs come from (no Qt): generated data, the user's
+``.npy`` / ``.npz`` file, or a folder of images with a preprocessing preset."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qcore.bench.images import PRESETS, write_image_inputs
+
+KINDS = {"generated": "Generated (random)", "file": "Data file (.npz / .npy)",
+         "images": "Image folder"}
+GENERATED_WARNING = ("Computed on generated random inputs: accuracy on random data says little "
+                     "about real data. Choose your data in Benchmark \u203a Inputs.")
+
+
+@dataclass(frozen=True)
+class InputSource:
+    kind: str = "generated"
+    path: str = ""
+    preset: str = "imagenet"
+
+    @property
+    def generated(self) -> bool:
+        return self.kind == "generated" or not self.path
+
+    def label(self) -> str:
+        """How the source reads beside a number computed from it."""
+        if self.generated:
+            return "generated random inputs"
+        if self.kind == "images":
+            return f"images in {Path(self.path).name}/ ({self.preset})"
+        return Path(self.path).name
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: object) -> InputSource:
+        """A remembered source; anything unreadable or stale is the generated one."""
+        try:
+            data = json.loads(str(text))
+            source = InputSource(str(data["kind"]), str(data["path"]), str(data["preset"]))
+        except (ValueError, KeyError, TypeError):
+            return InputSource()
+        ok = source.kind in KINDS and source.preset in PRESETS and (
+            source.generated or Path(source.path).exists())
+        return source if ok else InputSource()
+
+
+def resolve(source: InputSource, model: str | Path, folder: str | Path) -> str | None:
+    """The ``--inputs`` path for ``source``: None for generated data; images are written as
+    an ``.npz`` into ``folder`` (call it from a worker: it decodes every image)."""
+    if source.generated:
+        return None
+    if source.kind == "images":
+        target = Path(folder) / "images.npz"
+        return str(write_image_inputs(source.path, model, PRESETS[source.preset], target))
+    return source.path

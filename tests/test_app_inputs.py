@@ -1,0 +1,111 @@
+"""Real inputs in the app: the Benchmark tab's Inputs row (generated, data file, image folder
+with a preset), remembered per model, used by the benchmark, the accuracy tab and the
+advisor; numbers computed on generated data say so."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+from PySide6.QtWidgets import QFileDialog  # noqa: E402
+from skimage import data as photos  # noqa: E402
+
+from app.input_source import GENERATED_WARNING, InputSource  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from qcore.bench.images import PRESETS, write_image_inputs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
+TIMEOUT = 120000
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(getattr(photos, name)()).save(out / f"{name}.png")
+    return out
+
+
+@pytest.fixture
+def window(qtbot, make_window, messages: list) -> MainWindow:  # noqa: ANN001
+    win = make_window()
+    with qtbot.waitSignal(win.job_finished, timeout=TIMEOUT):
+        win.open_model(SAMPLE)
+    bench = win.results.bench
+    bench.engine_boxes["openvino"].setChecked(False)
+    bench.model_boxes["int8-onednn"].setChecked(False)
+    bench.per_tensor.setChecked(False)
+    bench.iters.setValue(2)
+    bench.warmup.setValue(0)
+    yield win
+    win.close()
+
+
+def _bench(qtbot, window: MainWindow) -> dict[tuple[str, str], float]:  # noqa: ANN001
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        window.benchmark()
+    assert blocker.args == ["benchmark", True]
+    report = window.results.report
+    return {(a.test, o.name): o.cosine for a in report.accuracy for o in a.outputs}
+
+
+def test_source_json_round_trip_and_stale_sources(folder: Path, tmp_path: Path) -> None:
+    source = InputSource("images", str(folder), "imagenet")
+    assert InputSource.from_json(source.to_json()) == source
+    assert InputSource.from_json(InputSource("file", str(tmp_path / "gone.npz")).to_json()) \
+        == InputSource()  # a file that is gone: back to generated data
+    assert InputSource.from_json("{not json") == InputSource()
+    assert source.label() == f"images in {folder.name}/ (imagenet)"
+
+
+def test_generated_inputs_are_labelled_as_such(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    assert window.session.inputs.generated
+    _bench(qtbot, window)
+    label = window.results.accuracy.inputs_label
+    assert label.text() == GENERATED_WARNING and label.property("warning")
+
+
+def test_an_image_folder_gives_what_the_equivalent_npz_gives(
+        qtbot, window: MainWindow, folder: Path, tmp_path: Path,  # noqa: ANN001
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    row = window.results.bench.inputs_row
+    row.preset.setCurrentIndex(row.preset.findData("imagenet"))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *_a, **_k: str(folder)))
+    row.kind.setCurrentIndex(row.kind.findData("images"))
+    row.kind.activated.emit(row.kind.currentIndex())  # the user picks "Image folder"
+    assert window.session.inputs == InputSource("images", str(folder), "imagenet")
+    from_images = _bench(qtbot, window)
+    label = window.results.accuracy.inputs_label
+    assert not label.property("warning") and str(folder) in label.text()
+    npz = write_image_inputs(folder, SAMPLE, PRESETS["imagenet"], tmp_path / "same.npz")
+    window.session.set_inputs(InputSource("file", str(npz)))
+    assert row.kind.currentData() == "file"  # the row follows the session
+    from_file = _bench(qtbot, window)
+    assert from_images == pytest.approx(from_file, abs=1e-9) and from_images
+
+
+def test_the_inputs_are_remembered_per_model(qtbot, make_window, folder: Path,  # noqa: ANN001
+                                             messages: list) -> None:
+    window = make_window()
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.open_model(SAMPLE)
+    chosen = InputSource("images", str(folder), "unit")
+    window.session.set_inputs(chosen)
+    other = ROOT / "resources" / "samples" / "transformer_qdq.onnx"
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.open_model(other)
+    assert window.session.inputs.generated  # another model: its own choice
+    window.close()
+    again = make_window()
+    with qtbot.waitSignal(again.job_finished, timeout=TIMEOUT):
+        again.open_model(SAMPLE)
+    assert again.session.inputs == chosen
+    assert again.results.bench.inputs_row.kind.currentData() == "images"
+    again.close()
