@@ -9,10 +9,12 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplicat
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
+    QScrollArea,
     QWidget,
 )
 
@@ -102,6 +104,12 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower()}")
+        if area == Qt.DockWidgetArea.BottomDockWidgetArea:  # may shrink on a short screen
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(widget)
+            widget = scroll
         dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable
@@ -157,6 +165,7 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(config, results)  # a remembered layout may undo it
             config.raise_()
         self.resize(width, height)
+        self.move(max(0, (available[0] - width) // 2), max(0, (available[1] - height) // 2))
         geometry, state = self.settings.geometry(), self.settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)  # then shrunk if this screen is smaller
@@ -183,8 +192,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks(self.docks[:2], [sizes.passes, sizes.properties],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([config], [sizes.bottom], Qt.Orientation.Vertical)
-        if not self.tabifiedDockWidgets(config):
-            self.resizeDocks([config, results], [sizes.configuration, sizes.results],
+        if not self.tabifiedDockWidgets(config):  # the configuration's controls in full
+            wide = max(sizes.configuration, self.config_panel.minimumSizeHint().width() + 20)
+            self.resizeDocks([config, results], [wide, self.width() - wide],
                              Qt.Orientation.Horizontal)
 
     # ---- messages -------------------------------------------------------------------------
