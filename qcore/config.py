@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,9 @@ class ConvertConfig:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"unknown target {self.target!r}; choose one of {', '.join(TARGETS)}")
-        self.op_ids_to_skip = sorted({int(i) for i in self.op_ids_to_skip})
+        self.op_ids_to_skip = sorted({_op_id(i) for i in self.op_ids_to_skip})
+        if not all(isinstance(s, str) for s in self.ops_to_quantize):
+            raise ValueError("ops_to_quantize takes op type names (strings)")
         self.ops_to_quantize = sorted({s.strip() for s in self.ops_to_quantize if s.strip()})
 
     @classmethod
@@ -43,15 +46,84 @@ class ConvertConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> ConvertConfig:
-        data = json.loads(Path(path).read_text())
+        """Read a JSON config; every value is checked, and a wrong one named in words.
+
+        Raises:
+            ValueError: Not JSON, not an object, an unknown key, ``op_ids_to_skip`` not
+                integers (bools and floats are refused), ``ops_to_quantize`` not strings, or
+                an unknown ``target``.
+        """
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a JSON file ({exc.msg}, line {exc.lineno})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a JSON file (not UTF-8 text)") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a config is a JSON object with the keys "
+                             f"ops_to_quantize, op_ids_to_skip and target, not {_kind(data)}")
         known = {"ops_to_quantize", "op_ids_to_skip", "target"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown keys in {path}: {', '.join(sorted(unknown))}")
-        ops = data.get("ops_to_quantize", [])
-        ids = data.get("op_ids_to_skip", [])
-        if isinstance(ops, str):
-            ops = [s for s in ops.split(",") if s.strip()]
-        if isinstance(ids, str):
-            ids = [int(s) for s in ids.split(",") if s.strip()]
-        return cls(list(ops), list(ids), data.get("target", "onnxruntime"))
+        ops = _strings(path, data.get("ops_to_quantize", []))
+        ids = _ints(path, data.get("op_ids_to_skip", []))
+        target = data.get("target", "onnxruntime")
+        if not isinstance(target, str) or target not in TARGETS:
+            raise ValueError(f"{path}: target must be one of {', '.join(TARGETS)}, not "
+                             f"{json.dumps(target)[:40]}")
+        return cls(ops, ids, target)
+
+
+def _op_id(value: object) -> int:
+    """An op id: an integer (numpy's too), never a bool or a float that would be truncated."""
+    if isinstance(value, bool):
+        raise ValueError(f"op_ids_to_skip takes integer op ids, not {value}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"op_ids_to_skip takes integer op ids, not {value!r}") from None
+
+
+def _kind(value: object) -> str:
+    """How a JSON value is called in a message: ``a list``, ``the number 5``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {json.dumps(value)}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {json.dumps(value)[:40]}"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _strings(path: str | Path, value: object) -> list[str]:
+    """``ops_to_quantize``: a list of op type strings, or one comma-separated string."""
+    if isinstance(value, str):
+        return [s for s in value.split(",") if s.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        bad = value if not isinstance(value, list) else next(
+            v for v in value if not isinstance(v, str))
+        raise ValueError(f"{path}: ops_to_quantize must be a list of op type names, but it "
+                         f"holds {_kind(bad)}")
+    return list(value)
+
+
+def _ints(path: str | Path, value: object) -> list[int]:
+    """``op_ids_to_skip``: a list of integers (not bools, not floats), or one comma-separated
+    string of them."""
+    if isinstance(value, str):
+        try:
+            return [int(s) for s in value.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"{path}: op_ids_to_skip must list integer op ids, not "
+                             f"{json.dumps(value)[:40]}") from None
+    if not isinstance(value, list):
+        raise ValueError(f"{path}: op_ids_to_skip must be a list of integer op ids, not "
+                         f"{_kind(value)}")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ValueError(f"{path}: op_ids_to_skip must list integer op ids, but it "
+                             f"holds {_kind(item)}")
+    return list(value)

@@ -142,9 +142,19 @@ def escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
+#: Graphviz refuses quoted strings longer than 16384 bytes; labels and tooltips stay below.
+MAX_LINE, MAX_QUOTED = 2000, 12000
+
+
 def _quote(lines: Iterable[str]) -> str:
-    """A quoted DOT string whose lines are centred (``\\n`` line breaks)."""
-    return '"' + "\\n".join(escape(line) for line in lines) + '"'
+    """A quoted DOT string whose lines are centred (``\\n`` line breaks); very long lines
+    (a 100k-character name) are shortened so that Graphviz can read it."""
+    text = "\\n".join(escape(shorten(str(line), MAX_LINE)) for line in lines)
+    if len(text.encode("utf-8")) > MAX_QUOTED:
+        text = text.encode("utf-8")[:MAX_QUOTED].decode("utf-8", errors="ignore")
+        text = text[:-1] if (len(text) - len(text.rstrip("\\"))) % 2 else text
+        text += "..."
+    return '"' + text + '"'
 
 
 def shorten(text: str, limit: int = MAX_NAME) -> str:

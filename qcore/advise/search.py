@@ -16,7 +16,7 @@ from qcore.advise.islands import Island, find_islands
 from qcore.advise.profile import op_times
 from qcore.bench.accuracy import compare_models, per_tensor_error
 from qcore.bench.engines import get_engine
-from qcore.bench.inputs import generate_inputs, load_inputs, model_inputs
+from qcore.bench.inputs import check_finite, generate_inputs, load_inputs, model_inputs
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
 from qcore.passes.base import Cancelled
@@ -43,6 +43,13 @@ class AdviseSettings:
     candidates: int = 4  # sensitive ops tried per greedy step
     max_steps: int = 6
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.min_cosine <= 1.0:  # False for NaN too
+            raise ValueError(f"--min-cosine must be a number from -1 to 1, not {self.min_cosine}")
+        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
+            raise ValueError("--min-agreement must be a number from 0 to 1, not "
+                             f"{self.min_agreement}")
 
 
 @dataclass
@@ -116,6 +123,7 @@ class _Evaluator:
         specs = model_inputs(self.fp32)
         self.feeds = (load_inputs(settings.inputs, specs) if settings.inputs else
                       generate_inputs(specs, count=settings.samples, seed=settings.seed)).feeds
+        check_finite(self.feeds, str(settings.inputs or "generated inputs"))
         self.first = first
         self._count = 0
 
@@ -144,7 +152,7 @@ class _Evaluator:
 
     def meets(self, cosine: float, agreement: float | None) -> bool:
         s = self.settings
-        if cosine < s.min_cosine:
+        if not cosine >= s.min_cosine:  # a NaN cosine never meets the bound
             return False
         return s.min_agreement is None or agreement is None or agreement >= s.min_agreement
 

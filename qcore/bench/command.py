@@ -207,6 +207,9 @@ def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -
             forget_temporary(tmp)
     report.notes[:0] = notes
     sys.stdout.write(report.text())
+    for note in report.inputs.get("notes", []):
+        if note.startswith("WARNING: "):
+            print(f"qcore: warning: {note.removeprefix('WARNING: ')}", file=sys.stderr)
     written = [out for out in (args.json, args.csv) if out]
     for out, text in ((args.json, report.to_json()), (args.csv, report.to_csv())):
         if out:
@@ -219,4 +222,6 @@ def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -
             f"{e.name}: {e.reason}" for e in report.engines))
     if not any(r.status == "ok" for r in report.results):
         raise ValueError("no model could be measured; see the reasons above")
+    if report.accuracy and not any(a.status == "ok" for a in report.accuracy):
+        raise ValueError("no accuracy comparison could be made; see the reasons above")
     return 0

@@ -15,6 +15,7 @@ leading or batch-like dimension, 128 for sequence-like names, 224 for height/wid
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,10 +166,49 @@ def generate_inputs(
     symbolic = {d for s in specs for d in s.shape if isinstance(d, str)}
     for name in sorted(set(dims) - symbolic):
         notes.append(f"--dims {name}={dims[name]} matches no dynamic dimension of the model")
+    _check_size(specs, shapes, max(1, count), batch)
     rng = np.random.default_rng(seed)
     feeds = [{s.name: _generate(s, shapes[s.name], rng) for s in specs}
              for _ in range(max(1, count))]
     return InputSet(feeds, f"generated (seed {seed})", notes)
+
+
+#: Generated inputs larger than this are refused (a typo like --batch 100000).
+MAX_GENERATED_BYTES = 2**31
+
+
+def _check_size(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], count: int,
+                batch: int) -> None:
+    """Refuse generated data that would not fit in memory, before making it."""
+    total = count * sum(int(np.prod(shapes[s.name], dtype=np.float64)) * s.dtype.itemsize
+                        for s in specs)
+    if total > MAX_GENERATED_BYTES:
+        raise InputError(f"generated inputs would take {total / 2**30:.1f} GiB ({count} feed(s) "
+                         f"at batch {batch}); lower --batch, --samples or --dims")
+
+
+def check_finite(feeds: list[Feed], source: str, notes: list[str] | None = None) -> None:
+    """Refuse NaN in float inputs; infinite values are refused too, unless ``notes`` is given
+    (then one loud note per input says that the numbers may be meaningless).
+
+    Raises:
+        InputError: Naming the input and how many values are not finite.
+    """
+    for name in feeds[0] if feeds else []:
+        arrays = [feed[name] for feed in feeds if feed[name].dtype.kind in "fc"]
+        if not arrays:
+            continue
+        nans = sum(int(np.isnan(a).sum()) for a in arrays)
+        infs = sum(int(np.isinf(a).sum()) for a in arrays)
+        if nans:
+            raise InputError(f"{source}: input '{name}' holds {nans} NaN value(s); every output "
+                             "and accuracy figure would be NaN: fix the data")
+        if infs and notes is None:
+            raise InputError(f"{source}: input '{name}' holds {infs} infinite value(s); the "
+                             "accuracy figures would be meaningless: fix the data")
+        if infs:
+            notes.append(f"WARNING: input '{name}' holds {infs} infinite value(s): outputs may "
+                         "be inf or NaN and the accuracy figures meaningless")
 
 
 def _fits(spec: InputSpec, shape: tuple[int, ...]) -> bool:
@@ -182,6 +222,9 @@ def _split(spec: InputSpec, array: np.ndarray, batch: int, notes: list[str]) -> 
     want = "x".join(str(d) if d else "?" for d in spec.shape) or "scalar"
     bad = InputError(f"input '{spec.name}': array of shape {list(array.shape)} does not fit "
                      f"the model input [{want}] (nor is it a list of such samples)")
+    if array.ndim and array.shape[0] == 0:
+        raise InputError(f"input '{spec.name}': the array of shape {list(array.shape)} holds "
+                         "no samples")
     if array.ndim == len(spec.shape) + 1:  # a list of samples, one per feed
         if not _fits(spec, array.shape[1:]):
             raise bad
@@ -215,6 +258,39 @@ def _cast(spec: InputSpec, array: np.ndarray) -> np.ndarray:
     return array.astype(spec.dtype)
 
 
+def _load(path: Path) -> np.ndarray:
+    """One array from a ``.npy`` file, with a clear error for anything else."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not a .npy array file ({_first(exc)})") from None
+    if not isinstance(array, np.ndarray):
+        raise InputError(f"{path}: not a .npy array file (it is an archive)")
+    return array
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.npz`` file, with a clear error for anything else."""
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a .npz archive (not a zip file)")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InputError(f"{path}: not a .npz archive (it holds a single array; name it "
+                             ".npy)")
+        with data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: not a .npz archive ({_first(exc)})") from None
+
+
+def _first(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:120] or type(exc).__name__
+
+
 def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> InputSet:
     """Feeds from a ``.npy`` (single-input models) or ``.npz`` (one array per input name)."""
     path = Path(path)
@@ -225,10 +301,9 @@ def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> Inp
         if len(specs) != 1:
             raise InputError(f"{path}: a .npy holds one array but the model has {len(specs)} "
                              f"inputs ({', '.join(names)}); use a .npz keyed by input name")
-        arrays = {names[0]: np.load(path, allow_pickle=False)}
+        arrays = {names[0]: _load(path)}
     elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        arrays = _load_npz(path)
     else:
         raise InputError(f"{path}: input data must be .npy or .npz")
     missing = [n for n in names if n not in arrays]
@@ -246,6 +321,7 @@ def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> Inp
         raise InputError(f"{path}: the inputs give different numbers of samples ({sizes})")
     feeds = [{name: np.ascontiguousarray(v[i]) for name, v in per_input.items()}
              for i in range(counts.pop())]
+    check_finite(feeds, str(path), notes)
     return InputSet(feeds, str(path), notes)
 
 
