@@ -330,3 +330,55 @@ def test_output_dtype_int8_is_read_as_signed() -> None:
     result = convert(_two_way_model("output_dtype"), ConvertConfig(target="onednn"))
     params = result.snapshots[1].graph.act_qparams["image"]
     assert params.dtype == np.int8 and int(params.zero_point) == 0
+
+
+# ---- FP32 islands between INT8 ops stay what they are --------------------------------------
+
+
+def island_cnn() -> onnx.ModelProto:
+    """1x1 Conv, a 5x5 depthwise Conv whose channels differ 100x in weight scale (FP32 for
+    ONNX Runtime: 25 products), 1x1 Conv; then x * relu6(x + 3) / 6 as paddle2onnx writes it."""
+    b = _Builder(5)
+    x = b.op("Relu", [b.conv("image", 3, 16, 1, "c1", gain=1.0)], "r1")
+    spread = np.logspace(-2, 0, 16, dtype=np.float32)
+    w = b.rng.standard_normal((16, 1, 5, 5)).astype(np.float32) * spread.reshape(-1, 1, 1, 1)
+    x = b.op("Conv", [x, b.const("dw.w", w), b.const("dw.b", np.zeros(16, np.float32))], "dw",
+             group=16, pads=[2, 2, 2, 2])
+    x = b.op("Relu", [x], "r2")
+    w3 = b.rng.standard_normal((16, 16, 1, 1)).astype(np.float32) * 0.1
+    w3 /= spread.reshape(1, -1, 1, 1)
+    x = b.op("Conv", [x, b.const("c3.w", w3)], "c3")  # every channel of dw counts alike
+    three = b.const("three", np.array(3.0, np.float32))
+    six = b.const("six", np.array(6.0, np.float32))
+    zero = b.const("zero", np.array(0.0, np.float32))
+    gate = b.op("Clip", [b.op("Add", [x, three], "hs.add"), zero, six], "hs.clip")
+    x = b.op("Div", [b.op("Mul", [x, gate], "hs.mul"), six], "hs")
+    b.head(b.conv(x, 16, 16, 1, "c4", gain=1.0), 16)
+    return b.model()
+
+
+@pytest.fixture(scope="module")
+def island(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict]]:  # noqa: ANN001
+    feeds = photos()
+    return ort_quantize(island_cnn(), feeds, tmp_path_factory.mktemp("island")), feeds
+
+
+def test_onnxruntime_keeps_an_fp32_conv_between_int8_ops_float(island) -> None:  # noqa: ANN001
+    """ONNX Runtime quantizes a float-weight Conv between DequantizeLinear and QuantizeLinear
+    per tensor (WeightBiasQuantization); the island reads a per-channel DQ so it stays float."""
+    quant, feeds = island
+    result = convert(quant, ConvertConfig(target="onnxruntime"))
+    dw = next(n for n in result.decisions if n.name == "dw")
+    assert dw.status == "fp32" and SLOWER_IN_INT8 in dw.reason
+    int8 = result.int8_model()
+    assert worst_cosine(quant, int8, feeds) >= 0.999
+
+
+def test_onednn_hardswish_reads_its_input_quantized_as_the_source(island) -> None:  # noqa: ANN001
+    quant, feeds = island
+    int8 = convert(quant, ConvertConfig(target="onednn")).int8_model()
+    producers = {o: n for n in int8.graph.node for o in n.output}
+    hardswish = [n for n in int8.graph.node if n.op_type == "HardSwish"]
+    assert len(hardswish) == 1
+    assert producers[hardswish[0].input[0]].op_type == "DequantizeLinear"
+    assert worst_cosine(quant, int8, feeds) >= 0.999

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from qcore.emit.common import EmitterBase, act_absorbed
-from qcore.ir import MS_DOMAIN, Node, QParams
+from qcore.ir import MS_DOMAIN, Graph, Node, QParams
 from qcore.passes.compute_weight_scales import weight_axis
 
 # (tensor, scale, zero point) input positions of each INT8 op whose input scale is free,
@@ -252,3 +252,57 @@ class OrtEmitter(EmitterBase):
         for q_out, out in zip(outs, node.outputs, strict=True):
             if out:
                 self.dequantize(q_out, xs, xz, out, params)
+
+
+# ONNX Runtime's WeightBiasQuantization (a basic-level graph optimization) quantizes the float
+# weight of a Conv, ConvTranspose or Gemm that reads a per-tensor DequantizeLinear and feeds a
+# QuantizeLinear, per tensor, and then runs it as an integer op: an FP32 island between INT8
+# ops would silently lose accuracy (measured on PP-OCRv4 det: its 5x5 depthwise convs, cosine
+# to float 0.969 -> 0.947) and run in int8 where it is slower.
+ORT_REQUANTIZED_FLOAT_OPS = ("Conv", "ConvTranspose", "Gemm")
+
+
+def keep_float_islands_float(g: Graph) -> int:
+    """Every FP32 Conv / ConvTranspose / Gemm with a float weight that reads a per-tensor
+    DequantizeLinear reads its own per-channel copy of it instead (the same scale on every
+    channel, so the same values): ONNX Runtime then leaves it float. Returns how many."""
+    producers = g.producers()
+    changed = 0
+    for node in list(g.nodes):
+        if node.op_type not in ORT_REQUANTIZED_FLOAT_OPS or node.domain or node.status == "int8":
+            continue
+        dq = producers.get(node.inputs[0])
+        channels = _input_channels(g, node)
+        if dq is None or dq.op_type != "DequantizeLinear" or channels is None or channels < 2:
+            continue
+        scale = g.initializers.get(dq.inputs[1])
+        zp = g.initializers.get(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] else None
+        if scale is None or scale.size != 1 or (zp is not None and zp.size != 1):
+            continue
+        if zp is None:
+            zp = np.zeros((), g.initializers.get(dq.inputs[0], np.zeros((), np.uint8)).dtype)
+        s = g.unique_name(f"{dq.inputs[1]}_channels")
+        z = g.unique_name(f"{node.inputs[0]}_zero_point_channels")
+        g.initializers[s] = np.full(channels, scale.reshape(()), np.float32)
+        g.initializers[z] = np.full(channels, zp.reshape(()), zp.dtype)
+        out = g.unique_name(f"{node.inputs[0]}_for_float_{node.id}")
+        copy = g.add_node("DequantizeLinear", [dq.inputs[0], s, z], [out], {"axis": 1},
+                          index=g.nodes.index(node))
+        copy.status, copy.reason = "fp32", "keeps ONNX Runtime from quantizing the float op"
+        node.inputs = [out] + node.inputs[1:]
+        changed += 1
+    return changed
+
+
+def _input_channels(g: Graph, node: Node) -> int | None:
+    """The size of axis 1 of the op's input, from its constant weight."""
+    weight = g.initializers.get(node.inputs[1]) if len(node.inputs) > 1 else None
+    if weight is None or weight.dtype != np.float32 or weight.ndim < 2:
+        return None
+    if node.op_type == "Conv":
+        return int(weight.shape[1]) * int(node.attrs.get("group", 1))
+    if node.op_type == "ConvTranspose":
+        return int(weight.shape[0])
+    if node.attrs.get("transA", 0) or g.rank(node.inputs[0]) not in (None, 2):
+        return None
+    return int(weight.shape[1] if node.attrs.get("transB", 0) else weight.shape[0])

@@ -53,8 +53,9 @@ class _Matcher:
             return None
         if clip.op_type == "Relu" and not self._quantizer_tops_at_6(tensor):
             return None
-        if clip.op_type == "Clip" and activation_bounds(self.g, clip) != (0.0, 6.0):
-            return None
+        bounds = activation_bounds(self.g, clip) if clip.op_type == "Clip" else None
+        if clip.op_type == "Clip" and not (bounds and bounds[0] == 0 and _close(bounds[1], 6.0)):
+            return None  # (a Clip restored from a quantizer's range ends at 6 up to float32)
         add = self.producer(clip.inputs[0], "Add")
         if add is None:
             return None
@@ -113,6 +114,7 @@ class FuseHardSwish(Pass):
                 g.act_qparams.pop(node.outputs[0], None)
                 removed.add(node.id)
             last.fused.extend(n.label for n in others)
+            _keep_input_quantization(g, doomed, last, x)
             last.op_type, last.inputs, last.attrs = "HardSwish", [x], {}
             g.remove_nodes(others)
             match = _Matcher(g)
@@ -132,3 +134,11 @@ class FuseHardSwish(Pass):
                 if reader is not None and m.scaled_by(reader, 6.0) == mul.outputs[0]:
                     return x, reader, [reader, mul] + found[1]
         return None
+
+
+def _keep_input_quantization(g: Graph, pattern: list[Node], fused: Node, x: str) -> None:
+    """The fused op reads ``x`` quantized as the pattern's first reader of it did."""
+    params = next((g.input_qparams[(n.id, x)] for n in pattern if (n.id, x) in g.input_qparams),
+                  None)
+    if params is not None:
+        g.input_qparams[(fused.id, x)] = params

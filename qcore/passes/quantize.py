@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qcore.emit.onednn import QdqEmitter
-from qcore.emit.onnxruntime import OrtEmitter
+from qcore.emit.onnxruntime import OrtEmitter, keep_float_islands_float
 from qcore.ir import Node
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.quantize_placement import MOVEMENT_OPS, REASON_NOT_SELECTED, REASON_SKIPPED
@@ -19,7 +19,9 @@ def _keeps_source_qdq(node: Node) -> bool:
 class Quantize(Pass):
     """Paddle ``cpu_quantize_pass``: each INT8 op gets QuantizeLinear on its inputs and
     DequantizeLinear on its outputs, in the form of the chosen target. On ``onednn``, FP32
-    ops keep the Q/DQ pairs the source put on their inputs unless the user chose FP32."""
+    ops keep the Q/DQ pairs the source put on their inputs unless the user chose FP32. On
+    ``onnxruntime``, FP32 Conv / Gemm ops between INT8 ops are kept float (see
+    ``keep_float_islands_float``)."""
 
     name = "quantize"
 
@@ -37,5 +39,7 @@ class Quantize(Pass):
             else:
                 nodes.append(node)
         g.nodes = nodes
+        kept = keep_float_islands_float(g) if isinstance(emitter, OrtEmitter) else 0
         g.toposort()
-        return PassResult(modified=count > 0, summary=f"quantized {count} ops")
+        summary = f"quantized {count} ops" + (f", {kept} FP32 ops kept float" if kept else "")
+        return PassResult(modified=count > 0 or kept > 0, summary=summary)
