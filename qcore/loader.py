@@ -39,6 +39,7 @@ def read_model(path: str | Path, warnings: list[str] | None = None) -> onnx.Mode
         return paddle.import_paddle(path)
     if path.is_dir():
         raise ModelError(f"{path}: is a folder, not an .onnx file")
+    regular_file_size(path, str(path))  # a FIFO or device would block or never end
     try:
         model = onnx.load(str(path), load_external_data=False)
     except OSError as exc:

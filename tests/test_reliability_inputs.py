@@ -187,3 +187,10 @@ def test_a_fifo_external_data_file_is_not_called_missing(tmp_path, capsys) -> No
         load_graph(path)
     assert "missing" not in str(info.value)
     assert main(["info", str(path)]) == 2
+
+
+def test_a_fifo_given_as_the_model_is_refused_without_blocking(tmp_path, capsys) -> None:  # noqa: ANN001
+    os.mkfifo(tmp_path / "model.onnx")
+    with pytest.raises(ModelError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        load_graph(tmp_path / "model.onnx")
+    assert main(["info", str(tmp_path / "model.onnx")]) == 2
