@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import time
 
-from PySide6.QtGui import QFont, QTextCursor
+from PySide6.QtGui import QFont, QPalette, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 LEVEL_COLOURS = {"info": "#202020", "ok": "#1b6e20", "warn": "#8a5a00", "error": "#b3261e"}
+DARK_LEVEL_COLOURS = {"info": "#e6e6e6", "ok": "#8bd68f", "warn": "#f2c46d", "error": "#ff8f85"}
 
 
 class LogPanel(QPlainTextEdit):
@@ -26,7 +27,9 @@ class LogPanel(QPlainTextEdit):
         """Append ``text`` (one or many lines) in one edit, so a long report costs one
         layout pass instead of one per line."""
         stamp = time.strftime("%H:%M:%S")
-        colour = LEVEL_COLOURS.get(level, LEVEL_COLOURS["info"])
+        dark = self.palette().color(QPalette.ColorRole.Base).lightness() < 128
+        colours = DARK_LEVEL_COLOURS if dark else LEVEL_COLOURS
+        colour = colours.get(level, colours["info"])
         lines = str(text).splitlines() or [""]
         self.lines.extend(lines)
         rows = [f"<span style='color:#888'>{stamp if i == 0 else ' ' * len(stamp)}</span>"

@@ -82,6 +82,17 @@ def _title(dock: QWidget) -> QImage:
     return dock.grab().toImage().copy(0, 0, min(dock.width() // 2, 90), 22)
 
 
+def test_toolbar_icons_take_the_palette_ink(qtbot, styled_window) -> None:  # noqa: ANN001
+    from app.resources import icon
+
+    image = icon("zoom_in").pixmap(24, 24).toImage()
+    window_colour = styled_window.palette().color(QPalette.ColorRole.Button).rgb() & 0xFFFFFF
+    ink = max((image.pixel(x, y) & 0xFFFFFF for y in range(24) for x in range(24)
+               if image.pixelColor(x, y).alpha() > 200),
+              key=lambda p: contrast(p, window_colour))
+    assert contrast(ink, window_colour) >= 3  # WCAG AA for graphics
+
+
 def test_titles_status_bar_and_headers_are_legible(qtbot, styled_window) -> None:  # noqa: ANN001
     window = styled_window
     qtbot.waitUntil(lambda: window.graph_panel.title.width() > 100, timeout=30000)
@@ -89,12 +100,17 @@ def test_titles_status_bar_and_headers_are_legible(qtbot, styled_window) -> None
                                 if d.isVisible() and d.width() > 0}
     parts["graph title"] = window.graph_panel.title.grab().toImage()
     parts["status bar"] = window.statusBar().grab().toImage()
+    log = window.results.log_panel
+    log.clear()
+    for level in ("info", "ok", "warn", "error"):
+        log.log(f"a {level} line of the log", level)
+    parts["log"] = log.viewport().grab().toImage().copy(0, 0, 260, 70)
     table = QTableWidget(2, 3)  # as the results tables are
     table.setHorizontalHeaderLabels(["op", "status", "reason"])
     qtbot.addWidget(table)
     table.show()
     parts["table header"] = table.horizontalHeader().grab().toImage()
-    assert len(parts) >= 6
+    assert len(parts) >= 7
     for name, image in parts.items():
         assert not image.isNull() and image.width() > 10, name
         assert text_contrast(image) >= WCAG_TEXT, name
