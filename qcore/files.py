@@ -255,6 +255,7 @@ class OutputSet:
         if external_data is None:
             external_data = proto_size(model) >= MAX_PROTO_BYTES
         if not external_data:
+            self._obsolete += [out.with_name(name) for name in _old_data_files(out, "")]
             return self.add_bytes(out, model.SerializeToString())
         data_tmp, data_name, light = _write_external_data(model, out)
         self._staged.append((data_tmp, check_output(out.with_name(data_name), *self.inputs),

@@ -191,6 +191,17 @@ def test_the_model_on_disk_always_matches_its_data_file(tmp_path, monkeypatch) -
     assert len(list(tmp_path.glob("m.onnx*.data"))) == 1, "the old data file is removed"
 
 
+def test_a_model_saved_without_external_data_drops_the_old_data_file(tmp_path) -> None:  # noqa: ANN001
+    model = convert(QUANT).int8_model()
+    out = tmp_path / "m.onnx"
+    files.save_model(model, out, external_data=True)
+    assert len(list(tmp_path.glob("m.onnx.*.data"))) == 1
+    files.save_model(model, out, external_data=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    assert _same(_arrays(out), {t.name: numpy_helper.to_array(t)
+                                for t in model.graph.initializer})
+
+
 # ---- names and SIGTERM ------------------------------------------------------------------------
 
 
