@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 NO_DISPLAY = (
@@ -13,6 +14,15 @@ NO_DISPLAY = (
     "  xvfb-run -a quant-inspector MODEL.onnx\n"
     "The command-line tool needs no display: qcore convert --help (or make convert)."
 )
+
+
+TRACE_ENV = "QI_TRACE_STARTUP"  # benchmarks/bench_startup.py reads these stamps
+
+
+def trace(event: str) -> None:
+    """With ``QI_TRACE_STARTUP`` set: ``QI_STARTUP <event> <unix time>`` on stderr."""
+    if os.environ.get(TRACE_ENV):
+        print(f"QI_STARTUP {event} {time.time():.4f}", file=sys.stderr, flush=True)
 
 
 def has_display() -> bool:
@@ -43,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.compat import guard_singletons
-    from app.main_window import MainWindow
     from app.resources import icon, sample_model, style_sheet
+    from app.splash import loading_splash
 
     guard_singletons()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -53,8 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     app.setStyle("Fusion")
     app.setWindowIcon(icon("app"))
     app.setStyleSheet(style_sheet())
+    splash = loading_splash()  # on screen before the engines are imported
+    app.processEvents()
+    trace("splash")
+    from app.main_window import MainWindow  # onnx, numpy, pyqtgraph: the slow imports
+
     window = MainWindow()
     window.show()
+    splash.finish(window)
+    trace("window")
+    if os.environ.get(TRACE_ENV):
+        window.graph_panel.snapshot_shown.connect(lambda: trace("first_graph"))
     model = Path(args.model) if args.model else (None if args.no_sample else sample_model())
     if model is not None:
         job = window.open_model(model)
