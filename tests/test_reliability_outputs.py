@@ -121,6 +121,22 @@ def test_force_never_replaces_a_special_file(kind, tmp_path, capsys) -> None:  #
     assert target.is_fifo() if kind == "fifo" else target.is_dir()
 
 
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+def test_force_never_replaces_a_character_device(device) -> None:  # noqa: ANN001
+    """Checked when planned, so nothing is written anywhere (not even a temporary)."""
+    with pytest.raises(OutputError, match="is a character device, not a regular file"):
+        OutputSet(force=True).plan(device)
+    assert Path(device).is_char_device()
+
+
+def test_bench_reports_naming_one_file_are_refused(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quant", str(QUANT), "--engine", "onnxruntime", "--iters", "1",
+                 "--json", "r.txt", "--csv", "./r.txt", "-q"]) == 2
+    assert "are the same file" in _errors(capsys)[0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_output_made_meanwhile_is_not_replaced_without_force(tmp_path) -> None:  # noqa: ANN001
     target = tmp_path / "out.onnx"
     first, second = OutputSet(), OutputSet()

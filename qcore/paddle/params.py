@@ -69,10 +69,12 @@ def read_tensor(reader: _Reader, name: str = "tensor") -> np.ndarray:
         raise ModelError(f"{reader.source}: {name}: bad tensor descriptor") from None
     dtype = DTYPES.get(desc.data_type)
     if dtype is None:
-        raise ModelError(f"{reader.source}: {name}: unsupported data type {desc.data_type}")
+        raise ModelError(f"{reader.source}: {name}: not a Paddle tensor record (unsupported "
+                         "data type)")
     dims = [int(d) for d in desc.dims]
     if any(d < 0 for d in dims):
-        raise ModelError(f"{reader.source}: {name}: bad dims {dims}")
+        raise ModelError(f"{reader.source}: {name}: not a Paddle tensor record (negative "
+                         "dims)")
     count = int(np.prod(dims, dtype=np.int64))
     raw = reader.take(count * dtype.itemsize, f"{name}: data")
     array = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
