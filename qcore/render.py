@@ -159,12 +159,19 @@ def _first_error_line(stderr: bytes, returncode: int) -> str:
 
 
 
+# A PNG is scaled down to at most this many pixels on its long side: the 30,000 px pass of a
+# big model is refused by common image viewers (SVG and PDF keep the whole graph at full size).
+PNG_MAX_PIXELS = 12000
+PNG_FLAGS = (f"-Gsize={PNG_MAX_PIXELS / 96:.2f}", "-Gdpi=96")  # one size: width and height
+
+
 def export(dot_text: str, path: str | Path, timeout: float | None = 120,
            outputs: OutputSet | None = None) -> Path:
     """Save a graph, choosing the format from the file suffix.
 
     ``.dot`` / ``.gv`` store the DOT text itself and work without Graphviz; ``.svg``, ``.png``,
-    ``.pdf`` and ``.json`` are rendered with ``dot``. The file is written atomically.
+    ``.pdf`` and ``.json`` are rendered with ``dot``; a PNG is at most ``PNG_MAX_PIXELS`` on
+    its long side. The file is written atomically.
 
     Args:
         dot_text: The graph in the DOT language.
@@ -186,7 +193,9 @@ def export(dot_text: str, path: str | Path, timeout: float | None = 120,
         choices = ", ".join(EXPORT_SUFFIXES)
         raise ValueError(f"cannot export to {path.name!r}: use one of these suffixes: {choices}")
     fmt = EXPORT_SUFFIXES[suffix]
-    data = dot_text.encode("utf-8") if fmt is None else render(dot_text, fmt, timeout)
+    flags = PNG_FLAGS if fmt == "png" else ()
+    data = dot_text.encode("utf-8") if fmt is None else render(dot_text, fmt, timeout,
+                                                                flags=flags)
     if outputs is not None:
         return outputs.add_bytes(path, data)
     return write_bytes_atomic(path, data)
