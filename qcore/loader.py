@@ -282,15 +282,16 @@ def _outer_reads(body: onnx.GraphProto) -> set[str]:
     return reads - defined
 
 
-#: Ops whose constant inputs become weights; a zero-size one cannot be converted.
-WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "Concat"})
+#: Ops whose second input becomes an (int8) weight; a zero-size one cannot be converted.
+WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 
 
 def check_quantization(graph: Graph, source: str = "") -> None:
     """Refuse quantization the passes cannot convert, naming the op.
 
     Blocked quantization (``block_size``), float16 (or other non-float32) scales, and
-    zero-size tensors read by a Q/DQ op or as weights / Concat inputs.
+    zero-size constants read by a Q/DQ op (an empty quantized weight or Concat input) or as
+    a weight.
 
     Raises:
         ModelError: One line naming the op and what is not supported.
@@ -310,11 +311,9 @@ def check_quantization(graph: Graph, source: str = "") -> None:
                                  f"{scale.dtype}; only float32 scales are supported (convert "
                                  "a float16 model to float32 first)")
         if node.op_type in QDQ_OPS or node.op_type in WEIGHT_OPS:
-            for name in node.inputs:
+            for name in node.inputs if node.op_type in QDQ_OPS else node.inputs[1:2]:
                 array = graph.initializers.get(name)
-                if array is not None and array.size == 0 and (
-                        node.op_type in QDQ_OPS or node.op_type == "Concat"
-                        or name == node.inputs[min(1, len(node.inputs) - 1)]):
+                if array is not None and array.size == 0:
                     raise ModelError(f"{source}{_who(node)} reads {name!r}, which has no "
                                      f"elements (shape {list(array.shape)}); zero-size "
                                      "weights and inputs cannot be converted")

@@ -55,7 +55,7 @@ CORPUS: dict[str, str] = {
     "fp16_scales.onnx": "a float16 model with float16 scales: refused naming the op",
     "blocked_dq.onnx": "a weight DequantizeLinear with block_size (opset 21): refused in words",
     "zero_size_weight.onnx": "a weight with no elements (4x0x3x3): refused naming it",
-    "zero_size_concat.onnx": "a Concat of an empty constant: refused naming it",
+    "zero_size_concat.onnx": "a quantized Concat of an empty int8 constant: refused naming it",
 }
 
 #: Names that would do harm if they reached a shell, or break a careless DOT writer.
@@ -297,14 +297,20 @@ def zero_size_weight() -> onnx.ModelProto:
 
 
 def zero_size_concat() -> onnx.ModelProto:
-    """The tiny QDQ model whose output is a Concat of the result and an empty constant."""
+    """The tiny QDQ model whose output is a Q/DQ-wrapped Concat of the result and an empty
+    int8 constant behind its own DequantizeLinear."""
     model = tiny_qdq()
     graph = model.graph
     graph.node[-1].output[0] = "y_dq"
-    graph.initializer.append(numpy_helper.from_array(np.zeros((1, 0, 8, 8), np.float32),
-                                                     "empty"))
-    graph.node.append(helper.make_node("Concat", ["y_dq", "empty"], ["y"], name="concat",
-                                       axis=1))
+    graph.initializer.append(numpy_helper.from_array(np.zeros((1, 0, 8, 8), np.uint8),
+                                                     "empty_q"))
+    q, dq = "QuantizeLinear", "DequantizeLinear"
+    graph.node.extend([
+        helper.make_node(dq, ["empty_q", "y_scale", "y_zp"], ["empty"], name="empty_dq"),
+        helper.make_node("Concat", ["y_dq", "empty"], ["cat"], name="concat", axis=1),
+        helper.make_node(q, ["cat", "y_scale", "y_zp"], ["cat_q"], name="cat_q"),
+        helper.make_node(dq, ["cat_q", "y_scale", "y_zp"], ["y"], name="cat_dq"),
+    ])
     return model
 
 
