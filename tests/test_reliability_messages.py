@@ -151,8 +151,8 @@ def test_cli_bench_bad_data_is_one_line(extra, text, tmp_path, capsys) -> None: 
 
 def _named_output(path: Path, output: str, op: str = "Relu") -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
-    y = helper.make_tensor_value_info(output, TensorProto.FLOAT, [1, 4] if op == "Relu"
-                                      else [4, 1])
+    y = helper.make_tensor_value_info(output, TensorProto.FLOAT, [4, 1] if op == "Transpose"
+                                      else [1, 4])
     graph = helper.make_graph([helper.make_node(op, ["x"], [output])], "g", [x], [y])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
@@ -164,6 +164,16 @@ def test_bench_exits_non_zero_when_every_accuracy_comparison_failed(tmp_path, ca
     assert main(["bench", "--fp32", str(fp32), "--int8", str(int8), "--engine", "onnxruntime",
                  "--iters", "1", "--warmup", "0", "--accuracy", "-q"]) == 2
     _one_error(capsys, "no accuracy comparison could be made")
+
+
+def test_bench_warns_when_an_accuracy_figure_is_nan(tmp_path, capsys) -> None:  # noqa: ANN001
+    """Log of N(0, 1) inputs: NaN outputs from finite data are said, not just printed."""
+    fp32 = _named_output(tmp_path / "a.onnx", "y", "Log")
+    int8 = _named_output(tmp_path / "b.onnx", "y", "Log")
+    assert main(["bench", "--fp32", str(fp32), "--int8", str(int8), "--engine", "onnxruntime",
+                 "--iters", "1", "--warmup", "0", "--accuracy", "-q"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert any("int8 vs fp32 on onnxruntime: the cosine of y is NaN" in w for w in warnings)
 
 
 def test_bench_exits_non_zero_when_every_model_failed(capsys) -> None:  # noqa: ANN001

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import onnx
 from qcore.bench.engines import parse_engines
 from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import parse_dims
+from qcore.bench.report import BenchReport
 from qcore.bench.runner import BenchSettings, run_benchmark
 from qcore.config import ConvertConfig
 from qcore.files import OutputSet, forget_temporary, register_temporary, save_model
@@ -156,6 +158,18 @@ def _ctrl_c_cancels() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _warnings(report: BenchReport) -> list[str]:
+    """What makes the figures meaningless: infinite inputs, NaN accuracy."""
+    found = [note.removeprefix("WARNING: ") for note in report.inputs.get("notes", [])
+             if note.startswith("WARNING: ")]
+    for result in report.accuracy or []:
+        nan = [o.name for o in result.outputs if math.isnan(o.cosine_min)]
+        if nan:
+            found.append(f"{result.test} vs {result.reference} on {result.engine}: the cosine of "
+                         f"{', '.join(nan)} is NaN (the outputs hold NaN or infinite values)")
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``qcore bench``; exit code 0, or 2 for bad input (via ValueError / OSError)."""
     given = {"fp32": args.fp32, "qdq": args.quant, "int8": args.int8,
@@ -207,9 +221,8 @@ def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -
             forget_temporary(tmp)
     report.notes[:0] = notes
     sys.stdout.write(report.text())
-    for note in report.inputs.get("notes", []):
-        if note.startswith("WARNING: "):
-            print(f"qcore: warning: {note.removeprefix('WARNING: ')}", file=sys.stderr)
+    for warning in _warnings(report):
+        print(f"qcore: warning: {warning}", file=sys.stderr)
     written = [out for out in (args.json, args.csv) if out]
     for out, text in ((args.json, report.to_json()), (args.csv, report.to_csv())):
         if out:
