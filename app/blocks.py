@@ -74,11 +74,43 @@ def detect_blocks(graph: Graph) -> dict[str, Block]:
     return _blocks_by_name(graph) or _blocks_by_structure(graph)
 
 
+def _split_constants(graph: Graph) -> tuple[list[Node], list[Node]]:
+    """The ops that compute something, and the constant-only ops (weight DequantizeLinear,
+    Constant): these are named after their weights, not after the block that uses them."""
+    const = set(graph.initializers)
+    ops: list[Node] = []
+    const_ops: list[Node] = []
+    for node in graph.nodes:
+        if all(not t or t in const for t in node.inputs):
+            const.update(node.outputs)
+            const_ops.append(node)
+        else:
+            ops.append(node)
+    return ops, const_ops
+
+
+def _attach_constants(graph: Graph, const_ops: list[Node], owner: dict[int, str]) -> None:
+    """Weights and their DequantizeLinear join the block whose ops read them."""
+    consumers = graph.consumers()
+    for node in reversed(const_ops):
+        readers = {owner.get(c.id) for t in node.outputs for c in consumers.get(t, [])}
+        if len(readers) == 1 and None not in readers:
+            owner[node.id] = readers.pop()
+
+
+def _balanced(blocks: dict[str, Block], ops: int) -> bool:
+    """Blocks that describe the model: none holds most of it, none dwarfs the typical one
+    (a family of three weight names once made one 'block' of 1,178 of 1,213 ops)."""
+    sizes = sorted(len(b.op_ids) for b in blocks.values())
+    return sizes[-1] <= ops / 2 and sizes[-1] <= 4 * sizes[len(sizes) // 2]
+
+
 def _blocks_by_name(graph: Graph) -> dict[str, Block]:
     """The repeated blocks of ``graph`` by name prefix, in graph order ({} if none)."""
     covered: dict[str, set[int]] = defaultdict(set)
     instances: dict[str, set[str]] = defaultdict(set)
-    for node in graph.nodes:
+    ops, const_ops = _split_constants(graph)
+    for node in ops:
         for prefix in _candidates(node.name):
             fam = _family(prefix)
             covered[fam].add(node.id)
@@ -91,12 +123,13 @@ def _blocks_by_name(graph: Graph) -> dict[str, Block]:
     family = max((f for f in good if len(covered[f]) >= 0.8 * best_cover),
                  key=lambda f: (len(instances[f]), len(covered[f])))
     owner: dict[int, str] = {}
-    for node in graph.nodes:
+    for node in ops:
         for prefix in _candidates(node.name):
             if _family(prefix) == family:
                 owner[node.id] = prefix
                 break
-    _adopt_unnamed(graph, owner)
+    _adopt_unnamed(graph, owner, skip={n.id for n in const_ops})
+    _attach_constants(graph, const_ops, owner)
     blocks: dict[str, Block] = {}
     for node in graph.nodes:
         key = owner.get(node.id)
@@ -104,17 +137,20 @@ def _blocks_by_name(graph: Graph) -> dict[str, Block]:
             blocks.setdefault(key, Block(key, family)).op_ids.append(node.id)
     blocks = {k: blocks[k] for k in sorted(blocks, key=natural_key)
               if len(blocks[k].op_ids) >= MIN_BLOCK_OPS}
-    return blocks if len(blocks) >= MIN_INSTANCES else {}
+    if len(blocks) < MIN_INSTANCES or not _balanced(blocks, len(graph.nodes)):
+        return {}
+    return blocks
 
 
-def _adopt_unnamed(graph: Graph, owner: dict[int, str], rounds: int = 4) -> None:
+def _adopt_unnamed(graph: Graph, owner: dict[int, str], rounds: int = 4,
+                   skip: set[int] | frozenset[int] = frozenset()) -> None:
     """Ops without a block join one when all their placed neighbours share it."""
     producers = graph.producers()
     consumers = graph.consumers()
     for _ in range(rounds):
         changed = False
         for node in graph.nodes:
-            if node.id in owner:
+            if node.id in owner or node.id in skip:
                 continue
             near = [producers[t].id for t in node.inputs if t in producers]
             near += [c.id for t in node.outputs for c in consumers.get(t, [])]
@@ -145,15 +181,8 @@ def _segments(graph: Graph) -> _Segments:
     tensors read across more than 1/MIN_INSTANCES of the ops (an attention mask used by every
     layer) do not count as flowing on: no such tensor can be inside one block. A graph input
     flows from just before its first reader."""
-    const = set(graph.initializers)
-    ops: list[Node] = []
-    const_ops: list[Node] = []
-    for node in graph.nodes:
-        if all(not t or t in const for t in node.inputs):
-            const.update(node.outputs)
-            const_ops.append(node)
-        else:
-            ops.append(node)
+    ops, const_ops = _split_constants(graph)
+    const = set(graph.initializers) | {t for n in const_ops for t in n.outputs}
     made: dict[str, int] = {}  # a graph input is "made" just before its first reader
     last: dict[str, int] = {}
     uses: dict[str, int] = defaultdict(int)
@@ -249,17 +278,13 @@ def _blocks_by_structure(graph: Graph) -> dict[str, Block]:
         keys.append(key)
         for node in seg.ops[seg.starts[k]:seg.starts[k + period]]:
             owner[node.id] = key
-    consumers = graph.consumers()
-    for node in reversed(seg.const_ops):  # weights join the block that reads them
-        readers = {owner.get(c.id) for t in node.outputs for c in consumers.get(t, [])}
-        if len(readers) == 1 and None not in readers:
-            owner[node.id] = readers.pop()
+    _attach_constants(graph, seg.const_ops, owner)
     blocks = {key: Block(key, STRUCTURE_FAMILY) for key in keys}
     for node in graph.nodes:
         key = owner.get(node.id)
         if key is not None:
             blocks[key].op_ids.append(node.id)
-    return blocks
+    return blocks if _balanced(blocks, len(graph.nodes)) else {}
 
 
 def block_label(key: str, count: int) -> list[str]:

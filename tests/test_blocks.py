@@ -144,6 +144,29 @@ def test_residual_blocks_of_a_renamed_resnet() -> None:
     assert found == [{f"stage{s}.block{b}"} for s, b in expected]
 
 
+def test_weight_names_do_not_make_blocks() -> None:
+    """paddle2onnx names ops ``p2o.*`` and weight DequantizeLinear ops after their weights
+    (``ConvBnFusion_W_conv2d_3.w_0``): three such names once made one 'block' of 1,178 of a
+    PP-OCR detector's 1,213 ops. Weights are not blocks: the structure finds the blocks, and
+    each weight sits in the block that reads it."""
+    graph = resnet((2, 3, 4))
+    readers = graph.consumers()
+    const = set(graph.initializers)
+    weights = []
+    for k, node in enumerate(graph.nodes):
+        if all(not t or t in const for t in node.inputs):
+            node.name = f"ConvBnFusion_W_batch_norm_{k % 3}.w_0_DequantizeLinear"
+            const.update(node.outputs)
+            weights.append(node)
+    blocks = detect_blocks(graph)
+    check_blocks(graph, blocks, 6)
+    assert max(len(b.op_ids) for b in blocks.values()) <= len(graph.nodes) / 2
+    owner = {i: key for key, b in blocks.items() for i in b.op_ids}
+    inside = [w for w in weights if owner.get(readers[w.outputs[0]][0].id)]
+    assert inside and all(owner.get(w.id) == owner[readers[w.outputs[0]][0].id]
+                          for w in inside)
+
+
 def test_identical_stages_are_the_blocks_that_cover_most() -> None:
     graph = resnet((3, 3, 3))
     blocks = detect_blocks(graph)
