@@ -26,22 +26,25 @@ class ActivationSignedness(Pass):
     """Outputs of Relu / Clip(>=0) become uint8 with zero point 0 and the same scale. For ONNX
     Runtime, whose fast integer kernels take uint8 activations, other signed int8 activations
     become uint8 with the zero point shifted by 128; oneDNN runs signed symmetric int8 natively,
-    so they stay as they are there (a zero point would cost it extra element-wise work). Both
-    rewrites keep every value the quant model could represent, so results are unchanged."""
+    so they stay as they are there (a zero point would cost it extra element-wise work), except
+    a Concat's output: OpenVINO 2026.4 miscomputes a signed Concat of inputs with different
+    scales (PP-OCRv4 det: all zeros after it, cosine to float 0.08; u8 with zero point 128:
+    0.959). Both rewrites keep every value the quant model could represent."""
 
     name = "activation_signedness"
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
         non_negative = _non_negative_outputs(g)
-        shift = ctx.config.target == "onnxruntime"
+        ort = ctx.config.target == "onnxruntime"
+        concats = {n.outputs[0] for n in g.nodes if n.op_type == "Concat" and not n.domain}
         counts = {"unsigned": 0, "shifted": 0}
         for tensor, params in list(g.act_qparams.items()):
-            new = _retyped(params, tensor in non_negative, shift, counts)
+            new = _retyped(params, tensor in non_negative, ort or tensor in concats, counts)
             if new is not None:
                 g.act_qparams[tensor] = new
         for key, params in list(g.input_qparams.items()):
-            new = _retyped(params, key[1] in non_negative, shift, {})
+            new = _retyped(params, key[1] in non_negative, ort or key[1] in concats, {})
             if new is not None:
                 g.input_qparams[key] = new
         return PassResult(
