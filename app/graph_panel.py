@@ -6,6 +6,7 @@ stale; big graphs start in the neighbourhood view so Graphviz stays fast.
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -68,7 +69,9 @@ class GraphPanel(QWidget):
         self._token = 0
         self._matches: list[int] = []
         self._match_pos = 0
-        self.collapse = True  # big graphs with repeated blocks start collapsed
+        # None: big graphs with repeated blocks start collapsed; True / False: the user's
+        # choice (collapse at any size, or every op)
+        self.collapse: bool | None = None
         self.expanded: set[str] = set()  # block keys the user expanded
         self.plans = LayoutCache()  # (generation, snapshot, view) -> ViewPlan
         self.blocks_cache: dict[tuple, dict[str, Block]] = {}
@@ -182,7 +185,7 @@ class GraphPanel(QWidget):
         self.title.setText(f"<b>{snap.stem}</b>  \u2014  {snap.summary or 'no summary'}"
                            f"  \u00b7  {ops} ops")
         self.title.setToolTip(snap.summary)
-        blocky = self.collapse and ops > BLOCKS_ABOVE_OPS
+        blocky = self._collapsed(ops)
         if ops > LARGE_GRAPH_OPS and not blocky and not self.whole_graph_ok \
                 and not self.focus_mode:
             self._enter_focus()
@@ -200,6 +203,10 @@ class GraphPanel(QWidget):
             return None
         return pass_delta(self.session.snapshots[self.index - 1].graph, snap.graph)
 
+    def _collapsed(self, ops: int) -> bool:
+        """Draw repeated blocks collapsed: the user's choice, else for big graphs."""
+        return self.collapse if self.collapse is not None else ops > BLOCKS_ABOVE_OPS
+
     def _spec(self, snap: Snapshot) -> ViewSpec:
         delta = self.delta(snap) if self.diff_mode else None
         if delta is not None:
@@ -209,7 +216,7 @@ class GraphPanel(QWidget):
             if centre is None or snap.graph.node_by_id(centre) is None:
                 centre = snap.graph.nodes[0].id if snap.graph.nodes else -1
             return ViewSpec("near", centre, self.depth)
-        if self.collapse and len(snap.graph.nodes) > BLOCKS_ABOVE_OPS:
+        if self._collapsed(len(snap.graph.nodes)):
             return ViewSpec("blocks", expanded=frozenset(self.expanded))
         return ViewSpec("all")
 
@@ -399,7 +406,7 @@ class GraphPanel(QWidget):
                 return
 
     def _new_model(self) -> None:
-        self.collapse, self._plan = True, None
+        self.collapse, self._plan = None, None
         self.expanded.clear()
         self.plans.clear()
         self.blocks_cache.clear()
@@ -500,11 +507,14 @@ class GraphPanel(QWidget):
                     "<a href='whole'>Show the whole graph</a>")
         elif snap is not None and self._plan is not None and self._plan.collapsed:
             fam = next(iter(self._plan.blocks.values())).family
-            how = ("found by structure: the same ops in a row" if fam == STRUCTURE_FAMILY
-                   else f"<code>{fam}</code>")
+            how = ("found by structure: the same ops, in the same order, repeat" if
+                   fam == STRUCTURE_FAMILY else
+                   f"found by name: ops named <code>{html.escape(fam)}</code>, # being the "
+                   "block's number")
             text = (f"{len(snap.graph.nodes)} ops: {len(self._plan.collapsed)} repeated blocks "
-                    f"({how}) are collapsed. Double-click a block to expand it, "
-                    "an op of an expanded block to fold it. <a href='all'>Show every op</a>")
+                    f"are collapsed ({how}; weights inside the block that reads them). "
+                    "Double-click a block to expand it, an op of an expanded block to fold "
+                    "it. <a href='all'>Show every op</a>")
             if self.expanded:
                 text += " \u00b7 <a href='blocks'>Collapse all</a>"
         elif snap is not None and self._plan is not None and self._plan.blocks:

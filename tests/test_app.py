@@ -399,6 +399,30 @@ def test_a_running_benchmark_says_so_and_its_progress_fits(qtbot, window: MainWi
     assert not bench.notes.text().startswith("Run Benchmark (Ctrl+B) to time")
 
 
+def test_collapsing_works_at_any_size(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+                                      messages: list) -> None:
+    from qcore import modelgen
+
+    small = tmp_path / "bert3_qdq.onnx"  # three layers, under BLOCKS_ABOVE_OPS ops
+    onnx.save(modelgen.quantize_qdq(modelgen.bert_like(layers=3, hidden=32, heads=2, ffn=64,
+                                                       seq=8)), str(small))
+    window = make_window()
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
+        window.open_model(small)
+    panel = window.graph_panel
+    qtbot.waitUntil(lambda: panel.view_job is None and panel.view.items_ready(),
+                    timeout=TIMEOUT)
+    assert len(panel.graph().nodes) <= graph_panel_module.BLOCKS_ABOVE_OPS
+    assert not panel.view.blocks  # small: every op at first
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
+        panel.set_view_mode("blocks")  # View > Collapse repeated blocks
+    qtbot.waitUntil(lambda: panel.view_job is None and panel.view.items_ready(),
+                    timeout=TIMEOUT)
+    assert len(panel.view.blocks) >= 2
+    assert "found by name" in panel.banner.text() and "layer#" in panel.banner.text()
+    window.close()
+
+
 def test_command_line() -> None:
     from app.__main__ import parse_args
 
