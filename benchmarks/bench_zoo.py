@@ -1,0 +1,107 @@
+"""The real-model zoo (tests/zoo.py) on both engines: FP32 / source QDQ / our INT8.
+
+    python benchmarks/bench_zoo.py [--models efficientnet_lite0,minilm_l6] [--iterations 50]
+
+For every zoo (model, producer): ONNX Runtime runs the float model, the QDQ model and our
+``--target onnxruntime`` INT8; OpenVINO runs the float model, the QDQ model and our
+``--target onednn`` INT8. qcore.bench times the three round-robin in one run (1 thread,
+batch 1, the first test sample as input). Prints p50 latencies, the latency ratios ours/QDQ and
+ours/FP32 (below 1 is faster), the compute ops that ran INT8 ("what ran", from qcore.bench's
+report: ONNX Runtime's optimized graph, OpenVINO's runtime precision) and the mean cosine vs
+FP32 over the test samples of the QDQ model and of ours. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import zoo  # noqa: E402
+
+from qcore.bench import BenchSettings, run_benchmark  # noqa: E402
+
+ENGINES = {"onnxruntime": "onnxruntime", "openvino": "onednn"}  # engine -> our target
+HEADER = ("| model | producer | engine | FP32 ms | QDQ ms | ours ms | ours/QDQ | ours/FP32 "
+          "| INT8 ops QDQ | INT8 ops ours | cos QDQ | cos ours |")
+
+
+def _ops(result) -> str:  # noqa: ANN001 - a qcore.bench BenchResult
+    ran = result.what_ran if result is not None else None
+    if ran is None or ran.int8_ops is None:
+        return "-"
+    return f"{ran.int8_ops}/{ran.compute_ops}"
+
+
+def _ms(result) -> float | None:  # noqa: ANN001
+    ok = result is not None and result.status == "ok" and result.latency_ms is not None
+    return result.latency_ms.p50 if ok else None
+
+
+def _cos(path: Path, e: zoo.ZooEntry, engine: str, ref: list[np.ndarray]) -> str:
+    try:
+        outs = zoo.outputs(path, e.test, engine)
+    except Exception:  # an engine refusing a model shows as "-"
+        return "-"
+    return f"{np.mean([zoo.cosine(a, b) for a, b in zip(outs, ref, strict=True)]):.4f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path) -> list[str]:
+    """Table rows of one (model, producer), one per engine."""
+    feeds = work / f"{e.model.name}.npz"
+    np.savez(feeds, **e.test[0])
+    ref = zoo.outputs(e.float_path, e.test)
+    rows = []
+    for engine, target in ENGINES.items():
+        ours = zoo.convert_entry(e, target)
+        models = {"fp32": e.float_path, "qdq": e.qdq_path, "int8": ours.int8_path}
+        settings = BenchSettings(engines=[engine], threads=[1], iters=iterations, warmup=5,
+                                 inputs=feeds)
+        report = run_benchmark(models, settings)
+        res = {k: report.result(k, engine, 1) for k in models}
+        fp32, qdq, int8 = (_ms(res[k]) for k in models)
+        cells = [e.model.name, e.producer, engine, f"{fp32:.2f}" if fp32 else "-",
+                 f"{qdq:.2f}" if qdq else "-", f"{int8:.2f}" if int8 else "-",
+                 _ratio(int8, qdq), _ratio(int8, fp32), _ops(res["qdq"]), _ops(res["int8"]),
+                 _cos(e.qdq_path, e, engine, ref), _cos(ours.int8_path, e, engine, ref)]
+        rows.append("| " + " | ".join(cells) + " |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="", help="comma-separated zoo model names "
+                        f"(default: all of {', '.join(zoo.MODELS)})")
+    parser.add_argument("--iterations", type=int, default=50,
+                        help="measured runs per model and engine")
+    args = parser.parse_args(argv)
+    names = [n for n in args.models.split(",") if n] or list(zoo.MODELS)
+    unknown = [n for n in names if n not in zoo.MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {', '.join(zoo.MODELS)}")
+    print(HEADER)
+    print("|" + "---|" * HEADER.count(" | ") + "---|")
+    with tempfile.TemporaryDirectory(prefix="bench_zoo_") as tmp:
+        for name, producer in zoo.PAIRS:
+            if name not in names:
+                continue
+            try:
+                bench_entry(zoo.entry(name, producer), args.iterations, Path(tmp))
+            except Exception as exc:  # one model that cannot convert must not stop the table
+                print(f"| {name} | {producer} | - | failed: {str(exc)[:120]} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
