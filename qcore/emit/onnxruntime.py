@@ -90,6 +90,12 @@ class OrtEmitter(EmitterBase):
         self.dequantize(q_out, scale, zp, tmp, params)
         self.activation(act, tmp, out)
 
+    def _int8_output(self, name: str) -> bool:
+        """True when ``name`` has per-tensor params (QLinear ops take no per-channel output
+        scale; NNCF quantizes a depthwise Conv's input, an expand Conv's output, per channel)."""
+        params = self.g.act_qparams.get(name)
+        return params is not None and not params.per_channel
+
     def _float_out(self, node: Node) -> str:
         """Where a float-output INT8 op writes: the output, or a temp before its activation."""
         if node.attrs.get("_act") is None:
@@ -123,7 +129,7 @@ class OrtEmitter(EmitterBase):
         channels = weight.shape[weight_axis(node) % weight.ndim]
         bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
         out_name = node.outputs[0]
-        has_out = out_name in self.g.act_qparams
+        has_out = self._int8_output(out_name)
         if node.op_type == "Conv" and not has_out:
             self._conv_integer(node, x, xz, x_params, w_params, bias)
             return
@@ -192,7 +198,7 @@ class OrtEmitter(EmitterBase):
         a, as_, az = self._act_in(node, node.inputs[0])
         b, bs, bz = self._act_in(node, node.inputs[1])
         out = node.outputs[0]
-        if out in self.g.act_qparams:
+        if self._int8_output(out):
             q_out, ys, yz, y_params = self._out(node, out)
             self.node("QLinearMatMul", [a, as_, az, b, bs, bz, ys, yz], [q_out], like=node)
             self._finish(node, q_out, ys, yz, y_params)

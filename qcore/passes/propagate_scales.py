@@ -49,19 +49,29 @@ class PropagateScales(Pass):
                     if src in g.initializers:
                         continue
                     if src in params:
+                        given = g.qparams_for(node, src)
                         for out in outs:
-                            if out not in params:
-                                params[out] = g.qparams_for(node, src)
+                            if out not in params and _carries(node, given):
+                                params[out] = given
                                 filled += 1
                                 changed = True
-                    elif outs and outs[0] in params:
+                    elif outs and outs[0] in params and _carries(node, params[outs[0]]):
                         params[src] = params[outs[0]]
                         filled += 1
                         changed = True
-                elif node.op_type == "Concat" and not node.domain and node.outputs[0] in params:
+                elif (node.op_type == "Concat" and not node.domain and node.outputs[0] in params
+                      and not params[node.outputs[0]].per_channel):
                     for name in node.inputs:
                         if name not in params and name not in g.initializers:
                             params[name] = params[node.outputs[0]]
                             filled += 1
                             changed = True
         return PassResult(modified=filled > 0, summary=f"propagated {filled} scales")
+
+
+def _carries(node, params) -> bool:  # noqa: ANN001
+    """Per-channel params stay valid only through ops that keep the channel layout."""
+    return not params.per_channel or node.op_type in CHANNEL_KEEPING
+
+
+CHANNEL_KEEPING = {"MaxPool", "Resize"}

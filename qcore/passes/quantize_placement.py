@@ -56,7 +56,8 @@ def _input_reason(g: Graph, node: Node, target: str = "onnxruntime") -> str | No
     constant, or a tensor whose scale the INT8 form needs but the model lacks. Conv, Gemm
     and MatMul need no output scale (their output then stays float); on ``onednn`` no op
     does when the source quantized each of its activation inputs itself (NNCF's placement:
-    OpenVINO reads those Q/DQ pairs as they are)."""
+    OpenVINO reads those Q/DQ pairs as they are), and there an input the source quantized per
+    channel (NNCF does before depthwise convolutions) keeps its per-channel Q/DQ."""
     acts = [n for n in node.inputs if n and n not in g.initializers]
     if node.op_type in ("Conv", "Gemm") or (
         node.op_type == "MatMul" and node.inputs[1] in g.initializers
@@ -85,7 +86,7 @@ def _input_reason(g: Graph, node: Node, target: str = "onnxruntime") -> str | No
         params = g.qparams_for(node, name) if name in node.inputs else g.act_qparams.get(name)
         if params is None:
             return f"missing scale: no scale for tensor {name}"
-        if params.per_channel:
+        if params.per_channel and not (target == "onednn" and g.source_quantized(node, name)):
             return f"missing scale: per-channel activation scale on {name}"
     return None
 
