@@ -125,6 +125,21 @@ def test_a_record_with_trailing_bytes_is_refused(tmp_path) -> None:  # noqa: ANN
         import_paddle(tmp_path / "m")
 
 
+def test_a_huge_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    _program(tmp_path / "m", "w", [4, 3])
+    with open(tmp_path / "m" / "w", "wb") as handle:
+        handle.write(_record(W))
+        handle.truncate(2**30)  # sparse: a 1 GiB file for a 48-byte tensor
+    import qcore.paddle.params as params
+
+    def no_reading(*args: object) -> bytes:
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(params, "read_regular", no_reading)
+    with pytest.raises(ModelError, match="more than w of shape \\[4, 3\\] can take"):
+        import_paddle(tmp_path / "m")
+
+
 def test_params_filename_outside_the_folder_is_refused(tmp_path) -> None:  # noqa: ANN001
     shutil.copytree(PADDLE / "cnn_ptq", tmp_path / "m")
     with pytest.raises(ModelError, match="refusing a location outside"):

@@ -147,6 +147,21 @@ def _read_in_order(data: bytes, source: str, order: list[Var]) -> dict[str, np.n
     return params
 
 
+#: Bytes a tensor record may hold besides its data (LoD header and descriptor).
+RECORD_HEADER_MAX = 65536
+
+
+def _check_file_size(path: Path, var: Var) -> None:
+    """Refuse, before reading it, a parameter file bigger than the program's shape allows."""
+    if var.shape is None or var.dtype is None or any(d < 0 for d in var.shape):
+        return
+    limit = int(np.prod(var.shape, dtype=np.int64)) * var.dtype.itemsize + RECORD_HEADER_MAX
+    size = regular_file_size(path, str(path))
+    if size > limit:
+        raise ModelError(f"{path}: {size} bytes, more than {var.name} of shape {var.shape} "
+                         "can take (parameters do not match the program)")
+
+
 def read_separate(folder: str | Path, program: Program) -> dict[str, np.ndarray]:
     """Every saved variable of ``program``, one file per variable named after it.
 
@@ -161,6 +176,7 @@ def read_separate(folder: str | Path, program: Program) -> dict[str, np.ndarray]
         if not path.exists():
             missing.append(var.name)
             continue
+        _check_file_size(path, var)
         reader = _Reader(_read_bytes(path), str(path))
         array = read_tensor(reader, var.name)
         if not reader.done:
