@@ -140,6 +140,20 @@ def test_a_huge_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) 
         import_paddle(tmp_path / "m")
 
 
+def test_a_huge_combined_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    shutil.copytree(PADDLE / "cnn_ptq", tmp_path / "m")
+    with open(tmp_path / "m" / "model.pdiparams", "r+b") as handle:
+        handle.truncate(2**30)
+    import qcore.paddle.params as params
+
+    def no_reading(*args: object) -> bytes:
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(params, "read_regular", no_reading)
+    with pytest.raises(ModelError, match="more than the program's .* saved variables can take"):
+        import_paddle(tmp_path / "m")
+
+
 def test_params_filename_outside_the_folder_is_refused(tmp_path) -> None:  # noqa: ANN001
     shutil.copytree(PADDLE / "cnn_ptq", tmp_path / "m")
     with pytest.raises(ModelError, match="refusing a location outside"):

@@ -121,8 +121,13 @@ def _fits(var: Var, array: np.ndarray) -> bool:
 def read_combined(path: str | Path, program: Program) -> dict[str, np.ndarray]:
     """Every saved variable of ``program`` from one ``save_combine`` file."""
     path = Path(path)
-    data = _read_bytes(path)
     saved = program.saved_vars()
+    limit = _most_bytes(saved)
+    size = regular_file_size(path, str(path))
+    if limit is not None and size > limit:
+        raise ModelError(f"{path}: {size} bytes, more than the program's {len(saved)} saved "
+                         "variables can take (parameters do not match the program)")
+    data = _read_bytes(path)
     orders = [sorted(saved, key=lambda v: v.name), saved]
     first_error: ModelError | None = None
     for order in orders:
@@ -151,11 +156,21 @@ def _read_in_order(data: bytes, source: str, order: list[Var]) -> dict[str, np.n
 RECORD_HEADER_MAX = 65536
 
 
+def _most_bytes(variables: list[Var]) -> int | None:
+    """The largest size the records of ``variables`` can take (None: a shape is unknown)."""
+    total = 0
+    for var in variables:
+        if var.shape is None or var.dtype is None or any(d < 0 for d in var.shape):
+            return None
+        total += int(np.prod(var.shape, dtype=np.int64)) * var.dtype.itemsize
+    return total + RECORD_HEADER_MAX * len(variables)
+
+
 def _check_file_size(path: Path, var: Var) -> None:
     """Refuse, before reading it, a parameter file bigger than the program's shape allows."""
-    if var.shape is None or var.dtype is None or any(d < 0 for d in var.shape):
+    limit = _most_bytes([var])
+    if limit is None:
         return
-    limit = int(np.prod(var.shape, dtype=np.int64)) * var.dtype.itemsize + RECORD_HEADER_MAX
     size = regular_file_size(path, str(path))
     if size > limit:
         raise ModelError(f"{path}: {size} bytes, more than {var.name} of shape {var.shape} "
