@@ -317,12 +317,15 @@ def build_view(graph: Graph, blocks: dict[str, Block], expanded: set[str],
 
     producers = graph.producers()
     consumers = graph.consumers()
+    hidden = _shared_constants(graph, unit, consumers)
     for name in graph.input_names:
         add_tensor(name)
     edges: set[tuple[str, str]] = set()
     polite = Politeness()
     for node in graph.nodes:
         polite()
+        if node.id in hidden:
+            continue
         me = unit[node.id]
         if me not in seen:
             seen.add(me)
@@ -344,7 +347,8 @@ def build_view(graph: Graph, blocks: dict[str, Block], expanded: set[str],
             if name not in tensor_keys:
                 continue
             maker = producers.get(name)
-            if maker is not None and unit[maker.id] == me and me.startswith("b_"):
+            if maker is not None and (maker.id in hidden or (
+                    unit[maker.id] == me and me.startswith("b_"))):
                 continue
             add_tensor(name)
             edges.add((tensor_keys[name], me))
@@ -353,6 +357,21 @@ def build_view(graph: Graph, blocks: dict[str, Block], expanded: set[str],
     nodes = _toposort(nodes, edges)
     order = {n.key: i for i, n in enumerate(nodes)}
     return ViewGraph(nodes, sorted(edges, key=lambda e: (order[e[0]], order[e[1]])), collapsed)
+
+
+def _shared_constants(graph: Graph, unit: dict[int, str],
+                      consumers: dict[str, list[Node]]) -> set[int]:
+    """Constant-only ops outside every block whose outputs only collapsed blocks read (the
+    attention scale of every layer): drawn, they tie every block to one node."""
+    _, const_ops = _split_constants(graph)
+    shared = set()
+    for node in const_ops:
+        if not unit[node.id].startswith("op_"):
+            continue
+        readers = {unit[c.id] for t in node.outputs for c in consumers.get(t, [])}
+        if len(readers) > 1 and all(r.startswith("b_") for r in readers):
+            shared.add(node.id)
+    return shared
 
 
 def _toposort(nodes: list[ViewNode], edges: set[tuple[str, str]]) -> list[ViewNode]:

@@ -118,6 +118,28 @@ def test_every_snapshot_of_the_conversion_keeps_the_layers(bert_p2o: Path) -> No
         assert layer == f"layer{k}" and ops >= 0.9 * len(block.op_ids)
 
 
+def test_constants_every_layer_reads_do_not_tie_the_blocks_together(
+        bert: onnx.ModelProto) -> None:
+    """The attention scale and GELU's 0.5 are read by every layer: drawn outside the blocks
+    they gave each collapsed block extra edges from the top of the graph, crossing it."""
+    from app.blocks import build_view
+    from app.layout import tensor_keys
+
+    graph = from_onnx(bert)
+    blocks = detect_blocks(graph)
+    view = build_view(graph, blocks, set(), tensor_keys(graph))
+    into = Counter(dst for _src, dst in view.edges)
+    block_nodes = [n.key for n in view.nodes if n.kind == "block"]
+    assert len(block_nodes) == LAYERS
+    assert all(into[key] == 1 for key in block_nodes)  # the previous layer's output only
+    drawn = {n.op_id for n in view.nodes if n.kind == "op"}
+    shared = [n for n in graph.nodes if n.op_type == "DequantizeLinear"
+              and all(t in graph.initializers for t in n.inputs)
+              and len({b for b, blk in blocks.items()
+                       for c in graph.consumers().get(n.outputs[0], []) if c.id in blk.op_ids}) > 1]
+    assert shared and not drawn & {n.id for n in shared}
+
+
 def test_names_still_win_when_they_tell(bert: onnx.ModelProto) -> None:
     """quantize_static keeps the model's names (``layer2.q.matmul``...): blocks by name."""
     graph = from_onnx(bert)
