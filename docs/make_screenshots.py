@@ -1,0 +1,107 @@
+"""Screenshots of the real window for the README, taken under a real X server.
+
+    xvfb-run -a -s "-screen 0 1280x720x24" python docs/make_screenshots.py sample docs/x.png
+
+One scenario per run (the scale factor and palette are fixed when Qt starts):
+``sample`` (the bundled CNN at its placement pass), ``dark`` (the same in a dark palette),
+``accuracy MODEL IMAGES`` (a benchmark on a folder of images, Accuracy tab), ``advisor MODEL``
+(the advisor's result), ``first MODEL`` (a big model's first view), ``blocks MODEL`` (the
+collapsed-blocks view). Set QT_SCALE_FACTOR=1.5 for a 150 % screen.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
+LIMIT_MS = 600_000
+
+
+def main() -> None:
+    scenario, out, *rest = sys.argv[1:]
+    app = QApplication([])
+    app.setStyle("Fusion")
+    if scenario == "dark":
+        from test_app_palette import dark_palette
+
+        app.setPalette(dark_palette())
+    from app.resources import style_sheet
+
+    app.setStyleSheet(style_sheet())
+    from app.input_source import InputSource
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+
+    settings = AppSettings(QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings)
+    window.show()
+    model = Path(rest[0]) if rest else SAMPLE
+    steps: list = []
+
+    def shoot() -> None:
+        app.primaryScreen().grabWindow(0).save(out)
+        print("saved", out)
+        app.quit()
+
+    def after(signal, action) -> None:  # noqa: ANN001
+        """Run ``action`` once ``signal`` fires (then go on with the next step)."""
+        def once(*_args: object) -> None:
+            signal.disconnect(once)
+            QTimer.singleShot(1500, action)
+        signal.connect(once)
+
+    def placement() -> None:
+        names = [s.name for s in window.session.snapshots]
+        window.pass_list.setCurrentRow(names.index("quantize_placement"))
+        QTimer.singleShot(2500, shoot)
+
+    def accuracy() -> None:
+        bench = window.results.bench
+        bench.engine_boxes["openvino"].setChecked(False)
+        bench.model_boxes["int8-onednn"].setChecked(False)
+        bench.iters.setValue(5)
+        window.session.set_inputs(InputSource("images", rest[1], rest[2] if len(rest) > 2
+                                              else "imagenet"))
+        after(window.job_finished, lambda: (window.results.show_tab("Accuracy"), shoot()))
+        window.benchmark()
+
+    def advisor() -> None:
+        window.results.advisor.rounds.setValue(3)
+        after(window.job_finished, shoot)
+        window.run_advisor()
+
+    def when_laid_out() -> None:
+        """Shoot once Graphviz has laid the view out (polled: a screenshot, not a test)."""
+        panel = window.graph_panel
+        if panel.view_job is None and panel.view.items_ready():
+            if panel.view.blocks:  # show the blocks, not the inputs at the top
+                block = list(panel.view.blocks.values())[len(panel.view.blocks) // 3]
+                panel.view.centerOn(block)
+            QTimer.singleShot(800, shoot)
+        else:
+            QTimer.singleShot(500, when_laid_out)
+
+    def blocks() -> None:
+        window.graph_panel.set_view_mode("blocks")
+        QTimer.singleShot(1000, when_laid_out)
+
+    then = {"sample": placement, "dark": placement, "accuracy": accuracy, "advisor": advisor,
+            "first": when_laid_out, "blocks": blocks}[scenario]
+    after(window.job_finished, then)
+    window.open_model(model)
+    QTimer.singleShot(LIMIT_MS, app.quit)
+    steps.append(then)
+    app.exec()
+
+
+if __name__ == "__main__":
+    main()
