@@ -71,7 +71,8 @@ def main() -> None:
         bench.iters.setValue(5)
         window.session.set_inputs(InputSource("images", rest[1], rest[2] if len(rest) > 2
                                               else "imagenet"))
-        after(window.job_finished, lambda: (window.results.show_tab("Accuracy"), shoot()))
+        after(window.job_finished, lambda: (window.results.show_tab("Accuracy"),
+                                            QTimer.singleShot(1000, shoot)))
         window.benchmark()
 
     def advisor() -> None:
