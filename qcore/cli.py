@@ -14,7 +14,7 @@ from qcore.advise import command as advise_command
 from qcore.bench import command as bench_command
 from qcore.config import TARGETS, ConvertConfig
 from qcore.convert import ConversionResult, NoQuantizationError, convert
-from qcore.files import OutputError, OutputSet, remove_temporaries
+from qcore.files import OutputError, OutputSet, committing, remove_temporaries
 from qcore.loader import ModelError, load_graph
 from qcore.paddle import command as paddle_command
 from qcore.summary import conversion_text, model_text
@@ -188,8 +188,27 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwind (every ``with`` removes its temporaries) and exit 143."""
 
 
+#: Seconds SIGTERM waits for the unwinding before exiting hard (a handler's exception is
+#: lost when it lands in a ``__del__``).
+TERMINATE_GRACE = 10.0
+
+
 def _terminate(signum: int, frame: object) -> None:
+    """Remove the temporaries at once (unless files are being renamed into place, which
+    then finishes or undoes itself), unwind with ``Terminated``, and exit hard if that
+    exception is swallowed."""
+    if not committing():
+        remove_temporaries()
+    timer = threading.Timer(TERMINATE_GRACE, _exit_terminated)
+    timer.daemon = True
+    timer.start()
     raise Terminated
+
+
+def _exit_terminated() -> None:
+    remove_temporaries()
+    print("qcore: error: terminated", file=sys.stderr, flush=True)
+    os._exit(143)
 
 
 def main(argv: list[str] | None = None) -> int:

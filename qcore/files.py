@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -148,6 +149,26 @@ def forget_temporary(path: str | Path) -> None:
     _TEMPORARIES.discard(Path(path))
 
 
+@contextlib.contextmanager
+def temporary_folder(prefix: str) -> Iterator[str]:
+    """``tempfile.TemporaryDirectory`` that :func:`remove_temporaries` also removes."""
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as tmp:
+        register_temporary(tmp)
+        try:
+            yield tmp
+        finally:
+            forget_temporary(tmp)
+
+
+#: OutputSet commits under way: a signal then waits for them (see :func:`committing`).
+_COMMITS: list[object] = []
+
+
+def committing() -> bool:
+    """True while an :class:`OutputSet` renames its files into place (or undoes that)."""
+    return bool(_COMMITS)
+
+
 def _write_temporary(target: Path, data: bytes) -> Path:
     """``data`` in a fresh temporary beside ``target``, flushed to disk, mode 0644."""
     fd, tmp = _new_temporary(target)
@@ -270,6 +291,7 @@ class OutputSet:
     def commit(self) -> list[Path]:
         """Rename every temporary into place, or none: returns the targets."""
         done: list[tuple[Path, Path | None]] = []
+        _COMMITS.append(self)
         try:
             for tmp, out, replaceable in self._staged:
                 done.append((out, self._install(tmp, out, replaceable)))
@@ -282,6 +304,7 @@ class OutputSet:
                     _drop(out)
             raise
         finally:
+            _COMMITS.remove(self)
             self._made = [] if len(done) == len(self._staged) else self._made
             self.discard()
         for _, backup in done:

@@ -265,6 +265,42 @@ def test_sigterm_before_the_commit_removes_every_temporary(tmp_path) -> None:  #
     assert not (tmp_path / "int8.onnx").exists() and not (tmp_path / "fp32.onnx").exists()
 
 
+SWALLOWING_CHILD = """
+import sys
+import threading
+from qcore import cli, files
+cli.TERMINATE_GRACE = 0.5
+class Blocker:
+    def __del__(self):  # an exception raised in here is only printed, never propagated
+        print("in __del__", flush=True)
+        sys.stdin.readline()
+real = files.OutputSet.commit
+def commit(self):
+    Blocker()  # SIGTERM arrives inside its __del__
+    threading.Event().wait()  # a long job after it: only the hard exit ends it
+    return real(self)
+files.OutputSet.commit = commit
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_lost_in_a_destructor_still_ends_without_temporaries(tmp_path) -> None:  # noqa: ANN001
+    argv = [sys.executable, "-c", SWALLOWING_CHILD, *_convert(
+        "--int8_model_save_path", str(tmp_path / "int8.onnx"))]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout.readline().strip() == "in __del__"
+        assert _leftovers(tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "qcore: error: terminated" in err, err
+    assert "Exception ignored" in err, "the handler's exception was swallowed"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sigterm_during_a_benchmark_removes_its_folder(tmp_path) -> None:  # noqa: ANN001
     work = tmp_path / "tmp"
     work.mkdir()

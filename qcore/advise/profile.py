@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from qcore.files import temporary_folder
 
 _OP_ID = re.compile(r"#(\d+)")
 
@@ -19,7 +20,7 @@ def op_times(model: str | Path, feeds: Sequence[dict[str, np.ndarray]], runs: in
              threads: int = 1) -> dict[int, float]:
     """Mean kernel time in ms per run of every op, keyed by the op id in its node name
     (``name#id``, as qcore writes them; ONNX Runtime keeps it through its own rewrites)."""
-    with tempfile.TemporaryDirectory(prefix="qcore-profile-") as tmp:
+    with temporary_folder("qcore-profile-") as tmp:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

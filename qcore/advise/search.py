@@ -4,7 +4,6 @@ the fastest configuration that stays within the user's accuracy bound."""
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from qcore.bench.engines import get_engine
 from qcore.bench.inputs import check_finite, generate_inputs, load_inputs, model_inputs
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
+from qcore.files import temporary_folder
 from qcore.passes.base import Cancelled
 
 # What an unquantized input counts as: about the SQNR of a well-used 8-bit grid, so the first
@@ -332,7 +332,7 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
         if on_candidate is not None:
             on_candidate(candidate)
 
-    with tempfile.TemporaryDirectory(prefix="qcore-advise-") as tmp:
+    with temporary_folder("qcore-advise-") as tmp:
         ev = _Evaluator(str(quant_model), base, settings, Path(tmp), cancelled)
         first_path, first = ev.model([])
         sensitive = rank_sensitive(ev.fp32, first_path, first, ev.feeds, cancelled)

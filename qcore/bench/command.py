@@ -12,7 +12,6 @@ import contextlib
 import math
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from qcore.bench.inputs import parse_dims
 from qcore.bench.report import BenchReport
 from qcore.bench.runner import BenchSettings, run_benchmark
 from qcore.config import ConvertConfig
-from qcore.files import OutputSet, forget_temporary, register_temporary, save_model
+from qcore.files import OutputSet, save_model, temporary_folder
 
 ROLES = ("fp32", "qdq", "int8", "int8-onednn")
 
@@ -200,8 +199,7 @@ def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -
         dims=parse_dims(args.dims), samples=args.samples, accuracy=args.accuracy,
         per_tensor=args.per_tensor)
     progress = None if args.quiet else TerminalProgress()
-    with tempfile.TemporaryDirectory(prefix="qcore_bench_") as tmp, _ctrl_c_cancels() as stop:
-        register_temporary(tmp)  # removed on SIGTERM too (qcore.cli)
+    with temporary_folder("qcore_bench_") as tmp, _ctrl_c_cancels() as stop:
         notes = []
         if args.quant:
             notes = _convert_missing(args, models, engines, Path(tmp), sys.stderr)
@@ -218,7 +216,6 @@ def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -
         finally:
             if progress:
                 progress.close()
-            forget_temporary(tmp)
     report.notes[:0] = notes
     sys.stdout.write(report.text())
     for warning in _warnings(report):

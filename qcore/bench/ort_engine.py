@@ -7,7 +7,6 @@ MatMulInteger... run on MLAS integer kernels; Conv, Gemm, MatMul, FusedConv... r
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import onnx
 
 from qcore.bench.engines import Engine, EngineUnavailable, Feeds, Session, WhatRan
+from qcore.files import temporary_folder
 
 #: Compute ops that run on integer kernels (any domain).
 INTEGER_OPS = frozenset({
@@ -126,7 +126,7 @@ class OrtEngine(Engine):
         """Build a second session that saves its optimized graph, once per model file."""
         key = Path(path).resolve()
         if key not in self._inspected:
-            with tempfile.TemporaryDirectory(prefix="qcore_ortopt_") as tmp:
+            with temporary_folder("qcore_ortopt_") as tmp:
                 out = str(Path(tmp) / "optimized.onnx")
                 self.make_session(path, threads, out)
                 self._inspected[key] = summarize_graph(onnx.load(out, load_external_data=False))
