@@ -191,6 +191,7 @@ class Terminated(BaseException):
 #: Seconds SIGTERM waits for the unwinding before exiting hard (a handler's exception is
 #: lost when it lands in a ``__del__``).
 TERMINATE_GRACE = 10.0
+_HARD_EXITS: list[threading.Timer] = []  # cancelled once the unwinding reached main()
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -201,6 +202,7 @@ def _terminate(signum: int, frame: object) -> None:
         remove_temporaries()
     timer = threading.Timer(TERMINATE_GRACE, _exit_terminated)
     timer.daemon = True
+    _HARD_EXITS.append(timer)
     timer.start()
     raise Terminated
 
@@ -226,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         print("qcore: error: terminated", file=sys.stderr)
         return 143
     finally:
+        while _HARD_EXITS:
+            _HARD_EXITS.pop().cancel()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,26 @@ def test_sigterm_before_the_commit_removes_every_temporary(tmp_path) -> None:  #
     assert proc.returncode == 143 and "qcore: error: terminated" in err
     assert not _leftovers(tmp_path)
     assert not (tmp_path / "int8.onnx").exists() and not (tmp_path / "fp32.onnx").exists()
+
+
+def test_sigterm_in_process_returns_143_and_cancels_the_hard_exit(tmp_path, monkeypatch,  # noqa: ANN001
+                                                                 capsys) -> None:  # noqa: ANN001
+    import qcore.cli as cli
+
+    def terminated(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the handler did not run")
+
+    monkeypatch.setattr(cli, "TERMINATE_GRACE", 3600.0)
+    monkeypatch.setattr(cli, "convert", terminated)
+    assert main(_convert("--int8_model_save_path", str(tmp_path / "int8.onnx"))) == 143
+    assert "qcore: error: terminated" in capsys.readouterr().err
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    for timer in timers:
+        timer.join(60)  # a cancelled timer ends at once; one left running would not
+    assert not [t for t in timers if t.is_alive()]
+    assert signal.getsignal(signal.SIGTERM) is not cli._terminate
+    assert list(tmp_path.iterdir()) == []
 
 
 SWALLOWING_CHILD = """
