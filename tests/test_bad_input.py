@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -393,7 +392,14 @@ def test_conv_with_a_non_constant_bias_converts() -> None:
         g.initializer.remove(bias)
         g.input.append(helper.make_tensor_value_info("conv.bias", TensorProto.FLOAT, [4]))
 
-    convert(_tiny_with(bias_input)).int8_model()
+    model = _tiny_with(bias_input)
+    result = convert(model)
+    ramp = np.linspace(-1, 1, 8 * 8 * 8, dtype=np.float32).reshape(1, 8, 8, 8)
+    feeds = {"x": ramp, "conv.bias": np.array([0.5, -0.25, 1.0, 0.0], np.float32)}
+    expected = run_model(model, feeds)[0]
+    for written in (result.int8_model(), result.fp32_model()):
+        onnx.checker.check_model(written)
+        assert cosine(run_model(written, feeds)[0], expected) > 0.999  # the bias fed is used
 
 
 def test_quantize_of_an_integer_input_gives_a_valid_model() -> None:
@@ -437,15 +443,28 @@ SUFFIX = {"dot": ".dot", "bench-json": ".json", "bench-csv": ".csv", "advise": "
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_existing_output_needs_force(kind, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_existing_output_needs_force(kind, tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001
     target = tmp_path / f"existing{SUFFIX.get(kind, '.onnx')}"
     target.write_bytes(b"keep me")
-    start = time.perf_counter()
-    assert main(_command(kind, tmp_path, target)) == 2
+    command = _command(kind, tmp_path, target)
+
+    def the_work(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the model was read: the refusal came after the work")
+
+    from qcore import convert as convert_module
+    from qcore.bench import command as bench_command
+    from qcore.paddle import program
+
+    if kind.startswith("bench"):  # it checks the models are ONNX, then the outputs
+        monkeypatch.setattr(convert_module, "convert", the_work)
+        monkeypatch.setattr(bench_command, "run_benchmark", the_work)
+    else:  # refused before the model (ONNX or Paddle) is even read
+        monkeypatch.setattr(onnx, "load", the_work)
+        monkeypatch.setattr(program, "read_program", the_work)
+    assert main(command) == 2
     err = _err_lines(capsys)
     assert len(err) == 1 and "exists; pass --force to replace it" in err[0]
     assert target.read_bytes() == b"keep me"
-    assert time.perf_counter() - start < 5, "refused before doing the work"
 
 
 @pytest.mark.parametrize("kind", ["convert", "dot", "import-paddle"])
@@ -793,10 +812,8 @@ def test_render_timeout_kills_dot_and_leaves_no_process() -> None:
     edges = rng.integers(0, 3000, (12000, 2))
     text = "digraph G {\n" + "".join(f"  n{a} -> n{b};\n" for a, b in edges) + "}\n"
     assert not _dot_children()
-    start = time.perf_counter()
     with pytest.raises(RuntimeError, match="did not finish within 0.3 s"):
         render.render(text, "svg", timeout=0.3)
-    assert time.perf_counter() - start < 5
     assert not _dot_children(), "the timed-out dot was killed and reaped"
 
 
