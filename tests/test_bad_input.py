@@ -453,7 +453,9 @@ def test_existing_output_needs_force(kind, tmp_path, capsys, monkeypatch) -> Non
 
     from qcore import convert as convert_module
     from qcore.bench import command as bench_command
-    from qcore.paddle import program
+    from qcore.paddle import importer, program
+
+    assert importer.read_program is program.read_program  # imported before the patch below
 
     if kind.startswith("bench"):  # it checks the models are ONNX, then the outputs
         monkeypatch.setattr(convert_module, "convert", the_work)
