@@ -53,6 +53,8 @@ class ConvertConfig:
                 integers (bools and floats are refused), ``ops_to_quantize`` not strings, or
                 an unknown ``target``.
         """
+        if Path(path).exists() and not Path(path).is_file():
+            raise ValueError(f"{path}: not a regular file (a config is a JSON file)")
         try:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:

@@ -4,6 +4,7 @@ configuration file and the DOT export: each bad value is refused in one clear li
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -218,3 +219,15 @@ def test_a_100k_character_name_renders(tmp_path, capsys) -> None:  # noqa: ANN00
         argv = ["dot", str(model), "-o", str(out)] + (["--pass", pass_name] if pass_name else [])
         assert main(argv) == 0, capsys.readouterr().err
         assert out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("flag", ["--config", "--inputs"])
+def test_a_fifo_for_config_or_inputs_is_refused_without_blocking(flag, tmp_path, capsys) -> None:  # noqa: ANN001
+    fifo = tmp_path / ("cfg.json" if flag == "--config" else "data.npy")
+    os.mkfifo(fifo)
+    argv = (["convert", "--quant_model_path", str(QUANT), "--int8_model_save_path",
+             str(tmp_path / "int8.onnx"), "--config", str(fifo)] if flag == "--config" else
+            ["bench", "--quant", str(QUANT), "--engine", "onnxruntime", "--iters", "1",
+             "--warmup", "0", "-q", "--inputs", str(fifo)])
+    assert main(argv) == 2
+    _one_error(capsys, "not a regular file")

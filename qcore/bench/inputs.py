@@ -294,6 +294,8 @@ def _first(exc: BaseException) -> str:
 def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> InputSet:
     """Feeds from a ``.npy`` (single-input models) or ``.npz`` (one array per input name)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: not a regular file (input data is a .npy or .npz file)")
     if not path.is_file():
         raise InputError(f"{path}: no such input data file")
     names = [s.name for s in specs]
