@@ -453,16 +453,14 @@ def test_existing_output_needs_force(kind, tmp_path, capsys, monkeypatch) -> Non
 
     from qcore import convert as convert_module
     from qcore.bench import command as bench_command
-    from qcore.paddle import importer, program
-
-    assert importer.read_program is program.read_program  # imported before the patch below
+    from qcore.paddle import importer  # it binds read_program when first imported
 
     if kind.startswith("bench"):  # it checks the models are ONNX, then the outputs
         monkeypatch.setattr(convert_module, "convert", the_work)
         monkeypatch.setattr(bench_command, "run_benchmark", the_work)
     else:  # refused before the model (ONNX or Paddle) is even read
         monkeypatch.setattr(onnx, "load", the_work)
-        monkeypatch.setattr(program, "read_program", the_work)
+        monkeypatch.setattr(importer, "read_program", the_work)
     assert main(command) == 2
     err = _err_lines(capsys)
     assert len(err) == 1 and "exists; pass --force to replace it" in err[0]
