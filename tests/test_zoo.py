@@ -35,9 +35,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
     ("fp32", "ppocrv4_det", "nncf", "*"):
         "FP32 model 0.9744 vs the QDQ's 0.9885 on sample 4 (others 0.977-0.999)",
     ("fp32", "minilm_l6", "ort-u8-matmul", "*"): _ORT_REFUSES.format(what="FP32 model"),
-    ("cosine", "efficientnet_lite0", "nncf", "onnxruntime"):
-        "ONNX Runtime refuses our INT8: QLinearConv 'result zero point must be a scalar or 1D "
-        "tensor of size 1' (a per-channel zero point on a Conv output)",
     ("cosine", "ppocrv4_det", "nncf", "onnxruntime"):
         "INT8 drift: sample 4 0.9813 vs the QDQ's 0.9885; INT8 vs QDQ 0.989-0.996",
     ("cosine", "ppocrv4_rec", "ort-u8", "*"):
@@ -55,12 +52,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "INT8 drift: sample 1 0.9798 vs the QDQ's 0.9969 (INT8 vs QDQ 0.9925)",
     ("cosine", "ppocr_cls", "ort-per-tensor", "onnxruntime"):
         "INT8 drift on sample 6: 0.7459 vs the QDQ's 0.9088; INT8 vs QDQ 0.956",
-    ("agreement", "efficientnet_lite0", "nncf", "onnxruntime"):
-        "ONNX Runtime refuses our INT8 (QLinearConv with a per-channel output zero point)",
-    ("int8", "efficientnet_lite0", "nncf", "onednn"):
-        "34 OpenVINO layers run INT8 in our model, 50 in the QDQ file (49 Q/DQ'd compute ops)",
-    ("int8", "pplcnet_orientation", "nncf", "onednn"):
-        "20 OpenVINO layers run INT8 in our model, 33 in the QDQ file (30 Q/DQ'd compute ops)",
     ("convert", "silero_vad", "ort-u8", "*"):
         "qcore's loader refuses the model: If '/model/decoder/If_1' has a subgraph that reads "
         "an outer tensor ('subgraphs that use tensors of the enclosing graph are not supported')",
