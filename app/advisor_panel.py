@@ -28,6 +28,7 @@ from app.state import Session
 from app.tables import read_only_table
 from app.workers import Job
 from qcore.advise import Advice, AdviseSettings, Candidate
+from qcore.advise.command import speed_text
 from qcore.config import ConvertConfig
 
 CANDIDATE_COLUMNS = ["#", "Bound", "Cosine", "Top-1", "ms", "Keep FP32", "Step", "Op types"]
@@ -257,14 +258,11 @@ class AdvisorPanel(QWidget):
         best = advice.best
         if best is None:
             return "The advisor found no configuration."
-        first = advice.candidates[0] if advice.candidates else None
         verdict = "meets" if best.meets_bound else "does NOT meet"
         if html:
             verdict = f"<b style='color:{'#1b6e20' if best.meets_bound else '#b3261e'}'>" \
                       f"{verdict}</b>"
-        speed = ""
-        if best.latency_ms is not None and first is not None and first.latency_ms is not None:
-            speed = f", {best.latency_ms:.3f} ms (all INT8: {first.latency_ms:.3f} ms)"
+        speed = f"; {speed_text(advice)}" if speed_text(advice) else ""
         top1 = f", top-1 {100 * best.agreement:.1f}%" if best.agreement is not None else ""
         flags = advice.flags() or "(no flags: quantize everything)"
         on = f" Measured on {self.inputs_text}." if self.inputs_text else ""

@@ -7,6 +7,7 @@ import json
 from conftest import POOR_SCALE_TENSOR
 
 from qcore.advise import AdviseSettings, advise, find_islands
+from qcore.advise.command import text as advice_text
 from qcore.cli import main
 from qcore.config import ConvertConfig
 from qcore.convert import convert
@@ -45,3 +46,30 @@ def test_advise_cli_prints_flags_and_writes_candidates(planted, tmp_path, capsys
     assert "qcore convert" in printed and "--op_ids_to_skip" in printed
     data = json.loads(out.read_text())
     assert data["best"]["meets_bound"] and len(data["candidates"]) >= 2
+
+
+def test_the_best_is_the_fastest_within_the_bound_timed_beside_fp32(planted) -> None:  # noqa: ANN001
+    advice = advise(planted, settings=AdviseSettings(min_cosine=0.999, rounds=3))
+    best = advice.best
+    assert best is not None and best.meets_bound
+    assert advice.fp32_ms is not None and advice.all_int8_ms is not None
+    assert advice.all_int8 is advice.candidates[0]
+    assert advice.all_int8.latency_ms == advice.all_int8_ms  # the table shows the final run
+    timed_within = [c for c in advice.candidates if c.meets_bound and c.latency_ms is not None]
+    finalists = {(tuple(c.op_ids_to_skip), tuple(c.ops_to_quantize)): c.latency_ms
+                 for c in timed_within}
+    assert best.latency_ms == min(finalists.values())
+    assert advice.faster_than_fp32 == (best.latency_ms < advice.fp32_ms)
+    text = advice_text(advice)
+    assert "x FP32 (" in text and "everything INT8" in text
+
+
+def test_flags_never_skip_ids_of_an_op_type_left_out(planted) -> None:  # noqa: ANN001
+    types = {n.id: n.op_type for n in convert(planted).decisions}
+    convs = [i for i, t in types.items() if t == "Conv"]
+    base = ConvertConfig(["Conv", "Gemm"], convs[:2])
+    advice = advise(planted, base, AdviseSettings(min_cosine=0.9999999, rounds=2,
+                                                  max_steps=1, candidates=1))
+    for candidate in advice.candidates:
+        kept = candidate.ops_to_quantize
+        assert all(types[i] in kept for i in candidate.op_ids_to_skip), candidate

@@ -58,7 +58,22 @@ def text(advice: Advice) -> str:
     if best is not None:
         verdict = "meets" if best.meets_bound else "does NOT meet"
         lines.append(f"best ({verdict} the bound): qcore convert {advice.flags()}".rstrip())
+        lines.append(speed_text(advice))
     return "\n".join(lines)
+
+
+def speed_text(advice: Advice) -> str:
+    """The best against FP32 and against everything INT8, timed side by side."""
+    best = advice.best
+    if best is None or best.latency_ms is None or advice.fp32_ms is None:
+        return ""
+    ratio = advice.fp32_ms / best.latency_ms
+    text = (f"{best.latency_ms:.3f} ms: {ratio:.2f}x FP32 ({advice.fp32_ms:.3f} ms); "
+            f"everything INT8 {advice.all_int8_ms:.3f} ms")
+    if not advice.faster_than_fp32:
+        text += (". No INT8 configuration within the bound is faster than FP32 here: keep the "
+                 "FP32 model, or loosen the bound")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,6 +86,20 @@ class Advice:
     candidates: list[Candidate] = field(default_factory=list)
     best: Candidate | None = None
     op_ms: dict[int, float] = field(default_factory=dict)  # ONNX Runtime profile, all INT8
+    fp32_ms: float | None = None  # timed with the finalists, side by side
+    all_int8_ms: float | None = None  # ... and so is everything INT8
+
+    @property
+    def all_int8(self) -> Candidate | None:
+        """The first candidate: everything ``base`` allows INT8."""
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def faster_than_fp32(self) -> bool | None:
+        """Does the best configuration beat plain FP32 (None when not timed)?"""
+        if self.best is None or self.best.latency_ms is None or self.fp32_ms is None:
+            return None
+        return self.best.latency_ms < self.fp32_ms
 
     def flags(self) -> str:
         """The `qcore convert` flags of the best configuration."""
@@ -105,6 +119,8 @@ class Advice:
             "islands": [asdict(i) for i in self.islands],
             "candidates": [asdict(c) for c in self.candidates],
             "best": asdict(self.best) if self.best else None,
+            "fp32_ms": self.fp32_ms,
+            "all_int8_ms": self.all_int8_ms,
             "op_ms": {str(k): v for k, v in self.op_ms.items()},
             "flags": self.flags(),
         }
@@ -218,6 +234,8 @@ class _Search:
         self.ev, self.advice, self.tick = ev, advice, tick
         self.types = list(ev.base.ops_to_quantize)
         self.skip: list[int] = []
+        self.paths: dict[int, Path] = {}  # id(candidate) -> its INT8 model
+        self.op_type = {n.id: n.op_type for n in ev.first.decisions}
         path, result = ev.model(self.skip)
         cos, agree = ev.accuracy(path)
         self.path, self.result = path, result
@@ -227,10 +245,12 @@ class _Search:
                 path: Path | None = None, skip: list[int] | None = None,
                 types: list[str] | None = None) -> Candidate:
         latency = self.ev.latencies([path or self.path])[0] if timed else None
-        candidate = Candidate(list(self.skip if skip is None else skip), cos, agree, latency,
-                              self.ev.meets(cos, agree), note,
-                              list(self.types if types is None else types))
+        types = list(self.types if types is None else types)
+        skip = [i for i in (self.skip if skip is None else skip)  # no ids of an unticked type
+                if not types or self.op_type.get(i) in types]
+        candidate = Candidate(skip, cos, agree, latency, self.ev.meets(cos, agree), note, types)
         self.advice.candidates.append(candidate)
+        self.paths[id(candidate)] = path or self.path
         verdict = "meets the bound" if candidate.meets_bound else "misses the bound"
         ms = f", {latency:.2f} ms" if latency is not None else ""
         self.tick(f"{note}: cosine {cos:.5f}{ms} ({verdict})", candidate)
@@ -301,6 +321,30 @@ class _Search:
                 self.skip, self.path, self.result, self.current = skip, path, result, candidate
 
 
+    def finish(self) -> None:
+        """The best is the fastest configuration within the bound: the distinct candidates
+        that meet it are timed again side by side with FP32 and with everything INT8, in one
+        round-robin run; every figure shown (table and summary) is from that run."""
+        def key(c: Candidate) -> tuple:
+            return tuple(c.op_ids_to_skip), tuple(c.ops_to_quantize)
+
+        seen: dict[tuple, Candidate] = {}
+        for c in self.advice.candidates:
+            if c.meets_bound:
+                seen.setdefault(key(c), c)
+        meeting = list(seen.values())
+        first = self.advice.candidates[0]
+        timed = [first] + [c for c in meeting if c is not first]
+        ms = self.ev.latencies([self.ev.fp32] + [self.paths[id(c)] for c in timed])
+        self.advice.fp32_ms, self.advice.all_int8_ms = ms[0], ms[1]
+        final = {key(c): latency for c, latency in zip(timed, ms[1:], strict=True)}
+        for c in self.advice.candidates:  # a configuration tried twice shows one figure
+            c.latency_ms = final.get(key(c), c.latency_ms)
+        within = [c for c in timed if c.meets_bound]
+        self.advice.best = (min(within, key=lambda c: c.latency_ms or 0.0) if within else
+                            self.current)  # nothing meets it: the most accurate tried
+
+
 def advise(quant_model: str | Path, base: ConvertConfig | None = None,
            settings: AdviseSettings | None = None, progress: ProgressFn | None = None,
            cancelled: CancelFn | None = None,
@@ -315,6 +359,9 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
        helps most, repeatedly.
     4. Keep each lone INT8 op (it pays its own Q and DQ) FP32 when that is faster and still
        within the bound.
+    5. Time the configurations that meet the bound again, side by side with FP32 and with
+       everything INT8: the best is the fastest of them (``advice.faster_than_fp32`` says
+       whether it beats FP32 at all).
 
     ``progress(done, total, message)`` gets one message per candidate with its numbers, and
     ``on_candidate(candidate)`` each candidate as soon as it is measured.
@@ -346,5 +393,5 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
         search.ops(settings, cancelled)
         search.op_types()
         search.lone_ops(lone)
-        advice.best = search.current
+        search.finish()
         return advice
