@@ -43,6 +43,8 @@ def restore_clamps(g: Graph) -> int:
     the clamped copy."""
     producers, consumers = g.producers(), g.consumers()
     restored = 0
+    after: dict[int, list[Node]] = {}  # producer id -> the clamps to place right after it
+    touched: list[str] = []
     for tensor in list(dict.fromkeys(n.inputs[0] for n in g.nodes if _fake_q(n))):
         producer = producers.get(tensor)
         if producer is None or producer.op_type not in CLAMPING_PRODUCERS or producer.domain:
@@ -58,66 +60,88 @@ def restore_clamps(g: Graph) -> int:
         only = len(by_params) == 1 and tensor not in g.output_names
         for params, quants in by_params.values():
             if only and len(quants) == len(readers):
-                _clamp_in_place(g, producer, tensor, params)
+                clamp = _clamp_in_place(g, producer, tensor, params)
             else:
-                clamped = _clamp_copy(g, producer, tensor, params)
+                clamp, clamped = _clamp_copy(g, producer, tensor, params)
                 for quant in quants:
                     quant.inputs[0] = clamped
+            after.setdefault(producer.id, []).append(clamp)
             restored += 1
-        _rescale_source(g, tensor)
+        touched.append(tensor)
+    _place(g, after)
+    _rescale_sources(g, touched)
     return restored
 
 
-def _rescale_source(g: Graph, tensor: str) -> None:
-    """``tensor``'s scale is that of the first fake quantizer still reading it, if any."""
-    first = next((n for n in g.nodes if _fake_q(n) and n.inputs[0] == tensor), None)
-    params = qparams_of(g, first) if first is not None else None
-    if params is None:
-        g.act_qparams.pop(tensor, None)
-    else:
-        g.act_qparams[tensor] = params
+def _place(g: Graph, after: dict[int, list[Node]]) -> None:
+    """Move each new clamp right after its producer, in one pass over the ops (inserting
+    them one at a time made the pass quadratic in the graph's size)."""
+    if not after:
+        return
+    new = {n.id for clamps in after.values() for n in clamps}
+    order: list[Node] = []
+    for node in g.nodes:
+        if node.id not in new:
+            order.append(node)
+            order.extend(reversed(after.get(node.id, [])))  # the newest first, as before
+    g.nodes = order
+
+
+def _rescale_sources(g: Graph, tensors: list[str]) -> None:
+    """Each tensor's scale is that of the first fake quantizer still reading it, if any."""
+    first: dict[str, Node] = {}
+    for node in g.nodes:
+        if _fake_q(node):
+            first.setdefault(node.inputs[0], node)
+    for tensor in tensors:
+        quant = first.get(tensor)
+        params = qparams_of(g, quant) if quant is not None else None
+        if params is None:
+            g.act_qparams.pop(tensor, None)
+        else:
+            g.act_qparams[tensor] = params
 
 
 def _fake_q(node: Node) -> bool:
     return node.op_type == "QuantizeLinear" and node.status == "fake"
 
 
-def _clamp_node(g: Graph, src: str, dst: str, params: QParams, after: Node) -> Node:
+def _clamp_node(g: Graph, src: str, dst: str, params: QParams) -> Node:
+    """The clamp, appended to the ops (``_place`` moves it after its producer)."""
     low, high = implied_clamp(params)  # type: ignore[misc]
     if high is None:
-        node = g.add_node("Relu", [src], [dst], index=g.nodes.index(after) + 1)
+        node = g.add_node("Relu", [src], [dst])
         node.reason = "restored: the quantizer's range starts at 0"
         return node
     if g.opsets.get("", 13) < 11:
-        node = g.add_node("Clip", [src], [dst], {"min": low, "max": high},
-                          index=g.nodes.index(after) + 1)
+        node = g.add_node("Clip", [src], [dst], {"min": low, "max": high})
     else:
         lo = g.unique_name(f"{dst}_clip_min")
         hi = g.unique_name(f"{dst}_clip_max")
         g.initializers[lo] = np.array(low, np.float32)
         g.initializers[hi] = np.array(high, np.float32)
-        node = g.add_node("Clip", [src, lo, hi], [dst], index=g.nodes.index(after) + 1)
+        node = g.add_node("Clip", [src, lo, hi], [dst])
     node.reason = f"restored: the quantizer's range is exactly [{low:g}, {high:g}]"
     return node
 
 
-def _clamp_in_place(g: Graph, producer: Node, tensor: str, params: QParams) -> None:
+def _clamp_in_place(g: Graph, producer: Node, tensor: str, params: QParams) -> Node:
     """producer -> clamp -> ``tensor``: every reader (all quantizers) sees the clamp."""
     pre = g.unique_name(f"{tensor}_before_clamp")
     producer.outputs = [pre if o == tensor else o for o in producer.outputs]
     if tensor in g.tensors:
         g.tensors[pre] = g.tensors[tensor]
-    _clamp_node(g, pre, tensor, params, producer)
+    return _clamp_node(g, pre, tensor, params)
 
 
-def _clamp_copy(g: Graph, producer: Node, tensor: str, params: QParams) -> str:
+def _clamp_copy(g: Graph, producer: Node, tensor: str, params: QParams) -> tuple[Node, str]:
     """A clamped copy of ``tensor`` for some of its readers; its scale is ``params``."""
     clamped = g.unique_name(f"{tensor}_clamped")
     if tensor in g.tensors:
         g.tensors[clamped] = g.tensors[tensor]
-    _clamp_node(g, tensor, clamped, params, producer)
+    clamp = _clamp_node(g, tensor, clamped, params)
     g.act_qparams[clamped] = params
-    return clamped
+    return clamp, clamped
 
 
 def tightest(chain: list[QParams]) -> QParams:
