@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +94,20 @@ def export_model(graph: Graph) -> onnx.ModelProto:
 ProgressFn = Callable[[int, int, str], None]
 
 
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic collector off while the passes run: the snapshots are hundreds of
+    thousands of small objects without cycles (refcounting frees them), and scanning them
+    again and again took half the time of a 50,000-op conversion (13.4 s -> 6.8 s)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def convert(
     model: onnx.ModelProto | str | Path,
     config: ConvertConfig | None = None,
@@ -130,7 +146,8 @@ def convert(
 
     warnings = list(graph.warnings) + _config_warnings(graph, config)
     ctx = Context(graph, config)
-    PassManager(passes).run(ctx, hook, cancelled)
+    with cyclic_gc_paused():
+        PassManager(passes).run(ctx, hook, cancelled)
     fp32 = fp32_graph[0] if fp32_graph else graph.copy()
     for node in fp32.nodes:
         node.status, node.reason = "", ""

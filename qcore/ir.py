@@ -240,6 +240,16 @@ class Graph:
             node.inputs = [new if name == old else name for name in node.inputs]
         self._rekey_inputs(old, new)
 
+    def replace_inputs(self, mapping: dict[str, str]) -> None:
+        """``replace_input`` for many tensors in one pass over the ops."""
+        if not mapping:
+            return
+        for node in self.nodes:
+            if any(name in mapping for name in node.inputs):
+                node.inputs = [mapping.get(name, name) for name in node.inputs]
+        for key in [k for k in self.input_qparams if k[1] in mapping]:
+            self.input_qparams.setdefault((key[0], mapping[key[1]]), self.input_qparams.pop(key))
+
     def _rekey_inputs(self, old: str, new: str) -> None:
         for key in [k for k in self.input_qparams if k[1] == old]:
             self.input_qparams.setdefault((key[0], new), self.input_qparams.pop(key))

@@ -17,6 +17,7 @@ class FoldBatchNorm(Pass):
         g = ctx.graph
         folded = 0
         consumers = g.consumers()
+        done: list = []  # the ops merged into others, removed once at the end
         for conv in list(g.nodes):
             if conv.op_type != "Conv" or conv.domain or conv.inputs[1] not in g.initializers:
                 continue
@@ -38,12 +39,13 @@ class FoldBatchNorm(Pass):
             b_name = g.unique_name(f"{bn.outputs[0]}_bias")
             g.initializers[w_name] = new_w
             g.initializers[b_name] = new_b
+            consumers.pop(conv.outputs[0], None)  # its one reader goes: one map for the pass
             g.tensors.pop(conv.outputs[0], None)
             g.act_qparams.pop(conv.outputs[0], None)
             conv.inputs = [conv.inputs[0], w_name, b_name]
             conv.outputs = [bn.outputs[0]]
             conv.fused.append(bn.label)
-            g.remove_nodes([bn])
-            consumers = g.consumers()
+            done.append(bn)
             folded += 1
+        g.remove_nodes(done)
         return PassResult(modified=folded > 0, summary=f"folded {folded} BatchNormalization")

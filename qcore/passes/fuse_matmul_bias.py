@@ -18,6 +18,7 @@ class FuseMatMulBias(Pass):
         g = ctx.graph
         fused = 0
         consumers = g.consumers()
+        done: list = []  # the ops merged into others, removed once at the end
         for mm in list(g.nodes):
             if mm.op_type != "MatMul" or mm.domain or len(mm.inputs) != 2:
                 continue
@@ -33,13 +34,14 @@ class FuseMatMulBias(Pass):
             bias = g.initializers[other[0]]
             if bias.size != weight.shape[1] or bias.shape[-1:] != (weight.shape[1],):
                 continue
+            consumers.pop(mm.outputs[0], None)  # its one reader goes: one map for the pass
             g.tensors.pop(mm.outputs[0], None)
             g.act_qparams.pop(mm.outputs[0], None)
             mm.inputs = [mm.inputs[0], mm.inputs[1], other[0]]
             mm.outputs = [add.outputs[0]]
             mm.fused.append(add.label)
             mm.attrs["_bias_add"] = add.id
-            g.remove_nodes([add])
-            consumers = g.consumers()
+            done.append(add)
             fused += 1
+        g.remove_nodes(done)
         return PassResult(modified=fused > 0, summary=f"fused {fused} MatMul+Add")
