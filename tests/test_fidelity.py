@@ -480,3 +480,14 @@ def test_per_channel_activation_quantization(target, tmp_path) -> None:  # noqa:
             assert cosine(expected, got) >= 0.995
     if target == "onednn":
         assert len(precisions) == 3 and all(p in ("u8", "i8") for p in precisions.values())
+
+
+def test_onednn_weights_keep_their_own_zero_points(relu6) -> None:  # noqa: ANN001
+    """OpenVINO runs a Conv in f32 when its weight's zero-point constant is shared (measured on
+    PP-OCRv4 det from NNCF): cleanup merges equal initializers, but not those."""
+    _, _, results = relu6
+    model = results["onednn"].int8_model()
+    weights = {i.name for i in model.graph.initializer if len(i.dims) == 4}
+    zero_points = [n.input[2] for n in model.graph.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in weights]
+    assert len(zero_points) == 3 and len(set(zero_points)) == 3
