@@ -214,7 +214,8 @@ def _segments(graph: Graph) -> _Segments:
         far = max(far, reach[i])
     starts.append(len(ops))
     ids: dict[tuple[str, ...], int] = {}
-    sigs = [ids.setdefault(tuple(n.domain + n.op_type for n in ops[a:b]), len(ids))
+    sigs = [ids.setdefault(tuple(n.domain + n.op_type for n in ops[a:b] if not _restored(n)),
+                           len(ids))
             for a, b in zip(starts, starts[1:], strict=False)]
     return _Segments(ops, const_ops, starts, fanout, sigs)
 
@@ -250,6 +251,12 @@ def _best_run(seg: _Segments) -> tuple[int, int, int] | None:
                 if best is None or score > best[0]:
                     best = (score, (first, period, n))
     return None if best is None else best[1]
+
+
+def _restored(node: Node) -> bool:
+    """A clamp the converter put back where a quantizer stood for it (remove_fake_ops): the
+    same layer gets one or not depending on its calibrated range, so it is not structure."""
+    return node.op_type in ("Relu", "Clip") and node.reason.startswith("restored")
 
 
 def _blocks_by_structure(graph: Graph) -> dict[str, Block]:
