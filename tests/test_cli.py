@@ -23,7 +23,7 @@ def test_convert_writes_models_and_one_dot_per_pass(samples, tmp_path, capsys) -
     dots = sorted(p.name for p in (tmp_path / "debug").glob("*.dot"))
     assert dots[-1] == "quant_orig.dot" and dots[0] == "int8_00_gather_scales.dot"
     printed = capsys.readouterr().out
-    assert "ops kept in FP32:" in printed and "run in INT8" in printed
+    assert "14 of 14 ops run in INT8" in printed and "ops kept in FP32:" not in printed
     assert not list(tmp_path.rglob("*.tmp")), "atomic writes leave no temp files"
 
 

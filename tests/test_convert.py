@@ -16,7 +16,6 @@ from qcore.convert import NoQuantizationError, convert
 INTEGER_OPS = {"QLinearConv", "QGemm", "QLinearMatMul", "MatMulIntegerToFloat", "QLinearAdd",
                "QLinearMul", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearAveragePool"}
 FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul"}
-SLOWER_IN_INT8 = "slower than float"
 
 VARIANTS = {
     "u8-per-channel": dict(per_channel=True, activation_type="uint8"),
@@ -61,8 +60,8 @@ def test_int8_model_agrees_with_quant_model(family, variant, target) -> None:  #
     onnx.checker.check_model(int8, full_check=True)
     ops = {n.op_type for n in int8.graph.node}
     for node in result.decisions:
-        if node.op_type in FLOAT_COMPUTE and node.status != "int8":
-            assert target == "onnxruntime" and SLOWER_IN_INT8 in node.reason, node.reason
+        if node.op_type in FLOAT_COMPUTE:
+            assert node.status == "int8", node.reason
     if target == "onnxruntime":
         assert ops & INTEGER_OPS
     else:
@@ -90,21 +89,20 @@ def test_every_conv_and_matmul_with_scales_is_int8(samples) -> None:  # noqa: AN
         for target in ("onnxruntime", "onednn"):
             result = convert(str(samples / name), ConvertConfig(target=target))
             for node in result.decisions:
-                if node.op_type not in FLOAT_COMPUTE or node.status == "int8":
-                    continue
-                assert target == "onnxruntime" and SLOWER_IN_INT8 in node.reason, node.reason
+                if node.op_type in FLOAT_COMPUTE:
+                    assert node.status == "int8", (name, target, node.label, node.reason)
 
 
-def test_convolutions_onnxruntime_runs_slower_in_int8_stay_fp32(samples) -> None:  # noqa: ANN001
-    """The 3-channel 3x3 stem sums 27 products per output: FP32 for ONNX Runtime only."""
+def test_no_static_cost_rule_makes_a_float_island(samples) -> None:  # noqa: ANN001
+    """The 3-channel 3x3 stem (27 products per output) is INT8 for ONNX Runtime too: the
+    runtime runs it INT8 from the QDQ file itself, and an FP32 island there measured slower
+    in the model (benchmarks/bench_zoo.py)."""
     path = str(samples / "cnn_qdq.onnx")
     ort_result = convert(path, ConvertConfig(target="onnxruntime"))
-    dnn_result = convert(path, ConvertConfig(target="onednn"))
     graph = ort_result.snapshots[0].graph
     stem = next(n for n in ort_result.decisions if n.op_type == "Conv")
     assert graph.shape(stem.inputs[0])[1] == 3
-    assert stem.status == "fp32" and SLOWER_IN_INT8 in stem.reason
-    assert next(n for n in dnn_result.decisions if n.id == stem.id).status == "int8"
+    assert stem.status == "int8", stem.reason
 
 
 def test_int8_model_is_about_four_times_smaller() -> None:
