@@ -61,7 +61,7 @@ def test_the_best_is_the_fastest_within_the_bound_timed_beside_fp32(planted) -> 
     assert best.latency_ms == min(finalists.values())
     assert advice.faster_than_fp32 == (best.latency_ms < advice.fp32_ms)
     text = advice_text(advice)
-    assert "x FP32 (" in text and "everything INT8" in text
+    assert "x the speed of FP32 (" in text and "everything INT8" in text
 
 
 def test_flags_never_skip_ids_of_an_op_type_left_out(planted) -> None:  # noqa: ANN001

@@ -68,7 +68,7 @@ def speed_text(advice: Advice) -> str:
     if best is None or best.latency_ms is None or advice.fp32_ms is None:
         return ""
     ratio = advice.fp32_ms / best.latency_ms
-    text = (f"{best.latency_ms:.3f} ms: {ratio:.2f}x FP32 ({advice.fp32_ms:.3f} ms); "
+    text = (f"{best.latency_ms:.3f} ms: {ratio:.2f}x the speed of FP32 ({advice.fp32_ms:.3f} ms); "
             f"everything INT8 {advice.all_int8_ms:.3f} ms")
     if not advice.faster_than_fp32:
         text += (". No INT8 configuration within the bound is faster than FP32 here: keep the "
