@@ -36,10 +36,10 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "FP32 model 0.9744 vs the QDQ's 0.9885 on sample 4 (others 0.977-0.999)",
     ("fp32", "minilm_l6", "ort-u8-matmul", "*"): _ORT_REFUSES.format(what="FP32 model"),
     ("cosine", "ppocr_cls", "ort-u8", "onnxruntime"):
-        "INT8 drift since the stem Conv (3 channels x 3x3: 27 products) is INT8 like ONNX "
-        "Runtime runs it from the QDQ file: sample 2 0.8874 vs the QDQ's 0.9431, INT8 vs QDQ "
-        "0.9902; with that one Conv FP32 INT8 vs QDQ is 0.9985 (our stem QLinearConv differs "
-        "from ONNX Runtime's own on this input)",
+        "INT8 drift since the stem Conv (27 products) is INT8 as ONNX Runtime runs it: sample "
+        "2 0.8874 vs the QDQ's 0.9431 (INT8 vs QDQ 0.9902; that Conv FP32: 0.9985). qcore "
+        "verify --inputs (sample 2) names the pass: fuse_hardswish drops the quantization of "
+        "the pattern's inner Mul(117) (cosine vs source 0.9904 after it)",
     ("cosine", "ppocrv4_det", "nncf", "onnxruntime"):
         "INT8 drift: sample 4 0.9813 vs the QDQ's 0.9885; INT8 vs QDQ 0.989-0.996",
     ("cosine", "ppocrv4_rec", "ort-u8", "*"):
