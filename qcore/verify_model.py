@@ -17,7 +17,7 @@ import onnx
 
 from qcore.bench.engines import get_engine
 from qcore.emit.common import expand_fused
-from qcore.ir import Graph, to_onnx
+from qcore.ir import Graph, QParams, to_onnx
 from qcore.passes.base import Cancelled
 
 Feed = dict[str, np.ndarray]
@@ -66,6 +66,38 @@ def insert_fake_quant(graph: Graph) -> int:
         quant.name = dq.name = "verify_fq"
         for node in readers:
             node.inputs = [dst if i == tensor else i for i in node.inputs]
+        inserted += 1
+    return inserted + _insert_reader_fake_quant(graph)
+
+
+def _same(a: QParams | None, b: QParams | None) -> bool:
+    return a is not None and b is not None and a.axis == b.axis and np.array_equal(
+        a.scale, b.scale) and np.array_equal(a.zero_point, b.zero_point)
+
+
+def _insert_reader_fake_quant(graph: Graph) -> int:
+    """A reader that the source quantized with params of its own (a tensor quantized two
+    ways: ``Graph.input_qparams``) gets its own fake-quant pair of the float tensor, right
+    before it, instead of the tensor's shared one."""
+    by_id = {n.id: n for n in graph.nodes}
+    inserted = 0
+    for (reader_id, tensor), params in list(graph.input_qparams.items()):
+        reader = by_id.get(reader_id)
+        if reader is None or _same(params, graph.act_qparams.get(tensor)):
+            continue
+        shared = f"{tensor}{FQ_SUFFIX}"
+        if tensor not in reader.inputs and shared not in reader.inputs:
+            continue
+        base = f"{tensor}{FQ_SUFFIX}_r{reader_id}"
+        scale, zp, q = f"{base}_scale", f"{base}_zp", f"{base}_q"
+        graph.initializers[scale] = params.scale
+        graph.initializers[zp] = params.zero_point
+        axis = {"axis": int(params.axis)} if params.per_channel and params.axis is not None else {}
+        at = graph.nodes.index(reader)
+        dq = graph.add_node("DequantizeLinear", [q, scale, zp], [base], axis, index=at)
+        quant = graph.add_node("QuantizeLinear", [tensor, scale, zp], [q], axis, index=at)
+        quant.name = dq.name = "verify_fq"
+        reader.inputs = [base if i in (tensor, shared) else i for i in reader.inputs]
         inserted += 1
     return inserted
 

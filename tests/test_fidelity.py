@@ -323,6 +323,19 @@ def test_each_reader_keeps_its_own_quantization(kind, target) -> None:  # noqa: 
     assert worst_cosine(quant, result.fp32_model(), photos()[:1]) > 0.5  # runs
 
 
+@pytest.mark.parametrize("kind", ["two_consumers", "chain"])
+def test_verify_holds_on_a_tensor_quantized_two_ways(kind, tmp_path) -> None:  # noqa: ANN001
+    """qcore verify fake-quantizes each reader with the params its own pair used, so the
+    snapshots compute the source's function and no pass is blamed for it."""
+    from qcore.bench.inputs import InputSet
+    from qcore.verify import verify
+
+    path = tmp_path / f"{kind}.onnx"
+    onnx.save(_two_way_model(kind), str(path))
+    report = verify(path, inputs=InputSet(photos()[:3], "skimage photos"))
+    assert report.ok, report.failed
+
+
 def test_output_dtype_int8_is_read_as_signed() -> None:
     result = convert(_two_way_model("output_dtype"), ConvertConfig(target="onednn"))
     params = result.snapshots[1].graph.act_qparams["image"]
