@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from qcore.bench.accuracy import cosine as array_cosine
 from qcore.bench.engines import op_id_of
 from qcore.bench.taps import Taps, dequantize
 from qcore.ir import Graph
@@ -67,14 +68,6 @@ class DriftingOp:
 
 
 # ---- comparing -----------------------------------------------------------------------------
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 and nb == 0:
-        return 1.0
-    return float(a @ b / (na * nb)) if na and nb else 0.0
-
-
 def diff_arrays(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.ndarray]) -> Diff:
     """Worst cosine and max error of one tensor over samples."""
     cosine, max_abs, ref_max = 1.0, 0.0, 0.0
@@ -84,7 +77,7 @@ def diff_arrays(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.ndarra
             same = bool(np.array_equal(r, t, equal_nan=True))
             cosine, max_abs = (cosine, max_abs) if same else (0.0, math.inf)
             continue
-        cosine = min(cosine, _cosine(r, t))
+        cosine = min(cosine, array_cosine(r, t))
         max_abs = max(max_abs, float(np.max(np.abs(r - t), initial=0.0)))
         ref_max = max(ref_max, float(np.max(np.abs(r), initial=0.0)))
     if max_abs == 0:

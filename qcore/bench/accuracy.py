@@ -86,7 +86,8 @@ def is_classifier(name: str, shape: Sequence[int]) -> bool:
     return len(shape) == 2 or any(word in name.lower() for word in CLASSIFIER_WORDS)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two arrays as flat float64 vectors (1 for two zero arrays)."""
     a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 and nb == 0:
@@ -96,7 +97,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def compare_arrays(name: str, refs: list[np.ndarray], tests: list[np.ndarray]) -> OutputAccuracy:
     """Compare one output over samples (``refs[i]`` and ``tests[i]`` come from one feed)."""
-    cos = [_cosine(r, t) for r, t in zip(refs, tests, strict=True)]
+    cos = [cosine(r, t) for r, t in zip(refs, tests, strict=True)]
     diffs = [np.abs(r.astype(np.float64) - t.astype(np.float64)) for r, t in
              zip(refs, tests, strict=True)]
     result = OutputAccuracy(
