@@ -159,11 +159,6 @@ class MainWindow(QMainWindow):
     def _restore(self) -> None:
         available = self._available()
         width, height = window_fit.first_size(available)
-        config, results = self.docks[2:]
-        if window_fit.stack_bottom_docks(width, config.minimumSizeHint().width(),
-                                         results.minimumSizeHint().width()):
-            self.tabifyDockWidget(config, results)  # a remembered layout may undo it
-            config.raise_()
         self.resize(width, height)
         self.move(max(0, (available[0] - width) // 2), max(0, (available[1] - height) // 2))
         geometry, state = self.settings.geometry(), self.settings.window_state()
@@ -186,16 +181,15 @@ class MainWindow(QMainWindow):
         return area.width(), area.height()
 
     def _default_dock_sizes(self) -> None:
-        """First start: docks sized to the window (the bottom two may be tabbed)."""
+        """First start: docks sized to the window, the configuration's controls in full."""
         config, results = self.docks[2:]
         sizes = window_fit.dock_sizes(self.width(), self.height())
         self.resizeDocks(self.docks[:2], [sizes.passes, sizes.properties],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([config], [sizes.bottom], Qt.Orientation.Vertical)
-        if not self.tabifiedDockWidgets(config):  # the configuration's controls in full
-            wide = max(sizes.configuration, self.config_panel.minimumSizeHint().width() + 20)
-            self.resizeDocks([config, results], [wide, self.width() - wide],
-                             Qt.Orientation.Horizontal)
+        wide = max(sizes.configuration, self.config_panel.minimumSizeHint().width() + 20)
+        self.resizeDocks([config, results], [wide, self.width() - wide],
+                         Qt.Orientation.Horizontal)
 
     # ---- messages -------------------------------------------------------------------------
     def log(self, text: str, level: str = "info") -> None:

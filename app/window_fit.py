@@ -10,13 +10,13 @@ SCREEN_SHARE = 0.94  # of the available area, on smaller screens
 
 @dataclass(frozen=True)
 class DockSizes:
-    """First-start sizes: the side docks' widths, the bottom row's height and its split."""
+    """First-start sizes: the side docks' widths, the bottom row's height and the
+    configuration's share of it."""
 
     passes: int
     properties: int
     bottom: int
     configuration: int
-    results: int
 
 
 def first_size(available: tuple[int, int]) -> tuple[int, int]:
@@ -35,11 +35,4 @@ def dock_sizes(width: int, height: int) -> DockSizes:
     bottom = max(170, min(300, int(height * 0.3)))
     return DockSizes(passes=max(170, min(290, int(width * 0.17))),
                      properties=max(200, min(360, int(width * 0.22))),
-                     bottom=bottom, configuration=int(width * 0.36),
-                     results=int(width * 0.64))
-
-
-def stack_bottom_docks(width: int, configuration_min: int, results_min: int) -> bool:
-    """Configuration and Results side by side need both minimum widths: tab them when the
-    window is narrower than that (a laptop screen at 150 %)."""
-    return width < configuration_min + results_min + 24
+                     bottom=bottom, configuration=int(width * 0.36))
