@@ -3,13 +3,12 @@ search itself, qcore.advise, runs in the conversion process: see AdvisorPanel.ma
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.input_source import InputSource, resolve
+from app.input_source import InputSource, with_inputs
 from qcore.advise import Advice, keep_float
 from qcore.child import shared_runner
 from qcore.config import ConvertConfig
@@ -40,9 +39,7 @@ def run_advisor(path: Path, base: ConvertConfig, settings: Any, inputs: InputSou
     preprocessed here first, in the worker)."""
     folder = Path(tempfile.mkdtemp(prefix="quant-inspector-advise-"))
     try:
-        data = resolve(inputs, path, folder)
-        if data is not None:
-            settings = dataclasses.replace(settings, inputs=data)
+        settings = with_inputs(settings, inputs, path, folder)
         return shared_runner().call("qcore.advise.search:advise", str(path), base, settings,
                                     progress=progress, cancelled=cancelled)
     finally:

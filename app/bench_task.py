@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.input_source import InputSource, resolve
+from app.input_source import InputSource, with_inputs
 from qcore.child import shared_runner
 from qcore.convert import ConversionResult
 
@@ -64,8 +64,7 @@ def run_bench(source: Path, result: ConversionResult, roles: list[str], settings
         if inputs is not None and not inputs.generated:
             if progress is not None:
                 progress(0, 1, "reading the inputs")
-            data = resolve(inputs, source, folder)
-            settings = dataclasses.replace(settings, inputs=data)
+            settings = with_inputs(settings, inputs, source, folder)
         paths = write_models(Path(source), result, roles, folder, cancelled)
         try:
             report = run_benchmark(paths, settings, progress=progress, cancelled=cancelled)

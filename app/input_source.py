@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from qcore.bench.images import PRESETS, write_image_inputs
 
@@ -58,3 +59,10 @@ def resolve(source: InputSource, model: str | Path, folder: str | Path) -> str |
         target = Path(folder) / "images.npz"
         return str(write_image_inputs(source.path, model, PRESETS[source.preset], target))
     return source.path
+
+
+def with_inputs(settings: Any, source: InputSource, model: str | Path,
+                folder: str | Path) -> Any:
+    """``settings`` (benchmark or advisor) reading ``source``: unchanged for generated data."""
+    data = resolve(source, model, folder)
+    return settings if data is None else replace(settings, inputs=data)
