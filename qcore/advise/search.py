@@ -332,9 +332,8 @@ class _Search:
         for c in self.advice.candidates:
             if c.meets_bound:
                 seen.setdefault(key(c), c)
-        meeting = list(seen.values())
-        first = self.advice.candidates[0]
-        timed = [first] + [c for c in meeting if c is not first]
+        first = self.advice.candidates[0]  # everything INT8
+        timed = [first] + [c for k, c in seen.items() if k != key(first)]  # each config once
         ms = self.ev.latencies([self.ev.fp32] + [self.paths[id(c)] for c in timed])
         self.advice.fp32_ms, self.advice.all_int8_ms = ms[0], ms[1]
         final = {key(c): latency for c, latency in zip(timed, ms[1:], strict=True)}
