@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.util import single_consumer
+from qcore.passes.util import absorb, single_consumer
 
 
 class FoldBatchNorm(Pass):
@@ -39,12 +39,8 @@ class FoldBatchNorm(Pass):
             b_name = g.unique_name(f"{bn.outputs[0]}_bias")
             g.initializers[w_name] = new_w
             g.initializers[b_name] = new_b
-            consumers.pop(conv.outputs[0], None)  # its one reader goes: one map for the pass
-            g.tensors.pop(conv.outputs[0], None)
-            g.act_qparams.pop(conv.outputs[0], None)
             conv.inputs = [conv.inputs[0], w_name, b_name]
-            conv.outputs = [bn.outputs[0]]
-            conv.fused.append(bn.label)
+            absorb(g, consumers, conv, bn)
             done.append(bn)
             folded += 1
         g.remove_nodes(done)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.util import const_scalar, single_consumer
+from qcore.passes.util import absorb, const_scalar, single_consumer
 
 FUSABLE_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add", "Mul")
 
@@ -43,12 +43,8 @@ class FuseActivation(Pass):
             bounds = activation_bounds(g, act)
             if bounds is None:
                 continue
-            g.tensors.pop(node.outputs[0], None)
-            g.act_qparams.pop(node.outputs[0], None)
-            consumers.pop(node.outputs[0], None)  # its one reader, the activation, goes
             node.attrs["_act"] = (act.op_type, bounds[0], bounds[1], act.id)
-            node.outputs = [act.outputs[0]]
-            node.fused.append(act.label)
+            absorb(g, consumers, node, act)
             fused.append(act)
         g.remove_nodes(fused)  # once: removing them one by one made the pass quadratic
         return PassResult(modified=bool(fused), summary=f"fused {len(fused)} activations")

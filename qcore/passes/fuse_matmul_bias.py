@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.util import single_consumer
+from qcore.passes.util import absorb, single_consumer
 
 
 class FuseMatMulBias(Pass):
@@ -34,12 +34,8 @@ class FuseMatMulBias(Pass):
             bias = g.initializers[other[0]]
             if bias.size != weight.shape[1] or bias.shape[-1:] != (weight.shape[1],):
                 continue
-            consumers.pop(mm.outputs[0], None)  # its one reader goes: one map for the pass
-            g.tensors.pop(mm.outputs[0], None)
-            g.act_qparams.pop(mm.outputs[0], None)
             mm.inputs = [mm.inputs[0], mm.inputs[1], other[0]]
-            mm.outputs = [add.outputs[0]]
-            mm.fused.append(add.label)
+            absorb(g, consumers, mm, add)
             mm.attrs["_bias_add"] = add.id
             done.append(add)
             fused += 1

@@ -90,6 +90,18 @@ def single_consumer(graph: Graph, consumers: dict[str, list[Node]], tensor: str)
     return users[0]
 
 
+def absorb(graph: Graph, consumers: dict[str, list[Node]], node: Node, reader: Node) -> None:
+    """``node`` takes over ``reader``, the only op reading its output: it writes the reader's
+    output, lists it as fused, and its own output tensor is gone (also from ``consumers``,
+    kept valid for the rest of the pass). The caller removes ``reader`` (all at once)."""
+    gone = node.outputs[0]
+    consumers.pop(gone, None)
+    graph.tensors.pop(gone, None)
+    graph.act_qparams.pop(gone, None)
+    node.outputs = [reader.outputs[0]]
+    node.fused.append(reader.label)
+
+
 def const_scalar(graph: Graph, name: str) -> float | None:
     if not name or name not in graph.initializers:
         return None
