@@ -16,7 +16,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qcore import modelgen  # noqa: E402
+from devtools import modelgen  # noqa: E402
 from qcore.advise import AdviseSettings, advise  # noqa: E402
 from qcore.advise.command import text  # noqa: E402
 

@@ -34,7 +34,7 @@ from PySide6.QtCore import QSettings, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from qcore import modelgen  # noqa: E402
+from devtools import modelgen  # noqa: E402
 from qcore.convert import convert  # noqa: E402
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_engines.py [--models resnet,bert] [--threads 1] [--seconds 3]
 
-Builds the ResNet-50-like CNN and the BERT-like encoder of qcore.modelgen (the sizes of
+Builds the ResNet-50-like CNN and the BERT-like encoder of devtools.modelgen (the sizes of
 benchmarks/bench_ort.py), quantizes each with ONNX Runtime's quantize_static (QDQ; u8
 activations and s8 symmetric activations, s8 per-channel weights; BERT quantizes MatMul/Gemm
 only), converts every QDQ model with qcore for both targets, and measures all of them with
@@ -22,7 +22,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qcore import modelgen  # noqa: E402
+from devtools import modelgen  # noqa: E402
 from qcore.bench import BenchReport, BenchSettings, run_benchmark  # noqa: E402
 from qcore.config import ConvertConfig  # noqa: E402
 from qcore.convert import convert  # noqa: E402

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ort.py [--models resnet,bert] [--threads 1] [--seconds 3]
 
-Builds a ResNet-50-like CNN and a BERT-like encoder (qcore.modelgen), quantizes them with
+Builds a ResNet-50-like CNN and a BERT-like encoder (devtools.modelgen), quantizes them with
 ONNX Runtime's quantize_static (QDQ, u8 activations, s8 per-channel weights, and s8
 symmetric activations), converts each with qcore, and times every model round-robin so that
 machine drift hits all of them alike. Prints medians and ratios; asserts nothing.
@@ -23,7 +23,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qcore import modelgen  # noqa: E402
+from devtools import modelgen  # noqa: E402
 from qcore.convert import convert  # noqa: E402
 
 

@@ -20,7 +20,7 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qcore import modelgen  # noqa: E402
+from devtools import modelgen  # noqa: E402
 from qcore.convert import convert  # noqa: E402
 
 

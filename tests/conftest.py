@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import onnxruntime as ort
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # devtools/ (modelgen) is not installed; plain `pytest` needs this
+    sys.path.insert(0, str(ROOT))
 SAMPLES = ROOT / "resources" / "samples"
 
 
@@ -57,7 +60,7 @@ def planted(tmp_path_factory) -> Path:  # noqa: ANN001
     a model with one op known to hurt accuracy badly (for the advisor's tests)."""
     import onnx
 
-    from qcore import modelgen
+    from devtools import modelgen
 
     quant = modelgen.quantize_qdq(modelgen.cnn(seed=1))
     scale = next(i for i in quant.graph.initializer if i.name == f"{POOR_SCALE_TENSOR}_scale")

@@ -401,7 +401,7 @@ def test_a_running_benchmark_says_so_and_its_progress_fits(qtbot, window: MainWi
 
 def test_collapsing_works_at_any_size(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
                                       messages: list) -> None:
-    from qcore import modelgen
+    from devtools import modelgen
 
     small = tmp_path / "bert3_qdq.onnx"  # three layers, under BLOCKS_ABOVE_OPS ops
     onnx.save(modelgen.quantize_qdq(modelgen.bert_like(layers=3, hidden=32, heads=2, ffn=64,

@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from app.blocks import STRUCTURE_FAMILY, Block, detect_blocks
-from qcore import modelgen
+from devtools import modelgen
 from qcore.convert import convert
 from qcore.ir import Graph, from_onnx
 

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from conftest import cosine, run_model
 
-from qcore import modelgen
+from devtools import modelgen
 from qcore.child import ChildError, ChildPool, ChildRunner
 from qcore.config import ConvertConfig
 from qcore.convert import convert, convert_for_view, export_model

@@ -84,7 +84,7 @@ def test_existing_output_needs_force(samples, tmp_path, capsys) -> None:  # noqa
 
 
 def test_zero_scale_is_a_clear_error(tmp_path, capsys) -> None:  # noqa: ANN001
-    from qcore import modelgen
+    from devtools import modelgen
 
     model = modelgen.quantize_qdq(modelgen.cnn(seed=1))
     scale = next(i for i in model.graph.initializer if i.name.endswith("_scale") and not i.dims)

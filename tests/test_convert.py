@@ -9,7 +9,7 @@ import onnx
 import pytest
 from conftest import cosine, run_model
 
-from qcore import modelgen
+from devtools import modelgen
 from qcore.config import ConvertConfig
 from qcore.convert import NoQuantizationError, convert
 

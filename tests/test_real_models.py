@@ -11,7 +11,7 @@ import pytest
 from conftest import cosine
 from realmodels import MODELS, fetch, text_images
 
-from qcore import modelgen
+from devtools import modelgen
 from qcore.convert import convert
 
 pytestmark = pytest.mark.realmodel

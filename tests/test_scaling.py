@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from qcore import modelgen
+from devtools import modelgen
 from qcore.convert import convert
 from qcore.ir import Graph
 

@@ -11,7 +11,7 @@ import pytest
 from skimage import data as photos_data
 from skimage.transform import resize
 
-from qcore import modelgen
+from devtools import modelgen
 from qcore.bench.inputs import InputSet
 from qcore.cli import main
 from qcore.config import ConvertConfig

@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, version_converter
 
-from qcore import modelgen
+from devtools import modelgen
 
 CACHE = Path(os.environ.get("QI_CACHE", Path.home() / ".cache" / "quant-inspector"))
 ZOO_VERSION = "1"  # bump when a builder, the data or a producer changes

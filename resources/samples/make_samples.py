@@ -20,11 +20,9 @@ import onnx
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 
-try:
-    from qcore import modelgen
-except ImportError:
-    sys.path.insert(0, str(REPO_ROOT))
-    from qcore import modelgen
+sys.path.insert(0, str(REPO_ROOT))  # devtools/ is not installed; it sits at the root
+
+from devtools import modelgen  # noqa: E402
 
 
 def make_samples(out: Path) -> list[Path]:

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 IR_VERSION = 8
+# The name the committed samples carry (it was qcore.modelgen before the move to devtools/);
+# kept so that make_samples.py still writes byte-identical files.
 PRODUCER = "qcore.modelgen"
 
 
