@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qcore.ir import Node
-from qcore.passes.quantize_placement import MOVEMENT_OPS
+from qcore.ops import is_movement
 
 
 @dataclass
@@ -37,6 +37,14 @@ def find_islands(decisions: list[Node], graph_inputs: list[str], graph_outputs: 
     for node in decisions:
         for name in node.inputs:
             consumers.setdefault(name, []).append(node)
+    islands = [_island(members, producers, consumers, graph_inputs, graph_outputs)
+               for members in _connected(int8, producers)]
+    islands.sort(key=lambda i: (-i.conversions / max(1, len(i.compute_ids)), i.op_ids))
+    return islands
+
+
+def _connected(int8: dict[int, Node], producers: dict[str, Node]) -> list[list[Node]]:
+    """The INT8 ops grouped into connected sets (union-find over producer -> reader edges)."""
     parent = {i: i for i in int8}
 
     def root(i: int) -> int:
@@ -53,23 +61,23 @@ def find_islands(decisions: list[Node], graph_inputs: list[str], graph_outputs: 
     groups: dict[int, list[Node]] = {}
     for node in int8.values():
         groups.setdefault(root(node.id), []).append(node)
-    islands = []
-    for members in groups.values():
-        ids = {n.id for n in members}
-        island = Island(sorted(ids), sorted(n.id for n in members
-                                            if n.op_type not in MOVEMENT_OPS))
-        for node in members:
-            for name in node.inputs[:1] if node.op_type in MOVEMENT_OPS else node.inputs:
-                src = producers.get(name)
-                if (src is None and name in graph_inputs) or (src is not None and
-                                                              src.id not in ids):
-                    island.entries.append(name)
-            for name in node.outputs:
-                readers = consumers.get(name, [])
-                if name in graph_outputs or any(r.id not in ids for r in readers):
-                    island.exits.append(name)
-        island.entries = sorted(set(island.entries))
-        island.exits = sorted(set(island.exits))
-        islands.append(island)
-    islands.sort(key=lambda i: (-i.conversions / max(1, len(i.compute_ids)), i.op_ids))
-    return islands
+    return list(groups.values())
+
+
+def _island(members: list[Node], producers: dict[str, Node], consumers: dict[str, list[Node]],
+            graph_inputs: list[str], graph_outputs: list[str]) -> Island:
+    """One connected set of INT8 ops with the float tensors that enter and leave it (a
+    movement op is entered through its data input only)."""
+    ids = {n.id for n in members}
+    entries: set[str] = set()
+    exits: set[str] = set()
+    for node in members:
+        for name in node.inputs[:1] if is_movement(node) else node.inputs:
+            src = producers.get(name)
+            if (src is None and name in graph_inputs) or (src is not None and src.id not in ids):
+                entries.add(name)
+        for name in node.outputs:
+            if name in graph_outputs or any(r.id not in ids for r in consumers.get(name, [])):
+                exits.add(name)
+    compute = sorted(n.id for n in members if not is_movement(n))
+    return Island(sorted(ids), compute, sorted(entries), sorted(exits))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from numpy.typing import DTypeLike
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.loader import ModelError
@@ -151,8 +152,8 @@ class Builder:
                 node.name = f"{base}_{k}"
         self._per_op[op.index] = k
 
-    def const(self, value: np.ndarray | float | list, hint: str = "const",
-              dtype: Any = np.float32) -> str:  # noqa: ANN401
+    def const(self, value: np.ndarray | float | list[float] | list[int], hint: str = "const",
+              dtype: DTypeLike = np.float32) -> str:
         """An initializer holding ``value`` (made once per name hint and value)."""
         array = np.asarray(value, dtype=dtype)
         key = (hint, array.dtype.str + str(array.shape) + array.tobytes().hex())
@@ -226,8 +227,10 @@ class Builder:
 
     def materialize(self, binding: Binding, paddle_name: str) -> str:
         """Undo a factor: ``paddle = onnx / f`` (Paddle's integer-valued tensor)."""
-        inverse = Factor(1.0 / np.where(binding.factor.scale == 0, 1, binding.factor.scale),
-                         binding.factor.axis)
+        factor = binding.factor
+        if factor is None:
+            return binding.name
+        inverse = Factor(1.0 / np.where(factor.scale == 0, 1, factor.scale), factor.axis)
         return self.node("Mul", [binding.name, self.broadcast_const(inverse, paddle_name,
                                                                     "unscale")])[0]
 
@@ -236,23 +239,38 @@ class Builder:
         if not factor.per_channel:
             return self.const(factor.scale, hint)
         rank = self.rank(paddle_name)
-        axis = factor.axis % rank
+        axis = self.channel_axis(factor, rank)
         shape = [-1] + [1] * (rank - axis - 1)
         return self.const(factor.scale.reshape(shape), hint)
 
-    def input(self, slot: str, index: int = 0) -> str:
-        """The ONNX tensor of the current op's input ``slot``; required."""
+    def channel_axis(self, factor: Factor, rank: int) -> int:
+        """The axis, in ``0 .. rank - 1``, that a per-channel ``factor`` lives on."""
+        if factor.axis is None:
+            raise self.error("a per-channel scale has no axis")
+        return factor.axis % rank
+
+    def input_name(self, slot: str, index: int = 0) -> str:
+        """The Paddle variable the current op reads at ``slot``; required."""
         name = self.op.input(slot, index) if self.op else None
         if name is None:
             raise self.error(f"has no input {slot!r}")
-        return self.get(name)
+        return name
+
+    def input(self, slot: str, index: int = 0) -> str:
+        """The ONNX tensor of the current op's input ``slot``; required."""
+        return self.get(self.input_name(slot, index))
+
+    def output_name(self, slot: str, index: int = 0) -> str:
+        """The Paddle variable the current op writes at ``slot``; required."""
+        name = self.op.output(slot, index) if self.op else None
+        if name is None:
+            raise self.error(f"has no output {slot!r}")
+        return name
 
     def output(self, slot: str, onnx_name: str | None = None, factor: Factor | None = None,
                index: int = 0) -> str:
         """Bind the current op's output ``slot``; returns the ONNX name to write it to."""
-        name = self.op.output(slot, index) if self.op else None
-        if name is None:
-            raise self.error(f"has no output {slot!r}")
+        name = self.output_name(slot, index)
         target = onnx_name or self.out_name(name)
         self.bind(name, target, factor)
         return target

@@ -89,9 +89,13 @@ PACKAGE = "paddle.framework.proto"
 
 def _message(name: str) -> type:
     descriptor = POOL.FindMessageTypeByName(f"{PACKAGE}.{name}")
+    cls: type
     if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4.21
-        return message_factory.GetMessageClass(descriptor)
-    return message_factory.MessageFactory(POOL).GetPrototype(descriptor)
+        cls = message_factory.GetMessageClass(descriptor)
+    else:  # protobuf < 4.21 (the stubs describe the newer API only)
+        factory = message_factory.MessageFactory(POOL)
+        cls = factory.GetPrototype(descriptor)  # type: ignore[attr-defined]
+    return cls
 
 
 def _enum(name: str) -> dict[int, str]:

@@ -127,7 +127,7 @@ def program_to_onnx(program: Program, params: dict[str, np.ndarray], name: str =
             _feed(b, op)
             continue
         if op.type == "fetch":
-            fetches.append(op.input("X"))
+            fetches.append(b.input_name("X"))
             continue
         converter = REGISTRY.get(op.type)
         if converter is None:
@@ -149,8 +149,9 @@ def program_to_onnx(program: Program, params: dict[str, np.ndarray], name: str =
 
 def _quantized_vars(program: Program) -> set[str]:
     """Variables that a fake quant op reads: their own scale wins over out_threshold."""
-    return {op.input("X") for op in program.ops
-            if op.type in QUANTIZE or op.type in QUANT_DEQUANT}
+    names = (op.input("X") for op in program.ops
+             if op.type in QUANTIZE or op.type in QUANT_DEQUANT)
+    return {name for name in names if name}
 
 
 def _fetched(program: Program) -> set[str]:
@@ -160,13 +161,14 @@ def _fetched(program: Program) -> set[str]:
     for op in reversed(program.ops):
         identity = op.type == "assign" or (
             op.type == "scale" and op.attr("scale", 1.0) == 1.0 and op.attr("bias", 0.0) == 0.0)
-        if identity and op.output("Out") in found and op.input("X"):
-            found.add(op.input("X"))
+        source = op.input("X")
+        if identity and op.output("Out") in found and source:
+            found.add(source)
     return found
 
 
 def _feed(b: Builder, op: Op) -> None:
-    name = op.output("Out")
+    name = b.output_name("Out")
     var = b.program.vars.get(name)
     if var is None or var.shape is None:
         raise b.error(f"feed target {name!r} has no shape")

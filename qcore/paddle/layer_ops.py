@@ -14,7 +14,7 @@ from qcore.paddle.shape_ops import shape_slice
 # ---- pooling and resizing ---------------------------------------------------------------
 
 
-def conv_pads(b: Builder, op: Op, spatial: int = 2) -> dict:
+def conv_pads(b: Builder, op: Op, spatial: int = 2) -> dict[str, str | int | list[int]]:
     """``pads`` / ``auto_pad`` from Paddle's paddings and padding_algorithm."""
     algorithm = op.attr("padding_algorithm", "EXPLICIT")
     if algorithm == "SAME":
@@ -37,7 +37,7 @@ def _pool2d(b: Builder, op: Op) -> None:
     kind = op.attr("pooling_type", "max")
     if kind not in ("max", "avg"):
         raise b.error(f"pooling_type {kind!r} is not supported")
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     x = b.get(x_name)
     ksize = ints(op.attr("ksize", [1, 1]))
     glob = bool(op.attr("global_pooling", False))
@@ -82,7 +82,7 @@ def _max_pool_with_index(b: Builder, op: Op) -> None:
 def _interp(b: Builder, op: Op) -> None:
     if op.attr("data_layout", "NCHW") == "NHWC":
         raise b.error("interpolation with data_layout NHWC is not supported")
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     x = b.get(x_name)
     nearest = op.type.startswith("nearest")
     align = bool(op.attr("align_corners", False))
@@ -146,13 +146,11 @@ def linear_inputs(b: Builder, x_name: str, w_name: str, w_axis: int | None,
     x_f, w_f = x.factor, w.factor
     if x_f is not None and x_f.per_channel:
         x_onnx, x_f = b.materialize(x, x_name), None
-    if w_f is not None and w_f.per_channel and (w_axis is None or out_axis is None or
-                                                w_f.axis % b.rank(w_name) != w_axis):
+    if w_f is not None and w_f.per_channel and (
+            w_axis is None or out_axis is None or b.channel_axis(w_f, b.rank(w_name)) != w_axis):
         w_onnx, w_f = b.materialize(w, w_name), None
-    if x_f is None and w_f is None:
-        return x_onnx, w_onnx, None
     if x_f is None:
-        return x_onnx, w_onnx, Factor(w_f.scale, out_axis)
+        return x_onnx, w_onnx, None if w_f is None else Factor(w_f.scale, out_axis)
     return x_onnx, w_onnx, x_f.times(w_f, out_axis)
 
 
@@ -160,11 +158,11 @@ def linear_inputs(b: Builder, x_name: str, w_name: str, w_axis: int | None,
 def _conv(b: Builder, op: Op) -> None:
     if op.attr("data_format", "NCHW") == "NHWC":
         raise b.error("conv with data_format NHWC is not supported")
-    x, w, factor = linear_inputs(b, op.input("Input"), op.input("Filter"), 0, 1)
+    x, w, factor = linear_inputs(b, b.input_name("Input"), b.input_name("Filter"), 0, 1)
     inputs = [x, w]
     if op.input("Bias"):
         if factor is not None:
-            x, w, factor = b.get(op.input("Input")), b.get(op.input("Filter")), None
+            x, w, factor = b.get(b.input_name("Input")), b.get(b.input_name("Filter")), None
             inputs = [x, w]
         inputs.append(b.input("Bias"))
     attrs = conv_pads(b, op)
@@ -180,10 +178,10 @@ def _conv_transpose(b: Builder, op: Op) -> None:
         raise b.error("conv2d_transpose with data_format NHWC is not supported")
     groups = int(op.attr("groups", 1) or 1)
     w_axis = 1 if groups == 1 else None
-    x, w, factor = linear_inputs(b, op.input("Input"), op.input("Filter"), w_axis, 1)
+    x, w, factor = linear_inputs(b, b.input_name("Input"), b.input_name("Filter"), w_axis, 1)
     inputs = [x, w]
     if op.input("Bias"):
-        inputs = [b.get(op.input("Input")), b.get(op.input("Filter")), b.input("Bias")]
+        inputs = [b.get(b.input_name("Input")), b.get(b.input_name("Filter")), b.input("Bias")]
         factor = None
     attrs = conv_pads(b, op)
     output_size = ints(op.attr("output_size", []))
@@ -198,7 +196,7 @@ def _conv_transpose(b: Builder, op: Op) -> None:
 
 
 def _matmul(b: Builder, op: Op, trans_x: bool, trans_y: bool, alpha: float) -> None:
-    x_name, y_name = op.input("X"), op.input("Y")
+    x_name, y_name = b.input_name("X"), b.input_name("Y")
     y_rank = b.rank(y_name)
     if trans_x:
         x_name = _swap_last(b, x_name)
@@ -233,7 +231,7 @@ def _swap_last(b: Builder, name: str) -> str:
     binding = b.raw(name)
     factor = binding.factor
     if factor is not None and factor.per_channel:
-        factor = Factor(factor.scale, perm.index(factor.axis % rank))
+        factor = Factor(factor.scale, perm.index(b.channel_axis(factor, rank)))
     b.declare(alias, [shape[p] for p in perm])
     b.bind(alias, b.node("Transpose", [binding.name], perm=perm)[0], factor)
     return alias
@@ -266,7 +264,7 @@ def _matmul_v1(b: Builder, op: Op) -> None:
 
 @register("mul")
 def _mul(b: Builder, op: Op) -> None:
-    x_name, y_name = op.input("X"), op.input("Y")
+    x_name, y_name = b.input_name("X"), b.input_name("Y")
     x_cols = int(op.attr("x_num_col_dims", 1))
     y_cols = int(op.attr("y_num_col_dims", 1))
     x_rank, y_rank = b.rank(x_name), b.rank(y_name)
@@ -282,7 +280,7 @@ def _mul(b: Builder, op: Op) -> None:
 
 @register("fc")
 def _fc(b: Builder, op: Op) -> None:
-    x_name = op.input("Input")
+    x_name = b.input_name("Input")
     x_cols = int(op.attr("in_num_col_dims", 1))
     x = b.get(x_name)
     if b.rank(x_name) > 2 and x_cols == 1:

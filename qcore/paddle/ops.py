@@ -142,7 +142,7 @@ def _dropout(b: Builder, op: Op) -> None:
     mode = op.attr("dropout_implementation", "downgrade_in_infer")
     prob = float(op.attr("dropout_prob", 0.5))
     if mode == "upscale_in_train" or prob == 0.0:
-        b.alias("Out", b.raw(op.input("X")))
+        b.alias("Out", b.raw(b.input_name("X")))
         return
     b.node("Mul", [b.input("X"), b.const(1.0 - prob, "dropout_keep")], [b.output("Out")])
 
@@ -150,7 +150,7 @@ def _dropout(b: Builder, op: Op) -> None:
 @register("moving_average_abs_max_scale", "assign")
 def _identity(b: Builder, op: Op) -> None:
     """Observers that only record a scale (or plain copies): the output is the input."""
-    b.alias("Out", b.raw(op.input("X")))
+    b.alias("Out", b.raw(b.input_name("X")))
 
 
 # ---- elementwise ------------------------------------------------------------------------
@@ -164,15 +164,15 @@ ELEMENTWISE = {"elementwise_add": "Add", "elementwise_sub": "Sub", "elementwise_
 def aligned_y(b: Builder, op: Op) -> str:
     """Input ``Y`` reshaped for numpy broadcasting under Paddle's ``axis`` rule: Y's dims
     line up with X's starting at ``axis`` (``-1``: trailing, as numpy does)."""
-    x_name, y_name = op.input("X"), op.input("Y")
+    x_name, y_name = b.input_name("X"), b.input_name("Y")
     axis = int(op.attr("axis", -1))
+    if axis == -1:
+        return b.get(y_name)
     y_shape = b.var_shape(y_name)
-    trailing = 0
-    if axis != -1:
-        if y_shape is None:
-            raise b.error(f"the rank of {y_name!r} is unknown")
-        x_rank = b.rank(x_name)
-        trailing = x_rank - axis % max(x_rank, 1) - len(y_shape)
+    if y_shape is None:
+        raise b.error(f"the rank of {y_name!r} is unknown")
+    x_rank = b.rank(x_name)
+    trailing = x_rank - axis % max(x_rank, 1) - len(y_shape)
     if trailing <= 0:
         return b.get(y_name)
     value = b.value(y_name)
@@ -205,7 +205,7 @@ def _batch_norm(b: Builder, op: Op) -> None:
 
 @register("layer_norm")
 def _layer_norm(b: Builder, op: Op) -> None:
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     shape = b.var_shape(x_name)
     axis = int(op.attr("begin_norm_axis", 1))
     if shape is None or any(d < 0 for d in shape[axis:]):

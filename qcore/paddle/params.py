@@ -39,7 +39,7 @@ class _Reader:
         return chunk
 
     def unpack(self, fmt: str, what: str) -> int:
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+        return int(struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0])
 
     @property
     def done(self) -> bool:

@@ -12,6 +12,7 @@ input. Weights become int8 initializers read through DequantizeLinear (per chann
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from qcore.paddle.builder import Binding, Builder, Factor
 from qcore.paddle.ops import register
@@ -44,19 +45,19 @@ def _check_bits(b: Builder, op: Op) -> None:
         raise b.error(f"{bits}-bit quantization is not supported (int8 only)")
 
 
-def _round(values: np.ndarray, round_type: int) -> np.ndarray:
+def _round(values: NDArray[np.float64], round_type: int) -> NDArray[np.float64]:
     if round_type == 1:  # ties away from zero (std::round)
         return np.sign(values) * np.floor(np.abs(values) + 0.5)
     return np.rint(values)
 
 
-def _per_channel(values: np.ndarray, axis: int | None) -> np.ndarray:
+def _per_channel(values: np.ndarray, axis: int | None) -> NDArray[np.float64]:
     """``max|values|`` over everything but ``axis`` (or over all of it)."""
-    values = np.abs(values.astype(np.float64))
+    magnitudes = np.abs(values.astype(np.float64))
     if axis is None:
-        return np.asarray(values.max() if values.size else 0.0)
-    axis %= values.ndim
-    return values.max(axis=tuple(i for i in range(values.ndim) if i != axis))
+        return np.asarray(magnitudes.max() if magnitudes.size else 0.0)
+    axis %= magnitudes.ndim
+    return np.asarray(magnitudes.max(axis=tuple(i for i in range(magnitudes.ndim) if i != axis)))
 
 
 def _broadcast(scale: np.ndarray, axis: int | None, ndim: int) -> np.ndarray:
@@ -68,7 +69,7 @@ def _broadcast(scale: np.ndarray, axis: int | None, ndim: int) -> np.ndarray:
 
 
 def _quantize_const(values: np.ndarray, threshold: np.ndarray, axis: int | None,
-                    round_type: int) -> np.ndarray:
+                    round_type: int) -> NDArray[np.int8]:
     """Paddle's ``round(clip(x / T * 127))`` at import time, as int8."""
     t = _broadcast(np.asarray(threshold, np.float64), axis, values.ndim)
     safe = np.where(t > 0, t, 1.0)
@@ -84,7 +85,7 @@ def _axis(op: Op) -> int | None:
 
 def _threshold(b: Builder, op: Op) -> tuple[np.ndarray | None, int | None]:
     """The abs-max threshold of a quantize op (None when Paddle computes it at run time)."""
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     constant = b.value(x_name) if x_name not in b.bound else None
     if op.type in DYNAMIC:
         return (None if constant is None else _per_channel(constant, None)), None
@@ -132,7 +133,7 @@ def _quantize(b: Builder, op: Op) -> None:
     """Output: Paddle's integer-valued tensor, bound as ONNX real values with factor T/127."""
     _check_bits(b, op)
     out_slot = "Y" if op.type == "quantize_linear" else "Out"
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     if op.attr("only_observer", False):
         _observer(b, op, out_slot)
         return
@@ -168,7 +169,7 @@ def _quantize_dynamic(b: Builder, op: Op, x: str) -> tuple[str, str, str]:
 def _quant_dequant(b: Builder, op: Op) -> None:
     """Quantize and dequantize in one op: the output holds real values again."""
     _check_bits(b, op)
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     threshold, axis = _threshold(b, op)
     constant = b.value(x_name) if x_name not in b.bound else None
     if constant is not None and threshold is not None:
@@ -190,43 +191,47 @@ def _observer(b: Builder, op: Op, out_slot: str) -> None:
     """A quantize_linear that only records a scale (``only_observer``): Paddle passes the
     tensor through. With ``b.observers`` on, the scale becomes a Q/DQ pair on the tensor, as
     ``out_threshold`` attributes do."""
-    binding = b.raw(op.input("X"))
+    binding = b.raw(b.input_name("X"))
     threshold, axis = _threshold(b, op)
     if (not b.observers or threshold is None or binding.factor is not None
-            or op.input("X") in b.outputs):
+            or b.input_name("X") in b.outputs):
         b.alias(out_slot, binding)
         return
     b.alias(out_slot, Binding(_qdq(b, binding.name, threshold, axis)))
 
 
-def _multiplier(b: Builder, op: Op) -> tuple[Factor | None, str | None]:
+def _multiplier(b: Builder, op: Op) -> Factor | str:
     """What a dequantize op multiplies by: a constant factor, or else a graph tensor."""
     if op.type == "fake_dequantize_max_abs":
         scale = b.value(op.input("Scale"))
         max_range = float(op.attr("max_range"))
         if scale is None:
-            tensor = b.node("Div", [b.input("Scale"), b.const(max_range, "max_range")])[0]
-            return None, tensor
-        return Factor(np.asarray(scale, np.float64).reshape(-1)[0] / max_range), None
+            return b.node("Div", [b.input("Scale"), b.const(max_range, "max_range")])[0]
+        return Factor(np.asarray(scale, np.float64).reshape(-1)[0] / max_range)
     if op.type == "dequantize_linear":
-        scale = b.value(op.input("Scale"))
-        if scale is None:
-            raise b.error("its Scale is not a constant")
-        scale = np.asarray(scale, np.float64).reshape(-1)
-        axis = _axis(op) if scale.size > 1 else None
-        return Factor(scale / _qmax(op.attr("bit_length", 8)), axis), None
+        return _linear_factor(b, op)
     names = op.inputs.get("Scales", [])
-    values = [b.value(n) for n in names]
-    if not names or any(v is None for v in values):
+    values = [value for value in map(b.value, names) if value is not None]
+    if not names or len(values) != len(names):
         raise b.error("its Scales are not constants")
     bits = list(op.attr("quant_bits", [8] * len(names)))
     if len(names) == 1:
         return Factor(np.asarray(values[0], np.float64).reshape(-1) / _qmax(bits[0]),
-                      _axis(op) if np.size(values[0]) > 1 else None), None
+                      _axis(op) if np.size(values[0]) > 1 else None)
     axis = max(int(op.attr("x_num_col_dims", 1)), 1)
     scale = (np.asarray(values[0], np.float64).reshape(-1) *
              float(np.asarray(values[1]).reshape(-1)[0]) / (_qmax(bits[0]) * _qmax(bits[1])))
-    return Factor(scale, axis), None
+    return Factor(scale, axis)
+
+
+def _linear_factor(b: Builder, op: Op) -> Factor:
+    """The constant factor of a ``dequantize_linear`` op: ``Scale / qmax``."""
+    value = b.value(op.input("Scale"))
+    if value is None:
+        raise b.error("its Scale is not a constant")
+    scale = np.asarray(value, np.float64).reshape(-1)
+    axis = _axis(op) if scale.size > 1 else None
+    return Factor(scale / _qmax(op.attr("bit_length", 8)), axis)
 
 
 def _integral(values: np.ndarray) -> bool:
@@ -238,7 +243,7 @@ def _integral(values: np.ndarray) -> bool:
 
 @register(*DEQUANTIZE)
 def _dequantize(b: Builder, op: Op) -> None:
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     constant = b.value(x_name) if x_name not in b.bound else None
     if op.type == "dequantize_linear" and op.attr("only_observer", False):
         b.alias("Y", b.raw(x_name))
@@ -246,15 +251,15 @@ def _dequantize(b: Builder, op: Op) -> None:
     if op.type == "dequantize_linear":
         _check_bits(b, op)
         if constant is not None and _integral(constant):
-            factor, _ = _multiplier(b, op)
-            abs_max = factor.scale * 127.0
-            weight = b.int8_weight(x_name, constant.astype(np.int8), abs_max, factor.axis)
+            linear = _linear_factor(b, op)
+            abs_max = linear.scale * 127.0
+            weight = b.int8_weight(x_name, constant.astype(np.int8), abs_max, linear.axis)
             b.alias("Y", Binding(weight.name))
             return
     out_slot = "Y" if op.type == "dequantize_linear" else "Out"
-    factor, tensor = _multiplier(b, op)
-    if tensor is not None:
-        b.node("Mul", [b.get(x_name), tensor], [b.output(out_slot)])
+    factor = _multiplier(b, op)
+    if isinstance(factor, str):
+        b.node("Mul", [b.get(x_name), factor], [b.output(out_slot)])
         return
     binding = b.raw(x_name)
     if binding.factor is not None and factor.matches(binding.factor):
@@ -265,7 +270,8 @@ def _dequantize(b: Builder, op: Op) -> None:
            [b.output(out_slot)])
 
 
-def plan_weights(program: Program, params: dict[str, np.ndarray]) -> dict:
+def plan_weights(program: Program,
+                 params: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, int | None]]:
     """Weights that a frozen legacy program stores as integer-valued floats, with the
     threshold (``max|W|``, per channel on an axis or per tensor) that the fake dequantize
     op after their consumer implies: ``{weight name: (threshold, axis)}``."""
@@ -277,7 +283,7 @@ def plan_weights(program: Program, params: dict[str, np.ndarray]) -> dict:
             continue
         producer = producers.get(op.input("X") or "")
         slot = WEIGHT_SLOT.get(producer.type) if producer else None
-        weight = producer.input(slot) if slot else None
+        weight = producer.input(slot) if producer and slot else None
         if weight is None or weight not in params or weight in plan:
             continue
         if not _integral(params[weight]):

@@ -32,7 +32,7 @@ def _reshape(b: Builder, op: Op) -> None:
 
 @register("flatten_contiguous_range")
 def _flatten_range(b: Builder, op: Op) -> None:
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     rank = b.rank(x_name)
     start = int(op.attr("start_axis", 1)) % max(rank, 1)
     stop = int(op.attr("stop_axis", -1)) % max(rank, 1)
@@ -65,7 +65,7 @@ def _transpose(b: Builder, op: Op) -> None:
 
 @register("squeeze2", "squeeze")
 def _squeeze(b: Builder, op: Op) -> None:
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     axes = ints(op.attr("axes", []))
     shape = b.var_shape(x_name)
     if shape is not None and axes:
@@ -99,7 +99,7 @@ def _concat(b: Builder, op: Op) -> None:
 def _split(b: Builder, op: Op) -> None:
     if op.input("AxisTensor") or op.inputs.get("SectionsTensorList"):
         raise b.error("split with tensor axis or sections is not supported")
-    x_name = op.input("X")
+    x_name = b.input_name("X")
     axis = int(op.attr("axis", 0))
     outs = op.outputs.get("Out", [])
     sections = ints(op.attr("sections", []))
@@ -135,7 +135,7 @@ def _slice(b: Builder, op: Op) -> None:
         b.node("Slice", inputs, [b.output("Out")])
         return
     sliced = b.node("Slice", inputs)[0]
-    if len(decrease) == b.rank(op.input("Input")):
+    if len(decrease) == b.rank(b.input_name("Input")):
         # Paddle keeps one element as shape [1] rather than a scalar.
         b.node("Reshape", [sliced, b.const([1], "shape", np.int64)], [b.output("Out")])
         return
@@ -151,7 +151,7 @@ def _fill_constant(b: Builder, op: Op) -> None:
     text = op.attr("str_value", "")
     value = float(text) if text else float(op.attr("value", 0.0))
     array = np.full(ints(op.attr("shape", [])), value, dtype=dtype)
-    out = op.output("Out")
+    out = b.output_name("Out")
     b.consts[out] = array
     b.bind(out, b.const(array, out, dtype))
 
