@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.graph_items import sqnr_colour
-from app.input_source import GENERATED_WARNING, InputSource
+from app.headless.input_source import GENERATED_WARNING, InputSource
 from app.tables import read_only_table
 
 WARNING_STYLE = "background: #fff4d6; color: #5c4400; padding: 4px 8px; border-radius: 3px;"

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.advisor_task import best_config, keep_output_float, run_advisor
 from app.graph_items import sqnr_colour
+from app.headless.advisor_task import best_config, keep_output_float, run_advisor
 from app.state import Session
 from app.tables import read_only_table
 from app.workers import Job

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.bench_task import MODEL_ROLES
+from app.headless.bench_task import MODEL_ROLES
 from app.inputs_row import InputsRow
 
 ENGINES = {"onnxruntime": ("ORT", "ONNX Runtime (CPU)"),

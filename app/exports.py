@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QFileDialog
 
+from app.headless import child_calls
 from qcore import render
-from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 from qcore.dot import snapshot_title, to_dot, write_debug_snapshots
 from qcore.files import write_bytes_atomic
@@ -50,8 +50,8 @@ def save_converted(window: MainWindow, kind: str, path: str | Path | None = None
     result, source = session.result, session.path
 
     def work(progress, cancelled) -> Path:  # noqa: ANN001
-        written = shared_runner().call("qcore.convert:write_converted", source, result.config,
-                                       {kind: path}, cancelled=cancelled)
+        written = child_calls.write_converted(source, result.config, {kind: path},
+                                              cancelled=cancelled)
         return written[kind]
 
     window.start_side_job(work, f"save {kind}", f"Saved the {kind.upper()} model to {{}}")

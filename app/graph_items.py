@@ -16,7 +16,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from app.layout import EdgePath, NodeBox
+from app.headless.layout import EdgePath, NodeBox
 from qcore.dot import (
     COLORS,
     EDGE_COLOR,

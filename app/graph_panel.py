@@ -23,14 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.blocks import STRUCTURE_FAMILY, Block
-from app.diff import PassDelta, pass_delta
 from app.graph_view import GraphView, match_ops
-from app.layout import GraphLayout, LayoutCache
+from app.headless.blocks import STRUCTURE_FAMILY, Block
+from app.headless.diff import PassDelta, pass_delta
+from app.headless.layout import GraphLayout, LayoutCache
+from app.headless.view_plan import ViewPlan, ViewSpec, graphviz_layout, plan_view
 from app.legend import LegendWidget
 from app.search_bar import SearchBar
 from app.state import Session
-from app.view_plan import ViewPlan, ViewSpec, graphviz_layout, plan_view
 from app.workers import Job, JobPool
 from qcore import render
 from qcore.convert import Snapshot

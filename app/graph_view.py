@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.drops import dropped_path
 from app.graph_items import BlockItem, EdgeItem, NodeItem, OpItem, TensorItem
-from app.layout import GraphLayout
+from app.headless.layout import GraphLayout
 from qcore.ir import Graph, Node
 
 MIN_SCALE, MAX_SCALE = 0.02, 6.0

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.input_source import KINDS, InputSource
+from app.headless.input_source import KINDS, InputSource
 from qcore.bench.images import PRESETS
 
 

@@ -18,14 +18,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import exports, window_fit
+from app import exports
 from app.about import AboutDialog
 from app.actions import Actions
 from app.compat import MainThreadGC, guard_singletons, prefer_ui_thread
 from app.config_panel import ConfigPanel
 from app.drops import dropped_path
 from app.graph_panel import GraphPanel
-from app.input_source import InputSource
+from app.headless import child_calls, window_fit
+from app.headless.input_source import InputSource
 from app.pass_list import PassList
 from app.properties import PropertiesPanel
 from app.resources import icon
@@ -35,7 +36,6 @@ from app.settings import AppSettings
 from app.state import Session
 from app.workers import Job, JobPool
 from qcore import render
-from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 from qcore.convert import REASON_NOT_QUANT, ConversionResult
 from qcore.summary import conversion_text, model_text
@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         self.gc = MainThreadGC(self, idle=self._idle)
         self.jobs = JobPool(self)
-        shared_runner()  # start the conversion process now: its imports overlap the UI's
+        child_calls.start()  # now: the conversion process's imports overlap the UI's
         self._previewed: Path | None = None  # the model whose preview is shown, if any
         self.verify_report: VerifyReport | None = None  # the last `Verify passes` result
         self._build_widgets()
@@ -247,8 +247,7 @@ class MainWindow(QMainWindow):
         if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")
             return None
-        job = Job(shared_runner().call, "qcore.convert:convert_for_view", path, config,
-                  name=kind)
+        job = Job(child_calls.convert_for_view, path, config, name=kind)
         if kind == "open":  # a big model is drawn as loaded while its passes run
             job.kwargs.update(partial=job.signals.partial.emit,
                               preview_above_ops=PREVIEW_ABOVE_OPS)
@@ -365,8 +364,7 @@ class MainWindow(QMainWindow):
         if not self._ready_for_job() or self.session.path is None:
             return None
         result = self.session.result
-        job = Job(shared_runner().call, "qcore.verify:verify", self.session.path,
-                  result.config, name="verify")
+        job = Job(child_calls.verify, self.session.path, result.config, name="verify")
         job.signals.result.connect(self._verified)
         self.log(f"Verifying every pass of {self.session.path.name} (target "
                  f"{result.config.target}, generated inputs)")

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.diff import pass_delta
+from app.headless.diff import pass_delta
 from qcore.convert import Snapshot
 from qcore.verify import PassCheck, Status, VerifyReport
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QTabW
 from app.accuracy_panel import AccuracyPanel
 from app.advisor_panel import AdvisorPanel
 from app.bench_panel import BenchPanel
-from app.bench_task import run_bench
+from app.headless.bench_task import run_bench
 from app.log_panel import LogPanel
 from app.state import Session
 from app.workers import Job

@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QProgressBar, QPushButton
 
-from app.errors import describe_error
+from app.headless.errors import describe_error
 from app.workers import Job, JobPool
 
 if TYPE_CHECKING:

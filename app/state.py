@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app.input_source import InputSource
+from app.headless.input_source import InputSource
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, Snapshot
 from qcore.dot import status_key

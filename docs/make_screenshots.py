@@ -37,7 +37,7 @@ def main() -> None:
     from app.resources import style_sheet
 
     app.setStyleSheet(style_sheet())
-    from app.input_source import InputSource
+    from app.headless.input_source import InputSource
     from app.main_window import MainWindow
     from app.settings import AppSettings
 

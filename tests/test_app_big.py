@@ -20,8 +20,8 @@ from PySide6.QtTest import QTest  # noqa: E402
 
 from app import graph_panel as graph_panel_module  # noqa: E402
 from app import graph_view as graph_view_module  # noqa: E402
-from app.blocks import detect_blocks  # noqa: E402
-from app.fast_layout import quick_layout  # noqa: E402
+from app.headless.blocks import detect_blocks  # noqa: E402
+from app.headless.fast_layout import quick_layout  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from devtools.modelgen import qdq_chain  # noqa: E402
 from qcore import render  # noqa: E402

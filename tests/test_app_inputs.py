@@ -15,7 +15,7 @@ from PIL import Image  # noqa: E402
 from PySide6.QtWidgets import QFileDialog  # noqa: E402
 from skimage import data as photos  # noqa: E402
 
-from app.input_source import GENERATED_WARNING, InputSource  # noqa: E402
+from app.headless.input_source import GENERATED_WARNING, InputSource  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from qcore.bench.images import PRESETS, write_image_inputs  # noqa: E402
 

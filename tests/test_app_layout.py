@@ -12,8 +12,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from app.diff import pass_delta  # noqa: E402
-from app.layout import (  # noqa: E402
+from app.headless.diff import pass_delta  # noqa: E402
+from app.headless.layout import (  # noqa: E402
     LayoutCache,
     LayoutCancelled,
     compute_layout,

@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
-from app import main_window as main_window_module  # noqa: E402
+from app.headless import child_calls  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.pass_list import ROLE_DRIFT, ROLE_DRIFT_OP, ROLE_DRIFT_STATUS  # noqa: E402
 from qcore.passes.compute_weight_scales import ComputeWeightScales  # noqa: E402
@@ -76,7 +76,7 @@ def test_a_click_selects_the_drifting_op(qtbot, window: MainWindow, monkeypatch,
         return result
 
     monkeypatch.setattr(ComputeWeightScales, "apply", scale_one_weight)
-    monkeypatch.setattr(main_window_module, "shared_runner", InProcessRunner)
+    monkeypatch.setattr(child_calls, "shared_runner", InProcessRunner)
     _verify(qtbot, window)
     failed = window.verify_report.failed
     assert failed is not None and failed.name == "compute_weight_scales"

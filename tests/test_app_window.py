@@ -8,7 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 
-from app import window_fit  # noqa: E402
+from app.headless import window_fit  # noqa: E402
 
 
 @pytest.mark.parametrize("screen", [(1280, 720), (1067, 667), (1920, 1080), (2560, 1440)])

@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from app.blocks import STRUCTURE_FAMILY, Block, detect_blocks
+from app.headless.blocks import STRUCTURE_FAMILY, Block, detect_blocks
 from devtools import modelgen
 from qcore.convert import convert
 from qcore.ir import Graph, from_onnx
@@ -123,8 +123,8 @@ def test_constants_every_layer_reads_do_not_tie_the_blocks_together(
         bert: onnx.ModelProto) -> None:
     """The attention scale and GELU's 0.5 are read by every layer: drawn outside the blocks
     they gave each collapsed block extra edges from the top of the graph, crossing it."""
-    from app.blocks import build_view
-    from app.layout import tensor_keys
+    from app.headless.blocks import build_view
+    from app.headless.layout import tensor_keys
 
     graph = from_onnx(bert)
     blocks = detect_blocks(graph)

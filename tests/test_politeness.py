@@ -1,4 +1,4 @@
-"""Workers pause now and then so the UI thread finds the GIL free (app.politeness)."""
+"""Workers pause now and then so the UI thread finds the GIL free (app.headless.politeness)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from app import politeness
-from app.politeness import Politeness
+from app.headless import politeness
+from app.headless.politeness import Politeness
 
 
 def test_a_worker_pauses_and_the_ui_thread_never(monkeypatch: pytest.MonkeyPatch) -> None:

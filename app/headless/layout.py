@@ -34,7 +34,7 @@ class NodeBox:
     op_id: int | None = None
     tensor: str = ""
     graph_io: bool = False
-    block: str = ""  # a collapsed repeated block (see app.blocks)
+    block: str = ""  # a collapsed repeated block (see app.headless.blocks)
 
 
 @dataclass
@@ -52,7 +52,7 @@ class GraphLayout:
     nodes: list[NodeBox]
     edges: list[EdgePath]
     op_ids: set[int] = field(default_factory=set)  # ops in this (maybe partial) view
-    quick: bool = False  # the provisional layout of app.fast_layout, not Graphviz's
+    quick: bool = False  # the provisional layout of app.headless.fast_layout, not Graphviz's
 
 
 def tensor_keys(graph: Graph) -> dict[str, str]:
@@ -181,7 +181,7 @@ def _plain_box(key: str, names: dict[str, str], io: set[str]) -> NodeBox | None:
 def parse_plain(text: str, make: Callable[[str], NodeBox | None]) -> GraphLayout:
     """Positions and splines from ``dot -Tplain`` (inches, y up); ``make(name)`` gives the
     box to fill in, or None to skip the node."""
-    from app.fast_layout import arrow_head
+    from app.headless.fast_layout import arrow_head
 
     boxes: dict[str, NodeBox] = {}
     edges: list[EdgePath] = []

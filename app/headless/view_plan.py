@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.blocks import Block, ViewGraph, build_view, detect_blocks
-from app.fast_layout import quick_layout, view_dot
-from app.layout import (
+from app.headless.blocks import Block, ViewGraph, build_view, detect_blocks
+from app.headless.fast_layout import quick_layout, view_dot
+from app.headless.layout import (
     FAST_ABOVE_OPS,
     FAST_FLAGS,
     GraphLayout,

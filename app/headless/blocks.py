@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.politeness import Politeness
+from app.headless.politeness import Politeness
 from qcore.dot import op_label_lines, tensor_label_lines
 from qcore.ir import Graph, Node
 

@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.input_source import InputSource, with_inputs
+from app.headless import child_calls
+from app.headless.input_source import InputSource, with_inputs
 from qcore.advise import Advice, keep_float
-from qcore.child import shared_runner
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult
 
@@ -40,7 +40,6 @@ def run_advisor(path: Path, base: ConvertConfig, settings: Any, inputs: InputSou
     folder = Path(tempfile.mkdtemp(prefix="quant-inspector-advise-"))
     try:
         settings = with_inputs(settings, inputs, path, folder)
-        return shared_runner().call("qcore.advise.search:advise", str(path), base, settings,
-                                    progress=progress, cancelled=cancelled)
+        return child_calls.advise(path, base, settings, progress=progress, cancelled=cancelled)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

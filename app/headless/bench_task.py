@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.input_source import InputSource, with_inputs
-from qcore.child import shared_runner
+from app.headless import child_calls
+from app.headless.input_source import InputSource, with_inputs
 from qcore.convert import ConversionResult
 
 MODEL_ROLES = {
@@ -44,8 +44,7 @@ def write_models(source: Path, result: ConversionResult, roles: list[str],
         by_target.setdefault(target, {})[kind] = paths[role]
     for target, outputs in by_target.items():
         config = dataclasses.replace(result.config, target=target)
-        shared_runner().call("qcore.convert:write_converted", source, config, outputs,
-                             cancelled=cancelled)
+        child_calls.write_converted(source, config, outputs, cancelled=cancelled)
     return paths
 
 

@@ -1,0 +1,64 @@
+"""The app's calls into the conversion process, one typed function per qcore entry point.
+
+``qcore.child`` runs a qcore function named ``"module:function"`` in a warm child process (its
+own GIL, so the window stays responsive while a model loads). The names are written here
+only: the rest of the app calls these functions and gets their signatures checked. Each one
+blocks until the child answers, so call it from a worker (``app.workers.Job``), which passes
+``progress`` and ``cancelled``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qcore.child import shared_runner
+
+if TYPE_CHECKING:
+    from qcore.advise import Advice, AdviseSettings
+    from qcore.config import ConvertConfig
+    from qcore.convert import ConversionResult
+    from qcore.verify import VerifyReport
+
+Progress = Callable[[int, int, str], None]
+Cancelled = Callable[[], bool]
+
+
+def start() -> None:
+    """Start the conversion process ahead of the first call (its imports take seconds)."""
+    shared_runner()
+
+
+def convert_for_view(source: Path, config: ConvertConfig, *, progress: Progress | None = None,
+                     cancelled: Cancelled | None = None,
+                     partial: Callable[[ConversionResult], None] | None = None,
+                     preview_above_ops: int = 0) -> ConversionResult:
+    """Convert ``source`` and return its snapshots without the weights; ``partial`` gets the
+    loaded model first when it has more than ``preview_above_ops`` ops (0: never)."""
+    return shared_runner().call("qcore.convert:convert_for_view", source, config,
+                                progress=progress, cancelled=cancelled, partial=partial,
+                                preview_above_ops=preview_above_ops)
+
+
+def write_converted(source: Path, config: ConvertConfig, outputs: dict[str, Path], *,
+                    progress: Progress | None = None,
+                    cancelled: Cancelled | None = None) -> dict[str, Path]:
+    """Convert ``source`` and save the models named in ``outputs`` ("int8" and / or "fp32"
+    -> path); returns the paths written."""
+    return shared_runner().call("qcore.convert:write_converted", source, config, outputs,
+                                progress=progress, cancelled=cancelled)
+
+
+def verify(source: Path, config: ConvertConfig, *, progress: Progress | None = None,
+           cancelled: Cancelled | None = None) -> VerifyReport:
+    """``qcore verify`` on generated inputs: every snapshot against the source model."""
+    return shared_runner().call("qcore.verify:verify", source, config, progress=progress,
+                                cancelled=cancelled)
+
+
+def advise(source: Path, base: ConvertConfig, settings: AdviseSettings, *,
+           progress: Progress | None = None, cancelled: Cancelled | None = None) -> Advice:
+    """The advisor's search for the fastest configuration within the accuracy bound."""
+    return shared_runner().call("qcore.advise.search:advise", str(source), base, settings,
+                                progress=progress, cancelled=cancelled)
