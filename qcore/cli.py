@@ -14,10 +14,11 @@ from qcore.advise import command as advise_command
 from qcore.bench import command as bench_command
 from qcore.config import TARGETS, ConvertConfig
 from qcore.convert import ConversionResult, NoQuantizationError, convert
-from qcore.files import OutputError, OutputSet, committing, remove_temporaries
+from qcore.files import OutputError, OutputSet, committing
 from qcore.loader import ModelError, load_graph
 from qcore.paddle import command as paddle_command
 from qcore.summary import conversion_text, model_text
+from qcore.temporaries import remove_temporaries
 from qcore.verify_command import add_parser as add_verify_parser
 from qcore.verify_command import run as cmd_verify
 

@@ -1,34 +1,45 @@
 """Writing outputs safely: atomically, and never over the input model.
 
 Protobuf cannot serialize a message of 2 GiB or more, so :func:`save_model` stores the
-weights of a bigger model in ``<name>.<hash>.data`` beside it (ONNX external data).
-:class:`OutputSet` writes the outputs of one command all or nothing.
+weights of a bigger model in ``<name>.<hash>.data`` beside it (ONNX external data, written by
+:mod:`qcore.external_data`). :class:`OutputSet` writes the outputs of one command all or
+nothing; its temporaries are registered in :mod:`qcore.temporaries`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import os
-import re
-import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
-from google.protobuf.message import EncodeError
-from onnx import numpy_helper
+
+from qcore.external_data import (
+    copy_without_initializers,
+    external_locations,
+    old_data_files,
+    proto_size,
+    write_external_data,
+)
+from qcore.safe_io import file_kind
+from qcore.temporaries import (
+    drop,
+    forget_temporary,
+    new_temporary,
+    remove_temporaries,
+    temporary_folder,
+    write_bytes_atomic,
+    write_temporary,
+)
+
+# Also importable from here, where they used to live.
+__all__ = ["MAX_PROTO_BYTES", "OUTPUT_SUFFIXES", "OutputError", "OutputSet", "check_output",
+           "committing", "copy_without_initializers", "input_files", "proto_size",
+           "remove_temporaries", "save_model", "temporary_folder", "write_bytes_atomic"]
 
 #: A model whose proto would reach this size is saved with external data.
 MAX_PROTO_BYTES = 2**31 - 2**24
-#: With external data, tensors of at least this many bytes go into the data file.
-EXTERNAL_MIN_BYTES = 1024
-#: Offsets of tensors in the data file are multiples of this (lets runtimes mmap them).
-EXTERNAL_ALIGN = 4096
-
 
 #: Files qcore writes; in a Paddle model folder they are not taken for parts of the model.
 OUTPUT_SUFFIXES = frozenset({".onnx", ".data", ".json", ".csv", ".dot", ".gv", ".svg", ".png",
@@ -56,21 +67,7 @@ def input_files(source: str | Path) -> list[Path]:
         return [path]
     stat = path.stat()
     return [path] + [path.parent / name for name in
-                     _external_locations(str(path.resolve()), stat.st_mtime_ns, stat.st_size)]
-
-
-@functools.lru_cache(maxsize=16)
-def _external_locations(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
-    """The external data locations an ONNX file names (none if it is not ONNX)."""
-    del mtime_ns, size  # only part of the cache key
-    try:
-        model = onnx.load(path, load_external_data=False)
-        tensors = list(model.graph.initializer)
-    except Exception:  # noqa: BLE001 - not an ONNX model: it names no other file
-        return ()
-    found = {entry.value for tensor in tensors for entry in tensor.external_data
-             if entry.key == "location" and entry.value}
-    return tuple(sorted(found))
+                     external_locations(str(path.resolve()), stat.st_mtime_ns, stat.st_size)]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -90,7 +87,7 @@ def check_output(path: str | Path, *inputs: str | Path) -> Path:
             folder.
     """
     out = Path(path)
-    for source in filter(None, inputs):
+    for source in [i for i in inputs if i]:
         for used in input_files(source):
             if _same_file(out, used):
                 what = "the input model" if used == Path(source) else f"a file of {source}"
@@ -99,65 +96,6 @@ def check_output(path: str | Path, *inputs: str | Path) -> Path:
         raise OutputError(f"{out}: is a folder; give a file name")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
-
-
-#: Longest file name most file systems take, in bytes.
-NAME_MAX = 255
-#: Temporaries being written now (removed by :func:`remove_temporaries`, e.g. on SIGTERM).
-_TEMPORARIES: set[Path] = set()
-
-
-def _fit(name: str, limit: int) -> str:
-    """``name`` cut to at most ``limit`` bytes of UTF-8 (whole characters only)."""
-    return name.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
-
-
-def _new_temporary(target: Path) -> tuple[int, Path]:
-    """A fresh hidden file beside ``target`` whose name fits :data:`NAME_MAX`, registered
-    in :data:`_TEMPORARIES`; returns its open descriptor and path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{_fit(target.name, 120)}.", suffix=".tmp",
-                               dir=target.parent)
-    _TEMPORARIES.add(Path(tmp))
-    return fd, Path(tmp)
-
-
-def _drop(path: Path) -> None:
-    """Remove a temporary (or backup) file, ignoring one that is gone already."""
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
-    _TEMPORARIES.discard(path)
-
-
-def remove_temporaries() -> None:
-    """Remove every temporary this process is writing (a SIGTERM handler calls this)."""
-    for path in list(_TEMPORARIES):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-            _TEMPORARIES.discard(path)
-        else:
-            _drop(path)
-
-
-def register_temporary(path: str | Path) -> Path:
-    """Have :func:`remove_temporaries` remove ``path`` (a file or folder) too."""
-    _TEMPORARIES.add(Path(path))
-    return Path(path)
-
-
-def forget_temporary(path: str | Path) -> None:
-    """``path`` was removed or kept by its owner: :func:`remove_temporaries` leaves it."""
-    _TEMPORARIES.discard(Path(path))
-
-
-@contextlib.contextmanager
-def temporary_folder(prefix: str) -> Iterator[str]:
-    """``tempfile.TemporaryDirectory`` that :func:`remove_temporaries` also removes."""
-    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as tmp:
-        register_temporary(tmp)
-        try:
-            yield tmp
-        finally:
-            forget_temporary(tmp)
 
 
 #: OutputSet commits under way: a signal then waits for them (see :func:`committing`).
@@ -169,34 +107,13 @@ def committing() -> bool:
     return bool(_COMMITS)
 
 
-def _write_temporary(target: Path, data: bytes) -> Path:
-    """``data`` in a fresh temporary beside ``target``, flushed to disk, mode 0644."""
-    fd, tmp = _new_temporary(target)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; give the usual file permissions
-    except BaseException:
-        _drop(tmp)
-        raise
-    return tmp
-
-
 def _file_kind(path: Path) -> str | None:
     """What a path that exists but is not a regular file is ("a FIFO"...), else None."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return None
-    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return kind
-    return None if stat.S_ISREG(mode) else "a special file"
+    return None if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def _refuse_special(out: Path) -> None:
@@ -266,7 +183,7 @@ class OutputSet:
     def add_bytes(self, path: str | Path, data: bytes) -> Path:
         """Write ``data`` to a temporary for ``path`` (planned now if it was not)."""
         out = self._target(path)
-        self._staged.append((_write_temporary(out, data), out, False))
+        self._staged.append((write_temporary(out, data), out, False))
         return out
 
     def add_model(self, model: onnx.ModelProto, path: str | Path,
@@ -276,16 +193,16 @@ class OutputSet:
         if external_data is None:
             external_data = proto_size(model) >= MAX_PROTO_BYTES
         if not external_data:
-            self._obsolete += [out.with_name(name) for name in _old_data_files(out, "")]
+            self._obsolete += [out.with_name(name) for name in old_data_files(out, "")]
             return self.add_bytes(out, model.SerializeToString())
-        data_tmp, data_name, light = _write_external_data(model, out)
+        data_tmp, data_name, light = write_external_data(model, out)
         self._staged.append((data_tmp, check_output(out.with_name(data_name), *self.inputs),
                              True))
         if proto_size(light) >= MAX_PROTO_BYTES:
             raise OutputError(f"{out}: the model is too large to save even with its weights "
                               "in a separate data file")
-        self._staged.append((_write_temporary(out, light.SerializeToString()), out, False))
-        self._obsolete += [out.with_name(name) for name in _old_data_files(out, data_name)]
+        self._staged.append((write_temporary(out, light.SerializeToString()), out, False))
+        self._obsolete += [out.with_name(name) for name in old_data_files(out, data_name)]
         return out
 
     def commit(self) -> list[Path]:
@@ -299,9 +216,9 @@ class OutputSet:
             for out, backup in reversed(done):
                 if backup is not None:
                     os.replace(backup, out)
-                    _TEMPORARIES.discard(backup)
+                    forget_temporary(backup)
                 else:
-                    _drop(out)
+                    drop(out)
             raise
         finally:
             _COMMITS.remove(self)
@@ -309,10 +226,10 @@ class OutputSet:
             self.discard()
         for _, backup in done:
             if backup is not None:
-                _drop(backup)
+                drop(backup)
         for old in self._obsolete:
             if not any(_same_file(old, used) for i in self.inputs for used in input_files(i)):
-                _drop(old)
+                drop(old)
         _sync_folders({out.parent for out in self.targets})
         return list(self.targets)
 
@@ -329,28 +246,28 @@ class OutputSet:
                 if out.exists():
                     raise OutputError(f"{out} exists; pass --force to replace it") from None
                 os.replace(tmp, out)
-                _TEMPORARIES.discard(tmp)
+                forget_temporary(tmp)
                 return None
-            _drop(tmp)
+            drop(tmp)
             return None
         _refuse_special(out)
         backup = None
         if out.exists():
-            fd, backup = _new_temporary(out)
+            fd, backup = new_temporary(out)
             os.close(fd)
             try:
                 os.unlink(backup)
                 os.link(out, backup)
             except OSError:
-                _drop(backup)
+                drop(backup)
                 backup = None
         try:
             os.replace(tmp, out)
         except BaseException:
             if backup is not None:
-                _drop(backup)
+                drop(backup)
             raise
-        _TEMPORARIES.discard(tmp)
+        forget_temporary(tmp)
         return backup
 
     def make_folder(self, path: str | Path) -> Path:
@@ -366,7 +283,7 @@ class OutputSet:
     def discard(self) -> None:
         """Remove the temporaries not committed (and the folders made for them, if empty)."""
         for tmp, _, _ in self._staged:
-            _drop(tmp)
+            drop(tmp)
         self._staged = []
         for folder in sorted(self._made, key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):
@@ -383,21 +300,6 @@ def _sync_folders(folders: set[Path]) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file beside ``path`` and rename it into place: readers never see
-    a half-written file, and a failed write leaves the old file untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_temporary(path, data)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        _drop(tmp)
-        raise
-    _TEMPORARIES.discard(tmp)
-    return path
 
 
 def save_model(model: onnx.ModelProto, path: str | Path, *inputs: str | Path,
@@ -425,111 +327,3 @@ def save_model(model: onnx.ModelProto, path: str | Path, *inputs: str | Path,
         out = outputs.add_model(model, path, external_data)
         outputs.commit()
     return out
-
-
-def proto_size(model: onnx.ModelProto) -> float:
-    """The serialized size of ``model`` in bytes (infinite when protobuf cannot tell)."""
-    try:
-        return model.ByteSize()
-    except (EncodeError, ValueError, OverflowError):
-        return float("inf")
-
-
-def copy_without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` whose main graph has no initializers (cheap for huge models)."""
-    light = onnx.ModelProto()
-    _copy_fields(model, light, skip="graph")
-    _copy_fields(model.graph, light.graph, skip="initializer")
-    return light
-
-
-def _copy_fields(source: object, target: object, skip: str) -> None:
-    for field, value in source.ListFields():  # type: ignore[attr-defined]
-        if field.name == skip:
-            continue
-        if field.is_repeated:
-            getattr(target, field.name).extend(value)
-        elif field.message_type is not None:
-            getattr(target, field.name).CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
-
-
-def _tensor_bytes(tensor: onnx.TensorProto) -> bytes | None:
-    """The raw little-endian bytes of a tensor worth moving to the data file, else None."""
-    if tensor.data_type == onnx.TensorProto.STRING:
-        return None
-    if onnx.external_data_helper.uses_external_data(tensor):
-        return None
-    if tensor.HasField("raw_data"):
-        data = tensor.raw_data
-    elif tensor.ByteSize() >= EXTERNAL_MIN_BYTES:
-        data = numpy_helper.to_array(tensor).tobytes()
-    else:
-        return None
-    return data if len(data) >= EXTERNAL_MIN_BYTES else None
-
-
-def data_file_name(out: Path, digest: str) -> str:
-    """The data file of model ``out`` holding data with this digest (fits NAME_MAX)."""
-    tail = f".{digest}.data"
-    return _fit(out.name, NAME_MAX - len(tail)) + tail
-
-
-def _old_data_files(out: Path, keep: str) -> list[str]:
-    """Data files the model now at ``out`` uses that qcore named for it, except ``keep``."""
-    if not out.is_file():
-        return []
-    stat_ = out.stat()
-    names = _external_locations(str(out.resolve()), stat_.st_mtime_ns, stat_.st_size)
-    ours = re.compile(re.escape(_fit(out.name, NAME_MAX - 22)) + r"(\.[0-9a-f]{16})?\.data")
-    return [n for n in names if n != keep and "/" not in n and ours.fullmatch(n)]
-
-
-def _write_external_data(model: onnx.ModelProto, out: Path,
-                         ) -> tuple[Path, str, onnx.ModelProto]:
-    """Write the big tensors of ``model`` to a temporary beside ``out``.
-
-    Returns:
-        The temporary, the data file name (:func:`data_file_name` of its content hash) and
-        the model without those tensors' bytes, pointing at that name.
-    """
-    light = copy_without_initializers(model)
-    fd, tmp = _new_temporary(out)
-    os.close(fd)
-    digest = hashlib.blake2b(digest_size=8)
-    stored_entries = []
-    try:
-        offset = 0
-        with open(tmp, "wb") as handle:
-            for tensor in model.graph.initializer:
-                data = _tensor_bytes(tensor)
-                if data is None:
-                    light.graph.initializer.append(tensor)
-                    continue
-                pad = -offset % EXTERNAL_ALIGN
-                handle.write(b"\0" * pad)
-                digest.update(b"\0" * pad)
-                offset += pad
-                handle.write(data)
-                digest.update(data)
-                stored = light.graph.initializer.add()
-                stored.name, stored.data_type = tensor.name, tensor.data_type
-                stored.dims.extend(tensor.dims)
-                stored.data_location = onnx.TensorProto.EXTERNAL
-                stored_entries.append((stored, offset, len(data)))
-                offset += len(data)
-                del data
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o644)
-    except BaseException:
-        _drop(tmp)
-        raise
-    name = data_file_name(out, digest.hexdigest())
-    for stored, offset, length in stored_entries:
-        for key, value in (("location", name), ("offset", str(offset)), ("length", str(length))):
-            entry = stored.external_data.add()
-            entry.key, entry.value = key, value
-    return tmp, name, light

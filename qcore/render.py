@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qcore.files import OutputSet, write_bytes_atomic
+from qcore.files import OutputSet
 from qcore.passes.base import Cancelled
+from qcore.temporaries import write_bytes_atomic
 
 #: Output formats :func:`render` accepts (passed to ``dot`` as ``-T<fmt>``).
 FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "json", "xdot", "plain", "dot")

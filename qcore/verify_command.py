@@ -10,7 +10,8 @@ from pathlib import Path
 
 from qcore.bench.engines import parse_engines
 from qcore.config import TARGETS, ConvertConfig
-from qcore.files import OutputError, check_output, write_bytes_atomic
+from qcore.files import OutputError, check_output
+from qcore.temporaries import write_bytes_atomic
 from qcore.verify import Bound, Diff, PassCheck, Status, Tolerance, VerifyReport, verify
 
 DEFAULT = Tolerance()

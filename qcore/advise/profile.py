@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from qcore.files import temporary_folder
+from qcore.temporaries import temporary_folder
 
 _OP_ID = re.compile(r"#(\d+)")
 

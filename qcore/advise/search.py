@@ -18,8 +18,8 @@ from qcore.bench.engines import get_engine
 from qcore.bench.inputs import check_finite, generate_inputs, load_inputs, model_inputs
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
-from qcore.files import temporary_folder
 from qcore.passes.base import Cancelled
+from qcore.temporaries import temporary_folder
 
 # What an unquantized input counts as: about the SQNR of a well-used 8-bit grid, so the first
 # INT8 op after float is charged for quantizing its input, but not infinitely.

@@ -19,8 +19,8 @@ import onnx
 from numpy.typing import DTypeLike
 from onnx import TensorProto, helper, numpy_helper
 
-from qcore.loader import ModelError
 from qcore.paddle.program import Op, Program, Var
+from qcore.safe_io import ModelError
 
 OPSET = 17
 FLOAT = TensorProto.FLOAT

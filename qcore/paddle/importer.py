@@ -13,13 +13,13 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from qcore.loader import ModelError, confined_file
 from qcore.paddle import is_paddle_model
 from qcore.paddle.builder import OPSET, Builder
 from qcore.paddle.ops import REGISTRY
 from qcore.paddle.params import read_combined, read_separate
 from qcore.paddle.program import Op, Program, read_program
 from qcore.paddle.quant_ops import DEQUANTIZE, QUANT_DEQUANT, QUANTIZE, plan_weights
+from qcore.safe_io import ModelError, confined_file
 
 ONNX_TYPES = {"bool": 9, "int16": 5, "int32": 6, "int64": 7, "float16": 10, "float32": 1,
               "float64": 11, "uint8": 2, "int8": 3}

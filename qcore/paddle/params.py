@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from qcore.loader import ModelError, confined_file, read_regular, regular_file_size
 from qcore.paddle import framework_pb2 as pb
 from qcore.paddle.program import BF16, DTYPES, Program, Var
+from qcore.safe_io import ModelError, confined_file, read_regular, regular_file_size
 
 
 class _Reader:

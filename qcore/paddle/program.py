@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from qcore.loader import ModelError, read_regular, regular_file_size
 from qcore.paddle import framework_pb2 as pb
+from qcore.safe_io import ModelError, read_regular, regular_file_size
 
 # VarType.Type -> numpy dtype (BF16 is read as its raw uint16 bits and widened later).
 DTYPES: dict[int, np.dtype] = {
