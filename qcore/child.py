@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, NoReturn
 
 from qcore.passes.base import Cancelled
 
@@ -39,18 +39,23 @@ ALLOWED_PREFIX = "qcore."  # the child runs qcore's own functions only
 CANCEL_GRACE_S = 3.0  # a cancelled call that has not stopped by then is killed
 
 
+#: A protocol message: its kind (``"call"``, ``"progress"``, ``"result"``...) and arguments.
+Message = tuple[Any, ...]
+Progress = Callable[[int, int, str], None]
+
+
 class ChildError(RuntimeError):
     """The child process stopped unexpectedly or could not be started."""
 
 
-def _write(stream: BinaryIO, message: tuple) -> None:
+def _write(stream: IO[bytes], message: Message) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(HEADER.pack(len(data)) + data)
     stream.flush()
 
 
-def _read(stream: BinaryIO) -> tuple | None:
-    """One message, or None at end of stream."""
+def _read(stream: IO[bytes]) -> Message | None:
+    """One message, or None at end of stream (or on anything that is not a message)."""
     header = stream.read(HEADER.size)
     if len(header) < HEADER.size:
         return None
@@ -58,14 +63,18 @@ def _read(stream: BinaryIO) -> tuple | None:
     data = stream.read(size)
     if len(data) < size:
         return None
-    return pickle.loads(data)
+    message = pickle.loads(data)
+    return message if isinstance(message, tuple) else None
 
 
 def _resolve(name: str) -> Callable[..., Any]:
     module, _, attr = name.partition(":")
     if not module.startswith(ALLOWED_PREFIX) or not attr:
         raise ValueError(f"not a qcore function: {name}")
-    return getattr(import_module(module), attr)
+    fn: Callable[..., Any] = getattr(import_module(module), attr)
+    if not callable(fn):
+        raise ValueError(f"not a qcore function: {name}")
+    return fn
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -78,48 +87,57 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 # ---- the child side ----------------------------------------------------------------------
-def _serve(inbox: BinaryIO, outbox: BinaryIO) -> None:
+def _serve(inbox: IO[bytes], outbox: IO[bytes]) -> None:
     """Answer calls one at a time; a reader thread sets the cancel flag meanwhile."""
-    calls: queue.Queue[tuple | None] = queue.Queue()
+    calls: queue.Queue[Message | None] = queue.Queue()
     cancel = threading.Event()
     send_lock = threading.Lock()
 
-    def send(message: tuple) -> None:
+    def send(message: Message) -> None:
         with send_lock:
             _write(outbox, message)
 
-    def read_loop() -> None:
-        while True:
-            message = _read(inbox)
-            if message is None or message[0] == "exit":
-                calls.put(None)
-                return
-            if message[0] == "cancel":
-                cancel.set()
-            else:
-                calls.put(message)
-
-    threading.Thread(target=read_loop, daemon=True).start()
+    threading.Thread(target=_read_calls, args=(inbox, calls, cancel), daemon=True).start()
     send(("ready", os.getpid()))
     while (message := calls.get()) is not None:
-        _, name, args, kwargs = message
         cancel.clear()
+        send(_answer(message, send, cancel))
 
-        def progress(done: int, total: int, text: str = "") -> None:
-            send(("progress", int(done), int(total), str(text)))
 
-        try:
-            fn = _resolve(name)
-            if "partial" in inspect.signature(fn).parameters:
-                kwargs["partial"] = lambda value: send(("partial", value))
-            value = fn(*args, progress=progress, cancelled=cancel.is_set, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
-            if cancel.is_set():
-                send(("cancelled",))
-            else:
-                send(("error", _portable(exc), traceback.format_exc()))
+def _read_calls(inbox: IO[bytes], calls: queue.Queue[Message | None],
+                cancel: threading.Event) -> None:
+    """The child's reader thread: calls go to ``calls`` (None after the last), a cancel sets
+    ``cancel`` at once."""
+    while True:
+        message = _read(inbox)
+        if message is None or message[0] == "exit":
+            calls.put(None)
+            return
+        if message[0] == "cancel":
+            cancel.set()
         else:
-            send(("result", value))
+            calls.put(message)
+
+
+def _answer(message: Message, send: Callable[[Message], None],
+            cancel: threading.Event) -> Message:
+    """Run one call, sending its progress meanwhile; returns the answer: its result, its
+    error, or that it was cancelled."""
+    _, name, args, kwargs = message
+
+    def progress(done: int, total: int, text: str = "") -> None:
+        send(("progress", int(done), int(total), str(text)))
+
+    try:
+        fn = _resolve(name)
+        if "partial" in inspect.signature(fn).parameters:
+            kwargs["partial"] = lambda value: send(("partial", value))
+        value = fn(*args, progress=progress, cancelled=cancel.is_set, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
+        if cancel.is_set():
+            return ("cancelled",)
+        return ("error", _portable(exc), traceback.format_exc())
+    return ("result", value)
 
 
 def main() -> None:
@@ -138,7 +156,7 @@ class ChildRunner:
     def __init__(self, start: bool = True) -> None:
         self._lock = threading.Lock()  # one call at a time
         self._proc: subprocess.Popen[bytes] | None = None
-        self._inbox: queue.Queue[tuple | None] = queue.Queue()
+        self._inbox: queue.Queue[Message | None] = queue.Queue()
         self.traceback = ""  # the child's traceback of the last error
         if start:
             self.start()
@@ -155,7 +173,8 @@ class ChildRunner:
     @property
     def pid(self) -> int | None:
         """The child's process id while it runs."""
-        return self._proc.pid if self.alive else None  # type: ignore[union-attr]
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
 
     def start(self) -> None:
         """Start the child unless it runs; returns at once (its imports run meanwhile)."""
@@ -175,7 +194,7 @@ class ChildRunner:
                          daemon=True).start()
 
     @staticmethod
-    def _read_loop(proc: subprocess.Popen[bytes], inbox: queue.Queue[tuple | None]) -> None:
+    def _read_loop(proc: subprocess.Popen[bytes], inbox: queue.Queue[Message | None]) -> None:
         assert proc.stdout is not None
         try:
             while (message := _read(proc.stdout)) is not None:
@@ -205,7 +224,7 @@ class ChildRunner:
             proc.kill()
             proc.wait()
 
-    def call(self, name: str, *args: Any, progress: Callable[[int, int, str], None] | None = None,
+    def call(self, name: str, *args: Any, progress: Progress | None = None,
              cancelled: Callable[[], bool] | None = None,
              partial: Callable[[Any], None] | None = None, **kwargs: Any) -> Any:
         """Run ``module:function`` in the child and return its value.
@@ -225,9 +244,9 @@ class ChildRunner:
                 raise ChildError("the conversion process stopped unexpectedly") from None
             return self._wait(progress, cancelled, partial)
 
-    def _wait(self, progress: Callable[[int, int, str], None] | None,
-              cancelled: Callable[[], bool] | None, partial: Callable[[Any], None] | None,
-              ) -> Any:
+    def _wait(self, progress: Progress | None, cancelled: Callable[[], bool] | None,
+              partial: Callable[[Any], None] | None) -> Any:
+        """Relay the child's messages until its result comes (returned) or it fails."""
         cancel_sent_at: float | None = None
         clock = 0.0
         while True:
@@ -235,36 +254,54 @@ class ChildRunner:
                 message = self._inbox.get(timeout=0.05)
             except queue.Empty:
                 clock += 0.05
-                if cancel_sent_at is None and cancelled is not None and cancelled():
-                    cancel_sent_at = clock
-                    self._send_cancel()
-                elif cancel_sent_at is not None and clock - cancel_sent_at > CANCEL_GRACE_S:
-                    self._kill()  # stuck in native code: a fresh child is quicker
-                    raise Cancelled("cancelled") from None
+                cancel_sent_at = self._cancel_if_asked(cancelled, cancel_sent_at, clock)
                 continue
             if message is None:
-                code = self._proc.poll() if self._proc else None
-                self._kill()
-                if cancel_sent_at is not None:
-                    raise Cancelled("cancelled")
-                raise ChildError(f"the conversion process stopped unexpectedly "
-                                 f"(exit code {code})")
-            kind = message[0]
-            if kind == "progress" and progress is not None:
-                progress(*message[1:])
-            elif kind == "partial" and partial is not None:
-                partial(message[1])
-            elif kind == "result":
+                self._ended(cancelled=cancel_sent_at is not None)
+            if message[0] == "result":
                 return message[1]
-            elif kind == "cancelled":
-                raise Cancelled("cancelled")
-            elif kind == "error":
-                self.traceback = message[2]
-                raise message[1]
+            self._relay(message, progress, partial)
+
+    def _cancel_if_asked(self, cancelled: Callable[[], bool] | None, sent_at: float | None,
+                         clock: float) -> float | None:
+        """Send a cancel once ``cancelled()`` says so, and kill a child that has not stopped
+        :data:`CANCEL_GRACE_S` later; returns the clock when the cancel was sent."""
+        if sent_at is None and cancelled is not None and cancelled():
+            self._send_cancel()
+            return clock
+        if sent_at is not None and clock - sent_at > CANCEL_GRACE_S:
+            self._kill()  # stuck in native code: a fresh child is quicker
+            raise Cancelled("cancelled") from None  # called while queue.Empty is handled
+        return sent_at
+
+    def _ended(self, cancelled: bool) -> NoReturn:
+        """The child's output ended during a call: it was cancelled, or it died."""
+        code = self._proc.poll() if self._proc else None
+        self._kill()
+        if cancelled:
+            raise Cancelled("cancelled")
+        raise ChildError(f"the conversion process stopped unexpectedly (exit code {code})")
+
+    def _relay(self, message: Message, progress: Progress | None,
+               partial: Callable[[Any], None] | None) -> None:
+        """Pass progress and partial values on; raise for a cancelled or failed call."""
+        kind = message[0]
+        if kind == "progress" and progress is not None:
+            progress(*message[1:])
+        elif kind == "partial" and partial is not None:
+            partial(message[1])
+        elif kind == "cancelled":
+            raise Cancelled("cancelled")
+        elif kind == "error":
+            self.traceback = message[2]
+            raise message[1]
 
     def _send_cancel(self) -> None:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            _write(self._proc.stdin, ("cancel",))  # type: ignore[union-attr, arg-type]
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            _write(proc.stdin, ("cancel",))
 
 
 class ChildPool:

@@ -13,7 +13,7 @@ from pathlib import Path
 from qcore.advise import command as advise_command
 from qcore.bench import command as bench_command
 from qcore.config import TARGETS, ConvertConfig
-from qcore.convert import ConversionResult, NoQuantizationError, convert
+from qcore.convert import ConversionResult, NoQuantizationError, Snapshot, convert
 from qcore.files import OutputError, OutputSet, committing
 from qcore.loader import ModelError, load_graph
 from qcore.paddle import command as paddle_command
@@ -141,7 +141,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pick_snapshot(result: ConversionResult, wanted: str):  # noqa: ANN202
+def _pick_snapshot(result: ConversionResult, wanted: str) -> Snapshot:
     if not wanted:
         return result.snapshots[-1]
     for snap in result.snapshots:

@@ -10,6 +10,7 @@ the same shape and dtype (one element of memory), and marks the graphs ``light``
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,18 +33,21 @@ class _Stub:
     def __init__(self, array: np.ndarray) -> None:
         self.shape, self.dtype = tuple(array.shape), array.dtype.str
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Callable[[tuple[int, ...], str], np.ndarray],
+                                  tuple[tuple[int, ...], str]]:
         return (_placeholder, (self.shape, self.dtype))
 
 
-def _stubbed(table: dict[str, np.ndarray], stubs: dict[int, _Stub]) -> dict:
-    out: dict = {}
+def _stubbed(table: dict[str, np.ndarray], stubs: dict[int, _Stub]) -> dict[str, np.ndarray]:
+    """``table`` with its big arrays replaced by stubs, which become arrays only when
+    unpickled: a light graph is for sending to another process, not for computing."""
+    out: dict[str, np.ndarray | _Stub] = {}
     for name, array in table.items():
         if isinstance(array, np.ndarray) and array.size > KEEP_ELEMENTS:
             out[name] = stubs.setdefault(id(array), _Stub(array))
         else:
             out[name] = array
-    return out
+    return out  # type: ignore[return-value]  # the stubs unpickle as arrays
 
 
 def light_graph(graph: Graph, stubs: dict[int, _Stub] | None = None) -> Graph:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from qcore.files import OutputSet
 from qcore.passes.base import Cancelled
@@ -99,30 +99,44 @@ def render(dot_text: str, fmt: str, timeout: float | None = 120,
         RuntimeError: ``dot`` failed or timed out; the message holds its first error line.
     """
     fmt = _check_format(fmt)
-    for flag in flags:
-        if not GRAPH_FLAG.fullmatch(flag):
-            raise ValueError(f"unsupported Graphviz flag {flag!r}; use -G<name>=<value>")
-    exe = find_dot()
-    if exe is None:
-        raise GraphvizMissing()
     what = f"Graphviz 'dot -T{fmt}'"
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, validated format and flags
-            [exe, f"-T{fmt}", *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, shell=False)
-    except FileNotFoundError as exc:
-        raise GraphvizMissing() from exc
+    proc = _start_dot(fmt, flags)
     # Threads feed stdin and drain stdout / stderr (retrying Popen.communicate after a timeout
     # stops feeding stdin and deadlocks on big graphs) while this thread polls the clock and
     # ``cancelled``.
     out: list[bytes] = []
     err: list[bytes] = []
     threads = [threading.Thread(target=_feed, args=(proc.stdin, dot_text.encode("utf-8"))),
-               threading.Thread(target=lambda: out.append(proc.stdout.read())),
-               threading.Thread(target=lambda: err.append(proc.stderr.read()))]
+               threading.Thread(target=_drain, args=(proc.stdout, out)),
+               threading.Thread(target=_drain, args=(proc.stderr, err))]
     for thread in threads:
         thread.daemon = True
         thread.start()
+    _wait(proc, threads, timeout, cancelled, what)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed: {_first_error_line(b''.join(err), proc.returncode)}")
+    return b"".join(out)
+
+
+def _start_dot(fmt: str, flags: Sequence[str]) -> subprocess.Popen[bytes]:
+    """``dot -T<fmt> <flags>`` started with pipes (flags checked first)."""
+    for flag in flags:
+        if not GRAPH_FLAG.fullmatch(flag):
+            raise ValueError(f"unsupported Graphviz flag {flag!r}; use -G<name>=<value>")
+    exe = find_dot()
+    if exe is None:
+        raise GraphvizMissing()
+    try:
+        return subprocess.Popen(  # noqa: S603 - fixed argv, validated format and flags
+            [exe, f"-T{fmt}", *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, shell=False)
+    except FileNotFoundError as exc:
+        raise GraphvizMissing() from exc
+
+
+def _wait(proc: subprocess.Popen[bytes], threads: list[threading.Thread],
+          timeout: float | None, cancelled: Callable[[], bool] | None, what: str) -> None:
+    """Wait for ``dot`` and its pipe threads; kill it after ``timeout`` or on a cancel."""
     start = time.monotonic()
     while proc.poll() is None:
         late = timeout is not None and time.monotonic() - start > timeout
@@ -137,17 +151,21 @@ def render(dot_text: str, fmt: str, timeout: float | None = 120,
         time.sleep(0.05)
     for thread in threads:
         thread.join(timeout=10)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed: {_first_error_line(b''.join(err), proc.returncode)}")
-    return b"".join(out)
 
 
-def _feed(pipe: Any, data: bytes) -> None:
+def _feed(pipe: IO[bytes] | None, data: bytes) -> None:
+    if pipe is None:
+        return
     try:
         pipe.write(data)
         pipe.close()
     except (BrokenPipeError, OSError, ValueError):
         pass  # Graphviz exited early (killed, or an error it reports on stderr)
+
+
+def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
+    if pipe is not None:
+        into.append(pipe.read())
 
 
 def _first_error_line(stderr: bytes, returncode: int) -> str:
@@ -157,7 +175,6 @@ def _first_error_line(stderr: bytes, returncode: int) -> str:
     if errors:
         return errors[0]
     return lines[0] if lines else f"exit status {returncode}"
-
 
 
 # A PNG is scaled down to at most this many pixels on its long side: the 30,000 px pass of a
@@ -214,4 +231,7 @@ def layout_json(dot_text: str, timeout: float | None = 120,
     Returns:
         The parsed output of ``dot -Tjson``.
     """
-    return json.loads(render(dot_text, "json", timeout, cancelled, flags))
+    layout = json.loads(render(dot_text, "json", timeout, cancelled, flags))
+    if not isinstance(layout, dict):
+        raise RuntimeError("Graphviz 'dot -Tjson' did not write a JSON object")
+    return layout

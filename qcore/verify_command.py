@@ -17,7 +17,7 @@ from qcore.verify import Bound, Diff, PassCheck, Status, Tolerance, VerifyReport
 DEFAULT = Tolerance()
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add ``verify`` to the ``qcore`` subcommands."""
     p = sub.add_parser(
         "verify", help="run the source and every pass snapshot on the same inputs; name the "

@@ -131,7 +131,8 @@ class Runner:
             runs.append(session(feed))
         return runs
 
-    def open(self, model: onnx.ModelProto, sample: Feed) -> Callable[[Feed], dict]:
+    def open(self, model: onnx.ModelProto,
+             sample: Feed) -> Callable[[Feed], dict[str, np.ndarray]]:
         """A function running one feed through ``model`` (shaped like ``sample``)."""
         if self.engine == "openvino":
             engine = get_engine("openvino")

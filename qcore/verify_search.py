@@ -300,8 +300,9 @@ def find_first_drift(prev: onnx.ModelProto, cur: onnx.ModelProto, feeds: Sequenc
             ref, test = prev_vals.get(base), cur_vals.get(base)
             if ref is None or test is None or ref.shape != test.shape:
                 continue
-            if ranges.get(base) is not None:  # what the quantizer clamps cannot differ
-                ref, test = np.clip(ref, *ranges[base]), np.clip(test, *ranges[base])
+            clamp = ranges.get(base)
+            if clamp is not None:  # what the quantizer clamps cannot differ
+                ref, test = np.clip(ref, *clamp), np.clip(test, *clamp)
             scale = cur_x.taps.constant(steps[base]) if base in steps else None
             step = float(np.max(scale)) if scale is not None else None
             stats.setdefault(base, _Stats()).add(ref, test, step)

@@ -11,7 +11,7 @@ from qcore.config import ConvertConfig
 from qcore.files import OutputSet
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("advise", help="suggest op_ids_to_skip within an accuracy bound")
     p.add_argument("--quant_model_path", "--quant-model-path", dest="quant_model_path",
                    required=True, help="the QDQ .onnx quant model")

@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx
 
 from qcore.advise.islands import Island, find_islands
 from qcore.advise.profile import op_times
-from qcore.bench.accuracy import compare_models, per_tensor_error
+from qcore.bench.accuracy import Feed, compare_models, per_tensor_error
 from qcore.bench.engines import get_engine
 from qcore.bench.inputs import check_finite, generate_inputs, load_inputs, model_inputs
 from qcore.config import ConvertConfig
@@ -111,7 +112,7 @@ class Advice:
             parts.append(f"--op_ids_to_skip {','.join(map(str, self.best.op_ids_to_skip))}")
         return " ".join(parts)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "base": asdict(self.base),
             "sensitive": [asdict(s) for s in self.sensitive],
@@ -206,7 +207,7 @@ def keep_float(result: ConversionResult, op_id: int) -> list[int]:
     return sorted({op_id, *readers})
 
 
-def rank_sensitive(fp32: Path, int8: Path, result: ConversionResult, feeds: list,
+def rank_sensitive(fp32: Path, int8: Path, result: ConversionResult, feeds: list[Feed],
                    cancelled: CancelFn | None = None) -> list[Sensitivity]:
     """INT8 ops ranked by how much SQNR they lose between their inputs and their output."""
     errors, _ = per_tensor_error(fp32, int8, feeds, cancelled=cancelled)
@@ -325,10 +326,10 @@ class _Search:
         """The best is the fastest configuration within the bound: the distinct candidates
         that meet it are timed again side by side with FP32 and with everything INT8, in one
         round-robin run; every figure shown (table and summary) is from that run."""
-        def key(c: Candidate) -> tuple:
+        def key(c: Candidate) -> tuple[tuple[int, ...], tuple[str, ...]]:
             return tuple(c.op_ids_to_skip), tuple(c.ops_to_quantize)
 
-        seen: dict[tuple, Candidate] = {}
+        seen: dict[tuple[tuple[int, ...], tuple[str, ...]], Candidate] = {}
         for c in self.advice.candidates:
             if c.meets_bound:
                 seen.setdefault(key(c), c)
