@@ -15,15 +15,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 
 from qcore.bench.engines import Engine, NotRunnable, get_engine
 from qcore.bench.errors import BenchCancelled
+from qcore.bench.nodedata import SQNR_THRESHOLDS, graph_node_data
 from qcore.bench.taps import Taps, dequantize
 
 Feed = dict[str, np.ndarray]
@@ -75,7 +77,7 @@ class AccuracyResult:
     status: str = "ok"
     reason: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -175,7 +177,8 @@ def sqnr_db(signal: float, noise: float) -> float:
     return 10.0 * math.log10(signal / noise)
 
 
-def _run_exposed(taps: Taps, feeds: Sequence[Feed], cancelled: CancelCheck | None):  # noqa: ANN202
+def _run_exposed(taps: Taps, feeds: Sequence[Feed],
+                 cancelled: CancelCheck | None) -> Iterator[dict[str, np.ndarray]]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -246,25 +249,21 @@ def per_tensor_error(
     return errors, note
 
 
-def records(errors: Sequence[TensorError]) -> list[dict]:
+def records(errors: Sequence[TensorError]) -> list[dict[str, Any]]:
     """Per-tensor errors as plain dicts (the app's table rows), worst first."""
     return [asdict(e) for e in errors]
 
 
-def node_data(errors: Sequence[TensorError], cap_db: float = 200.0) -> dict:
+def node_data(errors: Sequence[TensorError], cap_db: float = 200.0) -> dict[str, Any]:
     """Model Explorer ``GraphNodeData``: the worst SQNR per op id, coloured by thresholds.
 
-    Keys of ``results`` are op ids as strings; infinite SQNR is capped at ``cap_db``.
+    Keys of ``results`` are op ids as strings; infinite SQNR is capped at ``cap_db``
+    (the shape is :func:`qcore.bench.nodedata.graph_node_data`'s).
     """
-    worst: dict[str, float] = {}
+    worst: dict[int, float] = {}
     for e in errors:
         if e.op_id is None:
             continue
         value = max(min(e.sqnr_db, cap_db), -cap_db)
-        key = str(e.op_id)
-        worst[key] = min(worst.get(key, value), value)
-    return {
-        "results": {k: {"value": v} for k, v in sorted(worst.items(), key=lambda kv: kv[1])},
-        "thresholds": [{"value": 10, "bgColor": "#d73027"}, {"value": 20, "bgColor": "#fc8d59"},
-                       {"value": 30, "bgColor": "#fee08b"}],
-    }
+        worst[e.op_id] = min(worst.get(e.op_id, value), value)
+    return graph_node_data(worst, thresholds=SQNR_THRESHOLDS)

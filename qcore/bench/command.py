@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import signal
 import sys
@@ -23,6 +24,8 @@ import onnx
 from qcore.bench.engines import parse_engines
 from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import parse_dims
+from qcore.bench.nodedata import node_data_files, planned_files
+from qcore.bench.per_op import Decided, decisions_by_id
 from qcore.bench.report import BenchReport
 from qcore.bench.runner import BenchSettings, run_benchmark
 from qcore.config import ConvertConfig
@@ -31,7 +34,8 @@ from qcore.files import OutputSet, save_model, temporary_folder
 ROLES = ("fp32", "qdq", "int8", "int8-onednn")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
     """Add ``bench`` to the ``qcore`` subcommands."""
     p = sub.add_parser(
         "bench", help="latency + accuracy of FP32 / QDQ / INT8 on ONNX Runtime and OpenVINO",
@@ -59,6 +63,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--accuracy", action="store_true", help="compare outputs with the reference")
     p.add_argument("--per-tensor", dest="per_tensor", action="store_true",
                    help="per-tensor SQNR against the reference, worst first")
+    p.add_argument("--per-op", dest="per_op", action="store_true",
+                   help="what ran per op id on each engine: precision, kernel and time (the "
+                   "engines' profilers, at the first thread count), flagging ops whose "
+                   "precision contradicts the conversion")
+    p.add_argument("--per-op-runs", dest="per_op_runs", type=int, default=10,
+                   help="profiled runs per model and engine for --per-op")
+    p.add_argument("--node-data", dest="node_data", metavar="DIR",
+                   help="write Model Explorer node-data JSON files (per-op time and "
+                   "precision, per-tensor SQNR) into DIR")
     p.add_argument("--ops_to_quantize", "--ops-to-quantize", dest="ops_to_quantize", default="",
                    help="with --quant conversion: op types to quantize")
     p.add_argument("--op_ids_to_skip", "--op-ids-to-skip", dest="op_ids_to_skip", default="",
@@ -67,7 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--csv", help="write one CSV row per model, engine and thread count")
     p.add_argument("-f", "--force", action="store_true", help="replace existing --json/--csv")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
-    return p
+    parser: argparse.ArgumentParser = p
+    return parser
 
 
 def _threads(text: str) -> list[int]:
@@ -108,9 +122,13 @@ class TerminalProgress:
         self.drawn = False
 
 
+Converted = tuple[list[str], dict[str, dict[int, Decided]]]
+
+
 def _convert_missing(args: argparse.Namespace, models: dict[str, str], engines: list[str],
-                     folder: Path, say: TextIO) -> list[str]:
-    """Fill missing fp32 / int8 / int8-onednn by converting --quant; returns the notes."""
+                     folder: Path, say: TextIO) -> Converted:
+    """Fill missing fp32 / int8 / int8-onednn by converting --quant; returns the notes and,
+    per converted INT8 model, the conversion's decisions by op id."""
     from qcore.convert import convert
 
     wanted = {"fp32": "onnxruntime"} if "fp32" not in models else {}
@@ -119,7 +137,7 @@ def _convert_missing(args: argparse.Namespace, models: dict[str, str], engines: 
         if "openvino" in engines:
             wanted["int8-onednn"] = "onednn"
     if not wanted:
-        return []
+        return [], {}
     start = time.perf_counter()
     results = {}
     for target in sorted(set(wanted.values())):
@@ -133,8 +151,10 @@ def _convert_missing(args: argparse.Namespace, models: dict[str, str], engines: 
         models[role] = str(path)
     say.write(f"converted {args.quant} in {time.perf_counter() - start:.1f} s: "
               f"{', '.join(wanted)}\n")
+    decisions = {role: decisions_by_id(results[target].decisions)
+                 for role, target in wanted.items() if role != "fp32"}
     return [f"{', '.join(wanted)} converted from {args.quant} by qcore (temporary files; "
-            "keep them with qcore convert)"]
+            "keep them with qcore convert)"], decisions
 
 
 @contextlib.contextmanager
@@ -183,50 +203,68 @@ def run(args: argparse.Namespace) -> int:
             onnx.load(path, load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - protobuf raises its own error types
             raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    if args.node_data and not (args.per_op or args.per_tensor):
+        raise ValueError("--node-data writes the --per-op and --per-tensor results: give one")
     with OutputSet(*models.values(), force=args.force) as outputs:
         for out in (args.json, args.csv):
             if out:
                 outputs.plan(out)
+        if args.node_data:
+            folder = outputs.make_folder(args.node_data)
+            for name in planned_files(ROLES, parse_engines(args.engine)) if args.per_op else []:
+                outputs.plan(folder / name)
         return _run(args, models, outputs)
 
 
-def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -> int:
-    """The benchmark itself; the reports are written through ``outputs``, all or none."""
-    engines = parse_engines(args.engine)
-    settings = BenchSettings(
+def _settings(args: argparse.Namespace, engines: list[str]) -> BenchSettings:
+    return BenchSettings(
         engines=engines, threads=_threads(args.threads), batch=args.batch, warmup=args.warmup,
         iters=args.iters, seconds=args.seconds, seed=args.seed, inputs=args.inputs,
         dims=parse_dims(args.dims), samples=args.samples, accuracy=args.accuracy,
-        per_tensor=args.per_tensor)
-    progress = None if args.quiet else TerminalProgress()
-    with temporary_folder("qcore_bench_") as tmp, _ctrl_c_cancels() as stop:
-        notes = []
-        if args.quant:
-            notes = _convert_missing(args, models, engines, Path(tmp), sys.stderr)
-        models = {role: models[role] for role in ROLES if role in models}
-        try:
-            report = run_benchmark(models, settings, progress, stop.is_set)
-        except BenchCancelled as exc:
-            if progress:
-                progress.close()
-            if exc.partial is not None:
-                sys.stdout.write(exc.partial.text())
-            print("qcore: error: cancelled", file=sys.stderr)
-            return 130
-        finally:
-            if progress:
-                progress.close()
-    report.notes[:0] = notes
-    sys.stdout.write(report.text())
-    for warning in _warnings(report):
-        print(f"qcore: warning: {warning}", file=sys.stderr)
-    written = [out for out in (args.json, args.csv) if out]
-    for out, text in ((args.json, report.to_json()), (args.csv, report.to_csv())):
+        per_tensor=args.per_tensor, per_op=args.per_op, per_op_runs=args.per_op_runs)
+
+
+def _measure(models: dict[str, str], settings: BenchSettings, quiet: bool,
+             stop: threading.Event, decisions: dict[str, dict[int, Decided]]
+             ) -> BenchReport | None:
+    """The benchmark with a progress bar; None when cancelled (the partial report printed)."""
+    progress = None if quiet else TerminalProgress()
+    try:
+        return run_benchmark(models, settings, progress, stop.is_set, decisions)
+    except BenchCancelled as exc:
+        if progress:
+            progress.close()
+        if exc.partial is not None:
+            sys.stdout.write(exc.partial.text())
+        print("qcore: error: cancelled", file=sys.stderr)
+        return None
+    finally:
+        if progress:
+            progress.close()
+
+
+def _write(args: argparse.Namespace, report: BenchReport, outputs: OutputSet) -> None:
+    """Stage --json / --csv / --node-data and commit them together."""
+    texts = {args.json: report.to_json(), args.csv: report.to_csv()}
+    for out, text in texts.items():
         if out:
             outputs.add_bytes(out, (text if text.endswith("\n") else text + "\n").encode())
+    written = [out for out in (args.json, args.csv) if out]
+    if args.node_data:
+        files = node_data_files(report)
+        for name, data in files.items():
+            outputs.add_bytes(Path(args.node_data) / name, (json.dumps(data, indent=2,
+                                                                        allow_nan=False)
+                                                             + "\n").encode())
+        if files:
+            written.append(f"{args.node_data}/ ({len(files)} Model Explorer node-data files)")
     outputs.commit()
     for out in written:
         print(f"wrote {out}")
+
+
+def _check(report: BenchReport) -> None:
+    """Raise ValueError (exit code 2) when nothing could be measured."""
     if not any(e.available for e in report.engines):
         raise ValueError("no engine available: " + "; ".join(
             f"{e.name}: {e.reason}" for e in report.engines))
@@ -234,4 +272,25 @@ def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -
         raise ValueError("no model could be measured; see the reasons above")
     if report.accuracy and not any(a.status == "ok" for a in report.accuracy):
         raise ValueError("no accuracy comparison could be made; see the reasons above")
+
+
+def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -> int:
+    """The benchmark itself; the reports are written through ``outputs``, all or none."""
+    engines = parse_engines(args.engine)
+    settings = _settings(args, engines)
+    with temporary_folder("qcore_bench_") as tmp, _ctrl_c_cancels() as stop:
+        notes: list[str] = []
+        decisions: dict[str, dict[int, Decided]] = {}
+        if args.quant:
+            notes, decisions = _convert_missing(args, models, engines, Path(tmp), sys.stderr)
+        models = {role: models[role] for role in ROLES if role in models}
+        report = _measure(models, settings, args.quiet, stop, decisions)
+    if report is None:
+        return 130
+    report.notes[:0] = notes
+    sys.stdout.write(report.text())
+    for warning in _warnings(report):
+        print(f"qcore: warning: {warning}", file=sys.stderr)
+    _write(args, report, outputs)
+    _check(report)
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +25,13 @@ import onnx
 
 from qcore.bench.errors import EngineUnavailable, NotRunnable
 
-__all__ = ["ENGINES", "Engine", "EngineUnavailable", "NotRunnable", "Session", "WhatRan",
-           "get_engine", "parse_engines"]
+__all__ = ["ENGINES", "Engine", "EngineProfile", "EngineUnavailable", "Kernel", "NotRunnable",
+           "Session", "WhatRan", "get_engine", "parse_engines"]
 
 ENGINES = ("onnxruntime", "openvino")
 
 Feeds = Mapping[str, np.ndarray]
+Tick = Callable[[], object]
 
 
 @dataclass
@@ -51,6 +52,47 @@ class WhatRan:
     compute_ops: int | None = None
     histogram: dict[str, int] = field(default_factory=dict)
     float_ops: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Kernel:
+    """One op / layer as the engine executed it, before mapping to qcore op ids.
+
+    Attributes:
+        name: The engine's name (ONNX Runtime node name, OpenVINO layer name).
+        op_type: The engine's op / layer type (``QLinearConv``, ``Convolution``).
+        kernel: The implementation (ONNX Runtime: op and domain; OpenVINO: primitiveType).
+        precision: ``int8``, ``float``, ``q/dq`` (a quantize / dequantize) or ``other``.
+        time_ms: Mean time per inference (0 for a layer the engine did not execute).
+        originals: Names of the model's ops it ran (OpenVINO ``originalLayersNames``; for
+            ONNX Runtime, the node's own name, which its optimizer may have changed).
+        inputs: Tensor names it read (ONNX Runtime's optimized graph; may be empty).
+        outputs: Tensor names it wrote.
+        detail: The engine's own words about it (precisions, provider).
+        executed: False for a layer the engine planned but never ran (folded into its
+            neighbours or done at compile time).
+    """
+
+    name: str
+    op_type: str
+    kernel: str
+    precision: str
+    time_ms: float
+    originals: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    detail: str = ""
+    executed: bool = True
+
+
+@dataclass
+class EngineProfile:
+    """What :meth:`Engine.profile` measured: every kernel, over ``runs`` inferences."""
+
+    kernels: list[Kernel]
+    runs: int
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,6 +138,17 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def load(self, path: Path, threads: int, shapes: Mapping[str, tuple[int, ...]]) -> Session:
         """Load and compile ``path`` for ``threads`` threads and the given input shapes."""
+
+    def profile(self, path: Path, threads: int, feeds: Sequence[Feeds], runs: int,
+                folder: Path, tick: Tick | None = None) -> EngineProfile:
+        """Run ``path`` once unmeasured, then ``runs`` times with the engine's per-op
+        profiler on; ``folder`` is a scratch folder for the engine's files, ``tick`` is
+        called before every run (it may raise to cancel).
+
+        Raises:
+            NotRunnable: the engine cannot run the model, or has no per-op profiler.
+        """
+        raise NotRunnable(f"{self.name} has no per-op profiler")
 
 
 def get_engine(name: str) -> Engine:

@@ -5,22 +5,28 @@ model really runs in f32 (the default on CPUs with bf16 is to run FP32 models in
 INT8 models (QDQ) still run their quantized layers on INT8 kernels. After compilation the
 runtime model holds, per executed layer, ``layerType``, ``runtimePrecision`` and
 ``primitiveType`` (e.g. ``brgconv_avx512_1x1_I8``), which is what :meth:`what_ran` sums up.
+Per layer (:meth:`OpenVinoEngine.profile`), a model compiled with ``PERF_COUNT`` also gives
+each layer's time, and ``originalLayersNames`` lists the model's ops fused into it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from qcore.bench.engines import (
     Engine,
+    EngineProfile,
     EngineUnavailable,
     Feeds,
+    Kernel,
     NotRunnable,
     Session,
+    Tick,
     WhatRan,
     model_domains,
 )
@@ -31,16 +37,62 @@ COMPUTE_LAYERS = frozenset({
     "FullyConnectedCompressed", "FullyConnectedQuantized", "FullyConnectedQuantizedLegacy",
 })
 INT8_PRECISIONS = frozenset({"u8", "i8"})
+FLOAT_PRECISIONS = frozenset({"f32", "bf16", "f16", "f64"})
+#: Layers that hold or pass data but run no kernel.
+NO_KERNEL = frozenset({"Input", "Parameter", "Const", "Output", "Result"})
 PRECISION_HINT = "f32"
+RT_KEYS = ("layerType", "runtimePrecision", "primitiveType", "originalLayersNames",
+           "outputPrecisions", "execTimeMcs")
 
 
-def _info(rt_info: Mapping, key: str) -> str:
+def _info(rt_info: Mapping[str, Any], key: str) -> str:
     """One rt_info entry as text ("" when absent); values are OVAny objects."""
     try:
         value = rt_info[key]
     except (KeyError, IndexError, RuntimeError, TypeError):
         return ""
     return str(value.astype(str)) if hasattr(value, "astype") else str(value)
+
+
+def runtime_layers(compiled: Any) -> list[dict[str, str]]:
+    """The compiled model's executed graph: per layer its rt_info entries and ``friendly``
+    (the layer's name) and ``name`` (its original layer names, else the friendly name)."""
+    layers = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        layer = {key: _info(info, key) for key in RT_KEYS}
+        layer["friendly"] = str(op.get_friendly_name())
+        layer["name"] = layer["originalLayersNames"] or layer["friendly"]
+        layers.append(layer)
+    return layers
+
+
+def layer_precision(layer: Mapping[str, str]) -> str:
+    """``int8``, ``float``, ``q/dq`` (FakeQuantize) or ``other`` for one runtime layer."""
+    if layer["layerType"] == "FakeQuantize":
+        return "q/dq"
+    if layer["runtimePrecision"] in INT8_PRECISIONS or \
+            layer["primitiveType"].lower().endswith("_i8"):
+        return "int8"
+    return "float" if layer["runtimePrecision"] in FLOAT_PRECISIONS else "other"
+
+
+def layer_kernels(layers: list[dict[str, str]], times_ms: Mapping[str, float]) -> list[Kernel]:
+    """Runtime layers that run a kernel, with their mean times (by friendly name)."""
+    kernels = []
+    for x in layers:
+        if x["layerType"] in NO_KERNEL:
+            continue
+        originals = [n.strip() for n in x["originalLayersNames"].split(",") if n.strip()]
+        executed = x["execTimeMcs"] != "not_executed"
+        kernels.append(Kernel(
+            name=x["friendly"], op_type=x["layerType"], kernel=x["primitiveType"],
+            precision=layer_precision(x), time_ms=times_ms.get(x["friendly"], 0.0),
+            originals=originals,
+            detail=f"{x['layerType']} {x['primitiveType']}, runtimePrecision "
+                   f"{x['runtimePrecision']}, output {x['outputPrecisions']}"
+                   + ("" if executed else ", not executed"), executed=executed))
+    return kernels
 
 
 def summarize_runtime(layers: list[dict[str, str]]) -> WhatRan:
@@ -77,7 +129,7 @@ def summarize_runtime(layers: list[dict[str, str]]) -> WhatRan:
 
 
 class OpenVinoSession(Session):
-    def __init__(self, compiled) -> None:  # noqa: ANN001
+    def __init__(self, compiled: Any) -> None:
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         self.input_names = [i.get_any_name() for i in compiled.inputs]
@@ -89,16 +141,7 @@ class OpenVinoSession(Session):
                 for name, out in zip(self.output_names, self.compiled.outputs, strict=True)}
 
     def what_ran(self) -> WhatRan:
-        layers = []
-        for op in self.compiled.get_runtime_model().get_ordered_ops():
-            info = op.get_rt_info()
-            layers.append({
-                "layerType": _info(info, "layerType"),
-                "runtimePrecision": _info(info, "runtimePrecision"),
-                "primitiveType": _info(info, "primitiveType"),
-                "name": _info(info, "originalLayersNames") or op.get_friendly_name(),
-            })
-        return summarize_runtime(layers)
+        return summarize_runtime(runtime_layers(self.compiled))
 
     def close(self) -> None:
         self.request = None
@@ -145,6 +188,11 @@ class OpenVinoEngine(Engine):
                 "openvino use the --target onednn model")
 
     def load(self, path: Path, threads: int, shapes: Mapping[str, tuple[int, ...]]) -> Session:
+        return OpenVinoSession(self.compile(path, threads, shapes))
+
+    def compile(self, path: Path, threads: int, shapes: Mapping[str, tuple[int, ...]],
+                perf_count: bool = False) -> Any:
+        """The model compiled for the CPU (static input shapes, the pinned precision)."""
         reason = self.check(path)
         if reason:
             raise NotRunnable(reason)
@@ -156,6 +204,33 @@ class OpenVinoEngine(Engine):
                 wanted[name] = list(shapes[name])
         if wanted:
             model.reshape(wanted)  # static shapes: OpenVINO picks its kernels at compile time
-        config = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_PRECISION_HINT": PRECISION_HINT}
-        return OpenVinoSession(self.core.compile_model(model, "CPU", config))
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": int(threads),
+                                  "PERFORMANCE_HINT": "LATENCY",
+                                  "INFERENCE_PRECISION_HINT": PRECISION_HINT}
+        if perf_count:
+            config["PERF_COUNT"] = "YES"
+        return self.core.compile_model(model, "CPU", config)
+
+    def profile(self, path: Path, threads: int, feeds: Sequence[Feeds], runs: int,
+                folder: Path, tick: Tick | None = None) -> EngineProfile:
+        """``PERF_COUNT``: each executed layer's real time, summed over ``runs`` inferences."""
+        shapes = {k: tuple(v.shape) for k, v in feeds[0].items()}
+        session = OpenVinoSession(self.compile(path, threads, shapes, perf_count=True))
+        executed = self.ov.ProfilingInfo.Status.EXECUTED
+        total: dict[str, float] = defaultdict(float)
+        outputs: dict[str, np.ndarray] = {}
+        for i in range(runs + 1):  # the first run is the warm-up
+            if tick is not None and i:
+                tick()
+            outputs = session.run(feeds[i % len(feeds)])
+            if not i:
+                continue
+            for info in session.request.profiling_info:
+                if info.status == executed:
+                    total[str(info.node_name)] += info.real_time.total_seconds() * 1000.0
+        means = {name: ms / max(1, runs) for name, ms in total.items()}
+        kernels = layer_kernels(runtime_layers(session.compiled), means)
+        session.close()
+        return EngineProfile(kernels, runs, outputs,
+                             ["OpenVINO PERF_COUNT: real time per executed layer; "
+                              "originalLayersNames name the model's ops fused into it"])

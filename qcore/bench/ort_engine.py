@@ -3,37 +3,40 @@
 ORT has no kernel-level log, so the evidence is the graph the session actually executes
 (saved with ``SessionOptions.optimized_model_filepath``): QLinearConv, QGemm, QLinearMatMul,
 MatMulInteger... run on MLAS integer kernels; Conv, Gemm, MatMul, FusedConv... run in float.
+Per op (:meth:`OrtEngine.profile`), ONNX Runtime's profiler gives each node's time and the
+element types it read (:mod:`qcore.bench.ort_profile`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 
-from qcore.bench.engines import Engine, EngineUnavailable, Feeds, Session, WhatRan
+from qcore.bench.engines import (
+    Engine,
+    EngineProfile,
+    EngineUnavailable,
+    Feeds,
+    Session,
+    Tick,
+    WhatRan,
+)
+from qcore.bench.ort_profile import (
+    FLOAT_OPS,
+    INTEGER_OPS,
+    INTEGER_OTHER,
+    kernels_from_trace,
+    optimized_nodes,
+    read_trace,
+)
 from qcore.files import temporary_folder
 
-#: Compute ops that run on integer kernels (any domain).
-INTEGER_OPS = frozenset({
-    "QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat",
-    "DynamicQuantizeMatMul", "QGemm", "QAttention", "QOrderedMatMul", "MatMulNBits",
-    "NhwcQLinearConv", "DynamicQuantizeLSTM",
-})
-#: Integer element-wise / pooling ops (shown in the histogram, not counted as compute).
-INTEGER_OTHER = frozenset({
-    "QLinearAdd", "QLinearMul", "QLinearConcat", "QLinearGlobalAveragePool",
-    "QLinearAveragePool", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearSoftmax",
-    "QLinearReduceMean", "QLinearWhere", "QEmbedLayerNormalization",
-})
-#: Compute ops that run in floating point.
-FLOAT_OPS = frozenset({
-    "Conv", "FusedConv", "ConvTranspose", "MatMul", "FusedMatMul", "Gemm", "FusedGemm",
-    "Attention", "MultiHeadAttention", "TransposeMatMul", "FusedMatMulActivation",
-})
+__all__ = ["FLOAT_OPS", "INTEGER_OPS", "INTEGER_OTHER", "OrtEngine", "summarize_graph"]
 
 
 def summarize_graph(model: onnx.ModelProto) -> WhatRan:
@@ -77,7 +80,7 @@ class OrtSession(Session):
         return self.engine.inspect(self.path, self.threads)
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None
 
 
 class OrtEngine(Engine):
@@ -105,7 +108,7 @@ class OrtEngine(Engine):
         return {"provider": "CPUExecutionProvider", "graph_optimization_level": "ORT_ENABLE_ALL",
                 "inter_op_num_threads": "1"}
 
-    def options(self, threads: int, optimized_path: str = ""):  # noqa: ANN201
+    def options(self, threads: int, optimized_path: str = "") -> Any:
         opts = self.ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -115,9 +118,10 @@ class OrtEngine(Engine):
             opts.optimized_model_filepath = optimized_path
         return opts
 
-    def make_session(self, path: Path, threads: int, optimized_path: str = ""):  # noqa: ANN201
-        return self.ort.InferenceSession(str(path), self.options(threads, optimized_path),
-                                         providers=["CPUExecutionProvider"])
+    def make_session(self, path: Path, threads: int, optimized_path: str = "",
+                     options: Any = None) -> Any:
+        opts = options if options is not None else self.options(threads, optimized_path)
+        return self.ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def load(self, path: Path, threads: int, shapes: Mapping[str, tuple[int, ...]]) -> Session:
         return OrtSession(self, path, threads)
@@ -131,3 +135,28 @@ class OrtEngine(Engine):
                 self.make_session(path, threads, out)
                 self._inspected[key] = summarize_graph(onnx.load(out, load_external_data=False))
         return self._inspected[key]
+
+    def profile(self, path: Path, threads: int, feeds: Sequence[Feeds], runs: int,
+                folder: Path, tick: Tick | None = None) -> EngineProfile:
+        """ONNX Runtime's profiler: the trace and the optimized graph go to ``folder``."""
+        optimized = folder / "optimized.onnx"
+        opts = self.options(threads, str(optimized))
+        # big models: the optimized graph keeps its weights in a side file (2 GiB proto limit)
+        opts.add_session_config_entry(
+            "session.optimized_model_external_initializers_file_name", "optimized.data")
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(folder / "ort_profile")
+        session = self.make_session(path, threads, options=opts)
+        names = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        values: list[Any] = []
+        for i in range(runs + 1):  # the first run is the warm-up, left out of the times
+            if tick is not None and i:
+                tick()
+            feed = feeds[i % len(feeds)]
+            values = session.run(None, {k: feed[k] for k in names})
+        trace = session.end_profiling()
+        kernels, measured = kernels_from_trace(read_trace(trace), optimized_nodes(optimized))
+        return EngineProfile(kernels, measured, dict(zip(outputs, values, strict=True)),
+                             ["ONNX Runtime profiler (enable_profiling): node times of the "
+                              "optimized graph"])

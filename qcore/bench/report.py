@@ -33,6 +33,18 @@ Floats that are not finite (an SQNR of identical tensors) are written as the str
   is not classifier-shaped, ``rows``), ``per_tensor`` (null, or per tensor worst first:
   ``tensor``, ``shape``, ``sqnr_db``, ``max_abs_diff``, ``op_type``, ``op_id``, ``op_name``,
   ``dequantized``) and ``per_tensor_note``.
+- ``per_op`` (empty unless ``settings.per_op``): one object per (model, engine) at the first
+  thread count (:class:`qcore.bench.per_op.PerOpResult`): ``model``, ``path``, ``engine``,
+  ``threads``, ``runs`` (profiled inferences), ``status``, ``reason``, ``ops`` (per op id,
+  longest first: ``op_id``, ``op_type`` and ``name`` in the model, ``precision`` (``int8``,
+  ``float``, ``q/dq``, ``other``: what the engine ran), ``kernel``, ``time_ms`` (mean per
+  inference; 0 for an op that ran inside another), ``kind`` (``compute``, ``q/dq``,
+  ``reorder``, ``other``), ``fused_into`` (op id or null), ``decided`` (``int8`` / ``fp32``
+  from the conversion, "" when unknown), ``detail`` (the engine's words), ``flag`` (why it is
+  flagged, or "")), ``unmapped`` (engine kernels of no op id, same keys, ``op_id`` null),
+  ``summary`` (``total_ms``, ``ops`` (precision -> count), ``compute_int8``,
+  ``compute_float``, ``qdq`` / ``reorder`` / ``unmapped`` (``count``, ``ms``), ``flagged``,
+  ``not_seen``), ``cpu_flags``, ``flags_checked`` (the decisions were known), ``notes``.
 """
 
 from __future__ import annotations
@@ -48,6 +60,8 @@ import numpy as np
 
 from qcore.bench.accuracy import AccuracyResult, OutputAccuracy, TensorError
 from qcore.bench.engines import WhatRan
+from qcore.bench.per_op import PerOpResult
+from qcore.bench.per_op import from_dict as per_op_from_dict
 
 SCHEMA_VERSION = 1
 CSV_FIELDS = ["model", "engine", "threads", "batch", "status", "p50_ms", "p90_ms", "p99_ms",
@@ -116,6 +130,7 @@ class BenchReport:
     inputs: dict[str, Any]
     results: list[BenchResult] = field(default_factory=list)
     accuracy: list[AccuracyResult] = field(default_factory=list)
+    per_op: list[PerOpResult] = field(default_factory=list)
     created: str = ""
     cancelled: bool = False
     notes: list[str] = field(default_factory=list)
@@ -133,7 +148,8 @@ class BenchReport:
 
     # ---- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return _encode(asdict(self))
+        data: dict[str, Any] = _encode(asdict(self))
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -162,6 +178,7 @@ class BenchReport:
             settings=data["settings"], system=data["system"],
             engines=[EngineInfo(**e) for e in data.get("engines", [])],
             models=data["models"], inputs=data["inputs"], results=results, accuracy=accuracy,
+            per_op=[per_op_from_dict(p) for p in data.get("per_op", [])],
             created=data.get("created", ""), cancelled=data.get("cancelled", False),
             notes=data.get("notes", []), schema_version=version,
         )
@@ -181,9 +198,11 @@ class BenchReport:
             eng = self.engine(r.engine)
             writer.writerow({
                 "model": r.model, "engine": r.engine, "threads": r.threads, "batch": r.batch,
-                "status": r.status, "p50_ms": _num(lat and lat.p50),
-                "p90_ms": _num(lat and lat.p90), "p99_ms": _num(lat and lat.p99),
-                "mean_ms": _num(lat and lat.mean), "throughput_per_s": _num(r.throughput_per_s),
+                "status": r.status, "p50_ms": _num(lat.p50 if lat else None),
+                "p90_ms": _num(lat.p90 if lat else None),
+                "p99_ms": _num(lat.p99 if lat else None),
+                "mean_ms": _num(lat.mean if lat else None),
+                "throughput_per_s": _num(r.throughput_per_s),
                 "speedup_vs_fp32": _num(r.speedup_vs_fp32), "load_s": _num(r.load_s),
                 "int8_ops": "" if not r.what_ran or r.what_ran.int8_ops is None
                 else r.what_ran.int8_ops,

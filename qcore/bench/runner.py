@@ -43,6 +43,7 @@ from qcore.bench.engines import (
 )
 from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import InputSet, check_feeds, generate_inputs, load_inputs, model_inputs
+from qcore.bench.per_op import Decided, run_per_op
 from qcore.bench.progress import CancelCheck, Progress, ProgressFn
 from qcore.bench.report import BenchReport, BenchResult, EngineInfo, LatencyStats
 from qcore.bench.system import system_info
@@ -69,6 +70,9 @@ class BenchSettings:
         samples: Number of generated feeds (timing cycles through them; accuracy uses all).
         accuracy: Also compare outputs of every model with the reference (fp32, else qdq).
         per_tensor: Also compute per-tensor SQNR against the reference (ONNX Runtime).
+        per_op: Also profile every model on every engine at the first thread count: the
+            precision, kernel and time of each op id (:mod:`qcore.bench.per_op`).
+        per_op_runs: Profiled inferences per model and engine (after one warm-up).
     """
 
     engines: list[str] = field(default_factory=lambda: list(ENGINES))
@@ -83,6 +87,8 @@ class BenchSettings:
     samples: int = 8
     accuracy: bool = False
     per_tensor: bool = False
+    per_op: bool = False
+    per_op_runs: int = 10
 
     def __post_init__(self) -> None:
         if not self.engines:
@@ -92,7 +98,7 @@ class BenchSettings:
                 raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
         if not self.threads or any(int(t) < 1 for t in self.threads):
             raise ValueError("threads must be a list of integers >= 1")
-        for name in ("batch", "iters", "samples"):
+        for name in ("batch", "iters", "samples", "per_op_runs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.warmup < 0:
@@ -282,6 +288,7 @@ def run_benchmark(
     settings: BenchSettings | None = None,
     progress: ProgressFn | None = None,
     cancelled: CancelCheck | None = None,
+    decisions: Mapping[str, Mapping[int, Decided]] | None = None,
 ) -> BenchReport:
     """Measure ``models`` (label -> .onnx path) with ``settings``.
 
@@ -292,6 +299,9 @@ def run_benchmark(
         settings: What to measure; :class:`BenchSettings` defaults when None.
         progress: Called as ``progress(done, total, message)`` while running.
         cancelled: Polled before every inference; True stops the run.
+        decisions: Model label -> op id -> the conversion's decision for that op (see
+            :func:`qcore.bench.per_op.decisions_by_id`); with ``settings.per_op``, flags
+            the ops whose engine precision contradicts it.
 
     Returns:
         The report; engines that are not installed are listed as unavailable.
@@ -313,8 +323,9 @@ def run_benchmark(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
     )
     jobs = accuracy_jobs(list(paths), engines, settings)
+    per_op_units = len(engines) * len(paths) * settings.per_op_runs if settings.per_op else 0
     total = (len(engines) * len(settings.threads) * _measure_units(settings, len(paths))
-             + sum(job.units(len(inputs.feeds)) for job in jobs))
+             + per_op_units + sum(job.units(len(inputs.feeds)) for job in jobs))
     tracker = Progress(progress, cancelled, total)
     group: _Group | None = None
     try:
@@ -329,6 +340,10 @@ def run_benchmark(
                 group = None
                 tracker.advance(start + _measure_units(settings, len(paths)) - tracker.done)
         _speedups(report.results)
+        if settings.per_op:
+            report.per_op = run_per_op(paths, engines, inputs.feeds, int(settings.threads[0]),
+                                       settings.per_op_runs, decisions or {}, tracker,
+                                       report.system.get("cpu_flags", []))
         report.accuracy = run_accuracy(jobs, paths, inputs, settings, tracker)
     except BenchCancelled as exc:
         if group is not None:

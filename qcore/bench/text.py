@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from qcore.bench.per_op_text import render_per_op
+
 if TYPE_CHECKING:
     from qcore.bench.accuracy import AccuracyResult, TensorError
     from qcore.bench.report import BenchReport, BenchResult
@@ -165,5 +167,6 @@ def render(report: BenchReport) -> str:
         lines += _engine_section(report, name)
     lines += _accuracy(report.accuracy)
     lines += _per_tensor(report.accuracy)
+    lines += render_per_op(report.per_op, report.system.get("cpu_flags", []))
     lines += _bottom_line(report)
     return "\n".join(lines) + "\n"
