@@ -1,12 +1,12 @@
 """Paddle quantization ops -> ONNX QuantizeLinear / DequantizeLinear (int8, symmetric).
 
-Conventions (PADDLE_PASS_SPEC.md sections 2 and 5): a Paddle threshold ``T`` (the abs-max in
-``InScale`` / ``OutScale`` / ``Scale``, or ``max|W|`` per channel) becomes an ONNX scale
-``T / 127`` with an int8 zero point of 0. Fake quantize ops output ``round(x / T * 127)``, so
-their output is bound with factor ``T / 127`` (see ``builder.py``); fake dequantize ops
-multiply by ``Scale / max_range`` and become no node when that equals the factor of their
-input. Weights become int8 initializers read through DequantizeLinear (per channel on
-``quant_axis``).
+Conventions (those of Paddle's ``Quant2Int8OnednnPass``): a Paddle threshold ``T`` (the
+abs-max in ``InScale`` / ``OutScale`` / ``Scale``, or ``max|W|`` per channel) becomes an ONNX
+scale ``T / 127`` with an int8 zero point of 0. Fake quantize ops output
+``round(x / T * 127)``, so their output is bound with factor ``T / 127`` (see
+``builder.py``); fake dequantize ops multiply by ``Scale / max_range`` and become no node
+when that equals the factor of their input. Weights become int8 initializers read through
+DequantizeLinear (per channel on ``quant_axis``).
 """
 
 from __future__ import annotations
