@@ -17,28 +17,17 @@ from qcore.files import OutputSet
 from qcore.ir import Graph, GraphError, Node, to_onnx
 from qcore.light import lighten
 from qcore.loader import load_graph, quantization_summary
-from qcore.passes import Context, Pass, PassManager, PassResult, default_passes
-from qcore.passes.base import CancelCheck
-from qcore.passes.quantize_placement import QuantizePlacement
+from qcore.passes import Context, Pass, PassManager, default_passes
+from qcore.passes.base import CancelCheck, Fact, Snapshot
+from qcore.status import NO_REASON, OpStatus, Reason, ReasonKind
+
+__all__ = ["REASON_NOT_QUANT", "ConversionResult", "NoQuantizationError", "Snapshot", "convert",
+           "convert_for_view", "convert_or_view", "export_model", "view_only",
+           "write_converted"]
 
 
 class NoQuantizationError(ValueError):
     """The model has no QuantizeLinear / DequantizeLinear ops to convert."""
-
-
-@dataclass
-class Snapshot:
-    """The graph as it was right after one pass (index -1 is the loaded model)."""
-
-    index: int
-    name: str
-    graph: Graph
-    modified: bool = True
-    summary: str = ""
-
-    @property
-    def stem(self) -> str:
-        return "quant_orig" if self.index < 0 else f"int8_{self.index:02d}_{self.name}"
 
 
 @dataclass
@@ -74,11 +63,11 @@ class ConversionResult:
 
     @property
     def quantized_ids(self) -> list[int]:
-        return [n.id for n in self.decisions if n.status == "int8"]
+        return [n.id for n in self.decisions if n.status is OpStatus.INT8]
 
-    def fp32_reasons(self) -> dict[int, str]:
+    def fp32_reasons(self) -> dict[int, Reason]:
         """Op id -> why it stayed FP32, for every op the placement kept FP32."""
-        return {n.id: n.reason for n in self.decisions if n.status == "fp32"}
+        return {n.id: n.reason for n in self.decisions if n.status is OpStatus.FP32}
 
 
 def export_model(graph: Graph) -> onnx.ModelProto:
@@ -135,14 +124,13 @@ def convert(
     fp32_graph: list[Graph] = []
     decisions: list[Node] = []
 
-    def hook(index: int, p: Pass, ctx: Context, result: PassResult) -> None:
-        snapshots.append(Snapshot(index, p.name, ctx.graph.copy(), result.modified,
-                                  result.summary))
-        if isinstance(p, QuantizePlacement):
-            fp32_graph.append(ctx.graph.copy())
-            decisions.extend(snapshots[-1].graph.nodes)
+    def hook(snapshot: Snapshot, p: Pass) -> None:
+        snapshots.append(snapshot)
+        if Fact.DECIDED in p.ensures and not fp32_graph:  # the placement's decisions
+            fp32_graph.append(snapshot.graph.copy())
+            decisions.extend(snapshot.graph.nodes)
         if progress is not None:
-            progress(index + 1, len(passes), p.name)
+            progress(snapshot.index + 1, len(passes), p.name)
 
     warnings = list(graph.warnings) + _config_warnings(graph, config)
     ctx = Context(graph, config)
@@ -150,12 +138,12 @@ def convert(
         PassManager(passes).run(ctx, hook, cancelled)
     fp32 = fp32_graph[0] if fp32_graph else graph.copy()
     for node in fp32.nodes:
-        node.status, node.reason = "", ""
+        node.decide(OpStatus.UNDECIDED, NO_REASON)
     return ConversionResult(snapshots, ctx.graph, fp32, config, time.perf_counter() - start,
                             decisions, warnings)
 
 
-REASON_NOT_QUANT = "not a quant model: it has no QuantizeLinear / DequantizeLinear to convert"
+REASON_NOT_QUANT = Reason(ReasonKind.NOT_QUANT)
 
 
 def view_only(model: onnx.ModelProto | str | Path, config: ConvertConfig | None = None,
@@ -164,7 +152,7 @@ def view_only(model: onnx.ModelProto | str | Path, config: ConvertConfig | None 
     reason, and nothing converted (``quantized`` is False)."""
     graph = load_graph(model)
     for node in graph.nodes:
-        node.status, node.reason = "fp32", REASON_NOT_QUANT
+        node.decide(OpStatus.FP32, REASON_NOT_QUANT)
     snapshot = Snapshot(-1, "quant_orig", graph.copy(), True, _histogram_text(graph))
     return ConversionResult([snapshot], graph, graph.copy(), config or ConvertConfig(), 0.0,
                             list(snapshot.graph.nodes), list(graph.warnings), quantized=False)

@@ -18,6 +18,8 @@ import numpy as np
 
 from qcore.files import OutputSet
 from qcore.ir import Graph, Node, QParams
+from qcore.ops import KERNELS, QDQ_OPS
+from qcore.status import OpStatus, ReasonKind
 
 # ---- colours ------------------------------------------------------------------------------
 
@@ -38,43 +40,9 @@ HIGHLIGHT_COLOR = "#1f5fbf"
 OP_BORDER = "#4d4d4d"
 EDGE_COLOR = "#6b6b6b"
 
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-SKIPPED_PREFIX = "skipped by id"
 MAX_NAME = 40
 _QUANTIZED_NAME = re.compile(r"(.+)_quantized(?:_\d+)?")
 
-# Which input holds the weight / constant operand, for ops where it is not input 1
-# (``None``: the op's constant inputs are only scales and zero points).
-_WEIGHT_INPUT: dict[str, int | None] = {
-    "QLinearConv": 3,
-    "QGemm": 3,
-    "QLinearMatMul": 3,
-    "QLinearAdd": 3,
-    "QLinearMul": 3,
-    "QuantizeLinear": 0,
-    "DequantizeLinear": 0,
-    "QLinearConcat": None,
-    "QLinearGlobalAveragePool": None,
-    "QLinearAveragePool": None,
-    "QLinearSigmoid": None,
-    "QLinearLeakyRelu": None,
-    "QLinearSoftmax": None,
-}
-# (tensor, scale, zero point) positions of quantized ops: ("i", k) is input k, ("o", k) output k.
-_QTRIPLES: dict[str, list[tuple[tuple[str, int], int, int]]] = {
-    "QuantizeLinear": [(("o", 0), 1, 2)],
-    "DequantizeLinear": [(("i", 0), 1, 2)],
-    "QLinearConv": [(("i", 0), 1, 2), (("o", 0), 6, 7)],
-    "QLinearMatMul": [(("i", 0), 1, 2), (("i", 3), 4, 5), (("o", 0), 6, 7)],
-    "QLinearAdd": [(("i", 0), 1, 2), (("i", 3), 4, 5), (("o", 0), 6, 7)],
-    "QLinearMul": [(("i", 0), 1, 2), (("i", 3), 4, 5), (("o", 0), 6, 7)],
-    "QGemm": [(("i", 0), 1, 2), (("o", 0), 7, 8)],
-    "QLinearGlobalAveragePool": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
-    "QLinearAveragePool": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
-    "QLinearSigmoid": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
-    "QLinearLeakyRelu": [(("i", 0), 1, 2), (("o", 0), 3, 4)],
-    "MatMulIntegerToFloat": [(("i", 0), 2, 4)],
-}
 # Ops whose constant input is a weight ("W"); for other ops it is shown as "const".
 _WEIGHT_OPS = frozenset({
     "Conv", "ConvTranspose", "Gemm", "MatMul", "QLinearConv", "QGemm", "QLinearMatMul",
@@ -93,12 +61,12 @@ def status_key(node: Node) -> str:
         ``"fake"`` for QuantizeLinear / DequantizeLinear ops, otherwise ``"int8"``,
         ``"skipped"`` (FP32 because of ``op_ids_to_skip``), ``"fp32"`` or ``"undecided"``.
     """
-    if node.status == "fake" or node.op_type in QDQ_OPS:
+    if node.status is OpStatus.FAKE or node.op_type in QDQ_OPS:
         return "fake"
-    if node.status == "int8":
+    if node.status is OpStatus.INT8:
         return "int8"
-    if node.status == "fp32":
-        return "skipped" if node.reason.startswith(SKIPPED_PREFIX) else "fp32"
+    if node.status is OpStatus.FP32:
+        return "skipped" if node.reason.kind is ReasonKind.SKIPPED else "fp32"
     return "undecided"
 
 
@@ -119,7 +87,7 @@ def describe_status(node: Node) -> str:
     key = status_key(node)
     if key == "fake":
         text = "Quantize / Dequantize op"
-        if node.status == "fake":
+        if node.status is OpStatus.FAKE:
             text += " of the quant model"
         return f"{text}: {node.reason}" if node.reason else text
     if key == "int8":
@@ -204,7 +172,8 @@ def _attr_text(value: Any) -> str:
 
 def _const_input(graph: Graph, node: Node) -> tuple[str, str] | None:
     """``("W", name)`` / ``("const", name)`` for the op's constant input worth showing."""
-    index = _WEIGHT_INPUT.get(node.op_type, 1)
+    kernel = KERNELS.get(node.op_type)
+    index = kernel.weight if kernel is not None else 1
     if index is None or index >= len(node.inputs):
         return None
     name = node.inputs[index]
@@ -276,12 +245,14 @@ def int8_tensor_qparams(graph: Graph) -> dict[str, QParams]:
     """
     found: dict[str, QParams] = {}
     for node in graph.nodes:
-        triples = _QTRIPLES.get(node.op_type, [])
-        if node.op_type == "QLinearConcat":
-            triples = [(("o", 0), 0, 1)]
-            triples += [(("i", k), k + 1, k + 2) for k in range(2, len(node.inputs) - 2, 3)]
-        for (side, k), scale, zero_point in triples:
-            names = node.inputs if side == "i" else node.outputs
+        kernel = KERNELS.get(node.op_type)
+        if kernel is None:
+            continue
+        triples = [(node.inputs, s.tensor, s.scale, s.zero_point)
+                   for s in kernel.input_slots(node)]
+        if kernel.output is not None:
+            triples.append((node.outputs, 0, *kernel.output))
+        for names, k, scale, zero_point in triples:
             if k < len(names) and zero_point < len(node.inputs):
                 _take_qparams(graph, found, node, names[k], node.inputs[scale],
                               node.inputs[zero_point])
@@ -384,81 +355,82 @@ def to_dot(
     out.append('  node [fontname="Helvetica" fontsize="11"];')
     out.append(f'  edge [color="{EDGE_COLOR}" arrowsize="0.6"];')
 
-    # Tensor ids in order of first use: graph inputs, then op inputs/outputs, graph outputs.
-    tensor_ids: dict[str, str] = {}
-    graph_io = set(graph.input_names) | set(graph.output_names)
-
-    def drawn(name: str) -> bool:
-        return bool(name) and (name not in graph.initializers or name in graph_io)
-
-    def tensor_id(name: str) -> str:
-        if name not in tensor_ids:
-            tensor_ids[name] = f"t_{len(tensor_ids)}"
-        return tensor_ids[name]
-
-    for name in graph.input_names:
-        tensor_id(name)
-    for node in graph.nodes:
-        for name in list(node.inputs) + list(node.outputs):
-            if drawn(name):
-                tensor_id(name)
-    for name in graph.output_names:
-        tensor_id(name)
-
+    tensor_ids = tensor_keys(graph)
     int8_params = int8_tensor_qparams(graph)
     _QPARAMS_CACHE[:] = [(weakref.ref(graph), len(graph.nodes), int8_params)]
     out.append("  // tensors")
-    for name, tid in tensor_ids.items():
-        is_io = name in graph_io
-        lines = tensor_label_lines(graph, name, int8_params.get(name))
-        tooltip = [name] + lines[1:]
-        if name in int8_params:
-            tooltip.append(f"{int8_params[name].dtype} data")
-        if name in graph.input_names:
-            tooltip.append("graph input")
-        if name in graph.output_names:
-            tooltip.append("graph output")
-        fill = IO_TENSOR_FILL if is_io else INT8_TENSOR_FILL if name in int8_params else TENSOR_FILL
-        out.append(f"  {tid} [" + _attrs(
-            label=_quote(lines),
-            id=f'"{tid}"',
-            shape="ellipse",
-            style='"filled,bold"' if is_io else '"filled"',
-            fillcolor=f'"{fill}"',
-            color='"#8a8a8a"',
-            fontsize="9",
-            fontcolor='"#333333"',
-            margin='"0.05,0.02"',
-            tooltip=_quote(tooltip),
-        ) + "];")
-
+    out.extend(_tensor_line(graph, name, tid, int8_params) for name, tid in tensor_ids.items())
     out.append("  // ops")
-    for node in graph.nodes:
-        marked = node.id in highlight
-        out.append(f"  op_{node.id} [" + _attrs(
-            label=_quote(op_label_lines(graph, node)),
-            id=f'"op_{node.id}"',
-            shape="box",
-            style='"rounded,filled"',
-            fillcolor=f'"{color_of(node)}"',
-            color=f'"{HIGHLIGHT_COLOR if marked else OP_BORDER}"',
-            penwidth="3" if marked else "1",
-            tooltip=_quote(_op_tooltip(node)),
-        ) + "];")
-
+    out.extend(_op_line(graph, node, node.id in highlight) for node in graph.nodes)
     out.append("  // edges")
     for node in graph.nodes:
-        for name in node.inputs:
-            if drawn(name):
-                out.append(f"  {tensor_ids[name]} -> op_{node.id};")
-        for name in node.outputs:
-            if drawn(name):
-                out.append(f"  op_{node.id} -> {tensor_ids[name]};")
+        out.extend(f"  {tensor_ids[name]} -> op_{node.id};" for name in node.inputs
+                   if name in tensor_ids)
+        out.extend(f"  op_{node.id} -> {tensor_ids[name]};" for name in node.outputs
+                   if name in tensor_ids)
 
     if legend:
         out.extend(_legend_lines(bool(highlight)))
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def tensor_keys(graph: Graph) -> dict[str, str]:
+    """``t_<k>`` of every drawn tensor (graph inputs and outputs, and every tensor an op
+    reads or writes that is not a weight), numbered in order of first use."""
+    io = set(graph.input_names) | set(graph.output_names)
+    keys: dict[str, str] = {}
+
+    def add(name: str) -> None:
+        if name and (name not in graph.initializers or name in io) and name not in keys:
+            keys[name] = f"t_{len(keys)}"
+
+    for name in graph.input_names:
+        add(name)
+    for node in graph.nodes:
+        for name in list(node.inputs) + list(node.outputs):
+            add(name)
+    for name in graph.output_names:
+        add(name)
+    return keys
+
+
+def _tensor_line(graph: Graph, name: str, tid: str, int8_params: dict[str, QParams]) -> str:
+    is_io = name in graph.input_names or name in graph.output_names
+    lines = tensor_label_lines(graph, name, int8_params.get(name))
+    tooltip = [name] + lines[1:]
+    if name in int8_params:
+        tooltip.append(f"{int8_params[name].dtype} data")
+    if name in graph.input_names:
+        tooltip.append("graph input")
+    if name in graph.output_names:
+        tooltip.append("graph output")
+    fill = IO_TENSOR_FILL if is_io else INT8_TENSOR_FILL if name in int8_params else TENSOR_FILL
+    return f"  {tid} [" + _attrs(
+        label=_quote(lines),
+        id=f'"{tid}"',
+        shape="ellipse",
+        style='"filled,bold"' if is_io else '"filled"',
+        fillcolor=f'"{fill}"',
+        color='"#8a8a8a"',
+        fontsize="9",
+        fontcolor='"#333333"',
+        margin='"0.05,0.02"',
+        tooltip=_quote(tooltip),
+    ) + "];"
+
+
+def _op_line(graph: Graph, node: Node, marked: bool) -> str:
+    return f"  op_{node.id} [" + _attrs(
+        label=_quote(op_label_lines(graph, node)),
+        id=f'"op_{node.id}"',
+        shape="box",
+        style='"rounded,filled"',
+        fillcolor=f'"{color_of(node)}"',
+        color=f'"{HIGHLIGHT_COLOR if marked else OP_BORDER}"',
+        penwidth="3" if marked else "1",
+        tooltip=_quote(_op_tooltip(node)),
+    ) + "];"
 
 
 def _legend_lines(with_highlight: bool) -> list[str]:

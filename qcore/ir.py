@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from qcore.status import NO_REASON, OpStatus, Reason
+
 MS_DOMAIN = "com.microsoft"
 
 
@@ -92,9 +94,20 @@ class QParams:
         return f"{kind} s={float(self.scale):.4g} zp={int(self.zero_point)}"
 
 
+@dataclass(frozen=True)
+class FusedActivation:
+    """A Relu / Clip folded into the op before it: its clamp and the id it had."""
+
+    op_type: str
+    low: float
+    high: float
+    op_id: int
+
+
 @dataclass(eq=False)
 class Node:
-    """One op. ``id`` never changes; ``fused`` lists the ops folded into this one."""
+    """One op. ``id`` never changes; ``fused`` lists the ops folded into this one, ``act``
+    the activation and ``bias_add`` the id of the bias Add a fusion folded into it."""
 
     id: int
     op_type: str
@@ -104,8 +117,16 @@ class Node:
     domain: str = ""
     name: str = ""
     fused: list[str] = field(default_factory=list)
-    status: str = ""
-    reason: str = ""
+    status: OpStatus = OpStatus.UNDECIDED
+    reason: Reason = NO_REASON
+    act: FusedActivation | None = None
+    bias_add: int | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.status) is not OpStatus:
+            self.status = OpStatus(self.status)
+        if type(self.reason) is not Reason:
+            self.reason = Reason.of(self.reason)
 
     @property
     def label(self) -> str:
@@ -114,9 +135,17 @@ class Node:
     def clone(self) -> Node:
         """A copy whose lists and attribute dict can change freely (attribute values are
         never mutated in place, so they are shared)."""
-        return Node(self.id, self.op_type, list(self.inputs), list(self.outputs),
-                    dict(self.attrs), self.domain, self.name, list(self.fused), self.status,
-                    self.reason)
+        return self.replaced(self.op_type, list(self.inputs), list(self.outputs),
+                             dict(self.attrs), self.domain)
+
+    def replaced(self, op_type: str, inputs: list[str], outputs: list[str],
+                 attrs: dict[str, Any] | None = None, domain: str = "") -> Node:
+        """A new op that stands for this one: its id, name, history, status and reason."""
+        return Node(self.id, op_type, inputs, outputs, dict(attrs or {}), domain, self.name,
+                    list(self.fused), self.status, self.reason, self.act, self.bias_add)
+
+    def decide(self, status: OpStatus, reason: Reason = NO_REASON) -> None:
+        self.status, self.reason = status, Reason.of(reason)
 
 
 @dataclass

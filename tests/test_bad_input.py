@@ -32,7 +32,7 @@ from qcore.convert import NoQuantizationError, convert
 from qcore.dot import to_dot
 from qcore.loader import ModelError, load_graph
 from qcore.passes.base import Cancelled, PassError
-from qcore.passes.quantize_placement import REASON_UNSUPPORTED
+from qcore.status import ReasonKind
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "data" / "bad"
@@ -179,8 +179,8 @@ def test_odd_but_valid_models_convert(name, tmp_path, capsys) -> None:  # noqa: 
                                      ("custom_domain_op.onnx", "Mystery")])
 def test_unsupported_op_stays_fp32_with_its_reason(name, op, capsys) -> None:  # noqa: ANN001
     result = convert(BAD / name)
-    assert result.fp32_reasons()[next(n.id for n in result.decisions if n.op_type == op)] == \
-        REASON_UNSUPPORTED
+    reason = result.fp32_reasons()[next(n.id for n in result.decisions if n.op_type == op)]
+    assert reason.kind is ReasonKind.NO_KERNEL and reason == "no INT8 kernel for this op type"
     assert op in {n.op_type for n in result.int8_model().graph.node}
     assert main(["info", str(BAD / name)]) == 0
 

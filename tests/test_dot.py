@@ -16,7 +16,7 @@ from qcore import render
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
 from qcore.dot import COLORS, LEGEND, color_of, status_key, to_dot, write_debug_snapshots
-from qcore.ir import Graph, Node, QParams, TensorInfo
+from qcore.ir import FusedActivation, Graph, Node, QParams, TensorInfo
 from qcore.render import GraphvizMissing, export, find_dot, layout_json
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
@@ -153,7 +153,7 @@ def weird_graph() -> Graph:
     names = ['in "x"\\', "a\\nb\\N\nc{d}|<e>", "ünï ✓ " + "long" * 20, 'out\\"']
     nodes = [
         Node(0, "Relu", [names[0]], [names[1]], name='say "hi"\\'),
-        Node(1, "Conv", [names[1], "w"], [names[2]], attrs={"_act": ("Relu", 0, 1, 9)},
+        Node(1, "Conv", [names[1], "w"], [names[2]], act=FusedActivation("Relu", 0, 1, 9),
              fused=["Relu(9)"], status="fp32", reason='no "kernel" \\ here'),
         Node(2, "Add", [names[2], names[2]], [names[3]], status="int8"),
     ]

@@ -146,8 +146,8 @@ def test_matmul_bias_and_activation_fuse_and_export_back() -> None:
     assert [r.modified for r in results] == [True, True]
     (node,) = graph.nodes
     assert node.op_type == "MatMul" and node.inputs == ["x", "w", "b"]
-    assert node.fused == ["Add(1)", "Relu(2)"] and node.attrs["_act"][:3] == ("Relu", 0.0,
-                                                                              float("inf"))
+    assert node.fused == ["Add(1)", "Relu(2)"] and node.act is not None
+    assert (node.act.op_type, node.act.low, node.act.high) == ("Relu", 0.0, float("inf"))
     from qcore.convert import export_model
 
     exported = export_model(graph)

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from qcore.ir import Graph, Node, QParams
-
-REASON_FLOAT_ACTIVATION = "runs in float after the INT8 op: its output scale cannot clamp it"
+from qcore.ir import FusedActivation, Graph, Node, QParams
+from qcore.ops import DEQUANTIZE, QUANTIZE
+from qcore.status import OpStatus, Reason, ReasonKind
 
 
 class EmitterBase:
@@ -45,8 +45,8 @@ class EmitterBase:
         if like is None:
             new = Node(self.g.new_id(), op_type, inputs, outputs, dict(attrs or {}), domain)
         else:
-            new = Node(like.id, op_type, inputs, outputs, dict(attrs or {}), domain, like.name,
-                       list(like.fused), like.status, like.reason)
+            new = like.replaced(op_type, inputs, outputs, attrs, domain)
+            new.act = new.bias_add = None  # the writers re-emit them as ops
         if domain and domain not in self.g.opsets:
             self.g.opsets[domain] = 1
         self.out.append(new)
@@ -60,44 +60,44 @@ class EmitterBase:
             return q, *self._triples[q]
         scale, zp = self.params_inputs(tensor, params)
         q = self.g.unique_name(f"{tensor}_quantized")
-        self.node("QuantizeLinear", [tensor, scale, zp], [q], self._axis(params))
+        self.node(QUANTIZE, [tensor, scale, zp], [q], self._axis(params))
         self._quantized[key] = q
         self._triples[q] = (scale, zp)
         return q, scale, zp
 
     def dequantize(self, q: str, scale: str, zp: str, out: str, params: QParams) -> None:
-        self.node("DequantizeLinear", [q, scale, zp], [out], self._axis(params))
+        self.node(DEQUANTIZE, [q, scale, zp], [out], self._axis(params))
 
     @staticmethod
     def _axis(params: QParams) -> dict[str, Any]:
         return {"axis": int(params.axis)} if params.per_channel and params.axis is not None else {}
 
-    def activation(self, act: tuple, src: str, dst: str, owner: Node | None = None) -> None:
+    def activation(self, act: FusedActivation, src: str, dst: str,
+                   owner: Node | None = None) -> None:
         """Re-emit a fused Relu / Clip as its own op, keeping its original id and the status of
         the op it was fused into (without one: FP32 after an INT8 op with a float output)."""
-        op_type, low, high, act_id = act
         inputs = [src]
-        if op_type == "Clip":
+        if act.op_type == "Clip":
+            low, high = act.low, act.high
             lo = self.const("clip_min", np.array(low, np.float32)) if np.isfinite(low) else ""
             hi = self.const("clip_max", np.array(high, np.float32)) if np.isfinite(high) else ""
             inputs += [lo, hi]
             while inputs and inputs[-1] == "":
                 inputs.pop()
-        node = Node(act_id, op_type, inputs, [dst])
+        node = Node(act.op_id, act.op_type, inputs, [dst])
         if owner is not None:
-            node.status, node.reason = owner.status, owner.reason
+            node.decide(owner.status, owner.reason)
         else:
-            node.status, node.reason = "fp32", REASON_FLOAT_ACTIVATION
+            node.decide(OpStatus.FP32, Reason(ReasonKind.FLOAT_ACTIVATION))
         self.out.append(node)
-
 
     def expand(self, core: Node, bias: str = "") -> None:
         """Append ``core`` as plain ONNX: a fused bias Add and activation become ops again,
         with the ids they had before fusion."""
         g = self.g
         self.out.append(core)
-        bias_add = core.attrs.pop("_bias_add", None)
-        act = core.attrs.pop("_act", None)
+        bias_add, act = core.bias_add, core.act
+        core.bias_add = core.act = None
         final = core.outputs[0]
         if bias_add is not None:
             core.inputs = core.inputs[:2]
@@ -105,7 +105,7 @@ class EmitterBase:
             bias_out = g.unique_name(f"{final}_biased") if act else final
             core.outputs = [tmp]
             add = Node(bias_add, "Add", [tmp, bias], [bias_out])
-            add.status, add.reason = core.status, core.reason
+            add.decide(core.status, core.reason)
             self.out.append(add)
             if act:
                 self.activation(act, bias_out, final, owner=core)
@@ -129,7 +129,7 @@ def expand_fused(graph: Graph) -> None:
             nodes.append(Node(graph.new_id(), "HardSigmoid", [node.inputs[0]], [gate],
                               {"alpha": 1.0 / 6.0, "beta": 0.5}))
             node.op_type, node.inputs = "Mul", [node.inputs[0], gate]
-        if "_act" not in node.attrs and "_bias_add" not in node.attrs:
+        if node.act is None and node.bias_add is None:
             nodes.append(node)
             continue
         emitter.out = []
@@ -138,11 +138,10 @@ def expand_fused(graph: Graph) -> None:
     graph.nodes = nodes
 
 
-def act_absorbed(act: tuple | None, params: QParams) -> bool:
+def act_absorbed(act: FusedActivation | None, params: QParams) -> bool:
     """True when saturating to ``params`` already clamps like the fused activation."""
     if act is None:
         return True
-    _, low, high, _ = act
     real_low, real_high = params.real_range()
     step = float(np.max(params.scale))
-    return real_low >= low - 1e-6 and real_high <= high + step / 2
+    return real_low >= act.low - 1e-6 and real_high <= act.high + step / 2

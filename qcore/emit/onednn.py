@@ -44,7 +44,6 @@ class QdqEmitter(EmitterBase):
                 q, scale, zp = self.quantize(name, params)
                 inputs[index] = g.unique_name(f"{name}_dequantized")
                 self.dequantize(q, scale, zp, inputs[index], params)
-        core = Node(node.id, node.op_type, inputs, list(node.outputs), dict(node.attrs),
-                    node.domain, node.name, list(node.fused), node.status, node.reason)
+        core = node.replaced(node.op_type, inputs, list(node.outputs), node.attrs, node.domain)
         self.expand(core, bias=node.inputs[2] if len(node.inputs) > 2 else "")
         return self.out

@@ -6,36 +6,23 @@ Paddle's cpu_quantize_pass does; the squash pass then removes the pairs between 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from qcore.emit.common import EmitterBase, act_absorbed
-from qcore.ir import MS_DOMAIN, Graph, Node, QParams
-from qcore.passes.compute_weight_scales import weight_axis
-
-# (tensor, scale, zero point) input positions of each INT8 op whose input scale is free,
-# so a requantization in front of it can be folded into those inputs.
-QUANT_INPUT_SLOTS: dict[str, list[tuple[int, int, int]]] = {
-    "QLinearConv": [(0, 1, 2)],
-    "QLinearMatMul": [(0, 1, 2), (3, 4, 5)],
-    "QGemm": [(0, 1, 2)],
-    "MatMulIntegerToFloat": [(0, 2, 4)],
-    "QLinearAdd": [(0, 1, 2), (3, 4, 5)],
-    "QLinearMul": [(0, 1, 2), (3, 4, 5)],
-    "QLinearAveragePool": [(0, 1, 2)],
-    "QLinearGlobalAveragePool": [(0, 1, 2)],
-    "QLinearSigmoid": [(0, 1, 2)],
-    "QLinearLeakyRelu": [(0, 1, 2)],
-    "DequantizeLinear": [(0, 1, 2)],
-}
-
-
-def quant_input_slots(node: Node) -> list[tuple[int, int, int]]:
-    if node.op_type == "QLinearConcat":
-        count = (len(node.inputs) - 2) // 3
-        return [(2 + 3 * i, 3 + 3 * i, 4 + 3 * i) for i in range(count)]
-    if node.op_type == "DequantizeLinear" and "axis" in node.attrs:
-        return []
-    return QUANT_INPUT_SLOTS.get(node.op_type, [])
+from qcore.ir import MS_DOMAIN, FusedActivation, Graph, Node, QParams
+from qcore.ops import (
+    DEQUANTIZE,
+    KERNELS,
+    LINEAR_MATMUL,
+    Form,
+    OpSpec,
+    own_attrs,
+    spec_of,
+    weight_axis,
+)
+from qcore.status import OpStatus, Reason, ReasonKind
 
 
 def _asymmetric_u8(value: np.ndarray) -> QParams:
@@ -49,13 +36,16 @@ class OrtEmitter(EmitterBase):
     """Writes each INT8 op as the ONNX / com.microsoft integer op ONNX Runtime runs fastest."""
 
     def emit(self, node: Node) -> list[Node]:
+        """The integer ops for one op the placement marked INT8 (its spec says which)."""
+        spec = spec_of(node, self.g)
+        if spec is None:
+            raise ValueError(f"{node.label} has no INT8 form (placement marked it INT8)")
+        handlers: dict[Form, Callable[[Node, OpSpec], None]] = {
+            Form.LINEAR: self._linear, Form.MATMUL: self._matmul, Form.BINARY: self._binary,
+            Form.UNARY: self._unary, Form.CONCAT: self._concat, Form.MOVEMENT: self._movement,
+        }
         self.out = []
-        if node.op_type in ("Conv", "Gemm") or (
-            node.op_type == "MatMul" and node.inputs[1] in self.g.initializers
-        ):
-            self._linear(node)
-        else:
-            getattr(self, f"_{node.op_type.lower()}", self._movement)(node)
+        handlers[spec.form](node, spec)
         return self.out
 
     # ---- helpers ------------------------------------------------------------------------
@@ -82,8 +72,8 @@ class OrtEmitter(EmitterBase):
     def _finish(self, node: Node, q_out: str, scale: str, zp: str, params: QParams) -> None:
         """DequantizeLinear back to the float name, re-emitting an activation if needed."""
         out = node.outputs[0]
-        act = node.attrs.get("_act")
-        if act_absorbed(act, params):
+        act = node.act
+        if act is None or act_absorbed(act, params):
             self.dequantize(q_out, scale, zp, out, params)
             return
         tmp = self.g.unique_name(f"{out}_preact")
@@ -98,7 +88,7 @@ class OrtEmitter(EmitterBase):
 
     def _float_out(self, node: Node) -> str:
         """Where a float-output INT8 op writes: the output, or a temp before its activation."""
-        if node.attrs.get("_act") is None:
+        if node.act is None:
             return node.outputs[0]
         return self.g.unique_name(f"{node.outputs[0]}_preact")
 
@@ -120,13 +110,26 @@ class OrtEmitter(EmitterBase):
         ints = np.clip(np.rint(bias / scale), -(2**31), 2**31 - 1).astype(np.int32)
         return self.const(f"{bias_name}_int32", ints)
 
+    def _activation_after(self, node: Node, src: str) -> None:
+        """The op's fused activation, re-emitted in float from ``src`` to its output."""
+        if src != node.outputs[0]:
+            act: FusedActivation | None = node.act
+            assert act is not None, f"{node.label} writes a temp without an activation"
+            self.activation(act, src, node.outputs[0])
+
+    @staticmethod
+    def _kernel_domain(spec: OpSpec) -> str:
+        return KERNELS[spec.ort].domain
+
     # ---- op handlers --------------------------------------------------------------------
-    def _linear(self, node: Node) -> None:
+    def _linear(self, node: Node, spec: OpSpec) -> None:
         x, xs, xz = self._act_in(node, node.inputs[0])
         x_params = self._in_params(node, node.inputs[0])
         w, ws, wz, w_params = self._weight(node)
         weight = self.g.weight_ints[node.inputs[1]]
-        channels = weight.shape[weight_axis(node) % weight.ndim]
+        axis = weight_axis(node)
+        assert axis is not None, f"{node.label} has no weight axis"
+        channels = weight.shape[axis % weight.ndim]
         bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
         out_name = node.outputs[0]
         has_out = self._int8_output(out_name)
@@ -139,8 +142,8 @@ class OrtEmitter(EmitterBase):
             inputs += [ys, yz]
             if bias:
                 inputs.append(self._bias_int32(bias, x_params, w_params, channels))
-            attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
-            self.node("QLinearConv", inputs, [q_out], attrs, like=node)
+            attrs = own_attrs(node, self.g)
+            self.node(spec.ort, inputs, [q_out], attrs, like=node)
             self._finish(node, q_out, ys, yz, y_params)
             return
         if node.op_type == "Gemm":
@@ -151,20 +154,18 @@ class OrtEmitter(EmitterBase):
             inputs = [x, xs, xz, w, ws, wz, c]
             if has_out:
                 q_out, ys, yz, y_params = self._out(node, out_name)
-                self.node("QGemm", inputs + [ys, yz], [q_out], attrs, MS_DOMAIN, like=node)
+                self.node(spec.ort, inputs + [ys, yz], [q_out], attrs, MS_DOMAIN, like=node)
                 self._finish(node, q_out, ys, yz, y_params)
             else:
                 dst = self._float_out(node)
-                self.node("QGemm", inputs, [dst], attrs, MS_DOMAIN, like=node)
-                if dst != out_name:
-                    self.activation(node.attrs["_act"], dst, out_name)
+                self.node(spec.ort, inputs, [dst], attrs, MS_DOMAIN, like=node)
+                self._activation_after(node, dst)
             return
         # MatMul with a constant weight: integer matmul with a float output and fused bias.
         dst = self._float_out(node)
         inputs = [x, w, xs, ws, xz, wz] + ([bias] if bias else [])
-        self.node("MatMulIntegerToFloat", inputs, [dst], {}, MS_DOMAIN, like=node)
-        if dst != out_name:
-            self.activation(node.attrs["_act"], dst, out_name)
+        self.node(spec.ort, inputs, [dst], {}, self._kernel_domain(spec), like=node)
+        self._activation_after(node, dst)
 
     def _conv_integer(self, node: Node, x: str, xz: str, x_params: QParams,
                       w_params: QParams, bias: str) -> None:
@@ -176,7 +177,7 @@ class OrtEmitter(EmitterBase):
         ints = g.weight_ints[node.inputs[1]]
         w = self.const(f"{node.inputs[1]}_uint8", (ints.astype(np.int16) + 128).astype(np.uint8))
         wz = self.const(f"{node.inputs[1]}_zero_point", np.array(128, np.uint8))
-        attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
+        attrs = own_attrs(node, self.g)
         out = node.outputs[0]
         acc = g.unique_name(f"{out}_int32")
         self.node("ConvInteger", [x, w, xz, wz], [acc], attrs, like=node)
@@ -191,69 +192,51 @@ class OrtEmitter(EmitterBase):
         if bias:
             b = self.g.initializers[bias].astype(np.float32).reshape(shape)
             self.node("Add", [scaled, self.const(f"{bias}_channels", b)], [final])
-        if final != out:
-            self.activation(node.attrs["_act"], final, out)
+        self._activation_after(node, final)
 
-    def _matmul(self, node: Node) -> None:
+    def _matmul(self, node: Node, spec: OpSpec) -> None:
         a, as_, az = self._act_in(node, node.inputs[0])
         b, bs, bz = self._act_in(node, node.inputs[1])
         out = node.outputs[0]
         if self._int8_output(out):
             q_out, ys, yz, y_params = self._out(node, out)
-            self.node("QLinearMatMul", [a, as_, az, b, bs, bz, ys, yz], [q_out], like=node)
+            self.node(spec.ort, [a, as_, az, b, bs, bz, ys, yz], [q_out], like=node)
             self._finish(node, q_out, ys, yz, y_params)
         else:
-            self.node("MatMulIntegerToFloat", [a, b, as_, bs, az, bz], [out], {}, MS_DOMAIN,
+            self.node(LINEAR_MATMUL.ort, [a, b, as_, bs, az, bz], [out], {}, MS_DOMAIN,
                       like=node)
 
-    def _binary(self, node: Node, op_type: str) -> None:
+    def _binary(self, node: Node, spec: OpSpec) -> None:
         a, as_, az = self._act_in(node, node.inputs[0])
         b, bs, bz = self._act_in(node, node.inputs[1])
         q_out, ys, yz, y_params = self._out(node, node.outputs[0])
-        self.node(op_type, [a, as_, az, b, bs, bz, ys, yz], [q_out], {}, MS_DOMAIN, like=node)
+        self.node(spec.ort, [a, as_, az, b, bs, bz, ys, yz], [q_out], {},
+                  self._kernel_domain(spec), like=node)
         self._finish(node, q_out, ys, yz, y_params)
 
-    def _add(self, node: Node) -> None:
-        self._binary(node, "QLinearAdd")
-
-    def _mul(self, node: Node) -> None:
-        self._binary(node, "QLinearMul")
-
-    def _unary(self, node: Node, op_type: str, attrs: dict) -> None:  # noqa: ANN001
+    def _unary(self, node: Node, spec: OpSpec) -> None:
         x, xs, xz = self._act_in(node, node.inputs[0])
         q_out, ys, yz, y_params = self._out(node, node.outputs[0])
-        self.node(op_type, [x, xs, xz, ys, yz], [q_out], attrs, MS_DOMAIN, like=node)
+        self.node(spec.ort, [x, xs, xz, ys, yz], [q_out], spec.ort_attrs(node, self.g),
+                  self._kernel_domain(spec), like=node)
         self._finish(node, q_out, ys, yz, y_params)
 
-    def _averagepool(self, node: Node) -> None:
-        attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
-        self._unary(node, "QLinearAveragePool", attrs)
-
-    def _globalaveragepool(self, node: Node) -> None:
-        self._unary(node, "QLinearGlobalAveragePool", {"channels_last": 0})
-
-    def _sigmoid(self, node: Node) -> None:
-        self._unary(node, "QLinearSigmoid", {})
-
-    def _leakyrelu(self, node: Node) -> None:
-        self._unary(node, "QLinearLeakyRelu", {"alpha": float(node.attrs.get("alpha", 0.01))})
-
-    def _concat(self, node: Node) -> None:
+    def _concat(self, node: Node, spec: OpSpec) -> None:
         q_out, ys, yz, y_params = self._out(node, node.outputs[0])
         inputs = [ys, yz]
         for name in node.inputs:
             inputs += list(self._act_in(node, name))
         attrs = {"axis": int(node.attrs.get("axis", 1))}
-        self.node("QLinearConcat", inputs, [q_out], attrs, MS_DOMAIN, like=node)
+        self.node(spec.ort, inputs, [q_out], attrs, self._kernel_domain(spec), like=node)
         self._finish(node, q_out, ys, yz, y_params)
 
-    def _movement(self, node: Node) -> None:
+    def _movement(self, node: Node, spec: OpSpec) -> None:
         """Reshape, Transpose, MaxPool, ... run unchanged on the int8 tensor; every output
         keeps the input's params."""
         x, xs, xz = self._act_in(node, node.inputs[0])
         params = self._in_params(node, node.inputs[0])
         outs = [self.g.unique_name(f"{o}_quantized") if o else "" for o in node.outputs]
-        attrs = {k: v for k, v in node.attrs.items() if not k.startswith("_")}
+        attrs = own_attrs(node, self.g)
         self.node(node.op_type, [x] + node.inputs[1:], outs, attrs, node.domain, like=node)
         for q_out, out in zip(outs, node.outputs, strict=True):
             if out:
@@ -275,11 +258,12 @@ def keep_float_islands_float(g: Graph) -> int:
     producers = g.producers()
     changed = 0
     for node in list(g.nodes):
-        if node.op_type not in ORT_REQUANTIZED_FLOAT_OPS or node.domain or node.status == "int8":
+        if node.op_type not in ORT_REQUANTIZED_FLOAT_OPS or node.domain or \
+                node.status is OpStatus.INT8:
             continue
         dq = producers.get(node.inputs[0])
         channels = _input_channels(g, node)
-        if dq is None or dq.op_type != "DequantizeLinear" or channels is None or channels < 2:
+        if dq is None or dq.op_type != DEQUANTIZE or channels is None or channels < 2:
             continue
         scale = g.initializers.get(dq.inputs[1])
         zp = g.initializers.get(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] else None
@@ -292,9 +276,9 @@ def keep_float_islands_float(g: Graph) -> int:
         g.initializers[s] = np.full(channels, scale.reshape(()), np.float32)
         g.initializers[z] = np.full(channels, zp.reshape(()), zp.dtype)
         out = g.unique_name(f"{node.inputs[0]}_for_float_{node.id}")
-        copy = g.add_node("DequantizeLinear", [dq.inputs[0], s, z], [out], {"axis": 1},
+        copy = g.add_node(DEQUANTIZE, [dq.inputs[0], s, z], [out], {"axis": 1},
                           index=g.nodes.index(node))
-        copy.status, copy.reason = "fp32", "keeps ONNX Runtime from quantizing the float op"
+        copy.decide(OpStatus.FP32, Reason(ReasonKind.KEEPS_ORT_FLOAT))
         node.inputs = [out] + node.inputs[1:]
         changed += 1
     return changed

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcore.ir import QParams
+from qcore.ir import Graph, QParams
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.fuse_activation import activation_bounds
 
 
-def _non_negative_outputs(g) -> set[str]:  # noqa: ANN001
+def _non_negative_outputs(g: Graph) -> set[str]:
     result = set()
     for node in g.nodes:
-        act = node.attrs.get("_act")
-        low = act[1] if act else None
+        low = node.act.low if node.act else None
         if low is None:
             bounds = activation_bounds(g, node)
             low = bounds[0] if bounds else None

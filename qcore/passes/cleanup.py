@@ -6,7 +6,7 @@ import hashlib
 
 from qcore.ir import Graph
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.squash import remove_dead_nodes, unused_initializers
+from qcore.passes.util import remove_dead_nodes, unused_initializers
 
 
 class Cleanup(Pass):

@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcore.ir import Graph, Node, QParams
-from qcore.passes.base import Context, Pass, PassResult
-
-
-def weight_axis(node: Node) -> int | None:
-    """The output-channel axis of the op's weight (input 1), or None for other ops."""
-    if node.op_type == "Conv":
-        return 0
-    if node.op_type == "MatMul":
-        return 1
-    if node.op_type == "Gemm":
-        return 0 if node.attrs.get("transB", 0) else 1
-    return None
+from qcore.ir import Graph, QParams
+from qcore.ops import weight_axis
+from qcore.passes.base import Context, Fact, Pass, PassResult
 
 
 def symmetric_int8(weight: np.ndarray, axis: int) -> tuple[QParams, np.ndarray]:
@@ -43,6 +33,8 @@ class ComputeWeightScales(Pass):
     model's own int8 values and scales; changed ones (e.g. BN folded) get new scales."""
 
     name = "compute_weight_scales"
+    requires = frozenset({Fact.FLOAT_WEIGHTS})
+    ensures = frozenset({Fact.WEIGHT_SCALES})
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph

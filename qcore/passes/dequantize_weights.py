@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.passes.util import const_scalar
 
 
@@ -13,6 +13,7 @@ class DequantizeWeights(Pass):
     and their params stay recorded under the float name so they can be reused exactly."""
 
     name = "dequantize_weights"
+    ensures = frozenset({Fact.FLOAT_WEIGHTS})
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph

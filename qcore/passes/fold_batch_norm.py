@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.passes.util import absorb, single_consumer
 
 
@@ -12,6 +12,7 @@ class FoldBatchNorm(Pass):
     """Paddle ``conv_bn_fuse_pass``: W' = W * g/sqrt(v+eps), B' = (B - m) * g/sqrt(v+eps) + b."""
 
     name = "fold_batch_norm"
+    requires = frozenset({Fact.FLOAT_WEIGHTS})
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from qcore.ir import FusedActivation, Graph, Node
+from qcore.ops import spec_of
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import absorb, const_scalar, single_consumer
 
-FUSABLE_PRODUCERS = ("Conv", "Gemm", "MatMul", "Add", "Mul")
 
-
-def activation_bounds(g, node) -> tuple[float, float] | None:  # noqa: ANN001
+def activation_bounds(g: Graph, node: Node) -> tuple[float, float] | None:
     """(low, high) of a Relu or Clip node with constant bounds, else None."""
     inf = float("inf")
     if node.op_type == "Relu":
@@ -26,16 +26,17 @@ def activation_bounds(g, node) -> tuple[float, float] | None:  # noqa: ANN001
 
 class FuseActivation(Pass):
     """Paddle ``conv_activation_*_fuse_pass``: the producer takes the activation's output and
-    records the clamp in ``attrs['_act']`` as (op_type, low, high, id)."""
+    records the clamp in its ``act``."""
 
     name = "fuse_activation"
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
-        fused: list = []  # the activations now inside their producers
+        fused: list[Node] = []  # the activations now inside their producers
         consumers = g.consumers()  # kept up to date below: one map for the whole pass
         for node in list(g.nodes):
-            if node.op_type not in FUSABLE_PRODUCERS or node.domain or "_act" in node.attrs:
+            spec = spec_of(node)
+            if spec is None or not spec.fuses_activation or node.act is not None:
                 continue
             act = single_consumer(g, consumers, node.outputs[0])
             if act is None or act.domain:
@@ -43,7 +44,7 @@ class FuseActivation(Pass):
             bounds = activation_bounds(g, act)
             if bounds is None:
                 continue
-            node.attrs["_act"] = (act.op_type, bounds[0], bounds[1], act.id)
+            node.act = FusedActivation(act.op_type, bounds[0], bounds[1], act.id)
             absorb(g, consumers, node, act)
             fused.append(act)
         g.remove_nodes(fused)  # once: removing them one by one made the pass quadratic

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qcore.passes.base import Context, Pass, PassResult
+from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.passes.util import absorb, single_consumer
 
 
@@ -13,6 +13,7 @@ class FuseMatMulBias(Pass):
     """
 
     name = "fuse_matmul_bias"
+    requires = frozenset({Fact.FLOAT_WEIGHTS})
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
@@ -36,7 +37,7 @@ class FuseMatMulBias(Pass):
                 continue
             mm.inputs = [mm.inputs[0], mm.inputs[1], other[0]]
             absorb(g, consumers, mm, add)
-            mm.attrs["_bias_add"] = add.id
+            mm.bias_add = add.id
             done.append(add)
             fused += 1
         g.remove_nodes(done)

@@ -8,6 +8,7 @@ from onnx import TensorProto
 from qcore.ir import Node, QParams
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import qparams_of
+from qcore.status import OpStatus
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
 
@@ -30,7 +31,7 @@ class GatherScales(Pass):
             if params is None:
                 continue
             if source in g.initializers:
-                node.status = "fake"
+                node.status = OpStatus.FAKE
                 if node.outputs[0] not in g.weight_qparams:
                     g.weight_qparams[node.outputs[0]] = params
                     g.weight_ints[node.outputs[0]] = g.initializers[source]
@@ -46,7 +47,7 @@ class GatherScales(Pass):
             info = g.tensors.get(quant.inputs[0])
             if info is not None and info.elem_type not in FLOAT_TYPES:
                 continue  # quantizing integers is real work, not fake quantization
-            node.status = quant.status = "fake"
+            node.status = quant.status = OpStatus.FAKE
             tensor = quant.inputs[0]
             if tensor not in g.act_qparams:
                 g.act_qparams[tensor] = q_params

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
+from qcore.ir import Graph, Node, QParams
+from qcore.ops import keeps_scale, spec_of
 from qcore.passes.base import Context, Pass, PassResult
-
-SCALE_KEEPING = {
-    "Reshape",
-    "Transpose",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "MaxPool",
-    "Slice",
-    "Split",
-    "Resize",
-    "Gather",
-}
-
-
-def keeps_scale(node) -> bool:  # noqa: ANN001
-    if node.domain or node.op_type not in SCALE_KEEPING:
-        return False
-    if node.op_type == "Resize":
-        return node.attrs.get("mode", b"nearest") in (b"nearest", "nearest")
-    if node.op_type == "MaxPool":
-        return len(node.outputs) == 1 or not node.outputs[1]
-    return True
 
 
 class PropagateScales(Pass):
@@ -37,41 +16,50 @@ class PropagateScales(Pass):
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
-        params = g.act_qparams
         filled = 0
-        changed = True
-        while changed:
-            changed = False
-            for node in g.nodes:
-                if keeps_scale(node):
-                    src = node.inputs[0]
-                    outs = [o for o in node.outputs if o]
-                    if src in g.initializers:
-                        continue
-                    if src in params:
-                        given = g.qparams_for(node, src)
-                        for out in outs:
-                            if out not in params and _carries(node, given):
-                                params[out] = given
-                                filled += 1
-                                changed = True
-                    elif outs and outs[0] in params and _carries(node, params[outs[0]]):
-                        params[src] = params[outs[0]]
-                        filled += 1
-                        changed = True
-                elif (node.op_type == "Concat" and not node.domain and node.outputs[0] in params
-                      and not params[node.outputs[0]].per_channel):
-                    for name in node.inputs:
-                        if name not in params and name not in g.initializers:
-                            params[name] = params[node.outputs[0]]
-                            filled += 1
-                            changed = True
+        while True:
+            found = sum(_through_movement(g, node) if keeps_scale(node) else
+                        _into_concat(g, node) for node in g.nodes)
+            if not found:
+                break
+            filled += found
         return PassResult(modified=filled > 0, summary=f"propagated {filled} scales")
 
 
-def _carries(node, params) -> bool:  # noqa: ANN001
+def _through_movement(g: Graph, node: Node) -> int:
+    """Scales given across one scale-keeping op (input -> outputs, else output -> input)."""
+    params = g.act_qparams
+    src = node.inputs[0]
+    outs = [o for o in node.outputs if o]
+    if src in g.initializers:
+        return 0
+    if src in params:
+        given = g.qparams_for(node, src) or params[src]
+        missing = [out for out in outs if out not in params and _carries(node, given)]
+        for out in missing:
+            params[out] = given
+        return len(missing)
+    if outs and outs[0] in params and _carries(node, params[outs[0]]):
+        params[src] = params[outs[0]]
+        return 1
+    return 0
+
+
+def _into_concat(g: Graph, node: Node) -> int:
+    """Concat inputs without a scale take the Concat's per-tensor output scale."""
+    params = g.act_qparams
+    if node.op_type != "Concat" or node.domain or node.outputs[0] not in params or \
+            params[node.outputs[0]].per_channel:
+        return 0
+    missing = [n for n in node.inputs if n not in params and n not in g.initializers]
+    for name in missing:
+        params[name] = params[node.outputs[0]]
+    return len(missing)
+
+
+def _carries(node: Node, params: QParams) -> bool:
     """Per-channel params stay valid only through ops that keep the channel layout."""
-    return not params.per_channel or node.op_type in CHANNEL_KEEPING
-
-
-CHANNEL_KEEPING = {"MaxPool", "Resize"}
+    if not params.per_channel:
+        return True
+    spec = spec_of(node)
+    return spec is not None and spec.keeps_channels

@@ -5,15 +5,16 @@ from __future__ import annotations
 from qcore.emit.onednn import QdqEmitter
 from qcore.emit.onnxruntime import OrtEmitter, keep_float_islands_float
 from qcore.ir import Node
-from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.quantize_placement import MOVEMENT_OPS, REASON_NOT_SELECTED, REASON_SKIPPED
+from qcore.ops import ONNXRUNTIME, is_movement
+from qcore.passes.base import Context, Fact, Pass, PassResult
+from qcore.status import OpStatus
 
 
 def _keeps_source_qdq(node: Node) -> bool:
     """An FP32 compute op that no user choice made FP32 (on ``onednn`` it keeps the Q/DQ
     the source put on its inputs)."""
-    return (node.status == "fp32" and node.op_type not in MOVEMENT_OPS
-            and node.reason not in (REASON_SKIPPED, REASON_NOT_SELECTED))
+    return (node.status is OpStatus.FP32 and not is_movement(node)
+            and not node.reason.kind.user_choice)
 
 
 class Quantize(Pass):
@@ -24,14 +25,15 @@ class Quantize(Pass):
     ``keep_float_islands_float``)."""
 
     name = "quantize"
+    requires = frozenset({Fact.DECIDED, Fact.WEIGHT_SCALES})
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
-        emitter = OrtEmitter(g) if ctx.config.target == "onnxruntime" else QdqEmitter(g)
+        emitter = OrtEmitter(g) if ctx.config.target == ONNXRUNTIME else QdqEmitter(g)
         nodes = []
         count = 0
         for node in g.nodes:
-            if node.status == "int8":
+            if node.status is OpStatus.INT8:
                 nodes.extend(emitter.emit(node))
                 count += 1
             elif isinstance(emitter, QdqEmitter) and _keeps_source_qdq(node):

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from qcore.ir import Graph, Node
-from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.propagate_scales import keeps_scale
+from qcore.ir import Graph, Node, QParams
+from qcore.ops import ONEDNN, SUPPORTED_OPS, Form, OpSpec, is_movement, spec_of
+from qcore.passes.base import Context, Fact, Pass, PassResult
+from qcore.status import NO_REASON, OpStatus, Reason, ReasonKind
 
-# Ops with an integer kernel, and the inputs / outputs whose scales they need.
-COMPUTE_OPS = {
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Mul",
-    "Concat",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Sigmoid",
-    "LeakyRelu",
-}
-# Ops that move int8 data unchanged; worth it only next to another INT8 op.
-MOVEMENT_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "MaxPool", "Slice",
-                "Split", "Resize", "Gather"}
-SUPPORTED_OPS = COMPUTE_OPS | MOVEMENT_OPS
-
-REASON_SKIPPED = "skipped by id (op_ids_to_skip)"
-REASON_NOT_SELECTED = "type not in ops_to_quantize"
-REASON_UNSUPPORTED = "no INT8 kernel for this op type"
-REASON_NO_NEIGHBOUR = "input comes from FP32: quantizing before a data-movement op gains nothing"
+# Kept for importers: the text of the user-chosen reasons.
+REASON_SKIPPED = Reason(ReasonKind.SKIPPED)
+REASON_NOT_SELECTED = Reason(ReasonKind.NOT_SELECTED)
+__all__ = ["REASON_NOT_SELECTED", "REASON_SKIPPED", "SUPPORTED_OPS", "QuantizePlacement",
+           "placement_reason"]
 # No static engine-cost rule keeps an op FP32: ONNX Runtime runs every Conv of a QDQ file
 # INT8, and measured in the model (benchmarks/bench_zoo.py), keeping its 5x5 depthwise and
 # 3-channel stem convolutions FP32 (slower alone, 2-4x) made EfficientNet-Lite0 1.12x slower
@@ -35,77 +19,92 @@ REASON_NO_NEIGHBOUR = "input comes from FP32: quantizing before a data-movement 
 # QuantizeLinear and layout reorders); with them INT8 it is 0.99x.
 
 
-def _input_reason(g: Graph, node: Node, target: str = "onnxruntime") -> str | None:
-    """Why the inputs of ``node`` rule out its INT8 form: a weight or bias that is not
-    constant, or a tensor whose scale the INT8 form needs but the model lacks. Conv, Gemm
-    and MatMul need no output scale (their output then stays float); on ``onednn`` no op
-    does when the source quantized each of its activation inputs itself (NNCF's placement:
-    OpenVINO reads those Q/DQ pairs as they are), and there an input the source quantized per
-    channel (NNCF does before depthwise convolutions) keeps its per-channel Q/DQ."""
-    acts = [n for n in node.inputs if n and n not in g.initializers]
-    if node.op_type in ("Conv", "Gemm") or (
-        node.op_type == "MatMul" and node.inputs[1] in g.initializers
-    ):
-        if len(node.inputs) < 2 or node.inputs[1] not in g.initializers:
-            return f"weight {node.inputs[1]} is not constant"
-        if node.op_type != "Conv" and g.initializers[node.inputs[1]].ndim != 2:
-            return f"weight {node.inputs[1]} is not 2-D"
-        bias = node.inputs[2] if len(node.inputs) > 2 else ""
-        if bias and bias not in g.initializers:
-            return f"bias {bias} is not constant"
-        needed = [node.inputs[0]]  # without an output scale the output stays float
-    elif node.op_type == "MatMul":
-        needed = acts
-    elif node.op_type in ("Add", "Mul") or node.op_type == "Concat":
-        needed = acts + [node.outputs[0]]
-    elif node.op_type in MOVEMENT_OPS:
-        needed = [node.inputs[0]]
-    else:
-        needed = [node.inputs[0], node.outputs[0]]
-    outputs_optional = target == "onednn" and bool(acts) and all(
-        g.source_quantized(node, name) for name in acts)
-    if outputs_optional:
-        needed = [name for name in needed if name in node.inputs]
-    for name in needed:
-        params = g.qparams_for(node, name) if name in node.inputs else g.act_qparams.get(name)
-        if params is None:
-            return f"missing scale: no scale for tensor {name}"
-        if params.per_channel and not (target == "onednn" and g.source_quantized(node, name)):
-            return f"missing scale: per-channel activation scale on {name}"
+def _linear_reason(g: Graph, node: Node) -> Reason | None:
+    """Why a linear op's weight or bias rules out its INT8 form."""
+    def unsupported(detail: str) -> Reason:
+        return Reason(ReasonKind.UNSUPPORTED_FORM, detail)
+
+    if node.op_type == "Gemm" and (node.attrs.get("transA", 0) or g.rank(node.inputs[0]) != 2):
+        return unsupported("Gemm with transposed or non-2-D input")
+    if len(node.inputs) < 2 or node.inputs[1] not in g.initializers:
+        return unsupported(f"weight {node.inputs[1]} is not constant")
+    if node.op_type != "Conv" and g.initializers[node.inputs[1]].ndim != 2:
+        return unsupported(f"weight {node.inputs[1]} is not 2-D")
+    bias = node.inputs[2] if len(node.inputs) > 2 else ""
+    if bias and bias not in g.initializers:
+        return unsupported(f"bias {bias} is not constant")
     return None
 
 
-def _static_reason(ctx: Context, node: Node) -> str:
-    """Why ``node`` cannot be INT8 whatever its neighbours do ('' if it can)."""
+def _needed_scales(g: Graph, node: Node, spec: OpSpec) -> list[str]:
+    """The tensors whose scales the INT8 form of ``node`` needs. Linear ops and MatMul need
+    no output scale (their output then stays float)."""
+    acts = [n for n in node.inputs if n and n not in g.initializers]
+    if spec.form is Form.LINEAR or spec.form is Form.MOVEMENT:
+        return [node.inputs[0]]
+    if spec.form is Form.MATMUL:
+        return acts
+    if spec.form in (Form.BINARY, Form.CONCAT):
+        return acts + [node.outputs[0]]
+    return [node.inputs[0], node.outputs[0]]
+
+
+def _scale_reason(g: Graph, node: Node, spec: OpSpec, target: str) -> Reason | None:
+    """Why a missing or per-channel scale rules out the INT8 form. On ``onednn`` no op needs
+    an output scale when the source quantized each of its activation inputs itself (NNCF's
+    placement: OpenVINO reads those Q/DQ pairs as they are), and there an input the source
+    quantized per channel (NNCF does before depthwise convolutions) keeps its Q/DQ."""
+    needed = _needed_scales(g, node, spec)
+    acts = [n for n in node.inputs if n and n not in g.initializers]
+    if target == ONEDNN and acts and all(g.source_quantized(node, name) for name in acts):
+        needed = [name for name in needed if name in node.inputs]
+    for name in needed:
+        params: QParams | None = g.qparams_for(node, name) if name in node.inputs else \
+            g.act_qparams.get(name)
+        if params is None:
+            return Reason(ReasonKind.MISSING_SCALE, f"no scale for tensor {name}")
+        if params.per_channel and not (target == ONEDNN and g.source_quantized(node, name)):
+            return Reason(ReasonKind.MISSING_SCALE, f"per-channel activation scale on {name}")
+    return None
+
+
+def placement_reason(ctx: Context, node: Node) -> Reason:
+    """Why ``node`` cannot be INT8 whatever its neighbours do (``NO_REASON`` if it can)."""
     g, cfg = ctx.graph, ctx.config
-    if node.domain or node.op_type not in SUPPORTED_OPS:
-        return REASON_UNSUPPORTED
-    if node.op_type in MOVEMENT_OPS and not keeps_scale(node):
-        return "changes values (only nearest Resize / single-output MaxPool keep int8)"
+    spec = spec_of(node, g)
+    if spec is None:
+        return Reason(ReasonKind.NO_KERNEL)
+    if cfg.target not in spec.targets:
+        return Reason(ReasonKind.NO_KERNEL_ON_TARGET, cfg.target)
+    if spec.form is Form.MOVEMENT and not spec.keeps_scale(node):
+        return Reason(ReasonKind.CHANGES_VALUES)
     if cfg.ops_to_quantize and node.op_type not in cfg.ops_to_quantize:
         return REASON_NOT_SELECTED
     if node.id in cfg.op_ids_to_skip:
         return REASON_SKIPPED
-    if node.op_type == "Gemm" and (node.attrs.get("transA", 0) or g.rank(node.inputs[0]) != 2):
-        return "Gemm with transposed or non-2-D input"
-    return _input_reason(g, node, cfg.target) or ""
+    if spec.form is Form.LINEAR:
+        reason = _linear_reason(g, node)
+        if reason is not None:
+            return reason
+    return _scale_reason(g, node, spec, cfg.target) or NO_REASON
 
 
 class QuantizePlacement(Pass):
     """Paddle ``cpu_quantize_placement_pass``: mark ops ``int8`` or ``fp32`` with a reason."""
 
     name = "quantize_placement"
+    ensures = frozenset({Fact.DECIDED})
 
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
         for node in g.nodes:
-            if node.status == "fake":
-                node.reason = "quantization op left in place"
+            if node.status is OpStatus.FAKE:
+                node.reason = Reason(ReasonKind.FAKE_LEFT)
                 continue
-            reason = _static_reason(ctx, node)
-            node.status, node.reason = ("fp32", reason) if reason else ("int8", "")
+            reason = placement_reason(ctx, node)
+            node.decide(OpStatus.FP32 if reason else OpStatus.INT8, reason)
         self._drop_lonely_movement_ops(g)
-        int8 = sum(n.status == "int8" for n in g.nodes)
+        int8 = sum(n.status is OpStatus.INT8 for n in g.nodes)
         return PassResult(modified=True, summary=f"{int8} of {len(g.nodes)} ops INT8")
 
     @staticmethod
@@ -113,18 +112,17 @@ class QuantizePlacement(Pass):
         """A movement op stays INT8 only when its input comes from an INT8 op (directly or
         through other INT8 movement ops): then the data is already int8 and stays so."""
         producers = g.producers()
-        movement = {n.id: n for n in g.nodes if n.status == "int8" and n.op_type in MOVEMENT_OPS}
+        movement = {n.id: n for n in g.nodes if n.status is OpStatus.INT8 and is_movement(n)}
         anchored: dict[int, bool] = {}
 
         def fed_by_int8(node: Node) -> bool:
             if node.id not in anchored:
                 anchored[node.id] = False
                 source = producers.get(node.inputs[0])
-                anchored[node.id] = source is not None and source.status == "int8" and (
-                    source.id not in movement or fed_by_int8(source)
-                )
+                anchored[node.id] = source is not None and source.status is OpStatus.INT8 \
+                    and (source.id not in movement or fed_by_int8(source))
             return anchored[node.id]
 
         for node in movement.values():
             if not fed_by_int8(node):
-                node.status, node.reason = "fp32", REASON_NO_NEIGHBOUR
+                node.decide(OpStatus.FP32, Reason(ReasonKind.NO_NEIGHBOUR))

@@ -7,6 +7,7 @@ import numpy as np
 from qcore.ir import Graph, Node, QParams
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import bypass, qparams_of
+from qcore.status import OpStatus, Reason, ReasonKind
 
 # Ops whose output has no bound of its own: a quantizer right after one that clamps like an
 # activation stands for the activation an exporter dropped.
@@ -103,7 +104,7 @@ def _rescale_sources(g: Graph, tensors: list[str]) -> None:
 
 
 def _fake_q(node: Node) -> bool:
-    return node.op_type == "QuantizeLinear" and node.status == "fake"
+    return node.op_type == "QuantizeLinear" and node.status is OpStatus.FAKE
 
 
 def _clamp_node(g: Graph, src: str, dst: str, params: QParams) -> Node:
@@ -111,7 +112,7 @@ def _clamp_node(g: Graph, src: str, dst: str, params: QParams) -> Node:
     low, high = implied_clamp(params)  # type: ignore[misc]
     if high is None:
         node = g.add_node("Relu", [src], [dst])
-        node.reason = "restored: the quantizer's range starts at 0"
+        node.reason = Reason(ReasonKind.RESTORED_CLAMP, "the quantizer's range starts at 0")
         return node
     if g.opsets.get("", 13) < 11:
         node = g.add_node("Clip", [src], [dst], {"min": low, "max": high})
@@ -121,7 +122,8 @@ def _clamp_node(g: Graph, src: str, dst: str, params: QParams) -> Node:
         g.initializers[lo] = np.array(low, np.float32)
         g.initializers[hi] = np.array(high, np.float32)
         node = g.add_node("Clip", [src, lo, hi], [dst])
-    node.reason = f"restored: the quantizer's range is exactly [{low:g}, {high:g}]"
+    node.reason = Reason(ReasonKind.RESTORED_CLAMP,
+                         f"the quantizer's range is exactly [{low:g}, {high:g}]")
     return node
 
 
@@ -178,7 +180,7 @@ class RemoveFakeOps(Pass):
         doomed = []
         at_outputs = []
         for dq in g.nodes:
-            if dq.op_type != "DequantizeLinear" or dq.status != "fake":
+            if dq.op_type != "DequantizeLinear" or dq.status is not OpStatus.FAKE:
                 continue
             quant = producers.get(dq.inputs[0])
             params = qparams_of(g, quant) if quant is not None else None
@@ -207,7 +209,7 @@ class RemoveFakeOps(Pass):
             n
             for n in g.nodes
             if n.op_type == "QuantizeLinear"
-            and n.status == "fake"
+            and n.status is OpStatus.FAKE
             and not consumers.get(n.outputs[0])
             and n.outputs[0] not in outputs
         ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcore.emit.onnxruntime import quant_input_slots
 from qcore.ir import Graph, Node, QParams
+from qcore.ops import DEQUANTIZE, QDQ_OPS, QUANTIZE, QSlot, kernel_of
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.util import qparams_of
+from qcore.passes.util import qparams_of, remove_dead_nodes
 
 
 class Squash(Pass):
@@ -34,10 +34,10 @@ class Squash(Pass):
         consumers = g.consumers()
         outputs = set(g.output_names)
         for quant in list(g.nodes):
-            if quant.op_type != "QuantizeLinear" or quant.outputs[0] in outputs:
+            if quant.op_type != QUANTIZE or quant.outputs[0] in outputs:
                 continue
             dq = producers.get(quant.inputs[0])
-            if dq is None or dq.op_type != "DequantizeLinear":
+            if dq is None or dq.op_type != DEQUANTIZE:
                 continue
             p_dq, p_q = qparams_of(g, dq), qparams_of(g, quant)
             if p_dq is None or p_q is None or p_dq.dtype != p_q.dtype:
@@ -52,9 +52,9 @@ class Squash(Pass):
                 for reader in readers:
                     for slot in _slot_of(reader, quant.outputs[0]):
                         _rescale_int32_bias(g, reader, slot, float(p_q.scale / p_dq.scale))
-                        reader.inputs[slot[0]] = dq.inputs[0]
-                        reader.inputs[slot[1]] = dq.inputs[1]
-                        reader.inputs[slot[2]] = dq.inputs[2]
+                        reader.inputs[slot.tensor] = dq.inputs[0]
+                        reader.inputs[slot.scale] = dq.inputs[1]
+                        reader.inputs[slot.zero_point] = dq.inputs[2]
                 changed += 1
         return changed
 
@@ -64,7 +64,7 @@ class Squash(Pass):
         doomed: list[Node] = []
         outputs = set(g.output_names)
         for node in g.nodes:
-            if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or node.domain:
+            if node.op_type not in QDQ_OPS or node.domain:
                 continue
             node.inputs = [alias.get(n, n) for n in node.inputs]
             params = qparams_of(g, node)
@@ -94,14 +94,13 @@ def _can_fold(src: QParams, dst: QParams) -> bool:
     return low >= d_low - step / 2 and high <= d_high + step / 2
 
 
-# Ops whose int32 bias is quantized with (input scale x weight scale): input index of the bias.
-INT32_BIAS_INPUT = {"QLinearConv": 8, "QGemm": 6}
-
-
-def _rescale_int32_bias(g: Graph, reader: Node, slot: tuple[int, int, int], ratio: float) -> None:
-    """The input scale of ``reader`` changes by 1/ratio: its int32 bias must follow."""
-    index = INT32_BIAS_INPUT.get(reader.op_type)
-    if index is None or slot[0] != 0 or len(reader.inputs) <= index or not reader.inputs[index]:
+def _rescale_int32_bias(g: Graph, reader: Node, slot: QSlot, ratio: float) -> None:
+    """The input scale of ``reader`` changes by 1/ratio: its int32 bias (quantized with input
+    scale x weight scale) must follow."""
+    kernel = kernel_of(reader)
+    index = kernel.int32_bias if kernel is not None else None
+    if index is None or slot.tensor != 0 or len(reader.inputs) <= index or \
+            not reader.inputs[index]:
         return
     old = g.initializers[reader.inputs[index]].astype(np.float64)
     new = np.clip(np.rint(old * ratio), -(2**31), 2**31 - 1).astype(np.int32)
@@ -110,26 +109,10 @@ def _rescale_int32_bias(g: Graph, reader: Node, slot: tuple[int, int, int], rati
     reader.inputs[index] = name
 
 
-def _slot_of(reader: Node, tensor: str) -> list[tuple[int, int, int]]:
-    return [slot for slot in quant_input_slots(reader) if reader.inputs[slot[0]] == tensor]
-
-
-def remove_dead_nodes(g: Graph) -> int:
-    """Remove ops none of whose outputs is read or is a graph output."""
-    removed = 0
-    outputs = set(g.output_names)
-    while True:
-        read = {name for node in g.nodes for name in node.inputs} | outputs
-        dead = [n for n in g.nodes if not any(o in read for o in n.outputs if o)]
-        if not dead:
-            return removed
-        g.remove_nodes(dead)
-        removed += len(dead)
-
-
-def unused_initializers(g: Graph) -> list[str]:
-    read = {name for node in g.nodes for name in node.inputs} | set(g.output_names)
-    return [name for name in g.initializers if name not in read]
-
-
-
+def _slot_of(reader: Node, tensor: str) -> list[QSlot]:
+    """The free-scale input slots of ``reader`` that read ``tensor`` (a per-axis
+    DequantizeLinear's scale is not free: it must match the tensor's channels)."""
+    kernel = kernel_of(reader)
+    if kernel is None or (reader.op_type == DEQUANTIZE and "axis" in reader.attrs):
+        return []
+    return [slot for slot in kernel.input_slots(reader) if reader.inputs[slot.tensor] == tensor]

@@ -126,3 +126,21 @@ def bypass(graph: Graph, node: Node, src: str, dst: str) -> bool:
     graph.remove_nodes([node])
     graph.replace_input(dst, src)
     return True
+
+
+def remove_dead_nodes(g: Graph) -> int:
+    """Remove ops none of whose outputs is read or is a graph output."""
+    removed = 0
+    outputs = set(g.output_names)
+    while True:
+        read = {name for node in g.nodes for name in node.inputs} | outputs
+        dead = [n for n in g.nodes if not any(o in read for o in n.outputs if o)]
+        if not dead:
+            return removed
+        g.remove_nodes(dead)
+        removed += len(dead)
+
+
+def unused_initializers(g: Graph) -> list[str]:
+    read = {name for node in g.nodes for name in node.inputs} | set(g.output_names)
+    return [name for name in g.initializers if name not in read]
