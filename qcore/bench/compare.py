@@ -19,7 +19,7 @@ from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import InputSet
 
 if TYPE_CHECKING:
-    from qcore.bench.progress import Progress
+    from qcore.bench.progress import CancelCheck, Progress
     from qcore.bench.runner import BenchSettings
 
 PER_TENSOR_FEEDS = 4
@@ -65,7 +65,7 @@ def accuracy_jobs(labels: list[str], engines: list[Engine],
 
 
 def _run_job(job: AccuracyJob, paths: Mapping[str, Path], inputs: InputSet, threads: int,
-             tick) -> AccuracyResult:  # noqa: ANN001
+             tick: CancelCheck) -> AccuracyResult:
     ref, test = paths[job.reference], paths[job.test]
     labels = (job.reference, job.test)
     if job.engine is not None:

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qcore.bench.inputs import InputError, InputSpec, model_inputs
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_IMAGES = 256  # a benchmark needs a few dozen; a photo library is not read whole
@@ -78,12 +82,13 @@ def image_input(specs: list[InputSpec]) -> tuple[InputSpec, str, tuple[int | Non
                      "channels at position 1 or 3")
 
 
-def _open_rgb(path: Path):  # noqa: ANN202 - a PIL image
+def _open_rgb(path: Path) -> PILImage:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            rgb: PILImage = image.convert("RGB")
+            return rgb
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise InputError(f"{path}: not an image Pillow can read ({exc})") from None
 
@@ -102,7 +107,7 @@ def preprocess(path: Path, preset: Preset, size: tuple[int, int]) -> np.ndarray:
         image = image.crop((left, top, left + width, top + height))
     else:
         image = image.resize((width, height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(image, np.float32) * preset.scale
+    pixels: np.ndarray = np.asarray(image, np.float32) * preset.scale
     if preset.bgr:
         pixels = pixels[..., ::-1]
     pixels = (pixels - np.array(preset.mean, np.float32)) / np.array(preset.std, np.float32)
@@ -124,5 +129,6 @@ def write_image_inputs(folder: str | Path, model: str | Path, preset: Preset,
                        target: str | Path) -> Path:
     """``load_image_folder`` saved as the ``.npz`` that ``--inputs`` takes."""
     target = Path(target)
-    np.savez(target, **load_image_folder(folder, model, preset))
+    arrays: dict[str, Any] = load_image_folder(folder, model, preset)
+    np.savez(target, **arrays)
     return target

@@ -206,7 +206,7 @@ def check_finite(feeds: list[Feed], source: str, notes: list[str] | None = None)
         if infs and notes is None:
             raise InputError(f"{source}: input '{name}' holds {infs} infinite value(s); the "
                              "accuracy figures would be meaningless: fix the data")
-        if infs:
+        if infs and notes is not None:
             notes.append(f"WARNING: input '{name}' holds {infs} infinite value(s): outputs may "
                          "be inf or NaN and the accuracy figures meaningless")
 
@@ -234,10 +234,10 @@ def _split(spec: InputSpec, array: np.ndarray, batch: int, notes: list[str]) -> 
     if array.ndim == 0:
         return [array]
     lead = spec.shape[0]
-    fixed = isinstance(lead, int) and lead > 0
-    if not _fits(spec, (lead if fixed else array.shape[0],) + array.shape[1:]):
+    fixed = lead if isinstance(lead, int) and lead > 0 else 0
+    if not _fits(spec, (fixed or array.shape[0],) + array.shape[1:]):
         raise bad
-    step = int(lead) if fixed else min(batch, array.shape[0])  # type: ignore[arg-type]
+    step = fixed or min(batch, array.shape[0])
     if array.shape[0] < step:
         raise InputError(f"input '{spec.name}': {array.shape[0]} rows but the model needs "
                          f"exactly {step}")

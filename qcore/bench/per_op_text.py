@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from qcore.bench.per_op import OpRun, PerOpResult
@@ -45,7 +45,7 @@ def _row(o: OpRun, width: int) -> str:
 
 def _unmapped(rows: Sequence[OpRun]) -> str:
     kinds: Counter[str] = Counter(o.op_type for o in rows)
-    ms: Counter[str] = Counter()
+    ms: dict[str, float] = defaultdict(float)
     for o in rows:
         ms[o.op_type] += o.time_ms
     return "; ".join(f"{k} x{n} ({_ms(ms[k])} ms)" for k, n in kinds.most_common())

@@ -35,6 +35,7 @@ from qcore.bench.engines import (
     ENGINES,
     Engine,
     EngineUnavailable,
+    Feeds,
     NotRunnable,
     Session,
     WhatRan,
@@ -198,7 +199,7 @@ class _Group:
                 self._fail(label, "failed", first_line(exc))
             self.tracker.advance(1)
 
-    def _run(self, label: str, feed: dict) -> float | None:  # noqa: ANN001
+    def _run(self, label: str, feed: Feeds) -> float | None:
         self.tracker.check()
         session = self.sessions[label]
         start = time.perf_counter()

@@ -23,7 +23,7 @@ FLAGS_OF_INTEREST = (
 
 def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str, set[str]]:
     """(model name, flags) from the first processor block of ``/proc/cpuinfo``."""
-    model, flags = "", set()
+    model, flags = "", set[str]()
     try:
         text = path.read_text(errors="replace")
     except OSError:

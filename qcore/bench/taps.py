@@ -118,7 +118,8 @@ class Taps:
             return self.qparams(node.input[0], depth + 1)
         return None
 
-    def _params(self, node: onnx.NodeProto, si: int, zi: int):  # noqa: ANN202
+    def _params(self, node: onnx.NodeProto, si: int, zi: int
+                ) -> tuple[np.ndarray, np.ndarray, int] | None:
         if len(node.input) <= si:
             return None
         scale = self.constant(node.input[si])
@@ -160,4 +161,5 @@ def dequantize(values: np.ndarray, params: tuple[np.ndarray, np.ndarray, int]) -
         shape = [1] * values.ndim
         shape[axis % values.ndim] = scale.size
         scale, zp = scale.reshape(shape), zp.reshape(shape)
-    return (values.astype(np.float64) - zp) * scale
+    result: np.ndarray = (values.astype(np.float64) - zp) * scale
+    return result
