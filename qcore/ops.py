@@ -180,6 +180,9 @@ SPECS: dict[str, OpSpec] = {s.op_type: s for s in (
     OpSpec("Sigmoid", Form.UNARY, "QLinearSigmoid", ort_attrs=_no_attrs),
     OpSpec("LeakyRelu", Form.UNARY, "QLinearLeakyRelu",
            ort_attrs=lambda node, graph: {"alpha": float(node.attrs.get("alpha", 0.01))}),
+    # OpenVINO has no int8 Softmax: on onednn it keeps the source's Q/DQ and runs float
+    OpSpec("Softmax", Form.UNARY, "QLinearSoftmax", ort_attrs=_softmax_attrs,
+           targets=frozenset({ONNXRUNTIME})),
     _movement("Reshape"),
     _movement("Transpose"),
     _movement("Flatten"),

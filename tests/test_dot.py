@@ -112,7 +112,7 @@ def test_status_colours(cnn, transformer) -> None:  # noqa: ANN001
                 assert color_of(node) == COLORS["int8"]
             if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
                 assert color_of(node) == COLORS["fake"]
-    fp32 = [n for n in transformer.snapshots[-1].graph.nodes if n.op_type == "Softmax"]
+    fp32 = [n for n in transformer.snapshots[-1].graph.nodes if n.op_type == "LayerNormalization"]
     assert fp32 and all(color_of(n) == COLORS["fp32"] for n in fp32)
     assert all(color_of(n) == COLORS["undecided"] for n in cnn.snapshots[2].graph.nodes
                if n.op_type == "Conv")
