@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -20,7 +21,15 @@ from qcore.bench import BenchReport, get_engine
 from qcore.bench.engines import Kernel
 from qcore.bench.nodedata import per_op_node_data
 from qcore.bench.ort_profile import kernels_from_trace
-from qcore.bench.per_op import ModelOps, PerOpResult, decisions_by_id, profile_model
+from qcore.bench.per_op import (
+    ModelOps,
+    OpRun,
+    PerOpResult,
+    decisions_by_id,
+    flag_ops,
+    profile_model,
+    skipped_by_id,
+)
 from qcore.cli import main
 from qcore.config import ConvertConfig
 from qcore.convert import convert
@@ -71,7 +80,8 @@ def _profile(planted: Planted, engine: str, label: str, **kw: object) -> PerOpRe
 def test_the_skip_is_a_decision_by_id(planted) -> None:  # noqa: ANN001
     for decisions in planted.decisions.values():
         skipped = decisions[planted.skip]
-        assert skipped.status == "fp32" and skipped.reason.startswith("skipped by id")
+        assert skipped.status == "fp32" and skipped_by_id(skipped.reason)
+        assert skipped.reason == "skipped by id (op_ids_to_skip)"
         assert all(decisions[c].status == "int8" for c in planted.convs if c != planted.skip)
 
 
@@ -163,6 +173,22 @@ def test_profiled_runs_compute_the_model(planted, engine, label, tmp_path) -> No
         assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.999
         if engine == "onnxruntime":
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_flags_from_plain_decisions() -> None:
+    """Decisions read back as plain text (no reason kind) flag the same way."""
+    def row(op_id: int, precision: str) -> OpRun:
+        return OpRun(op_id, "Conv", f"c#{op_id}", precision, "k", 1.0, "compute", detail="d")
+
+    rows = [row(1, "int8"), row(2, "float"), row(3, "float"), row(4, "int8")]
+    decided = {1: ("fp32", "skipped by id (op_ids_to_skip)"), 2: ("int8", ""),
+               3: ("fp32", "skipped by id (op_ids_to_skip)"), 4: ("fp32", "missing scale: x")}
+    decisions = {i: SimpleNamespace(id=i, status=s, reason=r) for i, (s, r) in decided.items()}
+    assert flag_ops(rows, decisions, "eng") == 2  # type: ignore[arg-type]
+    assert rows[0].flag == "skipped by id, but eng ran it INT8 (d)"
+    assert rows[1].flag == "made INT8, but eng ran it in float (d)"
+    assert rows[2].flag == rows[3].flag == ""  # skipped and float; FP32 for another reason
+    assert [r.decided for r in rows] == ["fp32", "int8", "fp32", "fp32"]
 
 
 def test_trace_parsing_leaves_out_the_warm_up() -> None:

@@ -30,10 +30,12 @@ import onnx
 
 from qcore.bench.engines import Engine, Feeds, Kernel, NotRunnable, first_line, op_id_of
 from qcore.bench.errors import BenchCancelled
+from qcore.bench.progress import Progress
 from qcore.files import temporary_folder
+from qcore.status import ReasonKind
 
 PRECISIONS = ("int8", "float", "q/dq", "other")
-SKIPPED_PREFIX = "skipped by id"  # the placement's reason for op_ids_to_skip
+SKIPPED_PREFIX = "skipped by id"  # the text of ReasonKind.SKIPPED, for plain-str reasons
 QDQ_TYPES = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
                        "FakeQuantize"})
 REORDER_TYPES = frozenset({"Reorder", "ReorderInput", "ReorderOutput"})
@@ -301,14 +303,22 @@ def flag_ops(rows: Iterable[OpRun], decisions: Mapping[int, Decided], engine: st
             continue
         row.decided = "int8" if decision.status == "int8" else \
             "fp32" if decision.status == "fp32" else ""
-        reason = decision.reason if isinstance(decision.reason, str) else ""
-        if row.decided == "fp32" and reason.startswith(SKIPPED_PREFIX) and \
+        if row.decided == "fp32" and skipped_by_id(decision.reason) and \
                 row.precision == "int8":
             row.flag = f"skipped by id, but {engine} ran it INT8 ({row.detail})"
         elif row.decided == "int8" and row.precision == "float":
             row.flag = f"made INT8, but {engine} ran it in float ({row.detail})"
         flagged += bool(row.flag)
     return flagged
+
+
+def skipped_by_id(reason: str) -> bool:
+    """The reason is the user's ``op_ids_to_skip`` (by its kind; by its text for a plain
+    string, e.g. one read back from JSON)."""
+    kind = getattr(reason, "kind", None)
+    if isinstance(kind, ReasonKind):
+        return kind is ReasonKind.SKIPPED
+    return isinstance(reason, str) and reason.startswith(SKIPPED_PREFIX)
 
 
 def summarize(kernels: Sequence[Kernel], rows: Sequence[OpRun], unmapped: Sequence[OpRun],
@@ -366,9 +376,9 @@ def profile_model(engine: Engine, path: str | Path, feeds: Sequence[Feeds], thre
 
 def run_per_op(paths: Mapping[str, Path], engines: Sequence[Engine], feeds: Sequence[Feeds],
                threads: int, runs: int, decisions: Mapping[str, Mapping[int, Decided]],
-               tracker: Any, cpu_flags: Sequence[str] = ()) -> list[PerOpResult]:
-    """:func:`profile_model` for every model on every engine; ``tracker`` is the run's
-    :class:`qcore.bench.progress.Progress` (one unit per profiled run)."""
+               tracker: Progress, cpu_flags: Sequence[str] = ()) -> list[PerOpResult]:
+    """:func:`profile_model` for every model on every engine; ``tracker`` counts one unit
+    per profiled run and polls the cancel check."""
     results = []
     for engine in engines:
         for label, path in paths.items():

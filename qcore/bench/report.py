@@ -9,7 +9,8 @@ Floats that are not finite (an SQNR of identical tensors) are written as the str
   ``notes`` (list of str: caveats about the whole run).
 - ``settings``: the :class:`qcore.bench.runner.BenchSettings` used: ``engines``, ``threads``
   (list), ``batch``, ``warmup``, ``iters``, ``seconds`` (null = iteration-driven), ``seed``,
-  ``inputs`` (data file or null), ``dims``, ``samples``, ``accuracy``, ``per_tensor``.
+  ``inputs`` (data file or null), ``dims``, ``samples``, ``accuracy``, ``per_tensor``,
+  ``per_op``, ``per_op_runs``.
 - ``system``: ``cpu``, ``logical_cpus``, ``cpu_flags`` (e.g. avx512_vnni, amx_int8),
   ``platform``, ``python``.
 - ``engines``: one object per requested engine: ``name``, ``available``, ``version``,
