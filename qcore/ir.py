@@ -72,11 +72,13 @@ class QParams:
         """Quantize ``x`` as ONNX QuantizeLinear does (round half to even, saturate)."""
         scale, zp = self._broadcast(x.ndim)
         q = np.rint(x.astype(np.float32) / scale) + zp
-        return np.clip(q, self.qmin, self.qmax).astype(self.dtype)
+        result: np.ndarray = np.clip(q, self.qmin, self.qmax).astype(self.dtype)
+        return result
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         scale, zp = self._broadcast(q.ndim)
-        return ((q.astype(np.int32) - zp) * scale).astype(np.float32)
+        result: np.ndarray = ((q.astype(np.int32) - zp) * scale).astype(np.float32)
+        return result
 
     def _broadcast(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
         zp = self.zero_point.astype(np.int32)
@@ -288,9 +290,10 @@ class Graph:
         for node in self.nodes:
             node.inputs = [new if n == old else n for n in node.inputs]
             node.outputs = [new if n == old else n for n in node.outputs]
-        for table in (self.act_qparams, self.tensors):
-            if old in table:
-                table[new] = table.pop(old)
+        if old in self.act_qparams:
+            self.act_qparams[new] = self.act_qparams.pop(old)
+        if old in self.tensors:
+            self.tensors[new] = self.tensors.pop(old)
         self._rekey_inputs(old, new)
 
     def copy(self) -> Graph:

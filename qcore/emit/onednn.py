@@ -17,8 +17,8 @@ class QdqEmitter(EmitterBase):
         self.out = []
         inputs = list(node.inputs)
         for index, name in enumerate(node.inputs):
-            if name and self.g.source_quantized(node, name):
-                params = self.g.qparams_for(node, name)
+            params = self.g.qparams_for(node, name) if name else None
+            if params is not None and self.g.source_quantized(node, name):
                 q, scale, zp = self.quantize(name, params)
                 inputs[index] = self.g.unique_name(f"{name}_dequantized")
                 self.dequantize(q, scale, zp, inputs[index], params)
@@ -39,8 +39,8 @@ class QdqEmitter(EmitterBase):
                 scale, zp = self.params_inputs(name, params)
                 inputs[index] = g.unique_name(f"{name}_dequantized")
                 self.dequantize(q, scale, zp, inputs[index], params)
-            elif g.qparams_for(node, name) is not None:
-                params = g.qparams_for(node, name)
+            elif (act_params := g.qparams_for(node, name)) is not None:
+                params = act_params
                 q, scale, zp = self.quantize(name, params)
                 inputs[index] = g.unique_name(f"{name}_dequantized")
                 self.dequantize(q, scale, zp, inputs[index], params)

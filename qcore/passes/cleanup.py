@@ -34,7 +34,7 @@ def merge_equal_initializers(g: Graph) -> int:
     the zero points of weight DequantizeLinear ops: OpenVINO 2026.4 runs a Conv in f32 when
     its weight's zero-point constant is shared with other weights (PP-OCRv4 det from NNCF: 37
     of 62 Convs INT8 with shared zero points, 41 with one each, as in the source)."""
-    keep: dict[tuple, str] = {}
+    keep: dict[tuple[object, ...], str] = {}
     alias: dict[str, str] = {}
     outputs = set(g.output_names)
     own = {n.inputs[2] for n in g.nodes if n.op_type == "DequantizeLinear" and not n.domain

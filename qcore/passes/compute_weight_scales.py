@@ -25,7 +25,7 @@ def _usable_as_is(params: QParams, ints: np.ndarray, axis: int) -> bool:
         return False
     if not params.per_channel:
         return True
-    return (params.axis % ints.ndim) == axis
+    return params.axis is not None and (params.axis % ints.ndim) == axis
 
 
 class ComputeWeightScales(Pass):

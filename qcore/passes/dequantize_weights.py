@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qcore.ir import Graph, Node
 from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.passes.util import const_scalar
 
@@ -35,7 +36,7 @@ class DequantizeWeights(Pass):
         return PassResult(modified=bool(done), summary=f"dequantized {len(done)} weights")
 
 
-def _dequantize_int32(g, node) -> np.ndarray | None:  # noqa: ANN001
+def _dequantize_int32(g: Graph, node: Node) -> np.ndarray | None:
     values = g.initializers[node.inputs[0]]
     scale_name = node.inputs[1] if len(node.inputs) > 1 else ""
     if scale_name not in g.initializers:
@@ -50,4 +51,5 @@ def _dequantize_int32(g, node) -> np.ndarray | None:  # noqa: ANN001
         scale, zp = scale.reshape(shape), np.asarray(zp).reshape(shape)
     elif const_scalar(g, scale_name) is None:
         return None
-    return ((values.astype(np.int64) - zp.astype(np.int64)) * scale).astype(np.float32)
+    real: np.ndarray = ((values.astype(np.int64) - zp.astype(np.int64)) * scale).astype(np.float32)
+    return real

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qcore.ir import Node
 from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.passes.util import absorb, single_consumer
 
@@ -18,7 +19,7 @@ class FoldBatchNorm(Pass):
         g = ctx.graph
         folded = 0
         consumers = g.consumers()
-        done: list = []  # the ops merged into others, removed once at the end
+        done: list[Node] = []  # the ops merged into others, removed once at the end
         for conv in list(g.nodes):
             if conv.op_type != "Conv" or conv.domain or conv.inputs[1] not in g.initializers:
                 continue

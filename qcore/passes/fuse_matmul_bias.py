@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qcore.ir import Node
 from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.passes.util import absorb, single_consumer
 
@@ -19,7 +20,7 @@ class FuseMatMulBias(Pass):
         g = ctx.graph
         fused = 0
         consumers = g.consumers()
-        done: list = []  # the ops merged into others, removed once at the end
+        done: list[Node] = []  # the ops merged into others, removed once at the end
         for mm in list(g.nodes):
             if mm.op_type != "MatMul" or mm.domain or len(mm.inputs) != 2:
                 continue

@@ -51,7 +51,7 @@ def restore_clamps(g: Graph) -> int:
         if producer is None or producer.op_type not in CLAMPING_PRODUCERS or producer.domain:
             continue
         readers = consumers.get(tensor, [])
-        by_params: dict[tuple, tuple[QParams, list[Node]]] = {}
+        by_params: dict[tuple[object, ...], tuple[QParams, list[Node]]] = {}
         for quant in (r for r in readers if _fake_q(r)):
             params = qparams_of(g, quant)
             if params is None or implied_clamp(params) is None:

@@ -59,7 +59,7 @@ class Squash(Pass):
         return changed
 
     def _merge_duplicates(self, g: Graph) -> int:
-        seen: dict[tuple, str] = {}
+        seen: dict[tuple[object, ...], str] = {}
         alias: dict[str, str] = {}
         doomed: list[Node] = []
         outputs = set(g.output_names)
