@@ -20,9 +20,9 @@ from devtools import modelgen
 from qcore.bench import BenchReport, get_engine
 from qcore.bench.engines import Kernel
 from qcore.bench.nodedata import per_op_node_data
+from qcore.bench.op_map import ModelOps
 from qcore.bench.ort_profile import kernels_from_trace
 from qcore.bench.per_op import (
-    ModelOps,
     OpRun,
     PerOpResult,
     decisions_by_id,
