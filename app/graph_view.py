@@ -6,7 +6,6 @@ background). It knows nothing of sessions or workers: callers hand it a layout a
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 from app.drops import dropped_path
 from app.graph_items import BlockItem, EdgeItem, NodeItem, OpItem, TensorItem
 from app.headless.layout import GraphLayout
+from app.headless.search import match_ops
 from qcore.ir import Graph, Node
 
 MIN_SCALE, MAX_SCALE = 0.02, 6.0
@@ -40,19 +40,6 @@ MARGIN = 40.0
 SYNC_ITEMS = 300  # layouts with more nodes + edges are built in time slices
 SLICE_MS = 25
 StatusFn = Callable[[Node], tuple[str, bool]]
-
-
-def match_ops(nodes: Iterable[Node], text: str) -> list[int]:
-    """Ids of the ops matching ``text``: an id, ``Type(id)``, or part of a name or op type."""
-    text = text.strip()
-    if not text:
-        return []
-    label = re.fullmatch(r"\w*\((\d+)\)", text)
-    wanted = int(label.group(1)) if label else (int(text) if text.isdigit() else None)
-    if wanted is not None:
-        return [n.id for n in nodes if n.id == wanted]
-    low = text.lower()
-    return [n.id for n in nodes if low in n.op_type.lower() or low in n.name.lower()]
 
 
 class GraphView(QGraphicsView):

@@ -27,6 +27,7 @@ from app.drops import dropped_path
 from app.graph_panel import GraphPanel
 from app.headless import child_calls, window_fit
 from app.headless.input_source import InputSource
+from app.headless.view_state import Change, ViewState, fused_host, holds
 from app.pass_list import PassList
 from app.properties import PropertiesPanel
 from app.resources import icon
@@ -86,7 +87,8 @@ class MainWindow(QMainWindow):
 
     # ---- construction ---------------------------------------------------------------------
     def _build_widgets(self) -> None:
-        self.graph_panel = GraphPanel(self.session, self.jobs, self)
+        self.view_state = ViewState()
+        self.graph_panel = GraphPanel(self.session, self.jobs, self.view_state, self)
         self.setCentralWidget(self.graph_panel)
         self.pass_list = PassList()
         self.properties = PropertiesPanel()
@@ -134,8 +136,7 @@ class MainWindow(QMainWindow):
         panel.tensor_selected.connect(self._show_tensor)
         panel.view.op_context_menu.connect(self._op_menu)
         panel.view.path_dropped.connect(self.open_dropped)
-        panel.focus_mode_changed.connect(lambda on: self._check_quietly("focus", on))
-        panel.diff_mode_changed.connect(lambda on: self._check_quietly("diff", on))
+        self.view_state.observe(self._view_state_changed)
         self.config_panel.op_requested.connect(panel.select_op)
         self.results.op_requested.connect(self._select_from_results)
         self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
@@ -261,9 +262,6 @@ class MainWindow(QMainWindow):
 
     def _new_model(self, path: Path) -> None:
         """Forget the previous model's selection, view cache, results and config."""
-        self.graph_panel.current_op = None
-        self.graph_panel.whole_graph_ok = False
-        self.graph_panel.cache.clear()
         self.results.clear()
         self.session.set_config(ConvertConfig(target=self.session.target))
         self.actions_.set_recent(self.settings.add_recent(path))
@@ -381,8 +379,7 @@ class MainWindow(QMainWindow):
         op selected."""
         snaps = self.session.snapshots
         graph = snaps[row].graph
-        if graph.node_by_id(op_id) is None and not any(
-                f.endswith(f"({op_id})") for n in graph.nodes for f in n.fused) and row > 0:
+        if not holds(graph, op_id) and row > 0:
             row -= 1
         self.pass_list.setCurrentRow(row)
         self.graph_panel.select_op(op_id)
@@ -412,7 +409,7 @@ class MainWindow(QMainWindow):
     # ---- selection, properties, skipping -------------------------------------------------
     def _update_properties(self) -> None:
         panel = self.graph_panel
-        graph, op_id, snap = panel.graph(), panel.current_op, panel.snapshot()
+        graph, op_id, snap = panel.graph(), self.view_state.selection, panel.snapshot()
         if graph is None or snap is None:
             self.properties.clear("Open a model to see its ops")
             return
@@ -422,7 +419,7 @@ class MainWindow(QMainWindow):
         node = graph.node_by_id(op_id)
         note = ""
         if node is None:
-            host = panel.fused_host(op_id)
+            host = fused_host(graph, op_id)
             if host is None:
                 self.properties.show_missing(op_id, snap.stem)
                 return
@@ -437,7 +434,7 @@ class MainWindow(QMainWindow):
 
     def _selected_op(self) -> int | None:
         view_op = self.graph_panel.view.selected_op()
-        return view_op if view_op is not None else self.graph_panel.current_op
+        return view_op if view_op is not None else self.view_state.selection
 
     def toggle_skip(self, op_id: int | None = None) -> None:
         op_id = self._selected_op() if op_id is None else op_id
@@ -497,19 +494,22 @@ class MainWindow(QMainWindow):
         self.graph_panel.set_legend_visible(on)
         self.settings.set_value("legend", on)
 
-    def _check_quietly(self, name: str, on: bool) -> None:
-        """Tick an action to match the panel's state without triggering it again."""
-        action = self.actions_[name]
-        action.blockSignals(True)
-        action.setChecked(on)
-        action.blockSignals(False)
+    def _view_state_changed(self, changes: frozenset[Change]) -> None:
+        """Tick the view actions to match the view's state without triggering them again."""
+        for name, change, on in (("focus", Change.NEAR, self.view_state.near),
+                                 ("diff", Change.DIFF, self.view_state.diff)):
+            if change in changes:
+                action = self.actions_[name]
+                action.blockSignals(True)
+                action.setChecked(on)
+                action.blockSignals(False)
 
     def set_diff(self, on: bool) -> None:
-        self.graph_panel.set_diff_mode(on)
+        self.view_state.set_diff(on)
 
     def set_focus(self, on: bool) -> None:
-        if on != self.graph_panel.focus_mode:
-            self.graph_panel.set_focus_mode(on)
+        if on != self.view_state.near:
+            self.view_state.set_near(on)
 
     # ---- files ----------------------------------------------------------------------------
     def save_int8(self, path: str | Path | None = None) -> None:

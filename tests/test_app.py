@@ -20,7 +20,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app import graph_panel as graph_panel_module  # noqa: E402
+from app.headless import view_state  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from qcore.config import ConvertConfig  # noqa: E402
 
@@ -251,7 +251,7 @@ def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow,  #
                if sqnr.item(r, 0).data(Qt.ItemDataRole.UserRole) is not None)
     op_id = sqnr.item(row, 0).data(Qt.ItemDataRole.UserRole)
     sqnr.cellClicked.emit(row, 1)
-    assert window.graph_panel.current_op == op_id
+    assert window.view_state.selection == op_id
     assert window.properties.op_id is not None
     for name in ("bench.json", "bench.csv"):
         with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
@@ -341,16 +341,32 @@ def test_big_graph_starts_in_neighbourhood_view(qtbot, make_window, messages: li
 
     if render.find_dot() is None:
         pytest.skip("Graphviz 'dot' is not installed")
-    monkeypatch.setattr(graph_panel_module, "LARGE_GRAPH_OPS", 20)
+    monkeypatch.setattr(view_state, "LARGE_GRAPH_OPS", 20)
     window = make_window()
     _open(qtbot, window, SAMPLE)
     panel = window.graph_panel
-    assert panel.focus_mode and "neighbourhood" in panel.banner.text()
+    assert panel.state.near and "neighbourhood" in panel.banner.text()
     assert 0 < len(panel.view.ops) < len(panel.graph().nodes)
     with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
-        panel.set_focus_mode(False)
+        panel.state.set_near(False)
     assert len(panel.view.ops) == len(panel.graph().nodes)
     window.close()
+
+
+def test_selecting_an_op_outside_the_neighbourhood_centres_it(qtbot, window: MainWindow,  # noqa: ANN001
+                                                              ) -> None:
+    panel = window.graph_panel
+    first, last = panel.graph().nodes[0].id, panel.graph().nodes[-1].id
+    click_op(qtbot, window, first)
+    panel.depth_spin.setValue(1)
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
+        window.actions_["focus"].trigger()
+    assert panel.state.near and first in panel.view.ops and last not in panel.view.ops
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
+        panel.select_op(last)  # e.g. a row of the SQNR table
+    assert last in panel.view.ops and first not in panel.view.ops
+    assert panel.view.selected_op() == last == window.view_state.selection
+    assert window.properties.op_id == last
 
 
 def test_about_lists_versions(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -412,7 +428,7 @@ def test_collapsing_works_at_any_size(qtbot, make_window, tmp_path: Path,  # noq
     panel = window.graph_panel
     qtbot.waitUntil(lambda: panel.view_job is None and panel.view.items_ready(),
                     timeout=TIMEOUT)
-    assert len(panel.graph().nodes) <= graph_panel_module.BLOCKS_ABOVE_OPS
+    assert len(panel.graph().nodes) <= view_state.BLOCKS_ABOVE_OPS
     assert not panel.view.blocks  # small: every op at first
     with qtbot.waitSignal(panel.snapshot_shown, timeout=TIMEOUT):
         panel.set_view_mode("blocks")  # View > Collapse repeated blocks

@@ -89,12 +89,12 @@ def test_rows_select_ops_and_skip_buttons_toggle(qtbot, window: MainWindow,  # n
     _run(qtbot, window)
     bad = _bad_op(planted)
     _click_row(qtbot, panel.sensitive, 0, 1)
-    assert window.graph_panel.current_op == bad
+    assert window.view_state.selection == bad
     assert window.properties.op_id == bad
 
     second = panel.sensitive.item(1, 0).data(Qt.ItemDataRole.UserRole)
     _click_row(qtbot, panel.sensitive, 1, 2)
-    assert window.graph_panel.current_op == second
+    assert window.view_state.selection == second
 
     button = panel.sensitive.cellWidget(0, 0)
     ids = set(button.property("skip_ids"))

@@ -18,8 +18,8 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from app import graph_panel as graph_panel_module  # noqa: E402
 from app import graph_view as graph_view_module  # noqa: E402
+from app import view_loader  # noqa: E402
 from app.headless.blocks import detect_blocks  # noqa: E402
 from app.headless.fast_layout import quick_layout  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
@@ -89,11 +89,11 @@ def test_open_search_select_skip_while_layout_runs(qtbot, make_window, model_pat
     _open(qtbot, window, model_path)
     panel = window.graph_panel
     assert panel.view_job is not None  # Graphviz is still "running", in a worker
-    assert len(panel.view.blocks) == BLOCKS - len(panel.expanded)
+    assert len(panel.view.blocks) == BLOCKS - len(panel.state.expanded)
     relu = next(n.id for n in panel.graph().nodes if n.name == "block7.relu")
     panel.search.field.setText("block7.relu")  # inside a collapsed block: it expands
     qtbot.waitUntil(lambda: panel.view.selected_op() == relu, timeout=TIMEOUT)
-    assert "block7" in panel.expanded and "block7" not in panel.view.blocks
+    assert "block7" in panel.state.expanded and "block7" not in panel.view.blocks
     window.toggle_skip()
     assert relu in window.session.skip_ids
     assert panel.view.ops[relu].status == "skipped"
@@ -165,7 +165,7 @@ def test_pass_switching_reuses_the_cache(qtbot, make_window, model_3000: Path,
         layout.quick = False
         return layout
 
-    monkeypatch.setattr(graph_panel_module, "graphviz_layout", fake_graphviz)
+    monkeypatch.setattr(view_loader, "graphviz_layout", fake_graphviz)
     window = make_window()
     _open(qtbot, window, model_3000)
     panel = window.graph_panel

@@ -89,5 +89,5 @@ def test_a_click_selects_the_drifting_op(qtbot, window: MainWindow, monkeypatch,
         qtbot.mouseClick(window.pass_list.viewport(), Qt.MouseButton.LeftButton,
                          pos=window.pass_list.drift_line_centre(row))
     assert window.pass_list.currentRow() == row
-    assert window.graph_panel.current_op == planted[0]
+    assert window.view_state.selection == planted[0]
     assert window.graph_panel.view.selected_op() == planted[0]
