@@ -21,6 +21,7 @@ from typing import Any
 
 import onnx
 
+from qcore import ops
 from qcore.bench.engines import Kernel
 
 #: Compute ops that run on integer kernels (any domain).
@@ -40,7 +41,7 @@ FLOAT_OPS = frozenset({
     "Conv", "FusedConv", "ConvTranspose", "MatMul", "FusedMatMul", "Gemm", "FusedGemm",
     "Attention", "MultiHeadAttention", "TransposeMatMul", "FusedMatMulActivation",
 })
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+QDQ_OPS = ops.QDQ_OPS | {"DynamicQuantizeLinear"}
 INT8_TYPES = frozenset({"int8", "uint8"})
 FLOAT_TYPES = frozenset({"float", "float16", "bfloat16", "double"})
 SUFFIX = "_kernel_time"

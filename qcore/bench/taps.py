@@ -16,20 +16,12 @@ import onnx
 from onnx import numpy_helper
 
 from qcore.bench.engines import op_id_of
+from qcore.ops import ENGINE_MOVEMENT_OPS, KERNELS, QDQ_OPS
 
-QDQ = ("QuantizeLinear", "DequantizeLinear")
 #: Activations re-created after a fused op: their error is reported on the op before them.
 ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid"})
 #: (scale, zero point) input positions of the output of integer ops.
-OUTPUT_QPARAMS = {
-    "QuantizeLinear": (1, 2), "QLinearConv": (6, 7), "QLinearMatMul": (6, 7), "QGemm": (7, 8),
-    "QLinearAdd": (6, 7), "QLinearMul": (6, 7), "QLinearConcat": (0, 1),
-    "QLinearGlobalAveragePool": (3, 4), "QLinearAveragePool": (3, 4),
-    "QLinearSigmoid": (3, 4), "QLinearLeakyRelu": (3, 4), "QLinearSoftmax": (3, 4),
-}
-#: Ops that move int8 values without changing their scale.
-MOVEMENT = frozenset({"MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze",
-                      "Slice", "Gather", "Resize", "Split", "Identity", "NhwcMaxPool"})
+OUTPUT_QPARAMS = {k.op_type: k.output for k in KERNELS.values() if k.output is not None}
 _QUANTIZED = re.compile(r"^(?P<base>.+)_quantized(_\d+)?$")
 
 
@@ -114,7 +106,7 @@ class Taps:
         node = entry[1]
         if node.op_type in OUTPUT_QPARAMS:
             return self._params(node, *OUTPUT_QPARAMS[node.op_type])
-        if node.op_type in MOVEMENT and node.input:
+        if node.op_type in ENGINE_MOVEMENT_OPS and node.input:
             return self.qparams(node.input[0], depth + 1)
         return None
 
@@ -140,12 +132,12 @@ class Taps:
         if entry is None:
             return None
         index, node = entry
-        while node.op_type in QDQ and node.input and node.input[0] in self.producers:
+        while node.op_type in QDQ_OPS and node.input and node.input[0] in self.producers:
             index, node = self.producers[node.input[0]]
         label = node.op_type
         if node.op_type in ACTIVATIONS and node.input and node.input[0] in self.producers:
             prev_index, prev = self.producers[node.input[0]]
-            if prev.op_type not in QDQ and len(self.consumers.get(node.input[0], [])) == 1:
+            if prev.op_type not in QDQ_OPS and len(self.consumers.get(node.input[0], [])) == 1:
                 label = f"{prev.op_type}+{node.op_type}"
                 index, node = prev_index, prev
         op_id = op_id_of(node.name) if self.has_ids else index
