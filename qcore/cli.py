@@ -9,6 +9,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 from qcore.advise import command as advise_command
 from qcore.bench import command as bench_command
@@ -23,11 +24,11 @@ from qcore.verify_command import add_parser as add_verify_parser
 from qcore.verify_command import run as cmd_verify
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
     """Accept Paddle's underscore spelling and the dash spelling of a flag."""
     dashed = name.replace("_", "-")
     names = [f"--{name}"] + ([f"--{dashed}"] if dashed != name else [])
-    parser.add_argument(*names, dest=name, **kwargs)  # type: ignore[arg-type]
+    parser.add_argument(*names, dest=name, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

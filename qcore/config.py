@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import operator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import SupportsIndex
 
 TARGETS = ("onnxruntime", "onednn")
 
@@ -79,12 +81,10 @@ class ConvertConfig:
 
 def _op_id(value: object) -> int:
     """An op id: an integer (numpy's too), never a bool or a float that would be truncated."""
-    if isinstance(value, bool):
-        raise ValueError(f"op_ids_to_skip takes integer op ids, not {value}")
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"op_ids_to_skip takes integer op ids, not {value!r}") from None
+    if isinstance(value, SupportsIndex) and not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            return operator.index(value)
+    raise ValueError(f"op_ids_to_skip takes integer op ids, not {value!r}")
 
 
 def _kind(value: object) -> str:
