@@ -14,7 +14,8 @@ import onnx
 from qcore.config import ConvertConfig
 from qcore.emit.common import expand_fused
 from qcore.files import OutputSet
-from qcore.ir import Graph, GraphError, Node, to_onnx
+from qcore.ir import Graph, GraphError, Node
+from qcore.ir_onnx import to_onnx
 from qcore.light import lighten
 from qcore.loader import load_graph, quantization_summary
 from qcore.passes import Context, Pass, PassManager, default_passes

@@ -14,7 +14,8 @@ import onnx
 from onnx import external_data_helper, numpy_helper
 
 from qcore.external_data import all_tensors, external_span, load_external
-from qcore.ir import Graph, GraphError, Node, from_onnx
+from qcore.ir import Graph, GraphError, Node
+from qcore.ir_onnx import from_onnx
 from qcore.model_checks import check_arity, check_quantization, check_subgraphs, check_wiring
 from qcore.ops import QDQ_OPS
 from qcore.safe_io import ModelError, regular_file_size

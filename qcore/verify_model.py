@@ -17,7 +17,8 @@ import onnx
 
 from qcore.bench.engines import get_engine
 from qcore.emit.common import expand_fused
-from qcore.ir import Graph, QParams, to_onnx
+from qcore.ir import Graph, QParams
+from qcore.ir_onnx import to_onnx
 from qcore.passes.base import Cancelled
 
 Feed = dict[str, np.ndarray]

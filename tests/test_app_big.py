@@ -25,7 +25,7 @@ from app.headless.fast_layout import quick_layout  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from devtools.modelgen import qdq_chain  # noqa: E402
 from qcore import render  # noqa: E402
-from qcore.ir import from_onnx  # noqa: E402
+from qcore.ir_onnx import from_onnx  # noqa: E402
 
 BLOCKS = 834  # 6 ops each: 5,004 ops
 TIMEOUT = 120000  # a guard against hangs on a busy machine, not a speed bound

@@ -25,7 +25,7 @@ import pytest
 from conftest import cosine, run_model
 from onnx import TensorProto, helper, numpy_helper
 
-from qcore import files, ir, render
+from qcore import files, ir_onnx, render
 from qcore.cli import main
 from qcore.config import ConvertConfig
 from qcore.convert import NoQuantizationError, convert
@@ -598,8 +598,8 @@ def test_a_failed_external_data_write_leaves_nothing(tmp_path, monkeypatch) -> N
 def test_big_models_are_saved_with_external_data(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
     """The 2 GiB logic with the limits scaled down (the real size is the slow test below)."""
     monkeypatch.setattr(files, "MAX_PROTO_BYTES", 20_000)
-    monkeypatch.setattr(ir, "BIG_TENSOR_BYTES", 1024)
-    monkeypatch.setattr(ir, "SHAPE_INFERENCE_MAX_BYTES", 4096)
+    monkeypatch.setattr(ir_onnx, "BIG_TENSOR_BYTES", 1024)
+    monkeypatch.setattr(ir_onnx, "SHAPE_INFERENCE_MAX_BYTES", 4096)
     quant = SAMPLES / "cnn_qdq.onnx"
     out = tmp_path / "int8.onnx"
     assert main(["convert", "--quant_model_path", str(quant), "--int8_model_save_path",
@@ -623,15 +623,15 @@ def test_shapes_of_big_models_are_inferred_without_their_weights(monkeypatch) ->
     quant = SAMPLES / "cnn_qdq.onnx"
     expected = load_graph(quant).tensors
     views = []
-    real_view = ir._shape_view
+    real_view = ir_onnx._shape_view
 
     def spy(model, arrays):  # noqa: ANN001, ANN202
         views.append(real_view(model, arrays))
         return views[-1]
 
-    monkeypatch.setattr(ir, "_shape_view", spy)
-    monkeypatch.setattr(ir, "BIG_TENSOR_BYTES", 1024)
-    monkeypatch.setattr(ir, "SHAPE_INFERENCE_MAX_BYTES", 4096)
+    monkeypatch.setattr(ir_onnx, "_shape_view", spy)
+    monkeypatch.setattr(ir_onnx, "BIG_TENSOR_BYTES", 1024)
+    monkeypatch.setattr(ir_onnx, "SHAPE_INFERENCE_MAX_BYTES", 4096)
     assert load_graph(quant).tensors == expected
     assert views and len(views[0].graph.initializer) < len(onnx.load(str(quant)).graph.initializer)
 

@@ -20,7 +20,8 @@ from onnx import TensorProto, helper, numpy_helper
 from app.headless.blocks import STRUCTURE_FAMILY, Block, detect_blocks
 from devtools import modelgen
 from qcore.convert import convert
-from qcore.ir import Graph, from_onnx
+from qcore.ir import Graph
+from qcore.ir_onnx import from_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
