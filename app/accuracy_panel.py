@@ -12,29 +12,18 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QSplitter,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.graph_items import sqnr_colour
 from app.headless.input_source import GENERATED_WARNING, InputSource
-from app.tables import read_only_table
+from app.tables import cell, read_only_table
 
 WARNING_STYLE = "background: #fff4d6; color: #5c4400; padding: 4px 8px; border-radius: 3px;"
 
 OUTPUT_COLUMNS = ["Model", "vs", "Engine", "Output", "Cosine", "Max |diff|", "Top-1", "Status"]
 SQNR_COLUMNS = ["SQNR dB", "Op", "Tensor", "Max |diff|", "Shape"]
-
-
-
-
-def _item(text: str, numeric: bool = False) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setToolTip(text)
-    if numeric:
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    return item
 
 
 class AccuracyPanel(QWidget):
@@ -108,7 +97,7 @@ class AccuracyPanel(QWidget):
                           f"{out.max_abs_diff:.4g}" if out else "", top1,
                           acc.status if acc.status == "ok" else f"{acc.status}: {acc.reason}"]
                 for c, text in enumerate(values):
-                    self.outputs.setItem(r, c, _item(text, 4 <= c <= 6))
+                    self.outputs.setItem(r, c, cell(text, 4 <= c <= 6))
             if acc.per_tensor:
                 self._sources.append(acc)
         self.source.blockSignals(True)
@@ -146,15 +135,15 @@ class AccuracyPanel(QWidget):
             value = err.sqnr_db
             text = "identical" if math.isinf(value) and value > 0 else f"{value:.1f}"
             op = f"{err.op_type}({err.op_id})" if err.op_id is not None else err.op_type
-            cells = [_item(text, True), _item(op), _item(err.tensor),
-                     _item(f"{err.max_abs_diff:.4g}", True),
-                     _item("x".join(str(d) for d in err.shape))]
+            cells = [cell(text, True), cell(op), cell(err.tensor),
+                     cell(f"{err.max_abs_diff:.4g}", True),
+                     cell("x".join(str(d) for d in err.shape))]
             colour = sqnr_colour(value) if math.isfinite(value) else ""
-            for c, cell in enumerate(cells):
-                cell.setData(Qt.ItemDataRole.UserRole, err.op_id)
+            for c, item in enumerate(cells):
+                item.setData(Qt.ItemDataRole.UserRole, err.op_id)
                 if colour and c == 0:
-                    cell.setBackground(QColor(colour))
-                self.sqnr.setItem(r, c, cell)
+                    item.setBackground(QColor(colour))
+                self.sqnr.setItem(r, c, item)
             if err.op_id is not None and math.isfinite(value):
                 self.sqnr_by_op[err.op_id] = min(self.sqnr_by_op.get(err.op_id, value), value)
         self.sqnr_changed.emit(dict(self.sqnr_by_op))

@@ -56,15 +56,15 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
              "Draw only the ops the shown pass added or rewrote, with their neighbours",
              "set_diff"),
     "convert": ("&Convert", ("Ctrl+R",), "convert",
-                "Run the pass pipeline with this configuration", "convert"),
+                "Run the pass pipeline with this configuration", "runs.convert"),
     "bench": ("&Benchmark", ("Ctrl+B",), "bench",
-              "Time FP32, QDQ and INT8 models and compare accuracy", "benchmark"),
+              "Time FP32, QDQ and INT8 models and compare accuracy", "runs.benchmark"),
     "advise": ("Run &advisor", ("Ctrl+Shift+A",), "",
                "Search which ops to keep FP32 for the fastest model within the accuracy bound "
-               "(Results \u203a Advisor)", "run_advisor"),
+               "(Results \u203a Advisor)", "runs.run_advisor"),
     "verify": ("&Verify passes", ("Ctrl+Shift+V",), "",
                "Run the source and every snapshot on the same inputs; the pass list shows each "
-               "pass's drift and the first op that drifts (qcore verify)", "verify"),
+               "pass's drift and the first op that drifts (qcore verify)", "runs.verify"),
     "cancel": ("C&ancel", ("Ctrl+.",), "cancel", "Stop the running job", "cancel_job"),
     "about": ("&About Quant Inspector", (), "", "Versions and license", "about"),
 }

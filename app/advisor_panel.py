@@ -16,19 +16,23 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QTableWidget,
-    QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.graph_items import sqnr_colour
-from app.headless.advisor_task import best_config, keep_output_float, run_advisor
+from app.headless.advisor_task import (
+    advice_summary,
+    best_config,
+    bound_text,
+    keep_output_float,
+    run_advisor,
+)
 from app.state import Session
-from app.tables import read_only_table
+from app.tables import cell, read_only_table, titled
 from app.workers import Job
 from qcore.advise import Advice, AdviseSettings, Candidate
-from qcore.advise.command import speed_text
 from qcore.config import ConvertConfig
 
 CANDIDATE_COLUMNS = ["#", "Bound", "Cosine", "Top-1", "ms", "Keep FP32", "Step", "Op types"]
@@ -37,30 +41,6 @@ LONE_COLUMNS = ["", "Q/DQ", "Op"]
 IDLE_SUMMARY = ("Set the accuracy bound and press Run advisor (Ctrl+Shift+A). It starts "
                 "from the configuration panel's op types and skips.")
 OK_COLOUR, MISS_COLOUR, BEST_COLOUR = "#d5ecd2", "#f4d0cc", "#b9e3b3"
-
-
-
-
-def _item(text: str, numeric: bool = False, data: object = None) -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setToolTip(text)
-    if numeric:
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    if data is not None:
-        item.setData(Qt.ItemDataRole.UserRole, data)
-    return item
-
-
-def _titled(title: str, widget: QWidget, hint: str = "") -> QWidget:
-    box = QWidget()
-    column = QVBoxLayout(box)
-    column.setContentsMargins(0, 0, 0, 0)
-    column.setSpacing(2)
-    label = QLabel(f"<b>{title}</b>" + (f" <span style='color:#666'>{hint}</span>"
-                                        if hint else ""))
-    column.addWidget(label)
-    column.addWidget(widget, 1)
-    return box
 
 
 class AdvisorPanel(QWidget):
@@ -102,14 +82,14 @@ class AdvisorPanel(QWidget):
                              "dequantize. Click a row to select the op")
         self.lone.cellClicked.connect(lambda r, _c: self._clicked(self.lone, r))
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(_titled("Sensitive ops", self.sensitive, "worst first"))
-        right.addWidget(_titled("Lone INT8 ops", self.lone))
+        right.addWidget(titled("Sensitive ops", self.sensitive, "worst first"))
+        right.addWidget(titled("Lone INT8 ops", self.lone))
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 1)
         right.setSizes([200, 60])
         self.lone.setMinimumHeight(48)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(_titled("Candidates tried", self.candidates))
+        split.addWidget(titled("Candidates tried", self.candidates))
         split.addWidget(right)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
@@ -181,11 +161,7 @@ class AdvisorPanel(QWidget):
                               rounds=self.rounds.value())
 
     def bound_text(self) -> str:
-        s = self.settings()
-        text = f"cosine \u2265 {s.min_cosine:g}"
-        if s.min_agreement is not None:
-            text += f", top-1 \u2265 {100 * s.min_agreement:g}%"
-        return text
+        return bound_text(self.settings())
 
     # ---- the job ------------------------------------------------------------------------
     def make_job(self) -> Job | None:
@@ -217,11 +193,11 @@ class AdvisorPanel(QWidget):
         row = self.candidates.rowCount()
         self.candidates.insertRow(row)
         self._live += 1
-        cells = [_item(str(self._live), True), _item("\u2026"), _item(""), _item(""),
-                 _item(""), _item(""), _item(message), _item("")]
-        for c, cell in enumerate(cells):
-            cell.setForeground(QColor("#777777"))
-            self.candidates.setItem(row, c, cell)
+        cells = [cell(str(self._live), True), cell("\u2026"), cell(""), cell(""),
+                 cell(""), cell(""), cell(message), cell("")]
+        for c, item in enumerate(cells):
+            item.setForeground(QColor("#777777"))
+            self.candidates.setItem(row, c, item)
         self.candidates.scrollToBottom()
 
     def _stopped(self, text: str) -> None:
@@ -255,22 +231,7 @@ class AdvisorPanel(QWidget):
         self._push_heat()
 
     def summary_text(self, advice: Advice, html: bool = True) -> str:
-        best = advice.best
-        if best is None:
-            return "The advisor found no configuration."
-        verdict = "meets" if best.meets_bound else "does NOT meet"
-        if html:
-            verdict = f"<b style='color:{'#1b6e20' if best.meets_bound else '#b3261e'}'>" \
-                      f"{verdict}</b>"
-        speed = f"; {speed_text(advice)}" if speed_text(advice) else ""
-        top1 = f", top-1 {100 * best.agreement:.1f}%" if best.agreement is not None else ""
-        flags = advice.flags() or "(no flags: quantize everything)"
-        on = f" Measured on {self.inputs_text}." if self.inputs_text else ""
-        if self.inputs_text.startswith("generated"):
-            on += " Random inputs say little about accuracy on real data: choose your data in " \
-                  "Benchmark \u203a Inputs."
-        return (f"Best {verdict} {self.bound_text()}: cosine {best.cosine:.5f}{top1}{speed}. "
-                f"Flags: {flags}.{on}")
+        return advice_summary(advice, self.bound_text(), self.inputs_text, html)
 
     def _fill_candidates(self, advice: Advice) -> None:
         table = self.candidates
@@ -286,18 +247,18 @@ class AdvisorPanel(QWidget):
             types = ", ".join(cand.ops_to_quantize) or "all"
             mark = "\u2713 best" if is_best else ("\u2713" if cand.meets_bound else "\u2717")
             first = cand.op_ids_to_skip[0] if cand.op_ids_to_skip else None
-            cells = [_item(str(i + 1), True), _item(mark), _item(f"{cand.cosine:.5f}", True),
-                     _item(top1, True), _item(ms, True), _item(ids), _item(cand.note),
-                     _item(types)]
-            for c, cell in enumerate(cells):
-                cell.setData(Qt.ItemDataRole.UserRole, first)
+            cells = [cell(str(i + 1), True), cell(mark), cell(f"{cand.cosine:.5f}", True),
+                     cell(top1, True), cell(ms, True), cell(ids), cell(cand.note),
+                     cell(types)]
+            for c, item in enumerate(cells):
+                item.setData(Qt.ItemDataRole.UserRole, first)
                 if is_best:
-                    cell.setFont(bold)
+                    item.setFont(bold)
                 if c == 1:
-                    cell.setBackground(QColor(BEST_COLOUR if is_best else OK_COLOUR
+                    item.setBackground(QColor(BEST_COLOUR if is_best else OK_COLOUR
                                               if cand.meets_bound else MISS_COLOUR))
-                    cell.setForeground(QColor("#111111"))
-                table.setItem(i, c, cell)
+                    item.setForeground(QColor("#111111"))
+                table.setItem(i, c, item)
         if advice.best is not None:
             row = advice.candidates.index(advice.best)
             QTimer.singleShot(0, lambda: self._scroll_to(row))
@@ -313,11 +274,11 @@ class AdvisorPanel(QWidget):
         for i, s in enumerate(advice.sensitive):
             table.insertRow(i)
             colour = sqnr_colour(s.sqnr_db) if math.isfinite(s.sqnr_db) else ""
-            cells = [_item(""), _item(f"{s.sqnr_db:.1f}", True), _item(f"{s.drop_db:.1f}", True),
-                     _item(self._label(s.op_id, s.op_type))]
-            for c, cell in enumerate(cells):
-                cell.setData(Qt.ItemDataRole.UserRole, s.op_id)
-                table.setItem(i, c, cell)
+            cells = [cell(""), cell(f"{s.sqnr_db:.1f}", True), cell(f"{s.drop_db:.1f}", True),
+                     cell(self._label(s.op_id, s.op_type))]
+            for c, item in enumerate(cells):
+                item.setData(Qt.ItemDataRole.UserRole, s.op_id)
+                table.setItem(i, c, item)
             if colour:
                 cells[1].setBackground(QColor(colour))
                 cells[1].setForeground(QColor("#111111"))
@@ -333,16 +294,16 @@ class AdvisorPanel(QWidget):
         for i, op_id in enumerate(advice.lone_ops):
             table.insertRow(i)
             node = self.session.find_op(op_id)
-            cells = [_item(""), _item(str(cost.get(op_id, "")), True),
-                     _item(self._label(op_id, node.op_type if node else "?"))]
-            for c, cell in enumerate(cells):
-                cell.setData(Qt.ItemDataRole.UserRole, op_id)
-                table.setItem(i, c, cell)
+            cells = [cell(""), cell(str(cost.get(op_id, "")), True),
+                     cell(self._label(op_id, node.op_type if node else "?"))]
+            for c, item in enumerate(cells):
+                item.setData(Qt.ItemDataRole.UserRole, op_id)
+                table.setItem(i, c, item)
             table.setCellWidget(i, 0, self._skip_button(
                 [op_id], f"Keep op {op_id} FP32 (saves its quantize and dequantize)"))
         if not advice.lone_ops:
             table.insertRow(0)
-            table.setItem(0, 0, _item("none: every INT8 op has an INT8 neighbour"))
+            table.setItem(0, 0, cell("none: every INT8 op has an INT8 neighbour"))
             table.setSpan(0, 0, 1, len(LONE_COLUMNS))
 
     def _label(self, op_id: int, op_type: str) -> str:

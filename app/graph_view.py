@@ -6,10 +6,9 @@ background). It knows nothing of sessions or workers: callers hand it a layout a
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -21,8 +20,6 @@ from PySide6.QtGui import (
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
-    QGraphicsItem,
-    QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsSimpleTextItem,
     QGraphicsView,
@@ -30,16 +27,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.drops import dropped_path
-from app.graph_items import BlockItem, EdgeItem, NodeItem, OpItem, TensorItem
+from app.graph_items import BlockItem, NodeItem, OpItem, TensorItem
 from app.headless.layout import GraphLayout
 from app.headless.search import match_ops
-from qcore.ir import Graph, Node
+from app.scene_builder import SceneBuilder, StatusFn
+from qcore.ir import Graph
 
 MIN_SCALE, MAX_SCALE = 0.02, 6.0
 MARGIN = 40.0
-SYNC_ITEMS = 300  # layouts with more nodes + edges are built in time slices
-SLICE_MS = 25
-StatusFn = Callable[[Node], tuple[str, bool]]
 
 
 class GraphView(QGraphicsView):
@@ -71,17 +66,12 @@ class GraphView(QGraphicsView):
         self._pan_moved = False
         self.blocks: dict[str, BlockItem] = {}
         self.block_of: dict[int, str] = {}  # op id -> the collapsed block drawn for it
-        self._building: Iterator[None] | None = None
-        self._status: StatusFn = lambda node: ("undecided", False)
-        self._done: Callable[[], None] | None = None
-        self._build_timer = QTimer(self, interval=0)
-        self._build_timer.timeout.connect(self._build_slice)
+        self.builder = SceneBuilder(self)
         self.scene().selectionChanged.connect(self._on_selection)
 
     # ---- content ------------------------------------------------------------------------
     def clear(self) -> None:
-        self._build_timer.stop()
-        self._building, self._done = None, None
+        self.builder.stop()
         self._quiet = True
         self.scene().clear()
         self._quiet = False
@@ -106,20 +96,13 @@ class GraphView(QGraphicsView):
                     blocks: dict[str, list[int]] | None = None,
                     done: Callable[[], None] | None = None) -> None:
         """Draw ``layout``; ``blocks`` maps collapsed block keys to their op ids. Small
-        layouts are built at once; big ones in time slices of at most ``SLICE_MS`` (the
-        event loop keeps running), then ``done`` is called."""
+        layouts are built at once; big ones in time slices (see ``SceneBuilder``), then
+        ``done`` is called."""
         self.clear()
         self.graph = graph
         self.scene().setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
                                          layout.height + 2 * MARGIN))
-        self._status, self._done = status, done
-        self._building = self._build_steps(layout, graph, blocks or {})
-        if len(layout.nodes) + len(layout.edges) <= SYNC_ITEMS:
-            for _ in self._building:
-                pass
-            self._finish_build()
-        else:
-            self._build_timer.start()
+        self.builder.start(layout, graph, status, blocks or {}, done)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if dropped_path(event.mimeData()) is not None:
@@ -142,70 +125,14 @@ class GraphView(QGraphicsView):
         self.path_dropped.emit(path)
 
     def items_ready(self) -> bool:
-        return self._building is None
-
-    def _build_slice(self) -> None:
-        if self._building is None:
-            self._build_timer.stop()
-            return
-        end = time.perf_counter() + SLICE_MS / 1000
-        for _ in self._building:
-            if time.perf_counter() > end:
-                return
-        self._finish_build()
-
-    def _finish_build(self) -> None:
-        self._build_timer.stop()
-        self._building = None
-        self._refresh_blocks(self._status)
-        done, self._done = self._done, None
-        if done is not None:
-            done()
-
-    def _build_steps(self, layout: GraphLayout, graph: Graph,
-                     blocks: dict[str, list[int]]) -> Iterator[None]:
-        scene = self.scene()
-        # Every item hangs under one root: Qt then walks one top-level item, not 20,000,
-        # each time it looks for changed items (measured: the longest stall while a
-        # 5,000-op graph is built fell from 190 ms to 40-60 ms)
-        root = QGraphicsRectItem()
-        root.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
-        scene.addItem(root)
-        nodes = {n.id: n for n in graph.nodes}
-        items: dict[str, NodeItem] = {}
-        for box in layout.nodes:
-            if box.block:
-                block = BlockItem(box, [nodes[i] for i in blocks.get(box.block, [])
-                                        if i in nodes])
-                self.blocks[box.block] = block
-                for op_id in block.op_ids:
-                    self.block_of[op_id] = box.block
-                item: NodeItem = block
-            elif box.op_id is not None and box.op_id in nodes:
-                op = OpItem(box, nodes[box.op_id], graph)
-                op.set_status(*self._status(op.node))  # statuses as we go: no lump at the end
-                self.ops[box.op_id] = op
-                item = op
-            else:
-                item = TensorItem(box, graph)
-                self.tensors[box.tensor] = item  # type: ignore[assignment]
-            items[box.key] = item
-            item.setParentItem(root)
-            yield
-        for path in layout.edges:
-            edge = EdgeItem(path)
-            edge.ends = [i for i in (items.get(path.tail), items.get(path.head)) if i]
-            for end in edge.ends:
-                end.edges.append(edge)
-            edge.setParentItem(root)
-            yield
+        return self.builder.ready
 
     def refresh_status(self, status: StatusFn) -> None:
         for item in self.ops.values():
             item.set_status(*status(item.node))
-        self._refresh_blocks(status)
+        self.refresh_blocks(status)
 
-    def _refresh_blocks(self, status: StatusFn) -> None:
+    def refresh_blocks(self, status: StatusFn) -> None:
         for block in self.blocks.values():
             kinds = [status(n)[0] for n in block.nodes]
             block.set_int8(kinds.count("int8"), len(kinds) - kinds.count("fake"))

@@ -1,4 +1,5 @@
-"""The main window: docks around the graph, and the open / convert / benchmark loop."""
+"""The main window: docks around the graph, menus and the status bar; what the selected op
+shows and does (properties, skip, copy). The jobs it starts are in ``app.runs``."""
 
 from __future__ import annotations
 
@@ -7,43 +8,33 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QDockWidget,
     QFileDialog,
-    QFrame,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QScrollArea,
-    QWidget,
 )
 
-from app import exports
+from app import exports, window_geometry
 from app.about import AboutDialog
 from app.actions import Actions
 from app.compat import MainThreadGC, guard_singletons, prefer_ui_thread
 from app.config_panel import ConfigPanel
 from app.drops import dropped_path
 from app.graph_panel import GraphPanel
-from app.headless import child_calls, window_fit
+from app.headless import child_calls
 from app.headless.input_source import InputSource
-from app.headless.view_state import Change, ViewState, fused_host, holds
+from app.headless.view_state import Change, ViewState, fused_host
 from app.pass_list import PassList
 from app.properties import PropertiesPanel
 from app.resources import icon
 from app.results_panel import ResultsPanel
 from app.run_bar import RunBar
+from app.runs import Runs
 from app.settings import AppSettings
 from app.state import Session
 from app.workers import Job, JobPool
 from qcore import render
-from qcore.config import ConvertConfig
-from qcore.convert import REASON_NOT_QUANT, ConversionResult
-from qcore.summary import conversion_text, model_text
-from qcore.verify import VerifyReport
-from qcore.verify_command import report_text, verdict
-
-PREVIEW_ABOVE_OPS = 400  # models this big are drawn as loaded while their passes run
 
 MODEL_FILTER = ("Quant models (*.onnx *.pdmodel __model__);;ONNX models (*.onnx);;"
                 "Paddle programs (*.pdmodel __model__);;All files (*)")
@@ -65,13 +56,12 @@ class MainWindow(QMainWindow):
         self.gc = MainThreadGC(self, idle=self._idle)
         self.jobs = JobPool(self)
         child_calls.start()  # now: the conversion process's imports overlap the UI's
-        self._previewed: Path | None = None  # the model whose preview is shown, if any
-        self.verify_report: VerifyReport | None = None  # the last `Verify passes` result
         self._build_widgets()
         self.actions_ = Actions(self)
         self.actions_.build_menus([d.toggleViewAction() for d in self.docks])
         self.addToolBar(self.actions_.build_toolbar())
         self._build_status_bar()
+        self.runs = Runs(self)
         for name, run in (("load_config", False), ("save_config", False), ("convert", True),
                           ("bench", True)):
             self.config_panel.add_button(self.actions_[name], run)
@@ -94,30 +84,14 @@ class MainWindow(QMainWindow):
         self.properties = PropertiesPanel()
         self.config_panel = ConfigPanel(self.session)
         self.results = ResultsPanel(self.session)
-        self.docks = [
-            self._dock("Passes", self.pass_list, Qt.DockWidgetArea.LeftDockWidgetArea),
-            self._dock("Properties", self.properties, Qt.DockWidgetArea.RightDockWidgetArea),
-            self._dock("Configuration", self.config_panel,
-                       Qt.DockWidgetArea.BottomDockWidgetArea),
-            self._dock("Results", self.results, Qt.DockWidgetArea.BottomDockWidgetArea),
-        ]
+        area = Qt.DockWidgetArea
+        self.docks = [window_geometry.make_dock(self, title, widget, where)
+                      for title, widget, where in (
+                          ("Passes", self.pass_list, area.LeftDockWidgetArea),
+                          ("Properties", self.properties, area.RightDockWidgetArea),
+                          ("Configuration", self.config_panel, area.BottomDockWidgetArea),
+                          ("Results", self.results, area.BottomDockWidgetArea))]
         self.splitDockWidget(self.docks[2], self.docks[3], Qt.Orientation.Horizontal)
-
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")
-        if area == Qt.DockWidgetArea.BottomDockWidgetArea:  # may shrink on a short screen
-            scroll = QScrollArea()
-            scroll.setWidgetResizable(True)
-            scroll.setFrameShape(QFrame.Shape.NoFrame)
-            scroll.setWidget(widget)
-            widget = scroll
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        self.addDockWidget(area, dock)
-        return dock
 
     def _build_status_bar(self) -> None:
         self.model_label = QLabel("")
@@ -129,10 +103,10 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         panel, session = self.graph_panel, self.session
         self.pass_list.snapshot_selected.connect(panel.set_snapshot)
-        self.pass_list.drift_op_clicked.connect(self._show_drifting_op)
-        panel.snapshot_shown.connect(self._update_properties)
-        panel.op_selected.connect(lambda _: self._update_properties())
-        panel.selection_cleared.connect(self._update_properties)
+        self.pass_list.drift_op_clicked.connect(self.runs.show_drifting_op)
+        panel.snapshot_shown.connect(self.update_properties)
+        panel.op_selected.connect(lambda _: self.update_properties())
+        panel.selection_cleared.connect(self.update_properties)
         panel.tensor_selected.connect(self._show_tensor)
         panel.view.op_context_menu.connect(self._op_menu)
         panel.view.path_dropped.connect(self.open_dropped)
@@ -142,7 +116,7 @@ class MainWindow(QMainWindow):
         self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
         self.results.advisor.sqnr_changed.connect(self._sqnr_changed)
         self.results.advisor.set_run_action(self.actions_["advise"])
-        session.config_changed.connect(self._config_changed)
+        session.config_changed.connect(self.refresh_config)
         session.result_changed.connect(self._update_enabled)
         session.model_changed.connect(self._restore_inputs)
         session.inputs_changed.connect(self._remember_inputs)
@@ -158,15 +132,7 @@ class MainWindow(QMainWindow):
             self.settings.set_model_inputs(self.session.path, self.session.inputs.to_json())
 
     def _restore(self) -> None:
-        available = self._available()
-        width, height = window_fit.first_size(available)
-        self.resize(width, height)
-        self.move(max(0, (available[0] - width) // 2), max(0, (available[1] - height) // 2))
-        geometry, state = self.settings.geometry(), self.settings.window_state()
-        if geometry is not None:
-            self.restoreGeometry(geometry)  # then shrunk if this screen is smaller
-            self.resize(*window_fit.fitted((self.width(), self.height()), available))
-        self._sized = state is not None and self.restoreState(state)
+        self._sized = window_geometry.restore(self, self.settings)
         self.actions_["legend"].setChecked(bool(self.settings.value("legend", True)))
         self.actions_["changes"].setChecked(bool(self.settings.value("changes", True)))
 
@@ -174,23 +140,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._sized:  # first start: sensible dock sizes once the window has a size
             self._sized = True
-            QTimer.singleShot(0, self._default_dock_sizes)
-
-    def _available(self) -> tuple[int, int]:
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        area = screen.availableGeometry()
-        return area.width(), area.height()
-
-    def _default_dock_sizes(self) -> None:
-        """First start: docks sized to the window, the configuration's controls in full."""
-        config, results = self.docks[2:]
-        sizes = window_fit.dock_sizes(self.width(), self.height())
-        self.resizeDocks(self.docks[:2], [sizes.passes, sizes.properties],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([config], [sizes.bottom], Qt.Orientation.Vertical)
-        wide = max(sizes.configuration, self.config_panel.minimumSizeHint().width() + 20)
-        self.resizeDocks([config, results], [wide, self.width() - wide],
-                         Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, lambda: window_geometry.default_dock_sizes(
+                self, self.docks, self.config_panel.minimumSizeHint().width() + 20))
 
     # ---- messages -------------------------------------------------------------------------
     def log(self, text: str, level: str = "info") -> None:
@@ -212,9 +163,7 @@ class MainWindow(QMainWindow):
 
     def open_model(self, path: str | Path) -> Job | None:
         """Load and convert ``path`` in a worker with the default config (target kept)."""
-        path = Path(path)
-        config = ConvertConfig(target=self.session.target)
-        return self._start_run("open", path, config)
+        return self.runs.open_model(path)
 
     def clear_recent(self) -> None:
         self.settings.clear_recent()
@@ -236,154 +185,6 @@ class MainWindow(QMainWindow):
             exports.load_config(self, path)
         else:
             self.open_model(path)
-
-    # ---- convert --------------------------------------------------------------------------
-    def convert(self) -> Job | None:
-        if self.session.path is None:
-            self.status("Open a model first (Ctrl+O)")
-            return None
-        return self._start_run("convert", self.session.path, self.session.config())
-
-    def _start_run(self, kind: str, path: Path, config: ConvertConfig) -> Job | None:
-        if self.runner.busy:
-            self.status("Wait for the running job to finish, or cancel it")
-            return None
-        job = Job(child_calls.convert_for_view, path, config, name=kind)
-        if kind == "open":  # a big model is drawn as loaded while its passes run
-            job.kwargs.update(partial=job.signals.partial.emit,
-                              preview_above_ops=PREVIEW_ABOVE_OPS)
-            job.signals.partial.connect(lambda preview: self._preview(path, preview))
-            job.signals.finished.connect(self._open_finished)
-        verb = "Opening" if kind == "open" else "Converting"
-        job.signals.result.connect(lambda result: self._converted(kind, path, result))
-        self.log(f"{verb} {path.name}: ops_to_quantize={config.ops_to_quantize or 'all'}, "
-                 f"op_ids_to_skip={config.op_ids_to_skip}, target={config.target}")
-        return self.runner.run(job, f"{verb} {path.name}")
-
-    def _new_model(self, path: Path) -> None:
-        """Forget the previous model's selection, view cache, results and config."""
-        self.results.clear()
-        self.session.set_config(ConvertConfig(target=self.session.target))
-        self.actions_.set_recent(self.settings.add_recent(path))
-        self.setWindowTitle(f"{path.name} \u2014 Quant Inspector")
-
-    def _preview(self, path: Path, preview: ConversionResult) -> None:
-        """The loaded model, shown while its passes still run (``preview.complete`` False)."""
-        self._new_model(path)
-        self._previewed = path
-        self.session.set_result(path, preview, True)
-        self.pass_list.set_snapshots(preview.snapshots, 0)
-        self.model_label.setText(f"{path.name} \u00b7 {len(preview.snapshots[0].graph.nodes)}"
-                                 " ops \u00b7 converting\u2026")
-
-    def _open_finished(self) -> None:
-        """An open that showed a preview but failed or was cancelled: say the graph shown
-        is the model as loaded, not converted."""
-        if self._previewed is None:
-            return
-        name, self._previewed = self._previewed.name, None
-        self.model_label.setText(f"{name} \u00b7 not converted")
-        self.log("The passes did not finish: the graph shown is the model as loaded. "
-                 "Press Convert (Ctrl+R) to try again.", "warn")
-
-    def _converted(self, kind: str, path: Path, result: ConversionResult) -> None:
-        new_model = kind == "open"
-        previewed = new_model and self._previewed == path
-        self._previewed = None
-        keep = self.pass_list.currentRow()
-        if new_model:
-            if not previewed:
-                self._new_model(path)
-            self.log(model_text(result.snapshots[0].graph, show_ids=False))
-        self.session.set_result(path, result, new_model and not previewed, previewed)
-        self.results.set_decisions(result)
-        self.pass_list.set_snapshots(result.snapshots, 0 if new_model else keep)
-        for warning in result.snapshots[0].graph.warnings:
-            self.log(warning, "warn")
-        if not result.quantized:
-            self.log(REASON_NOT_QUANT + ": showing its graph. Quantize it first (for example "
-                     "with onnxruntime.quantization.quantize_static, QDQ format).", "warn")
-            QMessageBox.information(self, "Not a quant model", "This model has no "
-                                    "quantization: its graph is shown, but there is nothing "
-                                    "to convert. Quantize it first (QDQ format).")
-        else:
-            self.log(conversion_text(result), "ok")
-        self.model_label.setText(f"{path.name} \u00b7 {len(result.snapshots[0].graph.nodes)} ops"
-                                 f" \u00b7 {len(result.quantized_ids)} INT8")
-        self.status(f"{'Opened' if new_model else 'Converted'} {path.name} in "
-                    f"{result.seconds:.2f} s")
-        self._config_changed()
-
-    # ---- benchmark ------------------------------------------------------------------------
-    def _ready_for_job(self) -> bool:
-        """A model is open and no job runs; otherwise say so in the status bar."""
-        if self.session.result is None:
-            self.status("Open a model first (Ctrl+O)")
-            return False
-        if not self.session.result.complete:
-            self.status("The model is not converted yet: press Convert (Ctrl+R)")
-            return False
-        if self.runner.busy:
-            self.status("Wait for the running job to finish, or cancel it")
-            return False
-        return True
-
-    def benchmark(self) -> Job | None:
-        if not self._ready_for_job():
-            return None
-        job = self.results.make_bench_job()
-        if job is None:
-            return None
-        job.signals.result.connect(self.results.show_report)
-        self.results.bench.report = None
-        self.results.bench.show_running()
-        job.signals.finished.connect(self.results.bench.show_stopped)
-        self.results.show_tab("Benchmark")
-        self.log(f"Benchmark started ({self.results.settings_text()})")
-        if self.session.is_dirty():
-            self.log("The configuration changed since the last conversion: this benchmark "
-                     "times the last converted models; press Convert first to time the new "
-                     "choice.", "warn")
-        return self.runner.run(job, "Benchmarking")
-
-    # ---- advisor --------------------------------------------------------------------------
-    def run_advisor(self) -> Job | None:
-        if not self._ready_for_job():
-            return None
-        job = self.results.advisor.make_job()
-        if job is None:
-            return None
-        self.results.show_tab("Advisor")
-        return self.runner.run(job, "Advising")
-
-    # ---- verify ---------------------------------------------------------------------------
-    def verify(self) -> Job | None:
-        """Run ``qcore verify`` on the converted model (generated inputs) in the background."""
-        if not self._ready_for_job() or self.session.path is None:
-            return None
-        result = self.session.result
-        job = Job(child_calls.verify, self.session.path, result.config, name="verify")
-        job.signals.result.connect(self._verified)
-        self.log(f"Verifying every pass of {self.session.path.name} (target "
-                 f"{result.config.target}, generated inputs)")
-        return self.runner.run(job, "Verifying")
-
-    def _verified(self, report: VerifyReport) -> None:
-        self.verify_report = report
-        self.pass_list.set_verify(report)
-        self.log(report_text(report).rstrip(), "ok" if report.ok else "warn")
-        self.status(verdict(report))
-
-    def _show_drifting_op(self, row: int, op_id: int) -> None:
-        """Show the drifting pass (or the one before it, for an op the pass removed) with the
-        op selected."""
-        snaps = self.session.snapshots
-        graph = snaps[row].graph
-        if not holds(graph, op_id) and row > 0:
-            row -= 1
-        self.pass_list.setCurrentRow(row)
-        self.graph_panel.select_op(op_id)
-        self._update_properties()
 
     # ---- running jobs ---------------------------------------------------------------------
     @property
@@ -407,7 +208,7 @@ class MainWindow(QMainWindow):
         self.actions_["cancel"].setEnabled(busy)
 
     # ---- selection, properties, skipping -------------------------------------------------
-    def _update_properties(self) -> None:
+    def update_properties(self) -> None:
         panel = self.graph_panel
         graph, op_id, snap = panel.graph(), self.view_state.selection, panel.snapshot()
         if graph is None or snap is None:
@@ -452,9 +253,9 @@ class MainWindow(QMainWindow):
         self.status(f"{label} {'will stay FP32' if skipped else 'may be quantized again'}"
                     " \u2014 press Convert (Ctrl+R) to apply")
 
-    def _config_changed(self) -> None:
+    def refresh_config(self) -> None:
         self.graph_panel.refresh_status()
-        self._update_properties()
+        self.update_properties()
 
     def _op_menu(self, op_id: int, pos) -> None:  # noqa: ANN001
         menu = QMenu(self)
@@ -469,12 +270,12 @@ class MainWindow(QMainWindow):
 
     def _select_from_results(self, op_id: int) -> None:
         self.graph_panel.select_op(op_id)
-        self._update_properties()
+        self.update_properties()
 
     def _sqnr_changed(self, sqnr: dict) -> None:
         self.properties.sqnr = sqnr
         self.graph_panel.set_sqnr(sqnr)
-        self._update_properties()
+        self.update_properties()
 
     def copy_id(self) -> None:
         op_id = self._selected_op()

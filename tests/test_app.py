@@ -403,7 +403,7 @@ def test_a_running_benchmark_says_so_and_its_progress_fits(qtbot, window: MainWi
     bench.warmup.setValue(0)
     bar = window.runner.progress
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
-        assert window.benchmark() is not None
+        assert window.runs.benchmark() is not None
         assert bench.notes.text().startswith("Benchmarking (") and "Ctrl+B" not in \
             bench.notes.text()
         qtbot.waitUntil(lambda: bar.maximum() > 0 and bar.value() > 0, timeout=TIMEOUT)

@@ -109,7 +109,7 @@ def test_rows_select_ops_and_skip_buttons_toggle(qtbot, window: MainWindow,  # n
 def test_cancel_stops_the_advisor(qtbot, window: MainWindow) -> None:  # noqa: ANN001
     panel = window.results.advisor
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
-        job = window.run_advisor()
+        job = window.runs.run_advisor()
         assert job is not None and window.run_job is job
         window.cancel_job()
     assert blocker.args == ["advisor", False]

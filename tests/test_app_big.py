@@ -18,8 +18,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from app import graph_view as graph_view_module  # noqa: E402
-from app import view_loader  # noqa: E402
+from app import scene_builder, view_loader  # noqa: E402
 from app.headless.blocks import detect_blocks  # noqa: E402
 from app.headless.fast_layout import quick_layout  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
@@ -142,7 +141,7 @@ def test_whole_graph_is_built_in_slices(qtbot, make_window, model_3000: Path, si
                                         monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """Every op of a 3,000-op graph is drawn while the event loop keeps turning (how long
     the UI waits at most is a figure of benchmarks/bench_big_graphs.py)."""
-    monkeypatch.setattr(graph_view_module, "SLICE_MS", 1)  # ~9,000 items: many slices
+    monkeypatch.setattr(scene_builder, "SLICE_MS", 1)  # ~9,000 items: many slices
     window = make_window()
     _open(qtbot, window, model_3000)
     panel = window.graph_panel

@@ -49,7 +49,7 @@ def window(qtbot, make_window, messages: list) -> MainWindow:  # noqa: ANN001
 
 def _bench(qtbot, window: MainWindow) -> dict[tuple[str, str], float]:  # noqa: ANN001
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
-        window.benchmark()
+        window.runs.benchmark()
     assert blocker.args == ["benchmark", True]
     report = window.results.report
     return {(a.test, o.name): o.cosine for a in report.accuracy for o in a.outputs}

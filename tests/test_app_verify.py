@@ -53,7 +53,7 @@ def _verify(qtbot, window: MainWindow) -> None:  # noqa: ANN001
 def test_verify_shows_every_pass_drift(qtbot, window: MainWindow) -> None:  # noqa: ANN001
     assert window.actions_["verify"].isEnabled()
     _verify(qtbot, window)
-    report = window.verify_report
+    report = window.runs.verify_report
     assert report is not None and report.ok
     items = [window.pass_list.item(i) for i in range(window.pass_list.count())]
     assert len(report.rows) == len(items) == len(window.session.snapshots)
@@ -78,7 +78,7 @@ def test_a_click_selects_the_drifting_op(qtbot, window: MainWindow, monkeypatch,
     monkeypatch.setattr(ComputeWeightScales, "apply", scale_one_weight)
     monkeypatch.setattr(child_calls, "shared_runner", InProcessRunner)
     _verify(qtbot, window)
-    failed = window.verify_report.failed
+    failed = window.runs.verify_report.failed
     assert failed is not None and failed.name == "compute_weight_scales"
     row = next(i for i, s in enumerate(window.session.snapshots) if s.name == failed.name)
     item = window.pass_list.item(row)

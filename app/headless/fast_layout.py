@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from app.headless.blocks import ViewGraph, ViewNode
 from app.headless.layout import EdgePath, GraphLayout, NodeBox
 from app.headless.politeness import Politeness
+from app.headless.view_graph import ViewGraph, ViewNode
 
 RANK_GAP = 34.0
 NODE_GAP = 22.0

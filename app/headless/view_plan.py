@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.headless.blocks import Block, ViewGraph, build_view, detect_blocks
+from app.headless.blocks import Block, detect_blocks
 from app.headless.fast_layout import quick_layout, view_dot
 from app.headless.layout import (
     FAST_ABOVE_OPS,
@@ -20,6 +20,7 @@ from app.headless.layout import (
     run_dot,
     tensor_keys,
 )
+from app.headless.view_graph import ViewGraph, build_view
 from qcore.ir import Graph
 
 QUICK_ABOVE_NODES = 200  # views with more drawn nodes get a quick layout first
