@@ -29,9 +29,9 @@ convert: setup
 		--int8_model_save_path $(OUT)/int8.onnx --fp32_model_save_path $(OUT)/fp32.onnx \
 		--debug $(OUT)/debug
 
+# ruff, mypy --strict on qcore and import-linter, as listed in .pre-commit-config.yaml
 lint: setup
-	$(VENV)/bin/ruff check qcore app tests benchmarks resources
-	$(VENV)/bin/lint-imports
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

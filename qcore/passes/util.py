@@ -17,19 +17,10 @@ def qparams_of(graph: Graph, node: Node) -> QParams | None:
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise ValueError(f"{node.op_type} {node.name or node.label} has a zero, negative or "
                          f"non-finite scale ({scale_name})")
-    zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
-    if zp_name:
-        if zp_name not in graph.initializers:
-            return None
-        zp = graph.initializers[zp_name]
-    else:
-        dtype = implicit_zero_point_dtype(graph, node)
-        if dtype is None:
-            return None
-        zp = np.zeros_like(scale, dtype=dtype)
-    axis = node.attrs.get("axis", 1) if scale.size > 1 else None
-    if node.attrs.get("block_size"):
+    zp = _zero_point(graph, node, scale)
+    if zp is None or node.attrs.get("block_size"):
         return None
+    axis = node.attrs.get("axis", 1) if scale.size > 1 else None
     _check_shapes(graph, node, scale, zp, axis)
     if zp.dtype not in (np.int8, np.uint8):
         return None
@@ -40,6 +31,15 @@ def qparams_of(graph: Graph, node: Node) -> QParams | None:
     elif zp.size == scale.size:
         zp = zp.reshape(scale.shape)
     return QParams(scale, zp, axis)
+
+
+def _zero_point(graph: Graph, node: Node, scale: np.ndarray) -> np.ndarray | None:
+    """The node's constant zero point, or zeros of its implicit type (None: not constant)."""
+    zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    if zp_name:
+        return graph.initializers.get(zp_name)
+    dtype = implicit_zero_point_dtype(graph, node)
+    return None if dtype is None else np.zeros_like(scale, dtype=dtype)
 
 
 def implicit_zero_point_dtype(graph: Graph, node: Node) -> np.dtype | None:
