@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from qcore.config import ConvertConfig
-from qcore.emit.common import expand_fused
+from qcore.emit.common import expand_fused, rename_ort_generated_initializers
 from qcore.files import OutputSet
 from qcore.ir import Graph, GraphError, Node
 from qcore.ir_onnx import to_onnx
@@ -77,6 +77,7 @@ def export_model(graph: Graph) -> onnx.ModelProto:
         raise GraphError("a light graph has placeholder weights: it cannot be exported")
     plain = graph.copy()
     expand_fused(plain)
+    rename_ort_generated_initializers(plain)
     plain.toposort()
     return to_onnx(plain)
 

@@ -200,3 +200,29 @@ def test_a_model_without_quantization_can_still_be_viewed(samples) -> None:  # n
     assert not result.quantized and [s.stem for s in result.snapshots] == ["quant_orig"]
     assert result.decisions and all(n.status == "fp32" for n in result.decisions)
     assert convert_or_view(str(samples / "cnn_qdq.onnx")).quantized
+
+
+def test_initializers_named_like_onnx_runtime_generated_shapes_are_renamed() -> None:
+    """quant_pre_process leaves ``gemm_input_shape`` initializers behind; ONNX Runtime's own
+    MatMulAddFusion then clashes with them (MiniLM-L6 in the zoo): written models rename them."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from qcore.convert import export_model
+    from qcore.ir_onnx import from_onnx
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "gemm_input_shape"], ["flat"]),
+         helper.make_node("MatMul", ["flat", "w"], ["m"]),
+         helper.make_node("Add", ["m", "b"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([6, 4], np.int64), "gemm_input_shape"),
+         numpy_helper.from_array(rng.standard_normal((4, 5)).astype(np.float32), "w"),
+         numpy_helper.from_array(rng.standard_normal(5).astype(np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    written = export_model(from_onnx(model))
+    names = {t.name for t in written.graph.initializer}
+    assert "gemm_input_shape" not in names and "model_gemm_input_shape" in names
+    feeds = {"x": rng.standard_normal((2, 3, 4)).astype(np.float32)}
+    assert np.array_equal(run_model(written, feeds)[0], run_model(model, feeds)[0])

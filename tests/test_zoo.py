@@ -28,13 +28,9 @@ pytestmark = pytest.mark.zoo
 # What the converter gets wrong today, measured (another change fixes qcore/passes, emit).
 # Key: (check, model, producer, target); target "*" = both.
 # Numbers: cosine vs the float model per test sample (min .. max), INT8 = ours.
-_ORT_REFUSES = ("ONNX Runtime refuses the converter's {what}: session init at ORT_ENABLE_EXTENDED "
-                "fails 'AddInitializedOrtValue Attempt to replace the existing tensor' (it loads "
-                "at ORT_ENABLE_BASIC; the float and QDQ models load)")
 XFAIL: dict[tuple[str, str, str, str], str] = {
     ("fp32", "ppocrv4_det", "nncf", "*"):
         "FP32 model 0.9744 vs the QDQ's 0.9885 on sample 4 (others 0.977-0.999)",
-    ("fp32", "minilm_l6", "ort-u8-matmul", "*"): _ORT_REFUSES.format(what="FP32 model"),
     ("cosine", "ppocr_cls", "ort-u8", "onnxruntime"):
         "INT8 drift since the stem Conv (27 products) is INT8 as ONNX Runtime runs it: sample "
         "2 0.8874 vs the QDQ's 0.9431 (INT8 vs QDQ 0.9902; that Conv FP32: 0.9985). qcore "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -136,6 +137,27 @@ def expand_fused(graph: Graph) -> None:
         emitter.expand(node, bias=node.inputs[2] if len(node.inputs) > 2 else "")
         nodes.extend(emitter.out)
     graph.nodes = nodes
+
+
+# ONNX Runtime's MatMulAddFusion (ORT_ENABLE_EXTENDED) adds shape initializers named
+# gemm_input_shape / gemm_output_shape[_token_N]. Models from quant_pre_process already hold
+# such names (its own run of that fusion), and ONNX Runtime then fails with "Attempt to replace
+# the existing tensor" once a float MatMul + Add is left to fuse: MiniLM-L6 quantized by
+# quantize_static, whose QDQ model loads, gave an FP32 and an onednn model that did not.
+ORT_GENERATED_NAME = re.compile(r"gemm_(input|output)_shape(_token_\d+)?")
+
+
+def rename_ort_generated_initializers(graph: Graph) -> int:
+    """Give every initializer named like ONNX Runtime's own generated shapes a name of the
+    model's own (same value, same readers). Returns how many were renamed."""
+    io = set(graph.input_names) | set(graph.output_names)
+    mapping = {name: graph.unique_name(f"model_{name}") for name in graph.initializers
+               if ORT_GENERATED_NAME.fullmatch(name) and name not in io}
+    for old, new in mapping.items():
+        graph.initializers[new] = graph.initializers.pop(old)
+    if mapping:
+        graph.replace_inputs(mapping)
+    return len(mapping)
 
 
 def act_absorbed(act: FusedActivation | None, params: QParams) -> bool:
