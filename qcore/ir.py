@@ -172,9 +172,6 @@ class Graph:
     def input_names(self) -> list[str]:
         return [v.name for v in self.inputs if v.name not in self.initializers]
 
-    def is_const(self, name: str) -> bool:
-        return name in self.initializers
-
     def shape(self, name: str) -> list[int | str | None] | None:
         if name in self.initializers:
             return list(self.initializers[name].shape)

@@ -37,10 +37,6 @@ class Form(Enum):
     CONCAT = "concat"  # any number of activations and an output scale
     MOVEMENT = "movement"  # moves int8 values unchanged: the output keeps the input's scale
 
-    @property
-    def needs_output_scale(self) -> bool:
-        return self in (Form.BINARY, Form.UNARY, Form.CONCAT)
-
 
 # ---- integer kernels ----------------------------------------------------------------------
 

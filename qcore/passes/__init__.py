@@ -1,4 +1,4 @@
-"""The default pass pipeline, in Paddle Quant2Int8 order (see PADDLE_PASS_SPEC.md)."""
+"""The default pass pipeline, in the order of Paddle's ``Quant2Int8OnednnPass``."""
 
 from __future__ import annotations
 

@@ -31,10 +31,6 @@ class _Matcher:
             return None
         return node
 
-    def other_input(self, node: Node, known: str) -> str | None:
-        others = [n for n in node.inputs if n != known]
-        return others[0] if len(node.inputs) == 2 and len(others) == 1 else None
-
     def scaled_by(self, node: Node, value: float) -> str | None:
         """For ``x / value`` or ``x * (1/value)``, the tensor x."""
         if node.op_type == "Div" and _close(const_scalar(self.g, node.inputs[1]), value):
