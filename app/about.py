@@ -30,7 +30,7 @@ def graphviz_version() -> str:
     if exe is None:
         return "not installed"
     try:
-        proc = subprocess.run([exe, "-V"], capture_output=True, timeout=5, check=False)  # noqa: S603
+        proc = subprocess.run([exe, "-V"], capture_output=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unavailable ({exc})"
     text = (proc.stderr or proc.stdout).decode("utf-8", errors="replace").strip()

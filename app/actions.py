@@ -71,7 +71,7 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
 CHECKABLE = {"changes": True, "sqnr": True, "legend": True, "focus": False, "diff": False}
 
 
-def _resolve(window: MainWindow, path: str):  # noqa: ANN202
+def _resolve(window: MainWindow, path: str):
     """``"graph_panel.view.fit"`` -> that bound method, looked up when the action fires."""
     target: object = window
     for part in path.split("."):

@@ -152,7 +152,7 @@ class AdvisorPanel(QWidget):
         self.apply_button.clicked.connect(self.apply_best)
         return row
 
-    def set_run_action(self, action) -> None:  # noqa: ANN001
+    def set_run_action(self, action) -> None:
         self.run_button.setDefaultAction(action)
 
     def settings(self) -> AdviseSettings:

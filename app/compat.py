@@ -131,7 +131,7 @@ def _input_watch(touched: Callable[[], None]) -> object:
              QEvent.Type.Wheel}
 
     class InputWatch(QObject):
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
             if event.type() in kinds:
                 touched()
             return False

@@ -49,7 +49,7 @@ def save_converted(window: MainWindow, kind: str, path: str | Path | None = None
         return
     result, source = session.result, session.path
 
-    def work(progress, cancelled) -> Path:  # noqa: ANN001
+    def work(progress, cancelled) -> Path:
         written = child_calls.write_converted(source, result.config, {kind: path},
                                               cancelled=cancelled)
         return written[kind]
@@ -71,7 +71,7 @@ def export_snapshot(window: MainWindow, path: str | Path | None = None) -> None:
         path = path.with_suffix(".svg")
     text = to_dot(snap.graph, title=snapshot_title(snap))
 
-    def work(progress, cancelled) -> Path:  # noqa: ANN001
+    def work(progress, cancelled) -> Path:
         return render.export(text, path)
 
     window.start_side_job(work, "export", "Exported the snapshot to {}")
@@ -89,7 +89,7 @@ def export_all(window: MainWindow, folder: str | Path | None = None) -> None:
             return
         window.settings.remember_folder(folder)
 
-    def work(progress, cancelled) -> Path:  # noqa: ANN001
+    def work(progress, cancelled) -> Path:
         write_debug_snapshots(snaps, folder)
         return Path(folder)
 
@@ -140,7 +140,7 @@ def export_results(window: MainWindow, path: str | Path | None = None) -> None:
     path = Path(path)
     text = report.to_csv() if path.suffix.lower() == ".csv" else report.to_json()
 
-    def work(progress, cancelled) -> Path:  # noqa: ANN001
+    def work(progress, cancelled) -> Path:
         return write_bytes_atomic(path, text.encode("utf-8"))
 
     window.start_side_job(work, "export results", "Exported the results to {}")

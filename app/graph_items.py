@@ -105,17 +105,17 @@ class NodeItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return self.rect.adjusted(-6, -9, 6, 6)
 
-    def hoverEnterEvent(self, event) -> None:  # noqa: ANN001
+    def hoverEnterEvent(self, event) -> None:
         self.hovered = True
         self._light_edges()
         super().hoverEnterEvent(event)
 
-    def hoverLeaveEvent(self, event) -> None:  # noqa: ANN001
+    def hoverLeaveEvent(self, event) -> None:
         self.hovered = False
         self._light_edges()
         super().hoverLeaveEvent(event)
 
-    def itemChange(self, change, value):  # noqa: ANN001, ANN201
+    def itemChange(self, change, value):
         if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
             self._light_edges()
         return super().itemChange(change, value)

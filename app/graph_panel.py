@@ -113,7 +113,7 @@ class GraphPanel(QWidget):
     def add_tool_button(self, button: QToolButton) -> None:
         self.tool_row.insertWidget(self.tool_row.count() - 2, button)
 
-    def resizeEvent(self, event) -> None:  # noqa: ANN001
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.busy.place(self.view.viewport())
 

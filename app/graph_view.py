@@ -315,7 +315,7 @@ class GraphView(QGraphicsView):
             return
         super().mouseDoubleClickEvent(event)
 
-    def contextMenuEvent(self, event) -> None:  # noqa: ANN001
+    def contextMenuEvent(self, event) -> None:
         item = self.itemAt(event.pos())
         if isinstance(item, OpItem):
             if not item.isSelected():

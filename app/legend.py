@@ -27,7 +27,7 @@ class Swatch(QWidget):
         self.fill, self.border, self.dashed = fill, border, dashed
         self.setFixedSize(QSize(22, 13))
 
-    def paintEvent(self, event) -> None:  # noqa: ANN001
+    def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         pen = QPen(QColor(self.border), 1.0 if self.border == OP_BORDER else 2.0)

@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
         self.actions_["legend"].setChecked(bool(self.settings.value("legend", True)))
         self.actions_["changes"].setChecked(bool(self.settings.value("changes", True)))
 
-    def showEvent(self, event) -> None:  # noqa: ANN001
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self._sized:  # first start: sensible dock sizes once the window has a size
             self._sized = True
@@ -195,7 +195,7 @@ class MainWindow(QMainWindow):
         if not self.runner.cancel():
             self.graph_panel.cancel_layout()
 
-    def start_side_job(self, work, name: str, done_text: str) -> Job:  # noqa: ANN001
+    def start_side_job(self, work, name: str, done_text: str) -> Job:
         return self.runner.side(work, name, done_text)
 
     def _update_enabled(self) -> None:
@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
         self.graph_panel.refresh_status()
         self.update_properties()
 
-    def _op_menu(self, op_id: int, pos) -> None:  # noqa: ANN001
+    def _op_menu(self, op_id: int, pos) -> None:
         menu = QMenu(self)
         skipped = op_id in self.session.skip_ids
         menu.addAction("Quantize this op" if skipped else "Skip this op (keep FP32)",

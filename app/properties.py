@@ -220,7 +220,7 @@ class PropertiesPanel(QWidget):
             walk(self.tree.topLevelItem(i), 0)
         return "\n".join(lines)
 
-    def keyPressEvent(self, event) -> None:  # noqa: ANN001
+    def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Copy):
             rows = [f"{i.text(0)}: {i.text(1)}" for i in self.tree.selectedItems()]
             QGuiApplication.clipboard().setText("\n".join(rows) or self.text())

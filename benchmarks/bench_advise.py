@@ -16,9 +16,9 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devtools import modelgen  # noqa: E402
-from qcore.advise import AdviseSettings, advise  # noqa: E402
-from qcore.advise.command import text  # noqa: E402
+from devtools import modelgen
+from qcore.advise import AdviseSettings, advise
+from qcore.advise.command import text
 
 
 def build(kind: str) -> onnx.ModelProto:

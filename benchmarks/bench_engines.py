@@ -22,10 +22,10 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devtools import modelgen  # noqa: E402
-from qcore.bench import BenchReport, BenchSettings, run_benchmark  # noqa: E402
-from qcore.config import ConvertConfig  # noqa: E402
-from qcore.convert import convert  # noqa: E402
+from devtools import modelgen
+from qcore.bench import BenchReport, BenchSettings, run_benchmark
+from qcore.config import ConvertConfig
+from qcore.convert import convert
 
 VARIANTS = {
     "u8s8": dict(activation_type="uint8"),

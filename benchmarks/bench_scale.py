@@ -20,8 +20,8 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devtools import modelgen  # noqa: E402
-from qcore.convert import convert  # noqa: E402
+from devtools import modelgen
+from qcore.convert import convert
 
 
 def seconds(model: onnx.ModelProto) -> float:

@@ -32,14 +32,14 @@ HEADER = ("| model | producer | engine | FP32 ms | QDQ ms | ours ms | ours/QDQ |
           "| INT8 ops QDQ | INT8 ops ours | cos QDQ | cos ours |")
 
 
-def _ops(result) -> str:  # noqa: ANN001 - a qcore.bench BenchResult
+def _ops(result) -> str:
     ran = result.what_ran if result is not None else None
     if ran is None or ran.int8_ops is None:
         return "-"
     return f"{ran.int8_ops}/{ran.compute_ops}"
 
 
-def _ms(result) -> float | None:  # noqa: ANN001
+def _ms(result) -> float | None:
     ok = result is not None and result.status == "ok" and result.latency_ms is not None
     return result.latency_ms.p50 if ok else None
 
@@ -47,7 +47,7 @@ def _ms(result) -> float | None:  # noqa: ANN001
 def _cos(path: Path, e: zoo.ZooEntry, engine: str, ref: list[np.ndarray]) -> str:
     try:
         outs = zoo.outputs(path, e.test, engine)
-    except Exception:  # an engine refusing a model shows as "-"
+    except Exception:  # noqa: BLE001 - an engine refusing a model shows as "-"
         return "-"
     return f"{np.mean([zoo.cosine(a, b) for a, b in zip(outs, ref, strict=True)]):.4f}"
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             try:
                 bench_entry(zoo.entry(name, producer), args.iterations, Path(tmp))
-            except Exception as exc:  # one model that cannot convert must not stop the table
+            except Exception as exc:  # noqa: BLE001 - one failing model must not stop the table
                 print(f"| {name} | {producer} | - | failed: {str(exc)[:120]} |", flush=True)
     return 0
 

@@ -585,7 +585,7 @@ def quantize_qdq(
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
                 onnx.load(pre)
                 inp = pre
-            except Exception:  # preprocessing is best effort
+            except Exception:  # noqa: BLE001 - preprocessing is best effort
                 inp = src
         quantize_static(
             str(inp),

@@ -52,7 +52,7 @@ def main() -> None:
         print("saved", out)
         app.quit()
 
-    def after(signal, action) -> None:  # noqa: ANN001
+    def after(signal, action) -> None:
         """Run ``action`` once ``signal`` fires (then go on with the next step)."""
         def once(*_args: object) -> None:
             signal.disconnect(once)

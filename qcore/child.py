@@ -184,7 +184,7 @@ class ChildRunner:
         root = str(Path(__file__).resolve().parents[1])  # works without `pip install` too
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         try:
-            self._proc = subprocess.Popen(  # noqa: S603 - our own module, argv list
+            self._proc = subprocess.Popen(  # our own module, argv list
                 [sys.executable, "-m", "qcore.child"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, env=env)
         except OSError as exc:

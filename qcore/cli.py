@@ -254,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("qcore: error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - a bug must still end with one line, not a trace
+    except Exception as exc:  # a bug must still end with one line, not a trace
         if os.environ.get("QCORE_TRACEBACK"):
             raise
         print(f"qcore: error: internal error ({type(exc).__name__}: {_one_line(exc)}); please "

@@ -127,7 +127,7 @@ def _start_dot(fmt: str, flags: Sequence[str]) -> subprocess.Popen[bytes]:
     if exe is None:
         raise GraphvizMissing()
     try:
-        return subprocess.Popen(  # noqa: S603 - fixed argv, validated format and flags
+        return subprocess.Popen(  # fixed argv, validated format and flags
             [exe, f"-T{fmt}", *flags], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, shell=False)
     except FileNotFoundError as exc:

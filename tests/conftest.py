@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:  # devtools/ (modelgen) is not installed; plain `p
 SAMPLES = ROOT / "resources" / "samples"
 
 
-def run_model(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:  # noqa: ANN001
+def run_model(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run a ModelProto or path on ONNX Runtime's CPU provider, one thread."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -42,7 +42,7 @@ def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
     shown: list[tuple[str, str]] = []
 
-    def record(_parent, title, text, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def record(_parent, title, text, *args, **kwargs):
         shown.append((title, text))
         return QMessageBox.StandardButton.Ok
 
@@ -55,7 +55,7 @@ POOR_SCALE_TENSOR = "res.a1.relu"  # output of the CNN's residual-branch conv
 
 
 @pytest.fixture(scope="session")
-def planted(tmp_path_factory) -> Path:  # noqa: ANN001
+def planted(tmp_path_factory) -> Path:
     """The CNN quantized normally, then the scale of ``POOR_SCALE_TENSOR`` made 20x too small:
     a model with one op known to hurt accuracy badly (for the advisor's tests)."""
     import onnx
@@ -72,7 +72,7 @@ def planted(tmp_path_factory) -> Path:  # noqa: ANN001
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path: Path):  # noqa: ANN001, ANN201
+def make_window(qtbot, tmp_path: Path):
     """Makes shown main windows whose settings live in ``tmp_path`` (app tests); a window
     made again in the same test reads the settings the first one left."""
     from PySide6.QtCore import QSettings

@@ -13,7 +13,7 @@ from qcore.config import ConvertConfig
 from qcore.convert import convert
 
 
-def test_the_op_with_a_poor_scale_ranks_first_and_the_advice_meets_the_bound(planted) -> None:  # noqa: ANN001
+def test_the_op_with_a_poor_scale_ranks_first_and_the_advice_meets_the_bound(planted) -> None:
     settings = AdviseSettings(min_cosine=0.999, rounds=3)
     advice = advise(planted, settings=settings)
     producer = next(n for n in convert(planted).decisions if POOR_SCALE_TENSOR in n.outputs)
@@ -25,7 +25,7 @@ def test_the_op_with_a_poor_scale_ranks_first_and_the_advice_meets_the_bound(pla
     assert f"--op_ids_to_skip {','.join(map(str, advice.best.op_ids_to_skip))}" == advice.flags()
 
 
-def test_a_lone_int8_op_between_fp32_ops_is_found(samples) -> None:  # noqa: ANN001
+def test_a_lone_int8_op_between_fp32_ops_is_found(samples) -> None:
     path = str(samples / "cnn_qdq.onnx")
     convs = [n.id for n in convert(path).decisions if n.op_type == "Conv"]
     lone = convs[len(convs) // 2]
@@ -37,7 +37,7 @@ def test_a_lone_int8_op_between_fp32_ops_is_found(samples) -> None:  # noqa: ANN
     assert island.lone and island.compute_ids == [lone] and island.conversions >= 2
 
 
-def test_advise_cli_prints_flags_and_writes_candidates(planted, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_advise_cli_prints_flags_and_writes_candidates(planted, tmp_path, capsys) -> None:
     out = tmp_path / "candidates.json"
     code = main(["advise", "--quant_model_path", str(planted), "--min-cosine", "0.999",
                  "--rounds", "3", "--json", str(out)])
@@ -48,7 +48,7 @@ def test_advise_cli_prints_flags_and_writes_candidates(planted, tmp_path, capsys
     assert data["best"]["meets_bound"] and len(data["candidates"]) >= 2
 
 
-def test_the_best_is_the_fastest_within_the_bound_timed_beside_fp32(planted) -> None:  # noqa: ANN001
+def test_the_best_is_the_fastest_within_the_bound_timed_beside_fp32(planted) -> None:
     advice = advise(planted, settings=AdviseSettings(min_cosine=0.999, rounds=3))
     best = advice.best
     assert best is not None and best.meets_bound
@@ -64,7 +64,7 @@ def test_the_best_is_the_fastest_within_the_bound_timed_beside_fp32(planted) -> 
     assert "x the speed of FP32 (" in text and "everything INT8" in text
 
 
-def test_flags_never_skip_ids_of_an_op_type_left_out(planted) -> None:  # noqa: ANN001
+def test_flags_never_skip_ids_of_an_op_type_left_out(planted) -> None:
     types = {n.id: n.op_type for n in convert(planted).decisions}
     convs = [i for i, t in types.items() if t == "Conv"]
     base = ConvertConfig(["Conv", "Gemm"], convs[:2])

@@ -10,19 +10,19 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
+import re
+from pathlib import Path
 
-import onnx  # noqa: E402
-import pyqtgraph as pg  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import onnx
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
 
-from app.headless import view_state  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from qcore.config import ConvertConfig  # noqa: E402
+from app.headless import view_state
+from app.main_window import MainWindow
+from qcore.config import ConvertConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
@@ -33,14 +33,14 @@ CONV_ID = 23  # dw.conv: INT8 by default in the CNN sample
 
 
 
-def _open(qtbot, window: MainWindow, path: Path) -> None:  # noqa: ANN001
+def _open(qtbot, window: MainWindow, path: Path) -> None:
     with qtbot.waitSignals([window.job_finished, window.graph_panel.snapshot_shown],
                            timeout=TIMEOUT):
         window.open_model(path)
 
 
 @pytest.fixture
-def window(qtbot, make_window, tmp_path: Path, messages: list) -> MainWindow:  # noqa: ANN001
+def window(qtbot, make_window, tmp_path: Path, messages: list) -> MainWindow:
     from qcore import render
 
     if render.find_dot() is None:
@@ -51,7 +51,7 @@ def window(qtbot, make_window, tmp_path: Path, messages: list) -> MainWindow:  #
     win.close()
 
 
-def show_pass(qtbot, window: MainWindow, name: str) -> None:  # noqa: ANN001
+def show_pass(qtbot, window: MainWindow, name: str) -> None:
     row = next(i for i, s in enumerate(window.session.snapshots) if s.name == name)
     if window.pass_list.currentRow() == row:
         return
@@ -59,7 +59,7 @@ def show_pass(qtbot, window: MainWindow, name: str) -> None:  # noqa: ANN001
         window.pass_list.setCurrentRow(row)
 
 
-def click_op(qtbot, window: MainWindow, op_id: int, button=Qt.MouseButton.LeftButton) -> None:  # noqa: ANN001
+def click_op(qtbot, window: MainWindow, op_id: int, button=Qt.MouseButton.LeftButton) -> None:
     view = window.graph_panel.view
     item = view.ops[op_id]
     view.centerOn(item)
@@ -80,7 +80,7 @@ def test_open_sample_lists_every_pass_and_draws_items(window: MainWindow) -> Non
     assert window.settings.recent_files()[0].endswith("cnn_qdq.onnx")
 
 
-def test_click_node_then_s_skips_it(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_click_node_then_s_skips_it(qtbot, window: MainWindow) -> None:
     show_pass(qtbot, window, "quantize_placement")
     click_op(qtbot, window, CONV_ID)
     assert window.graph_panel.view.selected_op() == CONV_ID
@@ -101,7 +101,7 @@ def test_click_node_then_s_skips_it(qtbot, window: MainWindow) -> None:  # noqa:
     assert (item.status, item.pending) == ("int8", False)
 
 
-def test_context_menu_action_and_typed_ids(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_context_menu_action_and_typed_ids(qtbot, window: MainWindow) -> None:
     window.toggle_skip(CONV_ID)  # what the context menu's "Skip this op" calls
     window.config_panel.id_edit.setText("26, 30")
     qtbot.keyClick(window.config_panel.id_edit, Qt.Key.Key_Return)
@@ -111,7 +111,7 @@ def test_context_menu_action_and_typed_ids(qtbot, window: MainWindow) -> None:  
     assert window.session.skip_ids == {26, 30}
 
 
-def test_unticking_an_op_type_previews_fp32(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_unticking_an_op_type_previews_fp32(qtbot, window: MainWindow) -> None:
     show_pass(qtbot, window, "quantize_placement")
     concat = next(n.id for n in window.graph_panel.graph().nodes if n.op_type == "Concat")
     window.config_panel.type_boxes["Concat"].click()
@@ -122,7 +122,7 @@ def test_unticking_an_op_type_previews_fp32(qtbot, window: MainWindow) -> None: 
     assert "Changed since" in window.config_panel.dirty.text()
 
 
-def test_convert_keeps_skipped_op_fp32(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_convert_keeps_skipped_op_fp32(qtbot, window: MainWindow) -> None:
     show_pass(qtbot, window, "quantize_placement")
     click_op(qtbot, window, CONV_ID)
     qtbot.keyClick(window.graph_panel.view, Qt.Key.Key_S)
@@ -141,7 +141,7 @@ def test_convert_keeps_skipped_op_fp32(qtbot, window: MainWindow) -> None:  # no
     assert window.config_panel.dirty.text() == ""
 
 
-def test_selection_follows_op_id_and_fused_ops(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_selection_follows_op_id_and_fused_ops(qtbot, window: MainWindow) -> None:
     click_op(qtbot, window, CONV_ID)
     show_pass(qtbot, window, window.session.snapshots[-1].name)
     assert window.graph_panel.view.selected_op() == CONV_ID  # now a QLinearConv
@@ -156,7 +156,7 @@ def test_selection_follows_op_id_and_fused_ops(qtbot, window: MainWindow) -> Non
     assert "fused into" in window.properties.header.text()
 
 
-def test_search_centres_on_matches(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_search_centres_on_matches(qtbot, window: MainWindow) -> None:
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     qtbot.keyClicks(window.graph_panel.search.field, "Gemm")
     gemm = window.graph_panel.view.selected_op()
@@ -168,7 +168,7 @@ def test_search_centres_on_matches(qtbot, window: MainWindow) -> None:  # noqa: 
     assert window.graph_panel.search.count.text() == "no match"
 
 
-def test_s_after_a_search_skips_the_op_found(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_s_after_a_search_skips_the_op_found(qtbot, window: MainWindow) -> None:
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=TIMEOUT)
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
@@ -186,7 +186,7 @@ def test_s_after_a_search_skips_the_op_found(qtbot, window: MainWindow) -> None:
     assert field.text() == "" and window.graph_panel.view.hasFocus()
 
 
-def test_f3_steps_through_the_matches(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_f3_steps_through_the_matches(qtbot, window: MainWindow) -> None:
     panel = window.graph_panel
     panel.search.field.setText("Conv")
     first = panel.view.selected_op()
@@ -198,7 +198,7 @@ def test_f3_steps_through_the_matches(qtbot, window: MainWindow) -> None:  # noq
     assert panel.view.selected_op() == first
 
 
-def test_a_model_dropped_on_the_graph_opens(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_a_model_dropped_on_the_graph_opens(qtbot, window: MainWindow) -> None:
     from PySide6.QtGui import QDragEnterEvent
 
     mime = QMimeData()
@@ -215,7 +215,7 @@ def test_a_model_dropped_on_the_graph_opens(qtbot, window: MainWindow) -> None: 
     assert window.session.path == FP32_SAMPLE
 
 
-def test_zoom_shortcuts(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_zoom_shortcuts(qtbot, window: MainWindow) -> None:
     view = window.graph_panel.view
     before = view.scale_factor()
     qtbot.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
@@ -228,7 +228,7 @@ def test_zoom_shortcuts(qtbot, window: MainWindow) -> None:  # noqa: ANN001
     assert rect.height() <= port.height() and rect.width() <= port.width()  # all of it shows
 
 
-def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow,  # noqa: ANN001
+def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow,
                                                    tmp_path: Path) -> None:
     bench = window.results.bench
     bench.engine_boxes["openvino"].setChecked(False)
@@ -261,7 +261,7 @@ def test_benchmark_fills_table_and_sqnr_selects_op(qtbot, window: MainWindow,  #
 
 
 def test_export_snapshot_all_and_models(qtbot, window: MainWindow, tmp_path: Path,
-                                        messages: list) -> None:  # noqa: ANN001
+                                        messages: list) -> None:
     for name in ("snap.svg", "snap.png", "snap.dot"):
         with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
             window.export_snapshot(tmp_path / name)
@@ -282,7 +282,7 @@ def test_export_snapshot_all_and_models(qtbot, window: MainWindow, tmp_path: Pat
     assert messages and "overwrite" in messages[-1][1]
 
 
-def test_config_round_trip_and_drop(qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+def test_config_round_trip_and_drop(qtbot, window: MainWindow, tmp_path: Path) -> None:
     window.toggle_skip(CONV_ID)
     window.config_panel.target.setCurrentText("onednn")
     window.save_config(tmp_path / "cfg.json")
@@ -299,7 +299,7 @@ def test_config_round_trip_and_drop(qtbot, window: MainWindow, tmp_path: Path) -
     assert not window.config_panel.type_boxes["Gemm"].isChecked()
 
 
-def test_open_errors_show_a_message(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+def test_open_errors_show_a_message(qtbot, make_window, tmp_path: Path,
                                     messages: list) -> None:
     window = make_window()
     bad = tmp_path / "notes.onnx"
@@ -318,7 +318,7 @@ def test_open_errors_show_a_message(qtbot, make_window, tmp_path: Path,  # noqa:
     window.close()
 
 
-def test_graphviz_missing_banner_but_conversion_works(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+def test_graphviz_missing_banner_but_conversion_works(qtbot, make_window, tmp_path: Path,
                                                       messages: list, monkeypatch) -> None:
     from qcore import render
 
@@ -335,7 +335,7 @@ def test_graphviz_missing_banner_but_conversion_works(qtbot, make_window, tmp_pa
     window.close()
 
 
-def test_big_graph_starts_in_neighbourhood_view(qtbot, make_window, messages: list,  # noqa: ANN001
+def test_big_graph_starts_in_neighbourhood_view(qtbot, make_window, messages: list,
                                                 monkeypatch) -> None:
     from qcore import render
 
@@ -353,7 +353,7 @@ def test_big_graph_starts_in_neighbourhood_view(qtbot, make_window, messages: li
     window.close()
 
 
-def test_selecting_an_op_outside_the_neighbourhood_centres_it(qtbot, window: MainWindow,  # noqa: ANN001
+def test_selecting_an_op_outside_the_neighbourhood_centres_it(qtbot, window: MainWindow,
                                                               ) -> None:
     panel = window.graph_panel
     first, last = panel.graph().nodes[0].id, panel.graph().nodes[-1].id
@@ -394,7 +394,7 @@ def test_recent_files_show_their_folders() -> None:
     assert len(label) < 80 and "\u2026" in label and label.endswith("folder29")
 
 
-def test_a_running_benchmark_says_so_and_its_progress_fits(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_a_running_benchmark_says_so_and_its_progress_fits(qtbot, window: MainWindow) -> None:
     from PySide6.QtGui import QFontMetrics
 
     bench = window.results.bench
@@ -415,7 +415,7 @@ def test_a_running_benchmark_says_so_and_its_progress_fits(qtbot, window: MainWi
     assert not bench.notes.text().startswith("Run Benchmark (Ctrl+B) to time")
 
 
-def test_collapsing_works_at_any_size(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+def test_collapsing_works_at_any_size(qtbot, make_window, tmp_path: Path,
                                       messages: list) -> None:
     from devtools import modelgen
 
@@ -447,7 +447,7 @@ def test_command_line() -> None:
     assert parse_args([]).model is None
 
 
-def test_layout_cancel_stops_graphviz(qtbot, make_window, tmp_path: Path,  # noqa: ANN001
+def test_layout_cancel_stops_graphviz(qtbot, make_window, tmp_path: Path,
                                       messages: list, monkeypatch) -> None:
     from qcore import render
 
@@ -467,7 +467,7 @@ def test_layout_cancel_stops_graphviz(qtbot, make_window, tmp_path: Path,  # noq
     window.close()
 
 
-def test_settings_are_remembered(qtbot, make_window, messages: list) -> None:  # noqa: ANN001
+def test_settings_are_remembered(qtbot, make_window, messages: list) -> None:
     window = make_window()
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
         window.open_model(SAMPLE)
@@ -486,7 +486,7 @@ def test_settings_are_remembered(qtbot, make_window, messages: list) -> None:  #
     again.close()
 
 
-def test_a_dropped_paddle_model_folder_opens(qtbot, make_window,  # noqa: ANN001
+def test_a_dropped_paddle_model_folder_opens(qtbot, make_window,
                                              messages: list) -> None:
     from PySide6.QtGui import QDragEnterEvent
 
@@ -509,7 +509,7 @@ def test_a_dropped_paddle_model_folder_opens(qtbot, make_window,  # noqa: ANN001
     window.close()
 
 
-def test_diff_view_draws_only_what_the_pass_changed(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_diff_view_draws_only_what_the_pass_changed(qtbot, window: MainWindow) -> None:
     panel, snaps = window.graph_panel, window.session.snapshots
     show_pass(qtbot, window, "fuse_activation")
     row = window.pass_list.currentRow()

@@ -8,21 +8,21 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-from conftest import POOR_SCALE_TENSOR  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QMessageBox, QTableWidget  # noqa: E402
+import pytest
+from conftest import POOR_SCALE_TENSOR
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QTableWidget
 
-from app.main_window import MainWindow  # noqa: E402
-from qcore.convert import convert  # noqa: E402
+from app.main_window import MainWindow
+from qcore.convert import convert
 
 TIMEOUT = 60000
 
 
 @pytest.fixture
-def window(qtbot, make_window, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+def window(qtbot, make_window, tmp_path: Path, planted: Path, monkeypatch: pytest.MonkeyPatch):
     from qcore import render
 
     if render.find_dot() is None:
@@ -41,7 +41,7 @@ def _bad_op(planted: Path) -> int:
     return next(n.id for n in convert(planted).decisions if POOR_SCALE_TENSOR in n.outputs)
 
 
-def _run(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def _run(qtbot, window: MainWindow) -> None:
     panel = window.results.advisor
     panel.rounds.setValue(3)
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
@@ -50,12 +50,12 @@ def _run(qtbot, window: MainWindow) -> None:  # noqa: ANN001
     assert blocker.args == ["advisor", True]
 
 
-def _click_row(qtbot, table: QTableWidget, row: int, column: int = 0) -> None:  # noqa: ANN001
+def _click_row(qtbot, table: QTableWidget, row: int, column: int = 0) -> None:
     rect = table.visualItemRect(table.item(row, column))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
 
-def test_advisor_ranks_the_planted_op_and_applies_the_best(qtbot, window: MainWindow,  # noqa: ANN001
+def test_advisor_ranks_the_planted_op_and_applies_the_best(qtbot, window: MainWindow,
                                                            planted: Path) -> None:
     panel = window.results.advisor
     live: list[str] = []
@@ -83,7 +83,7 @@ def test_advisor_ranks_the_planted_op_and_applies_the_best(qtbot, window: MainWi
     assert window.session.is_dirty()
 
 
-def test_rows_select_ops_and_skip_buttons_toggle(qtbot, window: MainWindow,  # noqa: ANN001
+def test_rows_select_ops_and_skip_buttons_toggle(qtbot, window: MainWindow,
                                                  planted: Path) -> None:
     panel = window.results.advisor
     _run(qtbot, window)
@@ -106,7 +106,7 @@ def test_rows_select_ops_and_skip_buttons_toggle(qtbot, window: MainWindow,  # n
     assert window.session.skip_ids == set()
 
 
-def test_cancel_stops_the_advisor(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_cancel_stops_the_advisor(qtbot, window: MainWindow) -> None:
     panel = window.results.advisor
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
         job = window.runs.run_advisor()
@@ -119,7 +119,7 @@ def test_cancel_stops_the_advisor(qtbot, window: MainWindow) -> None:  # noqa: A
     assert window.actions_["advise"].isEnabled()  # ready to run again
 
 
-def test_opening_another_model_clears_the_advice(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_opening_another_model_clears_the_advice(qtbot, window: MainWindow) -> None:
     panel = window.results.advisor
     _run(qtbot, window)
     assert panel.advice is not None and panel.candidates.rowCount() > 0

@@ -7,9 +7,9 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-from PySide6.QtCore import QThreadPool  # noqa: E402
+from PySide6.QtCore import QThreadPool
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = ROOT / "tests" / "data" / "bad"
@@ -23,7 +23,7 @@ MUST_OPEN = {"tiny_qdq", "hostile_names", "external_data", "dynamic_shapes",
 
 
 def test_every_bad_file_gives_a_message_and_the_window_stays_usable(
-        qtbot, make_window, messages: list) -> None:  # noqa: ANN001
+        qtbot, make_window, messages: list) -> None:
     window = make_window()
     for path in sorted(BAD.glob("*.onnx")):
         before = len(messages)

@@ -11,20 +11,20 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import onnx  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+import onnx
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtTest import QTest
 
-from app import scene_builder, view_loader  # noqa: E402
-from app.headless.blocks import detect_blocks  # noqa: E402
-from app.headless.fast_layout import quick_layout  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from devtools.modelgen import qdq_chain  # noqa: E402
-from qcore import render  # noqa: E402
-from qcore.ir_onnx import from_onnx  # noqa: E402
+from app import scene_builder, view_loader
+from app.headless.blocks import detect_blocks
+from app.headless.fast_layout import quick_layout
+from app.main_window import MainWindow
+from devtools.modelgen import qdq_chain
+from qcore import render
+from qcore.ir_onnx import from_onnx
 
 BLOCKS = 834  # 6 ops each: 5,004 ops
 TIMEOUT = 120000  # a guard against hangs on a busy machine, not a speed bound
@@ -55,7 +55,7 @@ class EventLoopProbe:
     """Counts the turns of the UI event loop that found the graph view still being built:
     a build that ran in one go, blocking the loop, leaves the count at zero."""
 
-    def __init__(self, view) -> None:  # noqa: ANN001
+    def __init__(self, view) -> None:
         self.view, self.during_build = view, 0
         self.timer = QTimer(interval=0)
         self.timer.timeout.connect(self._tick)
@@ -66,7 +66,7 @@ class EventLoopProbe:
             self.during_build += 1
 
 
-def _open(qtbot, window: MainWindow, path: Path) -> None:  # noqa: ANN001
+def _open(qtbot, window: MainWindow, path: Path) -> None:
     """Open ``path`` and wait until its passes are converted and the view is drawn."""
     panel = window.graph_panel
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):
@@ -83,7 +83,7 @@ def test_blocks_are_found_by_name_prefix() -> None:
 
 
 def test_open_search_select_skip_while_layout_runs(qtbot, make_window, model_path: Path,
-                                                   silent_dot: None) -> None:  # noqa: ANN001
+                                                   silent_dot: None) -> None:
     window = make_window()
     _open(qtbot, window, model_path)
     panel = window.graph_panel
@@ -102,7 +102,7 @@ def test_open_search_select_skip_while_layout_runs(qtbot, make_window, model_pat
 
 
 def test_a_big_model_is_drawn_before_its_passes_finish(qtbot, make_window,
-                                                       model_path: Path) -> None:  # noqa: ANN001
+                                                       model_path: Path) -> None:
     window = make_window()
     shown: list[tuple[bool, int]] = []
     window.session.result_changed.connect(lambda: shown.append(
@@ -115,7 +115,7 @@ def test_a_big_model_is_drawn_before_its_passes_finish(qtbot, make_window,
 
 
 def test_cancelled_layout_leaves_the_app_usable(qtbot, make_window, model_path: Path,
-                                                silent_dot: None) -> None:  # noqa: ANN001
+                                                silent_dot: None) -> None:
     window = make_window()
     _open(qtbot, window, model_path)
     panel = window.graph_panel
@@ -138,7 +138,7 @@ def model_3000(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_whole_graph_is_built_in_slices(qtbot, make_window, model_3000: Path, silent_dot: None,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Every op of a 3,000-op graph is drawn while the event loop keeps turning (how long
     the UI waits at most is a figure of benchmarks/bench_big_graphs.py)."""
     monkeypatch.setattr(scene_builder, "SLICE_MS", 1)  # ~9,000 items: many slices
@@ -155,10 +155,10 @@ def test_whole_graph_is_built_in_slices(qtbot, make_window, model_3000: Path, si
 
 
 def test_pass_switching_reuses_the_cache(qtbot, make_window, model_3000: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def fake_graphviz(plan, **_):  # noqa: ANN001, ANN003, ANN202
+    def fake_graphviz(plan, **_):
         calls.append(1)
         layout = quick_layout(plan.view)
         layout.quick = False

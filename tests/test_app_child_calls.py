@@ -20,7 +20,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple, dict]] = []
 
-    def call(self, name: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def call(self, name: str, *args, **kwargs):
         self.calls.append((name, args, kwargs))
 
 

@@ -8,16 +8,16 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-from PySide6.QtWidgets import QFileDialog  # noqa: E402
-from skimage import data as photos  # noqa: E402
+import pytest
+from PIL import Image
+from PySide6.QtWidgets import QFileDialog
+from skimage import data as photos
 
-from app.headless.input_source import GENERATED_WARNING, InputSource  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from qcore.bench.images import PRESETS, write_image_inputs  # noqa: E402
+from app.headless.input_source import GENERATED_WARNING, InputSource
+from app.main_window import MainWindow
+from qcore.bench.images import PRESETS, write_image_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
@@ -33,7 +33,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, make_window, messages: list) -> MainWindow:  # noqa: ANN001
+def window(qtbot, make_window, messages: list) -> MainWindow:
     win = make_window()
     with qtbot.waitSignal(win.job_finished, timeout=TIMEOUT):
         win.open_model(SAMPLE)
@@ -47,7 +47,7 @@ def window(qtbot, make_window, messages: list) -> MainWindow:  # noqa: ANN001
     win.close()
 
 
-def _bench(qtbot, window: MainWindow) -> dict[tuple[str, str], float]:  # noqa: ANN001
+def _bench(qtbot, window: MainWindow) -> dict[tuple[str, str], float]:
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
         window.runs.benchmark()
     assert blocker.args == ["benchmark", True]
@@ -64,7 +64,7 @@ def test_source_json_round_trip_and_stale_sources(folder: Path, tmp_path: Path) 
     assert source.label() == f"images in {folder.name}/ (imagenet)"
 
 
-def test_generated_inputs_are_labelled_as_such(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_generated_inputs_are_labelled_as_such(qtbot, window: MainWindow) -> None:
     assert window.session.inputs.generated
     _bench(qtbot, window)
     label = window.results.accuracy.inputs_label
@@ -72,7 +72,7 @@ def test_generated_inputs_are_labelled_as_such(qtbot, window: MainWindow) -> Non
 
 
 def test_an_image_folder_gives_what_the_equivalent_npz_gives(
-        qtbot, window: MainWindow, folder: Path, tmp_path: Path,  # noqa: ANN001
+        qtbot, window: MainWindow, folder: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     row = window.results.bench.inputs_row
     row.preset.setCurrentIndex(row.preset.findData("imagenet"))
@@ -91,7 +91,7 @@ def test_an_image_folder_gives_what_the_equivalent_npz_gives(
     assert from_images == pytest.approx(from_file, abs=1e-9) and from_images
 
 
-def test_the_inputs_are_remembered_per_model(qtbot, make_window, folder: Path,  # noqa: ANN001
+def test_the_inputs_are_remembered_per_model(qtbot, make_window, folder: Path,
                                              messages: list) -> None:
     window = make_window()
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT):

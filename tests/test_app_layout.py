@@ -7,13 +7,13 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import re  # noqa: E402
-from pathlib import Path  # noqa: E402
+import re
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from app.headless.diff import pass_delta  # noqa: E402
-from app.headless.layout import (  # noqa: E402
+from app.headless.diff import pass_delta
+from app.headless.layout import (
     LayoutCache,
     LayoutCancelled,
     compute_layout,
@@ -21,22 +21,22 @@ from app.headless.layout import (  # noqa: E402
     run_dot_json,
     tensor_keys,
 )
-from app.state import Session  # noqa: E402
-from qcore import render  # noqa: E402
-from qcore.config import ConvertConfig  # noqa: E402
-from qcore.convert import convert  # noqa: E402
-from qcore.dot import shorten, to_dot  # noqa: E402
+from app.state import Session
+from qcore import render
+from qcore.config import ConvertConfig
+from qcore.convert import convert
+from qcore.dot import shorten, to_dot
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "cnn_qdq.onnx"
 needs_dot = pytest.mark.skipif(render.find_dot() is None, reason="Graphviz is not installed")
 
 
 @pytest.fixture(scope="module")
-def result():  # noqa: ANN201
+def result():
     return convert(SAMPLE)
 
 
-def test_tensor_keys_match_to_dot(result) -> None:  # noqa: ANN001
+def test_tensor_keys_match_to_dot(result) -> None:
     for snap in (result.snapshots[0], result.snapshots[-1]):
         text = to_dot(snap.graph)
         for name, key in tensor_keys(snap.graph).items():
@@ -46,7 +46,7 @@ def test_tensor_keys_match_to_dot(result) -> None:  # noqa: ANN001
 
 
 @needs_dot
-def test_layout_has_every_op_and_edge_in_scene_coordinates(result) -> None:  # noqa: ANN001
+def test_layout_has_every_op_and_edge_in_scene_coordinates(result) -> None:
     graph = result.snapshots[-1].graph
     layout = compute_layout(graph)
     assert layout.op_ids == {n.id for n in graph.nodes}
@@ -84,7 +84,7 @@ def test_layout_without_graphviz(monkeypatch: pytest.MonkeyPatch) -> None:
         run_dot_json("digraph { a }")
 
 
-def test_neighbourhood_keeps_nearby_ops(result) -> None:  # noqa: ANN001
+def test_neighbourhood_keeps_nearby_ops(result) -> None:
     graph = result.snapshots[-1].graph
     near = neighbourhood(graph, 38, 1)  # the residual Add and its direct neighbours
     ids = {n.id for n in near.nodes}
@@ -99,7 +99,7 @@ def test_layout_cache_evicts_oldest() -> None:
     assert cache.get(("a",)) is None and cache.get(("c",)) is not None and len(cache) == 2
 
 
-def test_pass_delta_counts_added_removed_rewritten(result) -> None:  # noqa: ANN001
+def test_pass_delta_counts_added_removed_rewritten(result) -> None:
     snaps = {s.name: s for s in result.snapshots}
     fused = pass_delta(snaps["fuse_matmul_bias"].graph, snaps["fuse_activation"].graph)
     assert fused.removed and fused.rewritten and not fused.added
@@ -109,7 +109,7 @@ def test_pass_delta_counts_added_removed_rewritten(result) -> None:  # noqa: ANN
     assert pass_delta(None, snaps["quantize"].graph).text() == ""
 
 
-def test_preview_status_of_pending_edits(qapp, result) -> None:  # noqa: ANN001
+def test_preview_status_of_pending_edits(qapp, result) -> None:
     session = Session()
     session.set_result(SAMPLE, result, new_model=True)
     final = result.snapshots[-1].graph

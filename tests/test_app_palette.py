@@ -8,14 +8,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections import Counter
+from pathlib import Path
 
-import pytest  # noqa: E402
-from PySide6.QtGui import QColor, QImage, QPalette  # noqa: E402
-from PySide6.QtWidgets import QApplication, QTableWidget, QWidget  # noqa: E402
+import pytest
+from PySide6.QtGui import QColor, QImage, QPalette
+from PySide6.QtWidgets import QApplication, QTableWidget, QWidget
 
-from app.resources import style_sheet  # noqa: E402
+from app.resources import style_sheet
 
 WCAG_TEXT = 4.5  # WCAG AA for normal text
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "cnn_qdq.onnx"
@@ -60,7 +60,7 @@ def dark_palette() -> QPalette:
 
 
 @pytest.fixture(params=["light", "dark"])
-def styled_window(request, qtbot, make_window):  # noqa: ANN001, ANN201
+def styled_window(request, qtbot, make_window):
     app = QApplication.instance()
     old_palette, old_sheet = app.palette(), app.styleSheet()
     if request.param == "dark":
@@ -82,7 +82,7 @@ def _title(dock: QWidget) -> QImage:
     return dock.grab().toImage().copy(0, 0, min(dock.width() // 2, 90), 22)
 
 
-def test_toolbar_icons_take_the_palette_ink(qtbot, styled_window) -> None:  # noqa: ANN001
+def test_toolbar_icons_take_the_palette_ink(qtbot, styled_window) -> None:
     from app.resources import icon
 
     image = icon("zoom_in").pixmap(24, 24).toImage()
@@ -93,7 +93,7 @@ def test_toolbar_icons_take_the_palette_ink(qtbot, styled_window) -> None:  # no
     assert contrast(ink, window_colour) >= 3  # WCAG AA for graphics
 
 
-def test_titles_status_bar_and_headers_are_legible(qtbot, styled_window) -> None:  # noqa: ANN001
+def test_titles_status_bar_and_headers_are_legible(qtbot, styled_window) -> None:
     window = styled_window
     qtbot.waitUntil(lambda: window.graph_panel.title.width() > 100, timeout=30000)
     parts: dict[str, QImage] = {f"{d.windowTitle()} title": _title(d) for d in window.docks

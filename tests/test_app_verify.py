@@ -6,16 +6,16 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from importlib import import_module  # noqa: E402
-from pathlib import Path  # noqa: E402
+from importlib import import_module
+from pathlib import Path
 
-import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
+import pytest
+from PySide6.QtCore import Qt
 
-from app.headless import child_calls  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.pass_list import ROLE_DRIFT, ROLE_DRIFT_OP, ROLE_DRIFT_STATUS  # noqa: E402
-from qcore.passes.compute_weight_scales import ComputeWeightScales  # noqa: E402
+from app.headless import child_calls
+from app.main_window import MainWindow
+from app.pass_list import ROLE_DRIFT, ROLE_DRIFT_OP, ROLE_DRIFT_STATUS
+from qcore.passes.compute_weight_scales import ComputeWeightScales
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
@@ -25,13 +25,13 @@ TIMEOUT = 60000
 class InProcessRunner:
     """Runs the child's qcore functions in this process, so a monkeypatched pass applies."""
 
-    def call(self, name: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def call(self, name: str, *args, **kwargs):
         module, _, attr = name.partition(":")
         return getattr(import_module(module), attr)(*args, **kwargs)
 
 
 @pytest.fixture
-def window(qtbot, make_window, messages: list) -> MainWindow:  # noqa: ANN001
+def window(qtbot, make_window, messages: list) -> MainWindow:
     from qcore import render
 
     if render.find_dot() is None:
@@ -43,14 +43,14 @@ def window(qtbot, make_window, messages: list) -> MainWindow:  # noqa: ANN001
     win.close()
 
 
-def _verify(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def _verify(qtbot, window: MainWindow) -> None:
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT,
                           check_params_cb=lambda name, ok: name == "verify") as blocker:
         window.actions_["verify"].trigger()
     assert blocker.args == ["verify", True]
 
 
-def test_verify_shows_every_pass_drift(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+def test_verify_shows_every_pass_drift(qtbot, window: MainWindow) -> None:
     assert window.actions_["verify"].isEnabled()
     _verify(qtbot, window)
     report = window.runs.verify_report
@@ -64,11 +64,11 @@ def test_verify_shows_every_pass_drift(qtbot, window: MainWindow) -> None:  # no
 
 
 def test_a_click_selects_the_drifting_op(qtbot, window: MainWindow, monkeypatch,
-                                         ) -> None:  # noqa: ANN001
+                                         ) -> None:
     original = ComputeWeightScales.apply
     planted: list[int] = []
 
-    def scale_one_weight(self, ctx):  # noqa: ANN001, ANN202
+    def scale_one_weight(self, ctx):
         result = original(self, ctx)
         conv = next(n for n in ctx.graph.nodes if n.name == "res.a1.conv")
         ctx.graph.initializers[conv.inputs[1]] = ctx.graph.initializers[conv.inputs[1]] * 1.5

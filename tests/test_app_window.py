@@ -6,13 +6,13 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
+import pytest
 
-from app.headless import window_fit  # noqa: E402
+from app.headless import window_fit
 
 
 @pytest.mark.parametrize("screen", [(1280, 720), (1067, 667), (1920, 1080), (2560, 1440)])
-def test_the_first_size_fits_the_screen_and_leaves_the_graph_room(screen) -> None:  # noqa: ANN001
+def test_the_first_size_fits_the_screen_and_leaves_the_graph_room(screen) -> None:
     width, height = window_fit.first_size(screen)
     assert width <= screen[0] and height <= screen[1]
     assert (width, height) == tuple(min(p, int(s * 0.94))
@@ -27,7 +27,7 @@ def test_a_remembered_size_shrinks_to_a_smaller_screen() -> None:
     assert window_fit.fitted((900, 600), (1280, 720)) == (900, 600)  # never grown
 
 
-def test_the_window_opens_inside_the_screen(qtbot, make_window) -> None:  # noqa: ANN001
+def test_the_window_opens_inside_the_screen(qtbot, make_window) -> None:
     window = make_window()
     area = window.screen().availableGeometry()
     qtbot.waitUntil(lambda: window.graph_panel.view.width() > 0)
@@ -39,7 +39,7 @@ def test_the_window_opens_inside_the_screen(qtbot, make_window) -> None:  # noqa
     assert window.graph_panel.view.width() >= 0.4 * window.width()
 
 
-def test_the_bottom_docks_scroll_so_a_narrow_screen_holds_the_window(make_window) -> None:  # noqa: ANN001
+def test_the_bottom_docks_scroll_so_a_narrow_screen_holds_the_window(make_window) -> None:
     """Configuration and Results scroll instead of holding the window wide: it fits a 1600 px
     screen at 150 % (1002 logical px at 94 %)."""
     from PySide6.QtWidgets import QScrollArea
@@ -52,7 +52,7 @@ def test_the_bottom_docks_scroll_so_a_narrow_screen_holds_the_window(make_window
 
 
 @pytest.mark.parametrize("width", [460, 700, 1400])
-def test_legend_labels_never_overlap(qtbot, width: int) -> None:  # noqa: ANN001
+def test_legend_labels_never_overlap(qtbot, width: int) -> None:
     from PySide6.QtWidgets import QLabel, QWidget
 
     from app.legend import LegendWidget, Swatch

@@ -41,7 +41,7 @@ HAVE_DOT = render.find_dot() is not None
 needs_dot = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz dot not installed")
 
 
-def _load_corpus_script():  # noqa: ANN202 - a module
+def _load_corpus_script():
     spec = importlib.util.spec_from_file_location("make_bad_corpus", BAD / "make_bad_corpus.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -86,7 +86,7 @@ LOADS = {"fp32_only.onnx", "dq_zero_scale.onnx", "dq_nan_scale.onnx", "dq_negati
          "per_axis_mismatch.onnx"}
 
 
-def _err_lines(capsys) -> list[str]:  # noqa: ANN001
+def _err_lines(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines()
             if not line.startswith("qcore: warning:")]
 
@@ -99,7 +99,7 @@ def _leftovers(folder: Path) -> list[Path]:
 # ---- the corpus -----------------------------------------------------------------------------
 
 
-def test_corpus_is_complete_small_and_reproducible(tmp_path) -> None:  # noqa: ANN001
+def test_corpus_is_complete_small_and_reproducible(tmp_path) -> None:
     written = corpus.make_corpus(tmp_path)
     assert {p.name for p in written} == set(corpus.CORPUS)
     for path in written:
@@ -111,7 +111,7 @@ def test_corpus_is_complete_small_and_reproducible(tmp_path) -> None:  # noqa: A
 
 
 @pytest.mark.parametrize("name", sorted(FAILS))
-def test_bad_file_raises_our_error_naming_the_problem(name) -> None:  # noqa: ANN001
+def test_bad_file_raises_our_error_naming_the_problem(name) -> None:
     error, text, _ = FAILS[name]
     with pytest.raises(error) as info:
         convert(BAD / name)
@@ -121,7 +121,7 @@ def test_bad_file_raises_our_error_naming_the_problem(name) -> None:  # noqa: AN
 
 
 @pytest.mark.parametrize("name", sorted(FAILS))
-def test_bad_file_gives_one_cli_error_line(name, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_bad_file_gives_one_cli_error_line(name, tmp_path, capsys) -> None:
     _, text, code = FAILS[name]
     out = tmp_path / "int8.onnx"
     assert main(["convert", "--quant_model_path", str(BAD / name),
@@ -134,7 +134,7 @@ def test_bad_file_gives_one_cli_error_line(name, tmp_path, capsys) -> None:  # n
 
 
 @pytest.mark.parametrize("name", sorted(FAILS))
-def test_info_works_on_whatever_loads(name, capsys) -> None:  # noqa: ANN001
+def test_info_works_on_whatever_loads(name, capsys) -> None:
     code = main(["info", str(BAD / name)])
     captured = capsys.readouterr()
     if name in LOADS:
@@ -144,7 +144,7 @@ def test_info_works_on_whatever_loads(name, capsys) -> None:  # noqa: ANN001
         assert len(captured.err.strip().splitlines()) == 1
 
 
-def test_fp32_model_info_says_it_is_not_a_quant_model(capsys) -> None:  # noqa: ANN001
+def test_fp32_model_info_says_it_is_not_a_quant_model(capsys) -> None:
     assert main(["info", str(BAD / "fp32_only.onnx")]) == 0
     out = capsys.readouterr().out
     assert "not a quant model" in out and "Conv(0)" in out
@@ -157,7 +157,7 @@ def _feeds(model: onnx.ModelProto, batch: int = 1, size: int = 8) -> dict[str, n
 
 
 @pytest.mark.parametrize("name", CONVERTS)
-def test_odd_but_valid_models_convert(name, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_odd_but_valid_models_convert(name, tmp_path, capsys) -> None:
     result = convert(BAD / name)
     int8 = result.int8_model()
     onnx.checker.check_model(int8)
@@ -177,7 +177,7 @@ def test_odd_but_valid_models_convert(name, tmp_path, capsys) -> None:  # noqa: 
 
 @pytest.mark.parametrize("name,op", [("unsupported_op.onnx", "Sin"),
                                      ("custom_domain_op.onnx", "Mystery")])
-def test_unsupported_op_stays_fp32_with_its_reason(name, op, capsys) -> None:  # noqa: ANN001
+def test_unsupported_op_stays_fp32_with_its_reason(name, op, capsys) -> None:
     result = convert(BAD / name)
     reason = result.fp32_reasons()[next(n.id for n in result.decisions if n.op_type == op)]
     assert reason.kind is ReasonKind.NO_KERNEL and reason == "no INT8 kernel for this op type"
@@ -185,7 +185,7 @@ def test_unsupported_op_stays_fp32_with_its_reason(name, op, capsys) -> None:  #
     assert main(["info", str(BAD / name)]) == 0
 
 
-def test_dynamic_shapes_stay_dynamic(tmp_path) -> None:  # noqa: ANN001
+def test_dynamic_shapes_stay_dynamic(tmp_path) -> None:
     int8 = convert(BAD / "dynamic_shapes.onnx").int8_model()
     dims = int8.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["N", 8, "H", "W"]
@@ -206,12 +206,12 @@ def _external_copy(tmp_path: Path) -> Path:
     return tmp_path / "external_data.onnx"
 
 
-def test_external_data_beside_the_model_loads(tmp_path) -> None:  # noqa: ANN001
+def test_external_data_beside_the_model_loads(tmp_path) -> None:
     graph = load_graph(_external_copy(tmp_path))
     assert graph.initializers["conv.weight_quantized"].shape == (4, 8, 3, 3)
 
 
-def test_missing_external_data_is_a_clear_error(tmp_path) -> None:  # noqa: ANN001
+def test_missing_external_data_is_a_clear_error(tmp_path) -> None:
     model = _external_copy(tmp_path)
     (tmp_path / corpus.EXTERNAL_DATA).unlink()
     with pytest.raises(ModelError, match=r"external data of tensor 'conv.weight_quantized' is "
@@ -219,14 +219,14 @@ def test_missing_external_data_is_a_clear_error(tmp_path) -> None:  # noqa: ANN0
         load_graph(model)
 
 
-def test_short_external_data_is_a_clear_error(tmp_path) -> None:  # noqa: ANN001
+def test_short_external_data_is_a_clear_error(tmp_path) -> None:
     model = _external_copy(tmp_path)
     (tmp_path / corpus.EXTERNAL_DATA).write_bytes(b"\0" * 10)
     with pytest.raises(ModelError, match="holds 10 bytes, too few for 288 bytes at offset 0"):
         load_graph(model)
 
 
-def test_external_data_through_a_symlink_out_of_the_folder_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_external_data_through_a_symlink_out_of_the_folder_is_refused(tmp_path) -> None:
     secret = tmp_path / "secret.bin"
     secret.write_bytes(bytes(range(256)) * 2)
     folder = tmp_path / "model"
@@ -241,7 +241,7 @@ def test_external_data_through_a_symlink_out_of_the_folder_is_refused(tmp_path) 
 @pytest.mark.parametrize("location", ["../../etc/passwd", "/etc/passwd", "sub/../../x.bin",
                                       "C:\\Windows\\win.ini", "\\\\server\\share\\x.bin",
                                       "..\\x.bin"])
-def test_external_data_outside_the_folder_is_refused(location, tmp_path) -> None:  # noqa: ANN001
+def test_external_data_outside_the_folder_is_refused(location, tmp_path) -> None:
     model = corpus._external(corpus.tiny_qdq(), location)
     path = tmp_path / "m.onnx"
     path.write_bytes(model.SerializeToString())
@@ -266,7 +266,7 @@ def test_no_shell_anywhere_in_qcore_or_the_app() -> None:
         assert pattern not in sources
 
 
-def test_dot_text_escapes_hostile_names(tmp_path) -> None:  # noqa: ANN001
+def test_dot_text_escapes_hostile_names(tmp_path) -> None:
     path, _ = _hostile(tmp_path)
     for snap in convert(path).snapshots:
         text = to_dot(snap.graph, title=snap.stem)
@@ -280,12 +280,12 @@ def test_dot_text_escapes_hostile_names(tmp_path) -> None:  # noqa: ANN001
 
 
 @needs_dot
-def test_graphviz_renders_hostile_names_and_runs_no_command(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_graphviz_renders_hostile_names_and_runs_no_command(tmp_path, monkeypatch) -> None:
     path, canary = _hostile(tmp_path)
     calls = []
     real_popen = subprocess.Popen
 
-    def spy(argv, *args, **kwargs):  # noqa: ANN001, ANN202
+    def spy(argv, *args, **kwargs):
         calls.append((argv, kwargs))
         return real_popen(argv, *args, **kwargs)
 
@@ -306,7 +306,7 @@ def test_graphviz_renders_hostile_names_and_runs_no_command(tmp_path, monkeypatc
 
 
 @needs_dot
-def test_cli_dot_and_debug_with_hostile_names(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_dot_and_debug_with_hostile_names(tmp_path, capsys) -> None:
     path, canary = _hostile(tmp_path)
     for suffix in ("svg", "png", "dot"):
         assert main(["dot", str(path), "-o", str(tmp_path / f"g.{suffix}")]) == 0
@@ -321,12 +321,12 @@ def test_cli_dot_and_debug_with_hostile_names(tmp_path, capsys) -> None:  # noqa
 
 
 @pytest.mark.parametrize("fmt", ["svg -o /tmp/x", "svg; touch x", "png|sh", "-Tsvg"])
-def test_render_format_cannot_smuggle_arguments(fmt) -> None:  # noqa: ANN001
+def test_render_format_cannot_smuggle_arguments(fmt) -> None:
     with pytest.raises(ValueError, match="unsupported Graphviz format"):
         render.render("digraph G {}", fmt)
 
 
-def test_info_output_has_no_control_characters(capsys) -> None:  # noqa: ANN001
+def test_info_output_has_no_control_characters(capsys) -> None:
     assert main(["info", str(BAD / "hostile_names.onnx")]) == 0
     out = capsys.readouterr().out
     assert not [ch for ch in out if ord(ch) < 32 and ch != "\n" or ord(ch) == 127]
@@ -337,7 +337,7 @@ def test_info_output_has_no_control_characters(capsys) -> None:  # noqa: ANN001
 # ---- cycles, dangling inputs, odd wiring ----------------------------------------------------
 
 
-def _tiny_with(edit) -> onnx.ModelProto:  # noqa: ANN001
+def _tiny_with(edit) -> onnx.ModelProto:
     model = corpus.tiny_qdq()
     edit(model.graph)
     return model
@@ -443,7 +443,7 @@ SUFFIX = {"dot": ".dot", "bench-json": ".json", "bench-csv": ".csv", "advise": "
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_existing_output_needs_force(kind, tmp_path, capsys, monkeypatch) -> None:  # noqa: ANN001
+def test_existing_output_needs_force(kind, tmp_path, capsys, monkeypatch) -> None:
     target = tmp_path / f"existing{SUFFIX.get(kind, '.onnx')}"
     target.write_bytes(b"keep me")
     command = _command(kind, tmp_path, target)
@@ -468,7 +468,7 @@ def test_existing_output_needs_force(kind, tmp_path, capsys, monkeypatch) -> Non
 
 
 @pytest.mark.parametrize("kind", ["convert", "dot", "import-paddle"])
-def test_force_replaces_an_existing_output(kind, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_force_replaces_an_existing_output(kind, tmp_path, capsys) -> None:
     target = tmp_path / f"existing{SUFFIX.get(kind, '.onnx')}"
     target.write_bytes(b"old")
     assert main(_command(kind, tmp_path, target) + ["--force"]) == 0
@@ -476,7 +476,7 @@ def test_force_replaces_an_existing_output(kind, tmp_path, capsys) -> None:  # n
 
 
 @pytest.mark.parametrize("kind", ["convert", "convert-fp32", "dot", "bench-json", "advise"])
-def test_the_input_model_is_never_an_output(kind, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_the_input_model_is_never_an_output(kind, tmp_path, capsys) -> None:
     quant = tmp_path / "q.onnx"
     shutil.copy(SAMPLES / "cnn_qdq.onnx", quant)
     argv = [str(quant) if a == str(SAMPLES / "cnn_qdq.onnx") else a
@@ -488,7 +488,7 @@ def test_the_input_model_is_never_an_output(kind, tmp_path, capsys) -> None:  # 
 
 
 @pytest.mark.parametrize("victim", ["model.pdmodel", "model.pdiparams"])
-def test_files_of_a_paddle_input_are_never_outputs(victim, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_files_of_a_paddle_input_are_never_outputs(victim, tmp_path, capsys) -> None:
     folder = _paddle_copy(tmp_path)
     before = (folder / victim).read_bytes()
     for argv in (["import-paddle", "--model_dir", str(folder), "-o", str(folder / victim)],
@@ -505,7 +505,7 @@ def test_files_of_a_paddle_input_are_never_outputs(victim, tmp_path, capsys) -> 
                  str(folder / "int8.onnx"), "-q"]) == 0
 
 
-def test_external_data_of_the_input_is_never_an_output(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_external_data_of_the_input_is_never_an_output(tmp_path, capsys) -> None:
     model = _external_copy(tmp_path)
     data = tmp_path / corpus.EXTERNAL_DATA
     before = data.read_bytes()
@@ -519,11 +519,11 @@ class _Boom(OSError):
     pass
 
 
-def _failing_open(real_open, after: int):  # noqa: ANN001, ANN202
+def _failing_open(real_open, after: int):
     """An os.fdopen / open whose handles fail after writing ``after`` bytes."""
 
     class Handle:
-        def __init__(self, handle) -> None:  # noqa: ANN001
+        def __init__(self, handle) -> None:
             self.handle, self.written = handle, 0
 
         def write(self, data: bytes) -> int:
@@ -534,22 +534,22 @@ def _failing_open(real_open, after: int):  # noqa: ANN001, ANN202
                 raise _Boom(28, "No space left on device")
             return len(data)
 
-        def __getattr__(self, name: str):  # noqa: ANN204
+        def __getattr__(self, name: str):
             return getattr(self.handle, name)
 
-        def __enter__(self):  # noqa: ANN204
+        def __enter__(self):
             return self
 
         def __exit__(self, *exc: object) -> None:
             self.handle.close()
 
-    def opener(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def opener(*args, **kwargs):
         return Handle(real_open(*args, **kwargs))
 
     return opener
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch) -> None:
     """The one atomic writer every output goes through (models, reports, .dot/.svg/.png)."""
     target = tmp_path / "out.bin"
     target.write_bytes(b"old contents")
@@ -560,7 +560,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
 
 
-def test_a_failed_convert_write_leaves_no_output(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_a_failed_convert_write_leaves_no_output(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(files.os, "fdopen", _failing_open(os.fdopen, after=1000))
     out = tmp_path / "int8.onnx"
     assert main(["convert", "--quant_model_path", str(SAMPLES / "cnn_qdq.onnx"),
@@ -569,7 +569,7 @@ def test_a_failed_convert_write_leaves_no_output(tmp_path, monkeypatch, capsys) 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_external_data_write_leaves_nothing(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_failed_external_data_write_leaves_nothing(tmp_path, monkeypatch) -> None:
     model = convert(SAMPLES / "cnn_qdq.onnx").int8_model()
     import builtins
 
@@ -580,7 +580,7 @@ def test_a_failed_external_data_write_leaves_nothing(tmp_path, monkeypatch) -> N
     assert list(tmp_path.iterdir()) == []
     real_replace, calls = os.replace, []
 
-    def replace_then_fail(src, dst):  # noqa: ANN001, ANN202
+    def replace_then_fail(src, dst):
         calls.append(dst)
         if len(calls) == 2:
             raise _Boom(5, "I/O error")
@@ -595,7 +595,7 @@ def test_a_failed_external_data_write_leaves_nothing(tmp_path, monkeypatch) -> N
 # ---- models over 2 GiB ----------------------------------------------------------------------
 
 
-def test_big_models_are_saved_with_external_data(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_big_models_are_saved_with_external_data(tmp_path, monkeypatch, capsys) -> None:
     """The 2 GiB logic with the limits scaled down (the real size is the slow test below)."""
     monkeypatch.setattr(files, "MAX_PROTO_BYTES", 20_000)
     monkeypatch.setattr(ir_onnx, "BIG_TENSOR_BYTES", 1024)
@@ -619,13 +619,13 @@ def test_big_models_are_saved_with_external_data(tmp_path, monkeypatch, capsys) 
     assert np.array_equal(run_model(out, feeds)[0], run_model(plain, feeds)[0])
 
 
-def test_shapes_of_big_models_are_inferred_without_their_weights(monkeypatch) -> None:  # noqa: ANN001
+def test_shapes_of_big_models_are_inferred_without_their_weights(monkeypatch) -> None:
     quant = SAMPLES / "cnn_qdq.onnx"
     expected = load_graph(quant).tensors
     views = []
     real_view = ir_onnx._shape_view
 
-    def spy(model, arrays):  # noqa: ANN001, ANN202
+    def spy(model, arrays):
         views.append(real_view(model, arrays))
         return views[-1]
 
@@ -636,7 +636,7 @@ def test_shapes_of_big_models_are_inferred_without_their_weights(monkeypatch) ->
     assert views and len(views[0].graph.initializer) < len(onnx.load(str(quant)).graph.initializer)
 
 
-def test_save_model_does_not_change_the_model(tmp_path) -> None:  # noqa: ANN001
+def test_save_model_does_not_change_the_model(tmp_path) -> None:
     model = convert(SAMPLES / "cnn_qdq.onnx").int8_model()
     before = model.SerializeToString()
     files.save_model(model, tmp_path / "m.onnx", external_data=True)
@@ -686,7 +686,7 @@ def _huge_quant_model(folder: Path, rows: int) -> Path:
 
 
 @pytest.mark.slow
-def test_a_model_over_2_gib_converts_with_external_data(tmp_path, request, capsys) -> None:  # noqa: ANN001
+def test_a_model_over_2_gib_converts_with_external_data(tmp_path, request, capsys) -> None:
     """About 40 s, 2.2 GB of disk and 9 GB of memory: run with ``pytest -m slow``."""
     if not _slow_selected(request.config):
         pytest.skip("slow (a 2.1 GB model): run with -m slow or QCORE_SLOW=1")
@@ -768,10 +768,10 @@ def test_cancelled_conversion_stops_between_passes_without_threads() -> None:
     _assert_no_new_threads(before)
 
 
-def test_cancelled_cli_conversion_is_one_line(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_cancelled_cli_conversion_is_one_line(tmp_path, monkeypatch, capsys) -> None:
     import qcore.cli as cli
 
-    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def interrupted(*args, **kwargs):
         raise Cancelled("cancelled before pass squash")
 
     monkeypatch.setattr(cli, "convert", interrupted)
@@ -782,7 +782,7 @@ def test_cancelled_cli_conversion_is_one_line(tmp_path, monkeypatch, capsys) -> 
     assert not out.exists()
 
 
-def test_cancelled_benchmark_leaves_no_threads(tmp_path) -> None:  # noqa: ANN001
+def test_cancelled_benchmark_leaves_no_threads(tmp_path) -> None:
     from qcore.bench import BenchSettings, run_benchmark
     from qcore.bench.errors import BenchCancelled
 
@@ -841,10 +841,10 @@ def test_render_from_many_threads_leaves_no_process() -> None:
 # ---- the CLI's last line of defence -----------------------------------------------------------
 
 
-def test_an_internal_error_is_still_one_line(monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_an_internal_error_is_still_one_line(monkeypatch, capsys) -> None:
     import qcore.cli as cli
 
-    def broken(args):  # noqa: ANN001, ANN202
+    def broken(args):
         raise TypeError("unsupported operand\nsecond line")
 
     monkeypatch.setitem(cli.COMMANDS, "info", broken)
@@ -855,10 +855,10 @@ def test_an_internal_error_is_still_one_line(monkeypatch, capsys) -> None:  # no
                                                "unsupported operand second line)")
 
 
-def test_ctrl_c_is_one_line(monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_ctrl_c_is_one_line(monkeypatch, capsys) -> None:
     import qcore.cli as cli
 
-    def interrupted(args):  # noqa: ANN001, ANN202
+    def interrupted(args):
         raise KeyboardInterrupt
 
     monkeypatch.setitem(cli.COMMANDS, "info", interrupted)
@@ -866,10 +866,10 @@ def test_ctrl_c_is_one_line(monkeypatch, capsys) -> None:  # noqa: ANN001
     assert capsys.readouterr().err == "qcore: error: interrupted\n"
 
 
-def test_library_warnings_are_one_line_each(monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_library_warnings_are_one_line_each(monkeypatch, capsys) -> None:
     import qcore.cli as cli
 
-    def noisy(args):  # noqa: ANN001, ANN202
+    def noisy(args):
         np.array([3e38], np.float64).astype(np.float16)
         return 0
 
@@ -879,8 +879,8 @@ def test_library_warnings_are_one_line_each(monkeypatch, capsys) -> None:  # noq
     assert err and all(line.startswith("qcore: warning: RuntimeWarning: ") for line in err)
 
 
-def test_the_cli_runs_as_a_program_with_one_error_line(tmp_path) -> None:  # noqa: ANN001
-    proc = subprocess.run(  # noqa: S603 - fixed argv
+def test_the_cli_runs_as_a_program_with_one_error_line(tmp_path) -> None:
+    proc = subprocess.run(
         [sys.executable, "-m", "qcore.cli", "convert", "--quant_model_path",
          str(BAD / "cycle.onnx"), "--int8_model_save_path", str(tmp_path / "o.onnx")],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)

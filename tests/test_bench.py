@@ -60,17 +60,17 @@ def _models(samples: Path, folder: Path, name: str) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def cnn(samples, tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
+def cnn(samples, tmp_path_factory) -> dict[str, Path]:
     return _models(samples, tmp_path_factory.mktemp("cnn"), "cnn")
 
 
 @pytest.fixture(scope="module")
-def transformer(samples, tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
+def transformer(samples, tmp_path_factory) -> dict[str, Path]:
     return _models(samples, tmp_path_factory.mktemp("transformer"), "transformer")
 
 
 @pytest.fixture(scope="module")
-def measured(cnn) -> tuple[BenchReport, list[tuple[int, int, str]]]:  # noqa: ANN001
+def measured(cnn) -> tuple[BenchReport, list[tuple[int, int, str]]]:
     """One run of the four cnn models on every engine, 1 and 2 threads, with accuracy."""
     settings = BenchSettings(engines=ENGINES, threads=[1, 2], warmup=2, iters=15, samples=4,
                              accuracy=True, per_tensor=True)
@@ -79,7 +79,7 @@ def measured(cnn) -> tuple[BenchReport, list[tuple[int, int, str]]]:  # noqa: AN
 
 
 @pytest.fixture(scope="module")
-def report(measured) -> BenchReport:  # noqa: ANN001
+def report(measured) -> BenchReport:
     return measured[0]
 
 
@@ -87,7 +87,7 @@ def _ok(report: BenchReport) -> list:
     return [r for r in report.results if r.status == "ok"]
 
 
-def test_latency_statistics_are_consistent(report) -> None:  # noqa: ANN001
+def test_latency_statistics_are_consistent(report) -> None:
     assert _ok(report), [r.reason for r in report.results]
     for r in _ok(report):
         lat, samples = r.latency_ms, np.array(r.samples_ms)
@@ -101,7 +101,7 @@ def test_latency_statistics_are_consistent(report) -> None:  # noqa: ANN001
     assert report.system["logical_cpus"] >= 1 and isinstance(report.system["cpu_flags"], list)
 
 
-def test_speedups_come_from_the_medians(report) -> None:  # noqa: ANN001
+def test_speedups_come_from_the_medians(report) -> None:
     for r in _ok(report):
         base = report.result("fp32", r.engine, r.threads)
         expected = np.median(base.samples_ms) / np.median(r.samples_ms)
@@ -109,7 +109,7 @@ def test_speedups_come_from_the_medians(report) -> None:  # noqa: ANN001
     assert all(r.speedup_vs_fp32 == pytest.approx(1.0) for r in _ok(report) if r.model == "fp32")
 
 
-def test_progress_is_monotonic_and_reaches_the_total(measured) -> None:  # noqa: ANN001
+def test_progress_is_monotonic_and_reaches_the_total(measured) -> None:
     calls = measured[1]
     assert len(calls) > 5
     done = [c[0] for c in calls]
@@ -117,7 +117,7 @@ def test_progress_is_monotonic_and_reaches_the_total(measured) -> None:  # noqa:
     assert calls[-1][0] == calls[-1][1] and all(c[1] == calls[0][1] for c in calls)
 
 
-def test_what_ran_on_onnx_runtime_counts_integer_and_float_ops(report) -> None:  # noqa: ANN001
+def test_what_ran_on_onnx_runtime_counts_integer_and_float_ops(report) -> None:
     fp32 = report.result("fp32", "onnxruntime", 1).what_ran
     int8 = report.result("int8", "onnxruntime", 1).what_ran
     assert fp32.int8_ops == 0 and fp32.compute_ops > 0
@@ -129,7 +129,7 @@ def test_what_ran_on_onnx_runtime_counts_integer_and_float_ops(report) -> None: 
 
 
 @pytest.mark.skipif(not HAVE_OPENVINO, reason="openvino is not installed")
-def test_openvino_runs_the_onednn_int8_model_on_int8_kernels(report) -> None:  # noqa: ANN001
+def test_openvino_runs_the_onednn_int8_model_on_int8_kernels(report) -> None:
     info = report.engine("openvino")
     assert info.available and info.settings["INFERENCE_PRECISION_HINT"] == "f32"
     assert any("f32" in note for note in info.notes)
@@ -145,7 +145,7 @@ def test_openvino_runs_the_onednn_int8_model_on_int8_kernels(report) -> None:  #
     assert skipped.latency_ms is None
 
 
-def test_a_model_compared_with_itself_agrees_fully(cnn) -> None:  # noqa: ANN001
+def test_a_model_compared_with_itself_agrees_fully(cnn) -> None:
     feeds = generate_inputs(model_inputs(cnn["fp32"]), count=4, seed=3).feeds
     result = compare_models(cnn["fp32"], cnn["fp32"], feeds)
     assert result.status == "ok" and result.outputs
@@ -162,7 +162,7 @@ def _sqnr(ref: np.ndarray, test: np.ndarray) -> float:
     return 10 * math.log10(np.sum(ref**2) / np.sum((ref - test) ** 2))
 
 
-def _run_plain(path: Path, feed: dict) -> np.ndarray:  # noqa: ANN001
+def _run_plain(path: Path, feed: dict) -> np.ndarray:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -171,7 +171,7 @@ def _run_plain(path: Path, feed: dict) -> np.ndarray:  # noqa: ANN001
 
 @pytest.mark.parametrize("family", ["cnn", "transformer"])
 @pytest.mark.parametrize("label", ["int8", "int8-onednn"])
-def test_int8_per_tensor_sqnr_is_finite_and_names_the_op(request, family, label) -> None:  # noqa: ANN001
+def test_int8_per_tensor_sqnr_is_finite_and_names_the_op(request, family, label) -> None:
     paths = request.getfixturevalue(family)
     feeds = generate_inputs(model_inputs(paths["fp32"]), count=2, seed=5).feeds
     errors, _ = per_tensor_error(paths["fp32"], paths[label], feeds)
@@ -197,7 +197,7 @@ def test_int8_per_tensor_sqnr_is_finite_and_names_the_op(request, family, label)
     assert data["results"][str(worst.op_id)]["value"] == pytest.approx(worst.sqnr_db)
 
 
-def test_benchmark_accuracy_section(report) -> None:  # noqa: ANN001
+def test_benchmark_accuracy_section(report) -> None:
     pairs = {(a.test, a.reference, a.engine): a for a in report.accuracy}
     assert ("int8", "fp32", "onnxruntime") in pairs and ("int8", "qdq", "onnxruntime") in pairs
     int8 = pairs[("int8", "fp32", "onnxruntime")]
@@ -210,7 +210,7 @@ def test_benchmark_accuracy_section(report) -> None:  # noqa: ANN001
         assert pairs[("int8-onednn", "fp32", "openvino")].status == "ok"
 
 
-def test_json_round_trips_and_csv_has_a_header(report) -> None:  # noqa: ANN001
+def test_json_round_trips_and_csv_has_a_header(report) -> None:
     text = report.to_json()
     data = json.loads(text)  # strict JSON: no NaN / Infinity literals
     assert data["schema_version"] == SCHEMA_VERSION
@@ -224,7 +224,7 @@ def test_json_round_trips_and_csv_has_a_header(report) -> None:  # noqa: ANN001
     assert {r["status"] for r in rows} <= {"ok", "skipped", "failed"}
 
 
-def test_infinite_sqnr_survives_json(cnn) -> None:  # noqa: ANN001
+def test_infinite_sqnr_survives_json(cnn) -> None:
     models = {"fp32": cnn["fp32"], "copy": cnn["fp32"]}
     settings = BenchSettings(engines=["onnxruntime"], warmup=0, iters=2, samples=1,
                              per_tensor=True)
@@ -235,7 +235,7 @@ def test_infinite_sqnr_survives_json(cnn) -> None:  # noqa: ANN001
     assert all(e.sqnr_db == math.inf for e in back.accuracy[0].per_tensor)
 
 
-def test_cancel_stops_before_the_next_inference(cnn) -> None:  # noqa: ANN001
+def test_cancel_stops_before_the_next_inference(cnn) -> None:
     polls: list[int] = []
 
     def cancelled() -> bool:  # polled before every inference: True on the 20th
@@ -255,7 +255,7 @@ def test_cancel_stops_before_the_next_inference(cnn) -> None:  # noqa: ANN001
         assert r.latency_ms.count == len(r.samples_ms) > 0 and r.reason.startswith("partial")
 
 
-def test_cancel_after_progress_calls(cnn) -> None:  # noqa: ANN001
+def test_cancel_after_progress_calls(cnn) -> None:
     calls: list[int] = []
     polled_after_cancel: list[int] = []
 
@@ -275,7 +275,7 @@ def test_cancel_after_progress_calls(cnn) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("module", ["openvino", "onnxruntime"])
-def test_a_missing_engine_is_reported_not_faked(cnn, monkeypatch, module) -> None:  # noqa: ANN001
+def test_a_missing_engine_is_reported_not_faked(cnn, monkeypatch, module) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` fail
     with pytest.raises(EngineUnavailable, match=f"{module} is not installed.*pip install"):
         get_engine(module)
@@ -290,14 +290,14 @@ def test_a_missing_engine_is_reported_not_faked(cnn, monkeypatch, module) -> Non
     assert f"{module}: UNAVAILABLE" in rep.text()
 
 
-def test_time_budget_runs_at_least_three_rounds(cnn) -> None:  # noqa: ANN001
+def test_time_budget_runs_at_least_three_rounds(cnn) -> None:
     settings = BenchSettings(engines=["onnxruntime"], warmup=0, seconds=0.05)
     rep = run_benchmark({"fp32": cnn["fp32"], "int8": cnn["int8"]}, settings)
     counts = {r.latency_ms.count for r in rep.results}
     assert len(counts) == 1 and counts.pop() >= 3
 
 
-def test_cli_bench_converts_and_writes_json_and_csv(samples, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_bench_converts_and_writes_json_and_csv(samples, tmp_path, capsys) -> None:
     out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
     code = main(["bench", "--quant", str(samples / "cnn_qdq.onnx"), "--engine", "onnxruntime",
                  "--iters", "5", "--warmup", "1", "--accuracy", "--json", str(out_json),
@@ -317,7 +317,7 @@ def test_cli_bench_converts_and_writes_json_and_csv(samples, tmp_path, capsys) -
     ["bench", "--fp32", "{cnn}", "--dims", "seq"],
     ["bench", "--fp32", "{cnn}", "--inputs", "missing.npz"],
 ])
-def test_cli_bad_input_exits_2_with_one_line(samples, capsys, argv) -> None:  # noqa: ANN001
+def test_cli_bad_input_exits_2_with_one_line(samples, capsys, argv) -> None:
     argv = [a.replace("{cnn}", str(samples / "cnn_fp32.onnx")) for a in argv]
     assert main(argv + ["-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -328,13 +328,13 @@ class _FakeSession:
     def __init__(self, label: str, log: list[str], fail_after: int | None) -> None:
         self.label, self.log, self.fail_after, self.input_names = label, log, fail_after, []
 
-    def run(self, feeds):  # noqa: ANN001, ANN201
+    def run(self, feeds):
         self.log.append(self.label)
         if self.fail_after is not None and self.log.count(self.label) > self.fail_after:
             raise RuntimeError("kernel exploded\nsecond line of the engine's message")
         return {}
 
-    def what_ran(self):  # noqa: ANN201
+    def what_ran(self):
         from qcore.bench import WhatRan
 
         return WhatRan(summary=f"fake {self.label}")
@@ -363,13 +363,13 @@ class _FakeEngine:
     def check(self, path: Path) -> str | None:
         return None
 
-    def load(self, path, threads, shapes):  # noqa: ANN001, ANN201
+    def load(self, path, threads, shapes):
         label = Path(path).stem
         return _FakeSession(label, self.log, 5 if label == "bad" else None)
 
 
 def test_runs_are_interleaved_and_a_failing_model_does_not_stop_the_others(
-        cnn, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+        cnn, tmp_path, monkeypatch) -> None:
     import qcore.bench.runner as runner
 
     engine = _FakeEngine()

@@ -19,7 +19,7 @@ from qcore.bench.inputs import (
 
 
 @pytest.fixture()
-def token_model(tmp_path):  # noqa: ANN001, ANN201
+def token_model(tmp_path):
     """input_ids / attention_mask [batch, seq] int64 and a float [batch, seq, 4] input."""
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
     mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])
@@ -34,7 +34,7 @@ def token_model(tmp_path):  # noqa: ANN001, ANN201
     return path
 
 
-def test_generated_inputs_fit_shapes_types_and_dims(token_model) -> None:  # noqa: ANN001
+def test_generated_inputs_fit_shapes_types_and_dims(token_model) -> None:
     specs = model_inputs(token_model)
     inputs = generate_inputs(specs, count=3, batch=2, dims={"seq": 7}, seed=1)
     assert len(inputs.feeds) == 3 and inputs.batch == 2
@@ -48,7 +48,7 @@ def test_generated_inputs_fit_shapes_types_and_dims(token_model) -> None:  # noq
                                                             strict=True) for k in a)
 
 
-def test_default_dims_are_explained(token_model) -> None:  # noqa: ANN001
+def test_default_dims_are_explained(token_model) -> None:
     inputs = generate_inputs(model_inputs(token_model), dims={"sq": 3})
     assert inputs.shapes["input_ids"] == [1, 128]
     text = " | ".join(inputs.notes)
@@ -64,7 +64,7 @@ def test_parse_dims() -> None:
             parse_dims(bad)
 
 
-def test_npz_batch_axis_is_cut_into_feeds(samples, tmp_path) -> None:  # noqa: ANN001
+def test_npz_batch_axis_is_cut_into_feeds(samples, tmp_path) -> None:
     specs = model_inputs(samples / "cnn_fp32.onnx")  # image [batch, 3, 32, 32]
     data = np.random.default_rng(0).standard_normal((5, 3, 32, 32)).astype(np.float32)
     np.savez(tmp_path / "d.npz", image=data)
@@ -74,7 +74,7 @@ def test_npz_batch_axis_is_cut_into_feeds(samples, tmp_path) -> None:  # noqa: A
     assert any("dropped the last 1" in n for n in inputs.notes)
 
 
-def test_npz_list_of_samples_and_npy(samples, tmp_path) -> None:  # noqa: ANN001
+def test_npz_list_of_samples_and_npy(samples, tmp_path) -> None:
     specs = model_inputs(samples / "cnn_fp32.onnx")
     data = np.zeros((4, 1, 3, 32, 32), np.float64)  # 4 samples; float64 is cast
     np.savez(tmp_path / "list.npz", image=data)
@@ -84,7 +84,7 @@ def test_npz_list_of_samples_and_npy(samples, tmp_path) -> None:  # noqa: ANN001
     assert len(load_inputs(tmp_path / "one.npy", specs).feeds) == 1
 
 
-def test_bad_data_gives_clear_errors(samples, token_model, tmp_path) -> None:  # noqa: ANN001
+def test_bad_data_gives_clear_errors(samples, token_model, tmp_path) -> None:
     specs = model_inputs(samples / "cnn_fp32.onnx")
     np.savez(tmp_path / "wrong_name.npz", pixels=np.zeros((1, 3, 32, 32), np.float32))
     with pytest.raises(InputError, match="no array for input 'image'.*the file has pixels"):
@@ -103,7 +103,7 @@ def test_bad_data_gives_clear_errors(samples, token_model, tmp_path) -> None:  #
         load_inputs(tmp_path / "none.npz", specs)
 
 
-def test_check_feeds_against_another_model(samples, token_model) -> None:  # noqa: ANN001
+def test_check_feeds_against_another_model(samples, token_model) -> None:
     feed = generate_inputs(model_inputs(samples / "cnn_fp32.onnx")).feeds[0]
     check_feeds(feed, model_inputs(samples / "cnn_qdq.onnx"), "qdq")
     with pytest.raises(InputError, match="model 'tok' has input 'input_ids'"):

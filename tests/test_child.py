@@ -40,7 +40,7 @@ def big_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _ops(result) -> list[list[tuple]]:  # noqa: ANN001
+def _ops(result) -> list[list[tuple]]:
     return [[(n.id, n.op_type, n.status, n.reason) for n in s.graph.nodes]
             for s in result.snapshots]
 

@@ -11,7 +11,7 @@ from qcore.cli import main
 from qcore.render import find_dot
 
 
-def test_convert_writes_models_and_one_dot_per_pass(samples, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_convert_writes_models_and_one_dot_per_pass(samples, tmp_path, capsys) -> None:
     out = tmp_path / "out" / "int8.onnx"
     code = main(["convert", "--quant_model_path", str(samples / "cnn_qdq.onnx"),
                  "--int8-model-save-path", str(out),
@@ -27,7 +27,7 @@ def test_convert_writes_models_and_one_dot_per_pass(samples, tmp_path, capsys) -
     assert not list(tmp_path.rglob("*.tmp")), "atomic writes leave no temp files"
 
 
-def test_op_ids_to_skip_from_the_command_line(samples, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_op_ids_to_skip_from_the_command_line(samples, tmp_path, capsys) -> None:
     main(["info", str(samples / "cnn_qdq.onnx")])
     conv_id = next(int(line.split("(")[1].split(")")[0]) for line in
                    capsys.readouterr().out.splitlines() if line.strip().startswith("Conv("))
@@ -39,7 +39,7 @@ def test_op_ids_to_skip_from_the_command_line(samples, tmp_path, capsys) -> None
     assert [t for name, t in names.items() if name.endswith(f"#{conv_id}")] == ["Conv"]
 
 
-def test_config_file_supplies_the_flags(samples, tmp_path) -> None:  # noqa: ANN001
+def test_config_file_supplies_the_flags(samples, tmp_path) -> None:
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"ops_to_quantize": ["Gemm"], "target": "onnxruntime"}))
     out = tmp_path / "int8.onnx"
@@ -50,7 +50,7 @@ def test_config_file_supplies_the_flags(samples, tmp_path) -> None:  # noqa: ANN
 
 
 @pytest.mark.parametrize("make_bad", ["missing", "text", "folder", "fp32"])
-def test_bad_input_exits_2_with_one_line(samples, tmp_path, capsys, make_bad) -> None:  # noqa: ANN001
+def test_bad_input_exits_2_with_one_line(samples, tmp_path, capsys, make_bad) -> None:
     path = {"missing": tmp_path / "nope.onnx", "folder": tmp_path,
             "fp32": samples / "cnn_fp32.onnx", "text": tmp_path / "notes.onnx"}[make_bad]
     if make_bad == "text":
@@ -62,7 +62,7 @@ def test_bad_input_exits_2_with_one_line(samples, tmp_path, capsys, make_bad) ->
     assert not (tmp_path / "o.onnx").exists()
 
 
-def test_never_overwrites_the_input(samples, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_never_overwrites_the_input(samples, tmp_path, capsys) -> None:
     src = tmp_path / "m.onnx"
     src.write_bytes((samples / "cnn_qdq.onnx").read_bytes())
     before = src.read_bytes()
@@ -72,7 +72,7 @@ def test_never_overwrites_the_input(samples, tmp_path, capsys) -> None:  # noqa:
     assert src.read_bytes() == before
 
 
-def test_existing_output_needs_force(samples, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_existing_output_needs_force(samples, tmp_path, capsys) -> None:
     out = tmp_path / "int8.onnx"
     out.write_bytes(b"keep me")
     args = ["convert", "--quant_model_path", str(samples / "cnn_qdq.onnx"),
@@ -83,7 +83,7 @@ def test_existing_output_needs_force(samples, tmp_path, capsys) -> None:  # noqa
     onnx.checker.check_model(onnx.load(str(out)))
 
 
-def test_zero_scale_is_a_clear_error(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_zero_scale_is_a_clear_error(tmp_path, capsys) -> None:
     from devtools import modelgen
 
     model = modelgen.quantize_qdq(modelgen.cnn(seed=1))
@@ -99,7 +99,7 @@ def test_zero_scale_is_a_clear_error(tmp_path, capsys) -> None:  # noqa: ANN001
     assert code != 0 and len(err) == 1 and "scale" in err[0]
 
 
-def test_unknown_ids_and_types_warn(samples, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_unknown_ids_and_types_warn(samples, tmp_path, capsys) -> None:
     assert main(["convert", "--quant_model_path", str(samples / "cnn_qdq.onnx"),
                  "--int8_model_save_path", str(tmp_path / "o.onnx"),
                  "--op_ids_to_skip", "99999", "--ops_to_quantize", "conv2d", "-q"]) == 0
@@ -108,7 +108,7 @@ def test_unknown_ids_and_types_warn(samples, tmp_path, capsys) -> None:  # noqa:
 
 
 @pytest.mark.skipif(find_dot() is None, reason="Graphviz dot not installed")
-def test_dot_command_renders_a_pass(samples, tmp_path) -> None:  # noqa: ANN001
+def test_dot_command_renders_a_pass(samples, tmp_path) -> None:
     out = tmp_path / "placement.svg"
     assert main(["dot", str(samples / "transformer_qdq.onnx"), "--pass",
                  "quantize_placement", "-o", str(out)]) == 0

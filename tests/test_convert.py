@@ -29,7 +29,7 @@ VARIANTS = {
 
 
 @pytest.fixture(scope="module", params=["cnn", "transformer"])
-def family(request):  # noqa: ANN001, ANN201
+def family(request):
     build = {"cnn": modelgen.cnn, "transformer": modelgen.transformer}[request.param]
     fp32 = build(seed=1)
     return request.param, fp32, modelgen.random_inputs(fp32, count=8, seed=7, batch=2)
@@ -40,7 +40,7 @@ def _int8_weight_bytes(model: onnx.ModelProto) -> int:
                if i.data_type == onnx.TensorProto.INT8)
 
 
-def _check_agreement(kind: str, quant, int8, inputs) -> None:  # noqa: ANN001
+def _check_agreement(kind: str, quant, int8, inputs) -> None:
     for feeds in inputs:
         expected = run_model(quant, feeds)[0]
         got = run_model(int8, feeds)[0]
@@ -52,7 +52,7 @@ def _check_agreement(kind: str, quant, int8, inputs) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("target", ["onnxruntime", "onednn"])
-def test_int8_model_agrees_with_quant_model(family, variant, target) -> None:  # noqa: ANN001
+def test_int8_model_agrees_with_quant_model(family, variant, target) -> None:
     kind, fp32, inputs = family
     quant = modelgen.quantize_qdq(fp32, **VARIANTS[variant])
     result = convert(quant, ConvertConfig(target=target))
@@ -73,7 +73,7 @@ def test_int8_model_agrees_with_quant_model(family, variant, target) -> None:  #
 
 
 @pytest.mark.parametrize("opset", [17, 21])
-def test_newer_opsets(opset) -> None:  # noqa: ANN001
+def test_newer_opsets(opset) -> None:
     from onnx import version_converter
 
     fp32 = version_converter.convert_version(modelgen.cnn(seed=3), opset)
@@ -84,7 +84,7 @@ def test_newer_opsets(opset) -> None:  # noqa: ANN001
     _check_agreement("cnn", quant, int8, modelgen.random_inputs(fp32, 4, seed=9, batch=2))
 
 
-def test_every_conv_and_matmul_with_scales_is_int8(samples) -> None:  # noqa: ANN001
+def test_every_conv_and_matmul_with_scales_is_int8(samples) -> None:
     for name in ("cnn_qdq.onnx", "transformer_qdq.onnx"):
         for target in ("onnxruntime", "onednn"):
             result = convert(str(samples / name), ConvertConfig(target=target))
@@ -93,7 +93,7 @@ def test_every_conv_and_matmul_with_scales_is_int8(samples) -> None:  # noqa: AN
                     assert node.status == "int8", (name, target, node.label, node.reason)
 
 
-def test_no_static_cost_rule_makes_a_float_island(samples) -> None:  # noqa: ANN001
+def test_no_static_cost_rule_makes_a_float_island(samples) -> None:
     """The 3-channel 3x3 stem (27 products per output) is INT8 for ONNX Runtime too: the
     runtime runs it INT8 from the QDQ file itself, and an FP32 island there measured slower
     in the model (benchmarks/bench_zoo.py)."""
@@ -114,7 +114,7 @@ def test_int8_model_is_about_four_times_smaller() -> None:
     assert int8 * 3.5 < fp32, (int8, fp32)
 
 
-def test_fp32_model_matches_quant_model(samples) -> None:  # noqa: ANN001
+def test_fp32_model_matches_quant_model(samples) -> None:
     """The clean FP32 model computes what the quant model computes, minus rounding."""
     quant = str(samples / "cnn_qdq.onnx")
     fp32 = convert(quant).fp32_model()
@@ -123,7 +123,7 @@ def test_fp32_model_matches_quant_model(samples) -> None:  # noqa: ANN001
         assert cosine(run_model(quant, feeds)[0], run_model(fp32, feeds)[0]) > 0.999
 
 
-def test_ids_are_stable_across_snapshots_and_runs(samples) -> None:  # noqa: ANN001
+def test_ids_are_stable_across_snapshots_and_runs(samples) -> None:
     path = str(samples / "cnn_qdq.onnx")
     first, second = convert(path), convert(path)
     labels = [[n.label for n in s.graph.nodes] for s in first.snapshots]
@@ -138,7 +138,7 @@ def test_ids_are_stable_across_snapshots_and_runs(samples) -> None:  # noqa: ANN
     assert all(final[i] == "QLinearConv" for i in convs)
 
 
-def test_op_ids_to_skip_keeps_exactly_those_ops_fp32(samples) -> None:  # noqa: ANN001
+def test_op_ids_to_skip_keeps_exactly_those_ops_fp32(samples) -> None:
     path = str(samples / "cnn_qdq.onnx")
     convs = [n.id for n in convert(path).decisions if n.op_type == "Conv" and n.status == "int8"]
     skip = convs[1:3]
@@ -153,7 +153,7 @@ def test_op_ids_to_skip_keeps_exactly_those_ops_fp32(samples) -> None:  # noqa: 
     assert cosine(run_model(path, feeds)[0], run_model(result.int8_model(), feeds)[0]) > 0.99
 
 
-def test_ops_to_quantize_restricts_by_type(samples) -> None:  # noqa: ANN001
+def test_ops_to_quantize_restricts_by_type(samples) -> None:
     path = str(samples / "transformer_qdq.onnx")
     result = convert(path, ConvertConfig(ops_to_quantize=["MatMul"]))
     for node in result.decisions:
@@ -165,18 +165,18 @@ def test_ops_to_quantize_restricts_by_type(samples) -> None:  # noqa: ANN001
     assert "QLinearAdd" not in types and "MatMulIntegerToFloat" in types
 
 
-def test_every_fp32_op_has_a_reason(samples) -> None:  # noqa: ANN001
+def test_every_fp32_op_has_a_reason(samples) -> None:
     result = convert(str(samples / "transformer_qdq.onnx"))
     reasons = result.fp32_reasons()
     assert reasons and all(reasons.values())
 
 
-def test_model_without_quantization_is_refused(samples) -> None:  # noqa: ANN001
+def test_model_without_quantization_is_refused(samples) -> None:
     with pytest.raises(NoQuantizationError, match="no QuantizeLinear"):
         convert(str(samples / "cnn_fp32.onnx"))
 
 
-def test_onednn_target_runs_int8_primitives_in_openvino(samples, tmp_path) -> None:  # noqa: ANN001
+def test_onednn_target_runs_int8_primitives_in_openvino(samples, tmp_path) -> None:
     ov = pytest.importorskip("openvino")
     path = str(samples / "cnn_qdq.onnx")
     model = convert(path, ConvertConfig(target="onednn")).int8_model()
@@ -193,7 +193,7 @@ def test_onednn_target_runs_int8_primitives_in_openvino(samples, tmp_path) -> No
     assert cosine(run_model(path, feeds)[0], got) > 0.99
 
 
-def test_a_model_without_quantization_can_still_be_viewed(samples) -> None:  # noqa: ANN001
+def test_a_model_without_quantization_can_still_be_viewed(samples) -> None:
     from qcore.convert import convert_or_view
 
     result = convert_or_view(str(samples / "cnn_fp32.onnx"))

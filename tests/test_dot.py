@@ -50,7 +50,7 @@ def fill_of(attrs: str) -> str:
 
 @NEEDS_DOT
 @pytest.mark.parametrize("sample", ["cnn", "transformer"])
-def test_every_snapshot_renders_with_graphviz(sample, request) -> None:  # noqa: ANN001
+def test_every_snapshot_renders_with_graphviz(sample, request) -> None:
     result: ConversionResult = request.getfixturevalue(sample)
     texts = [to_dot(s.graph, title=s.stem) for s in result.snapshots]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -62,7 +62,7 @@ def test_every_snapshot_renders_with_graphviz(sample, request) -> None:  # noqa:
             assert f'id="op_{node.id}"' in text, (snap.stem, node.label)
 
 
-def test_labels_use_op_type_and_stable_id(cnn) -> None:  # noqa: ANN001
+def test_labels_use_op_type_and_stable_id(cnn) -> None:
     conv_ids = [n.id for n in cnn.snapshots[0].graph.nodes if n.op_type == "Conv"]
     assert len(conv_ids) == 8
     seen_in = {i: 0 for i in conv_ids}
@@ -79,7 +79,7 @@ def test_labels_use_op_type_and_stable_id(cnn) -> None:  # noqa: ANN001
     assert all(count == len(cnn.snapshots) for count in seen_in.values())
 
 
-def test_labels_show_name_fused_ops_and_weight_shape(cnn) -> None:  # noqa: ANN001
+def test_labels_show_name_fused_ops_and_weight_shape(cnn) -> None:
     fused = next(s for s in cnn.snapshots if s.name == "fuse_activation")
     text = to_dot(fused.graph)
     ops = op_lines(text)
@@ -92,7 +92,7 @@ def test_labels_show_name_fused_ops_and_weight_shape(cnn) -> None:  # noqa: ANN0
         assert f'label="{name}\\n' not in text and f'label="{name}"' not in text
 
 
-def test_tensors_show_shape_and_scale(cnn) -> None:  # noqa: ANN001
+def test_tensors_show_shape_and_scale(cnn) -> None:
     last = cnn.snapshots[-1].graph
     text = to_dot(last)
     assert re.search(r't_0 \[label="image\\nbatchx3x32x32\\nu8 s=[0-9.]+ zp=\d+"', text)
@@ -100,7 +100,7 @@ def test_tensors_show_shape_and_scale(cnn) -> None:  # noqa: ANN001
     assert re.search(r'label="pool_quantized\\nbatchx32x8x8\\nu8 s=[0-9.e-]+ zp=\d+"', text)
 
 
-def test_status_colours(cnn, transformer) -> None:  # noqa: ANN001
+def test_status_colours(cnn, transformer) -> None:
     for result in (cnn, transformer):
         graph = result.snapshots[-1].graph
         ops = op_lines(to_dot(graph))
@@ -130,7 +130,7 @@ def test_skipped_ops_are_red_and_say_why() -> None:
     assert "skipped by id" in attrs  # tooltip
 
 
-def test_to_dot_is_deterministic(transformer) -> None:  # noqa: ANN001
+def test_to_dot_is_deterministic(transformer) -> None:
     again = convert(SAMPLES / "transformer_qdq.onnx")
     for a, b in zip(transformer.snapshots, again.snapshots, strict=True):
         first = to_dot(a.graph, "t", {1, 2})
@@ -138,7 +138,7 @@ def test_to_dot_is_deterministic(transformer) -> None:  # noqa: ANN001
         assert first == to_dot(b.graph, "t", {1, 2})
 
 
-def test_highlight_and_legend(cnn) -> None:  # noqa: ANN001
+def test_highlight_and_legend(cnn) -> None:
     graph = cnn.snapshots[-1].graph
     node = graph.nodes[1]
     text = to_dot(graph, highlight={node.id})
@@ -193,7 +193,7 @@ def test_escaping_survives_graphviz() -> None:
 # ---- debug snapshots -----------------------------------------------------------------------
 
 
-def test_write_debug_snapshots(cnn, tmp_path) -> None:  # noqa: ANN001
+def test_write_debug_snapshots(cnn, tmp_path) -> None:
     out = tmp_path / "debug" / "nested"
     paths = write_debug_snapshots(cnn.snapshots, out)
     names = [p.name for p in paths]
@@ -212,7 +212,7 @@ def test_write_debug_snapshots(cnn, tmp_path) -> None:  # noqa: ANN001
 
 
 @NEEDS_DOT
-def test_export_formats(cnn, tmp_path) -> None:  # noqa: ANN001
+def test_export_formats(cnn, tmp_path) -> None:
     text = to_dot(cnn.snapshots[-1].graph, title="cnn")
     dot_file = export(text, tmp_path / "g.dot")
     assert dot_file.read_text(encoding="utf-8") == text
@@ -233,12 +233,12 @@ def test_layout_json_and_dot_errors() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["ps", "svg -o /tmp/x", "png;rm", "", "-Tsvg", "../svg"])
-def test_render_rejects_bad_formats(fmt) -> None:  # noqa: ANN001
+def test_render_rejects_bad_formats(fmt) -> None:
     with pytest.raises(ValueError, match="format"):
         render.render("digraph G {}", fmt)
 
 
-def test_missing_graphviz(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+def test_missing_graphviz(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_dot() is None
     with pytest.raises(GraphvizMissing, match="apt-get install graphviz"):
@@ -252,7 +252,7 @@ def test_missing_graphviz(monkeypatch, tmp_path) -> None:  # noqa: ANN001
         layout_json("digraph G {}")
 
 
-def test_source_gives_a_graphviz_source_for_notebooks(samples) -> None:  # noqa: ANN001
+def test_source_gives_a_graphviz_source_for_notebooks(samples) -> None:
     from qcore.convert import convert
     from qcore.dot import source
 
@@ -264,6 +264,6 @@ def test_source_gives_a_graphviz_source_for_notebooks(samples) -> None:  # noqa:
 
 
 @pytest.mark.parametrize("flag", ["-o/tmp/x", "-Gsplines=line;rm", "-Kneato", "-G a=b"])
-def test_render_accepts_only_graph_attribute_flags(flag) -> None:  # noqa: ANN001
+def test_render_accepts_only_graph_attribute_flags(flag) -> None:
     with pytest.raises(ValueError, match="unsupported Graphviz flag"):
         render.render("digraph G { a }", "svg", flags=(flag,))

@@ -132,7 +132,7 @@ def worst_cosine(reference: onnx.ModelProto, model: onnx.ModelProto, feeds: list
 
 
 @pytest.fixture(scope="module")
-def relu6(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict], dict]:  # noqa: ANN001
+def relu6(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict], dict]:
     feeds = photos()
     quant = ort_quantize(relu6_cnn(), feeds, tmp_path_factory.mktemp("relu6"))
     results = {t: convert(quant, ConvertConfig(target=t)) for t in TARGETS}
@@ -143,7 +143,7 @@ def _ids(result: ConversionResult, op_type: str) -> list[int]:
     return [n.id for n in result.decisions if n.op_type == op_type]
 
 
-def test_relu6_dropped_by_quantize_static_is_restored_as_clip(relu6) -> None:  # noqa: ANN001
+def test_relu6_dropped_by_quantize_static_is_restored_as_clip(relu6) -> None:
     quant, feeds, results = relu6
     assert "Clip" not in {n.op_type for n in quant.graph.node}  # the quantizer dropped them
     fp32 = results["onnxruntime"].fp32_model()
@@ -155,7 +155,7 @@ def test_relu6_dropped_by_quantize_static_is_restored_as_clip(relu6) -> None:  #
     assert worst_cosine(quant, fp32, feeds) >= 0.9999
 
 
-def test_int8_models_saturate_like_the_quant_model(relu6, tmp_path) -> None:  # noqa: ANN001
+def test_int8_models_saturate_like_the_quant_model(relu6, tmp_path) -> None:
     quant, feeds, results = relu6
     ort_int8 = results["onnxruntime"].int8_model()
     types = [n.op_type for n in ort_int8.graph.node]
@@ -170,7 +170,7 @@ def test_int8_models_saturate_like_the_quant_model(relu6, tmp_path) -> None:  # 
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_fp32_islands_keep_the_clamp(relu6, target) -> None:  # noqa: ANN001
+def test_fp32_islands_keep_the_clamp(relu6, target) -> None:
     """The last Conv and the pooling after it kept FP32: the island still clamps at 6."""
     quant, feeds, results = relu6
     skip = _ids(results[target], "Conv")[-1:] + _ids(results[target], "GlobalAveragePool")
@@ -234,7 +234,7 @@ def _convs_with_quantized_input(quant: onnx.ModelProto) -> set[str]:
     return {n.name for n in quant.graph.node if n.op_type == "Conv" and n.input[0] in dq_outs}
 
 
-def test_nncf_places_qdq_on_inputs_only_and_every_such_conv_is_int8(nncf_model) -> None:  # noqa: ANN001
+def test_nncf_places_qdq_on_inputs_only_and_every_such_conv_is_int8(nncf_model) -> None:
     quant, _, results = nncf_model
     quantized = _convs_with_quantized_input(quant)
     assert len(quantized) == 5
@@ -252,7 +252,7 @@ def test_nncf_places_qdq_on_inputs_only_and_every_such_conv_is_int8(nncf_model) 
 
 
 
-def test_nncf_int8_models_match_the_quant_model(nncf_model, tmp_path) -> None:  # noqa: ANN001
+def test_nncf_int8_models_match_the_quant_model(nncf_model, tmp_path) -> None:
     quant, feeds, results = nncf_model
     ort_int8 = results["onnxruntime"].int8_model()
     assert worst_cosine(quant, ort_int8, feeds) >= 0.995
@@ -314,7 +314,7 @@ def _two_way_model(kind: str) -> onnx.ModelProto:
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("kind", ["output_dtype", "two_consumers", "chain"])
-def test_each_reader_keeps_its_own_quantization(kind, target) -> None:  # noqa: ANN001
+def test_each_reader_keeps_its_own_quantization(kind, target) -> None:
     quant = _two_way_model(kind)
     result = convert(quant, ConvertConfig(target=target))
     convs = [n for n in result.decisions if n.op_type == "Conv"]
@@ -324,7 +324,7 @@ def test_each_reader_keeps_its_own_quantization(kind, target) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize("kind", ["two_consumers", "chain"])
-def test_verify_holds_on_a_tensor_quantized_two_ways(kind, tmp_path) -> None:  # noqa: ANN001
+def test_verify_holds_on_a_tensor_quantized_two_ways(kind, tmp_path) -> None:
     """qcore verify fake-quantizes each reader with the params its own pair used, so the
     snapshots compute the source's function and no pass is blamed for it."""
     from qcore.bench.inputs import InputSet
@@ -368,12 +368,12 @@ def island_cnn() -> onnx.ModelProto:
 
 
 @pytest.fixture(scope="module")
-def island(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict]]:  # noqa: ANN001
+def island(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict]]:
     feeds = photos()
     return ort_quantize(island_cnn(), feeds, tmp_path_factory.mktemp("island")), feeds
 
 
-def test_onnxruntime_keeps_an_fp32_conv_between_int8_ops_float(island) -> None:  # noqa: ANN001
+def test_onnxruntime_keeps_an_fp32_conv_between_int8_ops_float(island) -> None:
     """ONNX Runtime quantizes a float-weight Conv between DequantizeLinear and QuantizeLinear
     per tensor (WeightBiasQuantization); the island reads a per-channel DQ so it stays float."""
     quant, feeds = island
@@ -385,7 +385,7 @@ def test_onnxruntime_keeps_an_fp32_conv_between_int8_ops_float(island) -> None: 
     assert worst_cosine(quant, int8, feeds) >= 0.999
 
 
-def test_onednn_hardswish_reads_its_input_quantized_as_the_source(island) -> None:  # noqa: ANN001
+def test_onednn_hardswish_reads_its_input_quantized_as_the_source(island) -> None:
     quant, feeds = island
     int8 = convert(quant, ConvertConfig(target="onednn")).int8_model()
     producers = {o: n for n in int8.graph.node for o in n.output}
@@ -431,7 +431,7 @@ def signed_concat_model() -> onnx.ModelProto:
     return model
 
 
-def test_onednn_signed_concat_runs_right_on_openvino(tmp_path) -> None:  # noqa: ANN001
+def test_onednn_signed_concat_runs_right_on_openvino(tmp_path) -> None:
     """OpenVINO miscomputes a signed int8 Concat of inputs with different scales (its output
     is read as u8 with zero point 128 instead, the same values)."""
     quant = signed_concat_model()
@@ -468,7 +468,7 @@ def _weight(b: _Builder, name: str, shape: tuple[int, ...]) -> str:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_per_channel_activation_quantization(target, tmp_path) -> None:  # noqa: ANN001
+def test_per_channel_activation_quantization(target, tmp_path) -> None:
     """onednn keeps the per-channel Q/DQ and runs the depthwise Conv INT8; ONNX Runtime (no
     per-channel activation scale in QLinearConv) keeps it FP32 and still runs the model."""
     import onnxruntime as ort
@@ -493,7 +493,7 @@ def test_per_channel_activation_quantization(target, tmp_path) -> None:  # noqa:
         assert len(precisions) == 3 and all(p in ("u8", "i8") for p in precisions.values())
 
 
-def test_onednn_weights_keep_their_own_zero_points(relu6) -> None:  # noqa: ANN001
+def test_onednn_weights_keep_their_own_zero_points(relu6) -> None:
     """OpenVINO runs a Conv in f32 when its weight's zero-point constant is shared (measured on
     PP-OCRv4 det from NNCF): cleanup merges equal initializers, but not those."""
     _, _, results = relu6

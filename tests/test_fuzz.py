@@ -78,7 +78,7 @@ def splice(rng: random.Random, data: bytes) -> bytes:
 # ---- field-level mutations ------------------------------------------------------------------
 
 
-def _pick(rng: random.Random, items):  # noqa: ANN001, ANN202
+def _pick(rng: random.Random, items):
     return items[rng.randrange(len(items))] if len(items) else None
 
 
@@ -230,7 +230,7 @@ BYTE_MUTATIONS = [flip_bits, truncate, splice]
 
 
 def make_case(rng: random.Random, sources: list[bytes],
-              field_mutations: list = FIELD_MUTATIONS) -> tuple[bytes, list[str]]:  # noqa: B006
+              field_mutations: list = FIELD_MUTATIONS) -> tuple[bytes, list[str]]:
     """One corrupted model: its bytes and the names of the mutations applied."""
     data = rng.choice(sources)
     applied = []
@@ -263,7 +263,7 @@ def run_case(path: Path) -> str:
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy on absurd scales such as 3e38
-def test_corrupted_models_give_success_or_our_errors(tmp_path) -> None:  # noqa: ANN001
+def test_corrupted_models_give_success_or_our_errors(tmp_path) -> None:
     rng = random.Random(SEED)
     sources = [p.read_bytes() for p in SOURCES]
     outcomes: Counter[str] = Counter()
@@ -298,7 +298,7 @@ def _full_check(model: onnx.ModelProto | str) -> bool:
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_valid_mutants_convert_into_valid_models(tmp_path) -> None:  # noqa: ANN001
+def test_valid_mutants_convert_into_valid_models(tmp_path) -> None:
     """A mutant the full ONNX checker accepts must convert into models it accepts too.
 
     ``input_type`` is left out: a QuantizeLinear reading an integer graph input is a known
@@ -325,7 +325,7 @@ def test_valid_mutants_convert_into_valid_models(tmp_path) -> None:  # noqa: ANN
     assert checked > 20
 
 
-def test_corrupted_models_through_the_cli(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_corrupted_models_through_the_cli(tmp_path, capsys) -> None:
     """`qcore convert --debug` (DOT of every pass) and `qcore info` on a share of the cases:
     exit 0, 1 or 2, and a failure is one `qcore: error:` line, never an internal error."""
     from qcore.cli import main

@@ -82,7 +82,7 @@ def _run(model: onnx.ModelProto, rows: np.ndarray) -> np.ndarray:
     return np.concatenate([session.run(None, {"x": row[None]})[0] for row in rows])
 
 
-def test_softmax_runs_as_qlinearsoftmax_and_matches_the_quant_model(softmax_model) -> None:  # noqa: ANN001
+def test_softmax_runs_as_qlinearsoftmax_and_matches_the_quant_model(softmax_model) -> None:
     _, qdq, test = softmax_model
     assert "Softmax" in {n.op_type for n in qdq.graph.node}
     source_has_qdq = [n.op_type for n in qdq.graph.node].count("QuantizeLinear") >= 2
@@ -101,7 +101,7 @@ def test_softmax_runs_as_qlinearsoftmax_and_matches_the_quant_model(softmax_mode
     assert (ours.argmax(1) == reference.argmax(1)).mean() >= 0.95
 
 
-def test_softmax_stays_fp32_on_onednn_with_the_reason(softmax_model) -> None:  # noqa: ANN001
+def test_softmax_stays_fp32_on_onednn_with_the_reason(softmax_model) -> None:
     _, qdq, test = softmax_model
     result = convert(qdq, ConvertConfig(target="onednn"))
     softmax = next(n for n in result.decisions if n.op_type == "Softmax")

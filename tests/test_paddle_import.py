@@ -49,7 +49,7 @@ def test_fixtures_cover_the_issue() -> None:
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_onnxruntime_matches_paddle(imported, name) -> None:  # noqa: ANN001
+def test_onnxruntime_matches_paddle(imported, name) -> None:
     model = imported[name]
     onnx.checker.check_model(model, full_check=True)
     feeds, expected = _io(name)
@@ -63,7 +63,7 @@ def test_onnxruntime_matches_paddle(imported, name) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_without_out_thresholds_the_model_computes_what_paddle_does(name) -> None:  # noqa: ANN001
+def test_without_out_thresholds_the_model_computes_what_paddle_does(name) -> None:
     """Only the scales Paddle applies: ONNX Runtime's int8 kernels are the only difference."""
     feeds, expected = _io(name)
     got = run_model(import_paddle(DATA / name, out_thresholds=False), feeds)
@@ -75,7 +75,7 @@ def test_without_out_thresholds_the_model_computes_what_paddle_does(name) -> Non
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_convert_makes_a_working_int8_model(imported, name) -> None:  # noqa: ANN001
+def test_convert_makes_a_working_int8_model(imported, name) -> None:
     quant = imported[name]
     int8 = convert(quant).int8_model()
     onnx.checker.check_model(int8)
@@ -88,7 +88,7 @@ def test_convert_makes_a_working_int8_model(imported, name) -> None:  # noqa: AN
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_weights_are_int8_with_their_scales(imported, name) -> None:  # noqa: ANN001
+def test_weights_are_int8_with_their_scales(imported, name) -> None:
     model = imported[name]
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -111,7 +111,7 @@ def test_weights_are_int8_with_their_scales(imported, name) -> None:  # noqa: AN
     assert checked >= 2
 
 
-def test_nodes_keep_the_paddle_op_index(imported) -> None:  # noqa: ANN001
+def test_nodes_keep_the_paddle_op_index(imported) -> None:
     for name in ("cnn_qat_legacy", "transformer_qat_onnx"):
         path = DATA / name
         program = read_program(path / "__model__" if (path / "__model__").exists()
@@ -137,7 +137,7 @@ def _copy_with_op_renamed(name: str, index: int, new_type: str, dest: Path) -> P
     return folder
 
 
-def test_unmapped_op_names_its_type_and_index(tmp_path) -> None:  # noqa: ANN001
+def test_unmapped_op_names_its_type_and_index(tmp_path) -> None:
     folder = _copy_with_op_renamed("cnn_qat_onnx", 5, "my_custom_op", tmp_path)
     with pytest.raises(ModelError, match=r"Paddle op 5 \(my_custom_op\) has no ONNX mapping"):
         import_paddle(folder)
@@ -145,7 +145,7 @@ def test_unmapped_op_names_its_type_and_index(tmp_path) -> None:  # noqa: ANN001
                  str(tmp_path / "x.onnx")]) == 2
 
 
-def test_import_works_when_paddle_cannot_be_imported(monkeypatch) -> None:  # noqa: ANN001
+def test_import_works_when_paddle_cannot_be_imported(monkeypatch) -> None:
     import qcore
 
     monkeypatch.setitem(sys.modules, "paddle", None)
@@ -161,7 +161,7 @@ def test_import_works_when_paddle_cannot_be_imported(monkeypatch) -> None:  # no
     assert cosine(run_model(model, feeds)[0], expected[0]) >= 0.999
 
 
-def test_every_layout_loads(tmp_path) -> None:  # noqa: ANN001
+def test_every_layout_loads(tmp_path) -> None:
     legacy = DATA / "cnn_qat_legacy"
     assert (legacy / "__model__").exists() and not list(legacy.glob("*.pdiparams"))
     graph = load_graph(legacy)
@@ -177,7 +177,7 @@ def test_every_layout_loads(tmp_path) -> None:  # noqa: ANN001
     assert cosine(run_model(model, feeds)[0], expected[0]) >= 0.999
 
 
-def test_bad_inputs_give_one_line_errors(tmp_path) -> None:  # noqa: ANN001
+def test_bad_inputs_give_one_line_errors(tmp_path) -> None:
     with pytest.raises(ModelError, match="no Paddle program"):
         import_paddle(tmp_path)
     junk = tmp_path / "junk.pdmodel"
@@ -197,7 +197,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path) -> None:  # noqa: ANN001
         import_paddle(missing)
 
 
-def test_cli_import_paddle_and_convert(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_import_paddle_and_convert(tmp_path, capsys) -> None:
     out = tmp_path / "quant.onnx"
     assert main(["import-paddle", "--model_dir", str(DATA / "transformer_ptq"),
                  "--model_filename", "model.pdmodel", "--params_filename", "model.pdiparams",
@@ -217,7 +217,7 @@ def test_cli_import_paddle_and_convert(tmp_path, capsys) -> None:  # noqa: ANN00
 # ---- a hand-written program: ops no fixture uses, Paddle's formats written by hand --------
 
 
-def _attr(name: str, value: object):  # noqa: ANN202
+def _attr(name: str, value: object):
     attr = pb.OpDesc.Attr(name=name)
     if isinstance(value, bool):
         attr.type, attr.b = 6, value
@@ -266,7 +266,7 @@ def _write_program(folder: Path, ops: list[tuple], shapes: dict[str, list[int]],
         (folder / name).write_bytes(_tensor_bytes(value))
 
 
-def test_hand_written_program_with_other_ops(tmp_path) -> None:  # noqa: ANN001
+def test_hand_written_program_with_other_ops(tmp_path) -> None:
     rng = np.random.default_rng(0)
     params = {"w": rng.standard_normal((24, 8)).astype(np.float32) * 0.3,
               "b": rng.standard_normal(8).astype(np.float32) * 0.1,

@@ -28,7 +28,7 @@ from qcore.passes.remove_identity import RemoveIdentity
 RNG = np.random.default_rng(0)
 
 
-def _model(nodes, inputs, outputs, inits=(), opset=13) -> onnx.ModelProto:  # noqa: ANN001
+def _model(nodes, inputs, outputs, inits=(), opset=13) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes, "t",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
@@ -40,7 +40,7 @@ def _model(nodes, inputs, outputs, inits=(), opset=13) -> onnx.ModelProto:  # no
     return model
 
 
-def _qdq(tensor: str, scale: float, zp: int, dtype=np.uint8) -> tuple[list, list]:  # noqa: ANN001
+def _qdq(tensor: str, scale: float, zp: int, dtype=np.uint8) -> tuple[list, list]:
     """Q -> DQ on ``tensor``; the DQ output is ``tensor + '_dq'``."""
     inits = [(f"{tensor}_s", np.array(scale, np.float32)), (f"{tensor}_z", np.array(zp, dtype))]
     nodes = [
@@ -51,13 +51,13 @@ def _qdq(tensor: str, scale: float, zp: int, dtype=np.uint8) -> tuple[list, list
     return nodes, inits
 
 
-def _run(passes, model) -> tuple:  # noqa: ANN001
+def _run(passes, model) -> tuple:
     ctx = Context(load_graph(model), ConvertConfig())
     results = [p.apply(ctx) for p in passes]
     return ctx.graph, results
 
 
-def _types(graph) -> list[str]:  # noqa: ANN001
+def _types(graph) -> list[str]:
     return [n.op_type for n in graph.nodes]
 
 
@@ -85,7 +85,7 @@ def _conv_qdq_model(weights_as_constants: bool = False) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize("constants", [False, True])
-def test_fake_ops_removed_and_weights_dequantized(constants) -> None:  # noqa: ANN001
+def test_fake_ops_removed_and_weights_dequantized(constants) -> None:
     graph, results = _run([GatherScales(), RemoveFakeOps(), DequantizeWeights()],
                           _conv_qdq_model(constants))
     assert all(r.modified for r in results)
@@ -168,7 +168,7 @@ def _hardswish_nodes(variant: str) -> list:
 
 
 @pytest.mark.parametrize("variant", ["paddle", "hardsigmoid"])
-def test_hardswish_patterns_fuse_into_one_op(variant) -> None:  # noqa: ANN001
+def test_hardswish_patterns_fuse_into_one_op(variant) -> None:
     inits = [("three", np.array(3.0, np.float32)), ("zero", np.array(0.0, np.float32)),
              ("six", np.array(6.0, np.float32))]
     model = _model(_hardswish_nodes(variant), [("x", [2, 4])], ["out"], inits)
@@ -194,7 +194,7 @@ def test_hardswish_not_fused_with_other_constants() -> None:
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "onednn"])
-def test_signedness_keeps_every_value_of_the_quant_model(target) -> None:  # noqa: ANN001
+def test_signedness_keeps_every_value_of_the_quant_model(target) -> None:
     """onnxruntime: every s8 tensor is u8 with zero point + 128, saturation included; onednn:
     a Relu output becomes u8 with zero point 0, other s8 tensors stay s8."""
     model = _model([helper.make_node("Relu", ["x"], ["r"]),

@@ -68,7 +68,7 @@ class Planted:
 
 
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory) -> Planted:  # noqa: ANN001
+def planted(tmp_path_factory) -> Planted:
     return Planted(tmp_path_factory.mktemp("per_op"))
 
 
@@ -77,7 +77,7 @@ def _profile(planted: Planted, engine: str, label: str, **kw: object) -> PerOpRe
                          decisions=planted.decisions[label], label=label, **kw)  # type: ignore[arg-type]
 
 
-def test_the_skip_is_a_decision_by_id(planted) -> None:  # noqa: ANN001
+def test_the_skip_is_a_decision_by_id(planted) -> None:
     for decisions in planted.decisions.values():
         skipped = decisions[planted.skip]
         assert skipped.status == "fp32" and skipped_by_id(skipped.reason)
@@ -86,7 +86,7 @@ def test_the_skip_is_a_decision_by_id(planted) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize(("engine", "label"), ENGINE_MODELS)
-def test_skipped_conv_ran_float_the_others_int8(planted, engine, label) -> None:  # noqa: ANN001
+def test_skipped_conv_ran_float_the_others_int8(planted, engine, label) -> None:
     result = _profile(planted, engine, label)
     assert result.status == "ok" and result.runs == 3 and result.flags_checked
     skipped = result.op(planted.skip)
@@ -106,14 +106,14 @@ def test_skipped_conv_ran_float_the_others_int8(planted, engine, label) -> None:
 
 
 @pytest.mark.parametrize(("engine", "label"), ENGINE_MODELS)
-def test_contradictions_are_flagged(planted, engine, label, monkeypatch) -> None:  # noqa: ANN001
+def test_contradictions_are_flagged(planted, engine, label, monkeypatch) -> None:
     """The engine's answer changed: the skipped Conv 'ran INT8', an INT8 Conv 'ran float'."""
     eng = get_engine(engine)
     ops = ModelOps.of(planted.paths[label])
     made_int8 = next(c for c in planted.convs if c != planted.skip)
     real = eng.profile
 
-    def changed(*args: object, **kwargs: object):  # noqa: ANN202
+    def changed(*args: object, **kwargs: object):
         prof = real(*args, **kwargs)  # type: ignore[arg-type]
         for k in prof.kernels:
             head = ops.resolve(k)[:1]
@@ -135,7 +135,7 @@ def test_contradictions_are_flagged(planted, engine, label, monkeypatch) -> None
 
 
 @needs_openvino
-def test_openvino_runs_attention_matmuls_in_float(tmp_path) -> None:  # noqa: ANN001
+def test_openvino_runs_attention_matmuls_in_float(tmp_path) -> None:
     """A real contradiction: OpenVINO runs activation x activation MatMuls in f32 although
     the onednn target made them INT8 (weights MatMuls run on I8 kernels)."""
     fp32 = modelgen.bert_like(layers=1, hidden=32, heads=2, ffn=64, seq=16)
@@ -155,7 +155,7 @@ def test_openvino_runs_attention_matmuls_in_float(tmp_path) -> None:  # noqa: AN
 
 
 @pytest.mark.parametrize(("engine", "label"), ENGINE_MODELS)
-def test_profiled_runs_compute_the_model(planted, engine, label, tmp_path) -> None:  # noqa: ANN001
+def test_profiled_runs_compute_the_model(planted, engine, label, tmp_path) -> None:
     """The profiled session is a real inference: its outputs match ONNX Runtime's, and the
     profiler's files stay in the scratch folder (none beside the model)."""
     feed = planted.feeds[0]
@@ -237,7 +237,7 @@ def test_renamed_and_engine_made_kernels_map_by_id_tensor_or_not_at_all() -> Non
                          originals=["Add_1", "act#8"])) == [7, 8]
 
 
-def test_cli_per_op_table_json_and_node_data(planted, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_per_op_table_json_and_node_data(planted, tmp_path, capsys) -> None:
     engines = "onnxruntime,openvino" if HAVE_OPENVINO else "onnxruntime"
     out, folder = tmp_path / "report.json", tmp_path / "nodedata"
     code = main(["bench", "--quant", str(planted.quant), "--op_ids_to_skip", str(planted.skip),
@@ -270,7 +270,7 @@ def test_cli_per_op_table_json_and_node_data(planted, tmp_path, capsys) -> None:
     assert ort_int8.summary.ops["float"] >= 1
 
 
-def test_cli_node_data_needs_something_to_write(planted, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_node_data_needs_something_to_write(planted, tmp_path, capsys) -> None:
     code = main(["bench", "--quant", str(planted.quant), "--node-data", str(tmp_path / "nd"),
                  "-q"])
     assert code == 2 and "--node-data" in capsys.readouterr().err

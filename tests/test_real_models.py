@@ -22,7 +22,7 @@ QUANT_WAYS = {
 }
 
 
-def _session(model) -> ort.InferenceSession:  # noqa: ANN001
+def _session(model) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), opts,
@@ -31,7 +31,7 @@ def _session(model) -> ort.InferenceSession:  # noqa: ANN001
 
 @pytest.mark.parametrize("way", sorted(QUANT_WAYS))
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_real_model_int8_is_as_accurate_as_the_quant_model(name, way):  # noqa: ANN001, ANN201
+def test_real_model_int8_is_as_accurate_as_the_quant_model(name, way):
     fp32, shape = fetch(name)
     feed_name = fp32.graph.input[0].name
     calibration = [{feed_name: x} for x in text_images(shape, 8, seed=1)]

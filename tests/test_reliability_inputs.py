@@ -57,7 +57,7 @@ def _program(folder: Path, weight: str, shape: list[int]) -> None:
 W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
 
 
-def test_a_hand_written_per_variable_model_imports(tmp_path) -> None:  # noqa: ANN001
+def test_a_hand_written_per_variable_model_imports(tmp_path) -> None:
     _program(tmp_path / "m", "w", [4, 3])
     (tmp_path / "m" / "w").write_bytes(_record(W))
     model = import_paddle(tmp_path / "m")
@@ -66,7 +66,7 @@ def test_a_hand_written_per_variable_model_imports(tmp_path) -> None:  # noqa: A
 
 @pytest.mark.parametrize("name", ["../secret", "/etc/passwd", "/proc/self/environ",
                                   "sub/../../secret"])
-def test_parameter_files_outside_the_folder_are_refused(name, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_parameter_files_outside_the_folder_are_refused(name, tmp_path, capsys) -> None:
     (tmp_path / "secret").write_bytes(_record(W))
     _program(tmp_path / "m", name, [4, 3])
     with pytest.raises(ModelError, match="refusing a location outside the model's folder"):
@@ -76,7 +76,7 @@ def test_parameter_files_outside_the_folder_are_refused(name, tmp_path, capsys) 
     assert "refusing a location outside" in capsys.readouterr().err
 
 
-def test_a_parameter_file_linked_out_of_the_folder_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_a_parameter_file_linked_out_of_the_folder_is_refused(tmp_path) -> None:
     (tmp_path / "secret").write_bytes(_record(W))
     _program(tmp_path / "m", "w", [4, 3])
     (tmp_path / "m" / "w").symlink_to(tmp_path / "secret")
@@ -84,7 +84,7 @@ def test_a_parameter_file_linked_out_of_the_folder_is_refused(tmp_path) -> None:
         import_paddle(tmp_path / "m")
 
 
-def test_errors_never_echo_the_bytes_of_a_parameter_file(tmp_path) -> None:  # noqa: ANN001
+def test_errors_never_echo_the_bytes_of_a_parameter_file(tmp_path) -> None:
     _program(tmp_path / "m", "w", [4, 3])
     (tmp_path / "m" / "w").write_bytes(SECRET * 4)
     with pytest.raises(ModelError) as info:
@@ -94,7 +94,7 @@ def test_errors_never_echo_the_bytes_of_a_parameter_file(tmp_path) -> None:  # n
     assert "SECRET" not in str(info.value)
 
 
-def test_a_fifo_parameter_file_is_refused_without_blocking(tmp_path) -> None:  # noqa: ANN001
+def test_a_fifo_parameter_file_is_refused_without_blocking(tmp_path) -> None:
     _program(tmp_path / "m", "w", [4, 3])
     os.mkfifo(tmp_path / "m" / "w")
     with pytest.raises(ModelError, match="is a FIFO"):
@@ -106,8 +106,8 @@ def test_a_fifo_parameter_file_is_refused_without_blocking(tmp_path) -> None:  #
     (np.zeros((4, 3), np.float64), 6, "is stored as float64, the program says float32"),
     (np.zeros((4, 3), np.int64), 3, "is stored as int64, the program says float32"),
 ])
-def test_a_record_that_contradicts_the_program_is_refused(array, data_type, text, tmp_path,  # noqa: ANN001
-                                                          capsys) -> None:  # noqa: ANN001
+def test_a_record_that_contradicts_the_program_is_refused(array, data_type, text, tmp_path,
+                                                          capsys) -> None:
     _program(tmp_path / "m", "w", [4, 3])
     (tmp_path / "m" / "w").write_bytes(_record(array, data_type))
     with pytest.raises(ModelError, match="parameters do not match the program") as info:
@@ -118,14 +118,14 @@ def test_a_record_that_contradicts_the_program_is_refused(array, data_type, text
     assert not (tmp_path / "o.onnx").exists()
 
 
-def test_a_record_with_trailing_bytes_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_a_record_with_trailing_bytes_is_refused(tmp_path) -> None:
     _program(tmp_path / "m", "w", [4, 3])
     (tmp_path / "m" / "w").write_bytes(_record(W) + b"\0" * 8)
     with pytest.raises(ModelError, match="8 bytes left after the tensor"):
         import_paddle(tmp_path / "m")
 
 
-def test_a_huge_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_huge_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) -> None:
     _program(tmp_path / "m", "w", [4, 3])
     with open(tmp_path / "m" / "w", "wb") as handle:
         handle.write(_record(W))
@@ -140,7 +140,7 @@ def test_a_huge_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) 
         import_paddle(tmp_path / "m")
 
 
-def test_a_huge_combined_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_huge_combined_parameter_file_is_refused_before_reading(tmp_path, monkeypatch) -> None:
     shutil.copytree(PADDLE / "cnn_ptq", tmp_path / "m")
     with open(tmp_path / "m" / "model.pdiparams", "r+b") as handle:
         handle.truncate(2**30)
@@ -154,7 +154,7 @@ def test_a_huge_combined_parameter_file_is_refused_before_reading(tmp_path, monk
         import_paddle(tmp_path / "m")
 
 
-def test_params_filename_outside_the_folder_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_params_filename_outside_the_folder_is_refused(tmp_path) -> None:
     shutil.copytree(PADDLE / "cnn_ptq", tmp_path / "m")
     with pytest.raises(ModelError, match="refusing a location outside"):
         import_paddle(tmp_path / "m", "model.pdmodel", "../../etc/passwd")
@@ -183,7 +183,7 @@ def _external(tmp_path: Path, length: str | None, data: bytes | None = None) -> 
     return path
 
 
-def test_external_data_without_length_reads_only_the_tensor(tmp_path) -> None:  # noqa: ANN001
+def test_external_data_without_length_reads_only_the_tensor(tmp_path) -> None:
     """A 288-byte tensor in a 64 MiB (sparse) file: only its 288 bytes are read."""
     good = (BAD / "external_data.onnx.data").read_bytes()
     path = _external(tmp_path, None, good)
@@ -194,20 +194,20 @@ def test_external_data_without_length_reads_only_the_tensor(tmp_path) -> None:  
     assert weight.tobytes() == good and weight.shape == (4, 8, 3, 3)
 
 
-def test_external_data_without_length_in_a_short_file_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_external_data_without_length_in_a_short_file_is_refused(tmp_path) -> None:
     path = _external(tmp_path, None, b"\0" * 100)
     with pytest.raises(ModelError, match="holds 100 bytes, too few for 288 bytes at offset 0"):
         load_graph(path)
 
 
-def test_external_data_whose_length_contradicts_its_shape_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_external_data_whose_length_contradicts_its_shape_is_refused(tmp_path) -> None:
     path = _external(tmp_path, "300", b"\0" * 400)
     with pytest.raises(ModelError, match=r"length 300 does not match its shape \[4, 8, 3, 3\], "
                                          "which needs 288 bytes"):
         load_graph(path)
 
 
-def test_a_fifo_external_data_file_is_not_called_missing(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_a_fifo_external_data_file_is_not_called_missing(tmp_path, capsys) -> None:
     path = _external(tmp_path, "288")
     (tmp_path / "external_data.onnx.data").unlink()
     os.mkfifo(tmp_path / "external_data.onnx.data")
@@ -218,7 +218,7 @@ def test_a_fifo_external_data_file_is_not_called_missing(tmp_path, capsys) -> No
     assert main(["info", str(path)]) == 2
 
 
-def test_a_fifo_given_as_the_model_is_refused_without_blocking(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_a_fifo_given_as_the_model_is_refused_without_blocking(tmp_path, capsys) -> None:
     os.mkfifo(tmp_path / "model.onnx")
     with pytest.raises(ModelError, match=r"is a FIFO \(named pipe\), not a regular file"):
         load_graph(tmp_path / "model.onnx")

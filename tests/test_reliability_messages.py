@@ -23,12 +23,12 @@ QUANT = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
 BAD = ROOT / "tests" / "data" / "bad"
 
 
-def _errors(capsys) -> list[str]:  # noqa: ANN001
+def _errors(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines()
             if line.startswith("qcore: error:")]
 
 
-def _one_error(capsys, text: str) -> None:  # noqa: ANN001
+def _one_error(capsys, text: str) -> None:
     err = _errors(capsys)
     assert len(err) == 1 and text in err[0], err
     assert "internal error" not in err[0]
@@ -53,7 +53,7 @@ def _one_error(capsys, text: str) -> None:  # noqa: ANN001
     ('{"target": null}', "target must be one of onnxruntime, onednn"),
     ("{not json", "not a JSON file"),
 ])
-def test_a_bad_config_file_is_an_error_in_words(content, text, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_a_bad_config_file_is_an_error_in_words(content, text, tmp_path, capsys) -> None:
     path = tmp_path / "cfg.json"
     path.write_text(content)
     with pytest.raises(ValueError) as info:
@@ -65,7 +65,7 @@ def test_a_bad_config_file_is_an_error_in_words(content, text, tmp_path, capsys)
     assert not (tmp_path / "int8.onnx").exists()
 
 
-def test_a_good_config_file_still_loads(tmp_path) -> None:  # noqa: ANN001
+def test_a_good_config_file_still_loads(tmp_path) -> None:
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"ops_to_quantize": ["Conv"], "op_ids_to_skip": [3, 1],
                                 "target": "onednn"}))
@@ -73,7 +73,7 @@ def test_a_good_config_file_still_loads(tmp_path) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("ids", [[True], [20.9]])
-def test_config_objects_refuse_bools_and_floats_as_op_ids(ids) -> None:  # noqa: ANN001
+def test_config_objects_refuse_bools_and_floats_as_op_ids(ids) -> None:
     with pytest.raises(ValueError, match="integer op ids"):
         ConvertConfig([], ids)
 
@@ -82,7 +82,7 @@ def test_config_objects_refuse_bools_and_floats_as_op_ids(ids) -> None:  # noqa:
 
 
 @pytest.fixture()
-def specs():  # noqa: ANN201
+def specs():
     return model_inputs(QUANT)
 
 
@@ -93,41 +93,41 @@ def _npy(tmp_path: Path, array: np.ndarray, name: str = "data.npy") -> Path:
     return path
 
 
-def test_nan_inputs_are_refused(specs, tmp_path) -> None:  # noqa: ANN001
+def test_nan_inputs_are_refused(specs, tmp_path) -> None:
     data = np.zeros((2, 3, 32, 32), np.float32)
     data[1, 0, 0, 0] = np.nan
     with pytest.raises(InputError, match="input 'image' holds 1 NaN value"):
         load_inputs(_npy(tmp_path, data), specs)
 
 
-def test_infinite_inputs_are_warned_about(specs, tmp_path) -> None:  # noqa: ANN001
+def test_infinite_inputs_are_warned_about(specs, tmp_path) -> None:
     data = np.zeros((2, 3, 32, 32), np.float32)
     data[0, 0, 0, 0] = np.inf
     inputs = load_inputs(_npy(tmp_path, data), specs)
     assert any(n.startswith("WARNING: input 'image' holds 1 infinite") for n in inputs.notes)
 
 
-def test_an_array_without_rows_is_refused(specs, tmp_path) -> None:  # noqa: ANN001
+def test_an_array_without_rows_is_refused(specs, tmp_path) -> None:
     with pytest.raises(InputError, match="holds no samples"):
         load_inputs(_npy(tmp_path, np.zeros((0, 3, 32, 32), np.float32)), specs)
 
 
 @pytest.mark.parametrize("content", [b"not a zip", b"PK\x03\x04broken zip"])
-def test_a_npz_that_is_not_an_archive_is_refused(content, specs, tmp_path) -> None:  # noqa: ANN001
+def test_a_npz_that_is_not_an_archive_is_refused(content, specs, tmp_path) -> None:
     path = tmp_path / "data.npz"
     path.write_bytes(content)
     with pytest.raises(InputError, match="not a .npz archive"):
         load_inputs(path, specs)
 
 
-def test_a_corrupt_npy_is_refused(specs, tmp_path) -> None:  # noqa: ANN001
+def test_a_corrupt_npy_is_refused(specs, tmp_path) -> None:
     path = tmp_path / "data.npy"
     path.write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(InputError, match="not a .npy array file"):
         load_inputs(path, specs)
 
 
-def test_generated_inputs_too_big_for_memory_are_refused(specs) -> None:  # noqa: ANN001
+def test_generated_inputs_too_big_for_memory_are_refused(specs) -> None:
     with pytest.raises(InputError, match=r"would take .* GiB .*lower --batch"):
         generate_inputs(specs, count=8, batch=100_000)
 
@@ -138,7 +138,7 @@ def test_generated_inputs_too_big_for_memory_are_refused(specs) -> None:  # noqa
     (["--inputs", "NAN"], "NaN value"),
     (["--batch", "100000"], "lower --batch"),
 ])
-def test_cli_bench_bad_data_is_one_line(extra, text, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_bench_bad_data_is_one_line(extra, text, tmp_path, capsys) -> None:
     files = {"ZERO": _npy(tmp_path, np.zeros((0, 3, 32, 32), np.float32), "zero.npy"),
              "NAN": _npy(tmp_path, np.full((1, 3, 32, 32), np.nan, np.float32), "nan.npy")}
     notzip = tmp_path / "x.npz"
@@ -159,7 +159,7 @@ def _named_output(path: Path, output: str, op: str = "Relu") -> Path:
     return path
 
 
-def test_bench_exits_non_zero_when_every_accuracy_comparison_failed(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_bench_exits_non_zero_when_every_accuracy_comparison_failed(tmp_path, capsys) -> None:
     fp32 = _named_output(tmp_path / "a.onnx", "y")
     int8 = _named_output(tmp_path / "b.onnx", "z", "Transpose")
     assert main(["bench", "--fp32", str(fp32), "--int8", str(int8), "--engine", "onnxruntime",
@@ -167,7 +167,7 @@ def test_bench_exits_non_zero_when_every_accuracy_comparison_failed(tmp_path, ca
     _one_error(capsys, "no accuracy comparison could be made")
 
 
-def test_bench_warns_when_an_accuracy_figure_is_nan(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_bench_warns_when_an_accuracy_figure_is_nan(tmp_path, capsys) -> None:
     """Log of N(0, 1) inputs: NaN outputs from finite data are said, not just printed."""
     fp32 = _named_output(tmp_path / "a.onnx", "y", "Log")
     int8 = _named_output(tmp_path / "b.onnx", "y", "Log")
@@ -177,7 +177,7 @@ def test_bench_warns_when_an_accuracy_figure_is_nan(tmp_path, capsys) -> None:  
     assert any("int8 vs fp32 on onnxruntime: the cosine of y is NaN" in w for w in warnings)
 
 
-def test_bench_exits_non_zero_when_every_model_failed(capsys) -> None:  # noqa: ANN001
+def test_bench_exits_non_zero_when_every_model_failed(capsys) -> None:
     assert main(["bench", "--int8", str(BAD / "custom_domain_op.onnx"), "--engine",
                  "onnxruntime", "--iters", "1", "--warmup", "0", "-q"]) == 2
     _one_error(capsys, "no model could be measured")
@@ -187,13 +187,13 @@ def test_bench_exits_non_zero_when_every_model_failed(capsys) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize("bound", ["nan", "inf", "1.5", "-2"])
-def test_advise_refuses_a_meaningless_bound(bound, capsys) -> None:  # noqa: ANN001
+def test_advise_refuses_a_meaningless_bound(bound, capsys) -> None:
     assert main(["advise", "--quant_model_path", str(QUANT), "--min-cosine", bound, "-q"]) == 2
     _one_error(capsys, "--min-cosine must be a number from -1 to 1")
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
-def test_advise_refuses_non_finite_inputs(value, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_advise_refuses_non_finite_inputs(value, tmp_path, capsys) -> None:
     data = np.zeros((2, 3, 32, 32), np.float32)
     data[0, 1, 2, 3] = value
     assert main(["advise", "--quant_model_path", str(QUANT), "--inputs",
@@ -205,7 +205,7 @@ def test_advise_refuses_non_finite_inputs(value, tmp_path, capsys) -> None:  # n
 
 
 @pytest.mark.skipif(find_dot() is None, reason="Graphviz dot not installed")
-def test_a_100k_character_name_renders(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_a_100k_character_name_renders(tmp_path, capsys) -> None:
     sys.path.insert(0, str(BAD))
     try:
         import make_bad_corpus
@@ -222,7 +222,7 @@ def test_a_100k_character_name_renders(tmp_path, capsys) -> None:  # noqa: ANN00
 
 
 @pytest.mark.parametrize("flag", ["--config", "--inputs"])
-def test_a_fifo_for_config_or_inputs_is_refused_without_blocking(flag, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_a_fifo_for_config_or_inputs_is_refused_without_blocking(flag, tmp_path, capsys) -> None:
     fifo = tmp_path / ("cfg.json" if flag == "--config" else "data.npy")
     os.mkfifo(fifo)
     argv = (["convert", "--quant_model_path", str(QUANT), "--int8_model_save_path",

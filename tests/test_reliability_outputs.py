@@ -33,7 +33,7 @@ def _leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if ".tmp" in p.name]
 
 
-def _errors(capsys) -> list[str]:  # noqa: ANN001
+def _errors(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines()
             if not line.startswith("qcore: warning:")]
 
@@ -41,7 +41,7 @@ def _errors(capsys) -> list[str]:  # noqa: ANN001
 # ---- the output set ---------------------------------------------------------------------------
 
 
-def test_two_flags_naming_one_file_are_refused(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_two_flags_naming_one_file_are_refused(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(_convert("--int8_model_save_path", "o.onnx",
                          "--fp32_model_save_path", "./o.onnx")) == 2
@@ -50,18 +50,18 @@ def test_two_flags_naming_one_file_are_refused(tmp_path, monkeypatch, capsys) ->
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_output_and_a_debug_file_naming_one_file_are_refused(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_an_output_and_a_debug_file_naming_one_file_are_refused(tmp_path, capsys) -> None:
     assert main(_convert("--int8_model_save_path", str(tmp_path / "d" / "quant_orig.dot"),
                          "--debug", str(tmp_path / "d"))) == 2
     assert "are the same file" in _errors(capsys)[0]
     assert not (tmp_path / "d").exists() or not list((tmp_path / "d").iterdir())
 
 
-def _fail_on_call(real, number: int):  # noqa: ANN001, ANN202
+def _fail_on_call(real, number: int):
     """``real`` that raises a disk-full error on its ``number``-th call."""
     calls = []
 
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         calls.append(args)
         if len(calls) == number:
             raise OSError(28, "No space left on device")
@@ -70,7 +70,7 @@ def _fail_on_call(real, number: int):  # noqa: ANN001, ANN202
     return wrapper
 
 
-def test_a_failed_fp32_write_leaves_no_int8_model(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_a_failed_fp32_write_leaves_no_int8_model(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(files.os, "fdopen", _fail_on_call(os.fdopen, 2))
     assert main(_convert("--int8_model_save_path", str(tmp_path / "int8.onnx"),
                          "--fp32_model_save_path", str(tmp_path / "fp32.onnx"))) == 2
@@ -78,14 +78,14 @@ def test_a_failed_fp32_write_leaves_no_int8_model(tmp_path, monkeypatch, capsys)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_debug_write_leaves_no_model(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_a_failed_debug_write_leaves_no_model(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(files.os, "fdopen", _fail_on_call(os.fdopen, 5))
     assert main(_convert("--int8_model_save_path", str(tmp_path / "int8.onnx"),
                          "--debug", str(tmp_path / "debug"))) == 2
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_commit_puts_the_old_files_back(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_a_failed_commit_puts_the_old_files_back(tmp_path, monkeypatch, capsys) -> None:
     int8, fp32 = tmp_path / "int8.onnx", tmp_path / "fp32.onnx"
     int8.write_bytes(b"old int8")
     fp32.write_bytes(b"old fp32")
@@ -96,7 +96,7 @@ def test_a_failed_commit_puts_the_old_files_back(tmp_path, monkeypatch, capsys) 
     assert not _leftovers(tmp_path)
 
 
-def test_debug_snapshots_are_replaced_only_with_force(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_debug_snapshots_are_replaced_only_with_force(tmp_path, capsys) -> None:
     debug = tmp_path / "debug"
     debug.mkdir()
     (debug / "quant_orig.dot").write_text("keep me")
@@ -110,7 +110,7 @@ def test_debug_snapshots_are_replaced_only_with_force(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "folder"])
-def test_force_never_replaces_a_special_file(kind, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_force_never_replaces_a_special_file(kind, tmp_path, capsys) -> None:
     target = tmp_path / "target.onnx"
     if kind == "fifo":
         os.mkfifo(target)
@@ -123,14 +123,14 @@ def test_force_never_replaces_a_special_file(kind, tmp_path, capsys) -> None:  #
 
 
 @pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
-def test_force_never_replaces_a_character_device(device) -> None:  # noqa: ANN001
+def test_force_never_replaces_a_character_device(device) -> None:
     """Checked when planned, so nothing is written anywhere (not even a temporary)."""
     with pytest.raises(OutputError, match="is a character device, not a regular file"):
         OutputSet(force=True).plan(device)
     assert Path(device).is_char_device()
 
 
-def test_bench_reports_naming_one_file_are_refused(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_bench_reports_naming_one_file_are_refused(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["bench", "--quant", str(QUANT), "--engine", "onnxruntime", "--iters", "1",
                  "--json", "r.txt", "--csv", "./r.txt", "-q"]) == 2
@@ -138,7 +138,7 @@ def test_bench_reports_naming_one_file_are_refused(tmp_path, monkeypatch, capsys
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_output_made_meanwhile_is_not_replaced_without_force(tmp_path) -> None:  # noqa: ANN001
+def test_an_output_made_meanwhile_is_not_replaced_without_force(tmp_path) -> None:
     target = tmp_path / "out.onnx"
     first, second = OutputSet(), OutputSet()
     first.plan(target)
@@ -151,11 +151,11 @@ def test_an_output_made_meanwhile_is_not_replaced_without_force(tmp_path) -> Non
     assert target.read_bytes() == b"first" and not _leftovers(tmp_path)
 
 
-def test_a_cli_output_made_during_the_conversion_is_kept(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_a_cli_output_made_during_the_conversion_is_kept(tmp_path, monkeypatch, capsys) -> None:
     target = tmp_path / "int8.onnx"
     import qcore.cli as cli
 
-    def convert_while_another_writes(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def convert_while_another_writes(*args, **kwargs):
         target.write_bytes(b"the other conversion")
         return convert(*args, **kwargs)
 
@@ -182,7 +182,7 @@ def _same(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray]) -> bool:
         a[k].shape == b[k].shape and np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_the_model_on_disk_always_matches_its_data_file(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_the_model_on_disk_always_matches_its_data_file(tmp_path, monkeypatch) -> None:
     """After every rename of a save over an existing pair, the model at the target loads
     with its own weights (old or new, never the old model with the new data)."""
     result = convert(QUANT)
@@ -195,7 +195,7 @@ def test_the_model_on_disk_always_matches_its_data_file(tmp_path, monkeypatch) -
     states = []
     real_replace = os.replace
 
-    def replace_and_look(src, dst):  # noqa: ANN001, ANN202
+    def replace_and_look(src, dst):
         real_replace(src, dst)
         arrays = _arrays(out)
         states.append("old" if _same(arrays, old_arrays) else
@@ -208,7 +208,7 @@ def test_the_model_on_disk_always_matches_its_data_file(tmp_path, monkeypatch) -
     assert len(list(tmp_path.glob("m.onnx*.data"))) == 1, "the old data file is removed"
 
 
-def test_a_model_saved_without_external_data_drops_the_old_data_file(tmp_path) -> None:  # noqa: ANN001
+def test_a_model_saved_without_external_data_drops_the_old_data_file(tmp_path) -> None:
     model = convert(QUANT).int8_model()
     out = tmp_path / "m.onnx"
     files.save_model(model, out, external_data=True)
@@ -222,7 +222,7 @@ def test_a_model_saved_without_external_data_drops_the_old_data_file(tmp_path) -
 # ---- names and SIGTERM ------------------------------------------------------------------------
 
 
-def test_a_255_character_output_name_works(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_a_255_character_output_name_works(tmp_path, monkeypatch, capsys) -> None:
     name = "n" * 250 + ".onnx"
     assert main(_convert("--int8_model_save_path", str(tmp_path / name))) == 0
     assert (tmp_path / name).is_file() and not _leftovers(tmp_path)
@@ -248,7 +248,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_sigterm_before_the_commit_removes_every_temporary(tmp_path) -> None:  # noqa: ANN001
+def test_sigterm_before_the_commit_removes_every_temporary(tmp_path) -> None:
     argv = [sys.executable, "-c", CHILD, *_convert(
         "--int8_model_save_path", str(tmp_path / "int8.onnx"), "--fp32_model_save_path",
         str(tmp_path / "fp32.onnx"), "--debug", str(tmp_path / "debug"))]
@@ -266,11 +266,11 @@ def test_sigterm_before_the_commit_removes_every_temporary(tmp_path) -> None:  #
     assert not (tmp_path / "int8.onnx").exists() and not (tmp_path / "fp32.onnx").exists()
 
 
-def test_sigterm_in_process_returns_143_and_cancels_the_hard_exit(tmp_path, monkeypatch,  # noqa: ANN001
-                                                                 capsys) -> None:  # noqa: ANN001
+def test_sigterm_in_process_returns_143_and_cancels_the_hard_exit(tmp_path, monkeypatch,
+                                                                 capsys) -> None:
     import qcore.cli as cli
 
-    def terminated(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def terminated(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("the handler did not run")
 
@@ -305,7 +305,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def test_sigterm_lost_in_a_destructor_still_ends_without_temporaries(tmp_path) -> None:  # noqa: ANN001
+def test_sigterm_lost_in_a_destructor_still_ends_without_temporaries(tmp_path) -> None:
     argv = [sys.executable, "-c", SWALLOWING_CHILD, *_convert(
         "--int8_model_save_path", str(tmp_path / "int8.onnx"))]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -322,7 +322,7 @@ def test_sigterm_lost_in_a_destructor_still_ends_without_temporaries(tmp_path) -
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigterm_during_a_benchmark_removes_its_folder(tmp_path) -> None:  # noqa: ANN001
+def test_sigterm_during_a_benchmark_removes_its_folder(tmp_path) -> None:
     work = tmp_path / "tmp"
     work.mkdir()
     argv = [sys.executable, "-m", "qcore.cli", "bench", "--quant", str(QUANT), "--engine",

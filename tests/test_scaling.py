@@ -12,14 +12,14 @@ from qcore.convert import convert
 from qcore.ir import Graph
 
 
-def _whole_graph_walks(model, monkeypatch: pytest.MonkeyPatch) -> int:  # noqa: ANN001
+def _whole_graph_walks(model, monkeypatch: pytest.MonkeyPatch) -> int:
     """How many times a conversion of ``model`` builds a consumer / producer map or inserts
     an op by position (each walks the whole op list)."""
     count = [0]
     for name in ("consumers", "producers", "add_node", "replace_input", "remove_nodes"):
         real = getattr(Graph, name)
 
-        def counted(self, *args, _real=real, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        def counted(self, *args, _real=real, **kwargs):
             if _real.__name__ != "add_node" or kwargs.get("index") is not None:
                 count[0] += 1
             return _real(self, *args, **kwargs)
@@ -31,7 +31,7 @@ def _whole_graph_walks(model, monkeypatch: pytest.MonkeyPatch) -> int:  # noqa: 
 
 
 @pytest.mark.parametrize("make", [modelgen.conv_chain, modelgen.qdq_chain], ids=["conv", "qdq"])
-def test_whole_graph_walks_do_not_grow_with_the_graph(make, monkeypatch) -> None:  # noqa: ANN001
+def test_whole_graph_walks_do_not_grow_with_the_graph(make, monkeypatch) -> None:
     small = _whole_graph_walks(make(20), monkeypatch)
     big = _whole_graph_walks(make(200), monkeypatch)
     assert big <= small + 5, f"{small} walks for 20 blocks, {big} for 200: a pass is quadratic"

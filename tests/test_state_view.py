@@ -60,7 +60,7 @@ def test_diff_mode_draws_the_changes_when_there_are_any() -> None:
     assert state.spec(graph, None) == ViewSpec("all")  # the loaded model: nothing to diff
 
 
-def test_mode_switches_and_what_observers_hear(heard) -> None:  # noqa: ANN001
+def test_mode_switches_and_what_observers_hear(heard) -> None:
     state, changes = heard
     state.set_near(True)
     assert changes[-1] == {Change.MODE, Change.NEAR} and not state.whole_graph
@@ -79,7 +79,7 @@ def test_mode_switches_and_what_observers_hear(heard) -> None:  # noqa: ANN001
     assert state.mode == "all"
 
 
-def test_a_new_model_forgets_the_choices_made_for_the_old_one(heard) -> None:  # noqa: ANN001
+def test_a_new_model_forgets_the_choices_made_for_the_old_one(heard) -> None:
     state, changes = heard
     state.set_near(True)
     state.set_depth(3)
@@ -94,7 +94,7 @@ def test_a_new_model_forgets_the_choices_made_for_the_old_one(heard) -> None:  #
     assert state.depth == 3 and state.diff  # viewing habits stay
 
 
-def test_big_graphs_without_blocks_start_in_the_neighbourhood(heard) -> None:  # noqa: ANN001
+def test_big_graphs_without_blocks_start_in_the_neighbourhood(heard) -> None:
     state, changes = heard
     ops = view_state.LARGE_GRAPH_OPS + 1
     state.show_snapshot(0, ops)  # blocks collapsed by size: no neighbourhood yet
@@ -108,7 +108,7 @@ def test_big_graphs_without_blocks_start_in_the_neighbourhood(heard) -> None:  #
     assert not state.fall_back_to_near(ops, blocks_spec, found_blocks=False)
 
 
-def test_double_clicking_an_op_of_an_expanded_block_folds_it(heard) -> None:  # noqa: ANN001
+def test_double_clicking_an_op_of_an_expanded_block_folds_it(heard) -> None:
     state, changes = heard
     blocks = {"b0": Block("b0", "b#", [1, 2]), "b1": Block("b1", "b#", [3, 4])}
     state.expand("b1")

@@ -50,13 +50,13 @@ def _photo_cnn(folder: Path, photos: tuple[str, ...]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def photo_cnn(tmp_path_factory) -> Path:  # noqa: ANN001
+def photo_cnn(tmp_path_factory) -> Path:
     """modelgen's CNN (seed 1) calibrated on all ten photos (the inputs are in range)."""
     return _photo_cnn(tmp_path_factory.mktemp("verify"), PHOTOS)
 
 
 @pytest.fixture(scope="module")
-def photo_inputs(tmp_path_factory) -> Path:  # noqa: ANN001
+def photo_inputs(tmp_path_factory) -> Path:
     """Four other photos as the .npz `--inputs` takes (a list of samples)."""
     path = tmp_path_factory.mktemp("verify_inputs") / "photos.npz"
     images = np.stack([f["image"] for f in photo_feeds(PHOTOS[6:])])
@@ -64,14 +64,14 @@ def photo_inputs(tmp_path_factory) -> Path:  # noqa: ANN001
     return path
 
 
-def _holds(report) -> None:  # noqa: ANN001
+def _holds(report) -> None:
     assert report.ok, [(r.name, r.status, r.reason) for r in report.rows]
     assert [r.status for r in report.rows] == [Status.OK] * len(report.rows)
     assert report.rows[0].name == "quant_orig" and report.rows[-1].name == "cleanup"
     assert {r.stage for r in report.rows[-3:]} == {Stage.INT8}
 
 
-def test_runnable_snapshot_needs_the_fake_quant_to_compute_the_source(samples) -> None:  # noqa: ANN001
+def test_runnable_snapshot_needs_the_fake_quant_to_compute_the_source(samples) -> None:
     result = convert(samples / "cnn_qdq.onnx")
     snap = next(s for s in result.snapshots if s.name == "propagate_scales")
     feeds = photo_feeds(PHOTOS[:1])
@@ -88,25 +88,25 @@ def test_runnable_snapshot_needs_the_fake_quant_to_compute_the_source(samples) -
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "onednn"])
-def test_every_pass_holds_on_the_cnn_sample(samples, target) -> None:  # noqa: ANN001
+def test_every_pass_holds_on_the_cnn_sample(samples, target) -> None:
     inputs = InputSet(photo_feeds(PHOTOS[:4]), "photos")
     report = verify(samples / "cnn_qdq.onnx", ConvertConfig(target=target), inputs)
     _holds(report)
     assert not report.generated and report.samples == 4
 
 
-def test_every_pass_holds_with_ops_kept_fp32(samples) -> None:  # noqa: ANN001
+def test_every_pass_holds_with_ops_kept_fp32(samples) -> None:
     config = ConvertConfig(op_ids_to_skip=[23, 30])
     _holds(verify(samples / "cnn_qdq.onnx", config, InputSet(photo_feeds(PHOTOS[:2]), "p")))
 
 
 @pytest.mark.xfail(strict=True, reason="fuse_matmul_bias drops the quantization the source puts "
                    "on the MatMul output before its bias Add (cosine vs source 0.9996)")
-def test_every_pass_holds_on_the_transformer_sample(samples) -> None:  # noqa: ANN001
+def test_every_pass_holds_on_the_transformer_sample(samples) -> None:
     _holds(verify(samples / "transformer_qdq.onnx"))
 
 
-def test_transformer_drift_names_the_fused_bias_add(samples) -> None:  # noqa: ANN001
+def test_transformer_drift_names_the_fused_bias_add(samples) -> None:
     report = verify(samples / "transformer_qdq.onnx")
     failed = report.failed
     if failed is None:
@@ -119,7 +119,7 @@ def test_transformer_drift_names_the_fused_bias_add(samples) -> None:  # noqa: A
 
 @pytest.mark.parametrize("target", ["onnxruntime", "onednn"])
 def test_every_pass_holds_on_a_cnn_calibrated_on_photos(photo_cnn, photo_inputs, target,
-                                                        ) -> None:  # noqa: ANN001
+                                                        ) -> None:
     report = verify(photo_cnn, ConvertConfig(target=target), photo_inputs)
     _holds(report)
     assert report.inputs == str(photo_inputs) and report.samples == 4
@@ -128,28 +128,28 @@ def test_every_pass_holds_on_a_cnn_calibrated_on_photos(photo_cnn, photo_inputs,
 @pytest.mark.xfail(strict=True, reason="the onednn target leaves the last Gemm's output float: "
                    "the source's output quantizer clamps logits beyond the calibrated range")
 def test_onednn_keeps_the_output_clamp_on_inputs_outside_the_calibration(
-        photo_inputs, tmp_path) -> None:  # noqa: ANN001
+        photo_inputs, tmp_path) -> None:
     model = _photo_cnn(tmp_path, PHOTOS[:6])
     _holds(verify(model, ConvertConfig(target="onednn"), photo_inputs))
 
 
-def test_int8_on_openvino_holds(photo_cnn, photo_inputs) -> None:  # noqa: ANN001
+def test_int8_on_openvino_holds(photo_cnn, photo_inputs) -> None:
     pytest.importorskip("openvino")
     report = verify(photo_cnn, ConvertConfig(target="onednn"), photo_inputs, engine="openvino")
     _holds(report)
     assert report.rows[-1].engine == "openvino" and report.rows[0].engine == "onnxruntime"
 
 
-def _op_id(graph, name: str) -> int:  # noqa: ANN001
+def _op_id(graph, name: str) -> int:
     return next(n.id for n in graph.nodes if n.name == name)
 
 
 def test_a_scaled_weight_is_caught_at_its_pass_and_op(photo_cnn, photo_inputs,
-                                                      monkeypatch) -> None:  # noqa: ANN001
+                                                      monkeypatch) -> None:
     original = ComputeWeightScales.apply
     planted: list[int] = []
 
-    def scale_one_weight(self, ctx):  # noqa: ANN001, ANN202
+    def scale_one_weight(self, ctx):
         result = original(self, ctx)
         conv = next(n for n in ctx.graph.nodes if n.name == "res.a1.conv")
         ctx.graph.initializers[conv.inputs[1]] = ctx.graph.initializers[conv.inputs[1]] * 1.5
@@ -168,13 +168,13 @@ def test_a_scaled_weight_is_caught_at_its_pass_and_op(photo_cnn, photo_inputs,
 
 @pytest.mark.parametrize("factor", [1 + 1e-5, 1.001])
 def test_float_rounding_holds_and_a_small_change_drifts(photo_cnn, photo_inputs, monkeypatch,
-                                                        factor) -> None:  # noqa: ANN001
+                                                        factor) -> None:
     """With a bound no drift meets, the op search decides: one weight changed at float
     rounding level (1e-5) holds, as rounding flips at quantizer ties; changed by 0.1%, its op
     is named."""
     original = ComputeWeightScales.apply
 
-    def nudge_one_weight(self, ctx):  # noqa: ANN001, ANN202
+    def nudge_one_weight(self, ctx):
         result = original(self, ctx)
         conv = next(n for n in ctx.graph.nodes if n.name == "res.a1.conv")
         weight = ctx.graph.initializers[conv.inputs[1]]
@@ -193,11 +193,11 @@ def test_float_rounding_holds_and_a_small_change_drifts(photo_cnn, photo_inputs,
         assert row.first_op.name == "res.a1.conv"
 
 
-def test_a_dropped_op_is_named(photo_cnn, photo_inputs, monkeypatch) -> None:  # noqa: ANN001
+def test_a_dropped_op_is_named(photo_cnn, photo_inputs, monkeypatch) -> None:
     original = RemoveIdentity.apply
     dropped: list[int] = []
 
-    def drop_residual_add(self, ctx):  # noqa: ANN001, ANN202
+    def drop_residual_add(self, ctx):
         result = original(self, ctx)
         g = ctx.graph
         add = next(n for n in g.nodes if n.name == "res.add")
@@ -214,11 +214,11 @@ def test_a_dropped_op_is_named(photo_cnn, photo_inputs, monkeypatch) -> None:  #
 
 
 def test_an_int8_bug_is_caught_after_quantize(photo_cnn, photo_inputs,
-                                              monkeypatch) -> None:  # noqa: ANN001
+                                              monkeypatch) -> None:
     original = Squash.apply
     planted: list[int] = []
 
-    def wrong_weight_scale(self, ctx):  # noqa: ANN001, ANN202
+    def wrong_weight_scale(self, ctx):
         result = original(self, ctx)
         g = ctx.graph
         conv = next(n for n in g.nodes if n.op_type == "QLinearConv" and n.name == "res.a2.conv")
@@ -234,7 +234,7 @@ def test_an_int8_bug_is_caught_after_quantize(photo_cnn, photo_inputs,
     assert report.rows[-1].status == Status.SKIPPED
 
 
-def test_cancel_stops_between_snapshots(samples) -> None:  # noqa: ANN001
+def test_cancel_stops_between_snapshots(samples) -> None:
     seen: list[str] = []
     with pytest.raises(Cancelled):
         verify(samples / "cnn_qdq.onnx", progress=lambda done, total, name: seen.append(name),
@@ -244,7 +244,7 @@ def test_cancel_stops_between_snapshots(samples) -> None:  # noqa: ANN001
 
 # ---- the command line ----------------------------------------------------------------------
 def test_cli_prints_a_row_per_pass_and_exits_0(photo_cnn, photo_inputs, tmp_path,
-                                               capsys) -> None:  # noqa: ANN001
+                                               capsys) -> None:
     out = tmp_path / "verify.json"
     fp32 = tmp_path / "fp32.onnx"
     onnx.save(modelgen.cnn(seed=1), fp32)
@@ -262,16 +262,16 @@ def test_cli_prints_a_row_per_pass_and_exits_0(photo_cnn, photo_inputs, tmp_path
     assert saved["rows"][-1]["vs_float"]["cosine"] > 0.99
 
 
-def test_cli_labels_generated_inputs(samples, capsys) -> None:  # noqa: ANN001
+def test_cli_labels_generated_inputs(samples, capsys) -> None:
     assert main(["verify", str(samples / "cnn_qdq.onnx"), "--samples", "2"]) == 0
     assert "generated N(0, 1) data, not real inputs" in capsys.readouterr().out
 
 
 def test_cli_exits_1_naming_the_pass_and_op(photo_cnn, photo_inputs, monkeypatch,
-                                            capsys) -> None:  # noqa: ANN001
+                                            capsys) -> None:
     original = ComputeWeightScales.apply
 
-    def scale_one_weight(self, ctx):  # noqa: ANN001, ANN202
+    def scale_one_weight(self, ctx):
         result = original(self, ctx)
         conv = next(n for n in ctx.graph.nodes if n.name == "res.a1.conv")
         ctx.graph.initializers[conv.inputs[1]] = ctx.graph.initializers[conv.inputs[1]] * 1.5
@@ -295,7 +295,7 @@ def test_cli_exits_1_naming_the_pass_and_op(photo_cnn, photo_inputs, monkeypatch
                     "onnxruntime"],
     lambda tmp, s: ["verify", str(s / "cnn_fp32.onnx")],
 ])
-def test_cli_bad_input_exits_2(samples, tmp_path, capsys, make_args) -> None:  # noqa: ANN001
+def test_cli_bad_input_exits_2(samples, tmp_path, capsys, make_args) -> None:
     (tmp_path / "not_onnx.onnx").write_text("hello")
     np.savez(tmp_path / "wrong.npz", pixels=np.zeros((1, 3, 32, 32), np.float32))
     assert main(make_args(tmp_path, samples)) == 2

@@ -154,7 +154,7 @@ class Zoo:
         ref = self.float_outputs(e)
         try:
             ours = zoo.convert_entry(e, target)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed conversion is a result
             s.errors["convert"] = f"qcore convert --target {target} failed: {exc}"
             return s
 
@@ -163,7 +163,7 @@ class Zoo:
         def run(part: str, path: Path, on: str) -> list[np.ndarray] | None:
             try:
                 return zoo.outputs(path, e.test, on, ran.get(part))
-            except Exception as exc:  # an engine refusing a model is a result too
+            except Exception as exc:  # noqa: BLE001 - an engine refusing a model is a result
                 s.errors[part] = f"{on} cannot run {path.name}: {str(exc)[-300:]}"
                 return None
 

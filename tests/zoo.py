@@ -747,7 +747,7 @@ def convert_entry(e: ZooEntry, target: str) -> Converted:
     return Converted(target, int8, fp32, len(result.quantized_ids), result.fp32_reasons())
 
 
-def load(path: Path, engine: str):  # noqa: ANN201 - a qcore.bench Session
+def load(path: Path, engine: str):
     """A one-thread session of qcore.bench's engine ``engine`` (onnxruntime / openvino)."""
     from qcore.bench import get_engine
 

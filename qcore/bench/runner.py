@@ -321,7 +321,7 @@ def run_benchmark(
         models={k: str(v) for k, v in paths.items()},
         inputs={"source": inputs.source, "shapes": inputs.shapes, "dtypes": inputs.dtypes,
                 "batch": inputs.batch, "feeds": len(inputs.feeds), "notes": inputs.notes},
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     jobs = accuracy_jobs(list(paths), engines, settings)
     per_op_units = len(engines) * len(paths) * settings.per_op_runs if settings.per_op else 0

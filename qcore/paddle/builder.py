@@ -107,7 +107,7 @@ class Builder:
         return name in self._names
 
     def node(self, op_type: str, inputs: list[str], outputs: int | list[str] = 1,
-             **attrs: Any) -> list[str]:  # noqa: ANN401
+             **attrs: Any) -> list[str]:
         """Add an ONNX node for the current Paddle op and return its output names.
 
         Nodes are named ``paddle_op_<index>_<type>`` (``start_op`` / ``finish_op`` give the

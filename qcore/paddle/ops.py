@@ -223,4 +223,4 @@ def _layer_norm(b: Builder, op: Op) -> None:
 
 
 # The converters of the other op families register themselves on import.
-from qcore.paddle import layer_ops, quant_ops, shape_ops  # noqa: E402, F401, I001
+from qcore.paddle import layer_ops, quant_ops, shape_ops  # noqa: E402, F401

@@ -102,7 +102,7 @@ def _by_col(ops: list[Op], op_type: str, slot: str) -> list[str]:
     return [name for _, name in sorted(found, key=lambda item: item[0]) if name]
 
 
-def _attr_value(attr: Any) -> Any:  # noqa: ANN401 - attribute values are of many types
+def _attr_value(attr: Any) -> Any:  # attribute values are of many types
     kind = pb.ATTR_TYPE.get(attr.type, "")
     simple = {
         "INT": "i", "FLOAT": "f", "STRING": "s", "BOOLEAN": "b", "BLOCK": "block_idx",
@@ -123,7 +123,7 @@ def _attr_value(attr: Any) -> Any:  # noqa: ANN401 - attribute values are of man
     return None
 
 
-def _scalar(scalar: Any) -> Any:  # noqa: ANN401
+def _scalar(scalar: Any) -> Any:
     for name in ("b", "i", "r"):
         if scalar.HasField(name):
             return getattr(scalar, name)
@@ -132,7 +132,7 @@ def _scalar(scalar: Any) -> Any:  # noqa: ANN401
     return None
 
 
-def _var(desc: Any) -> Var:  # noqa: ANN401
+def _var(desc: Any) -> Var:
     kind = pb.VAR_TYPE.get(desc.type.type, str(desc.type.type))
     dtype = shape = None
     if desc.type.HasField("lod_tensor"):

@@ -60,7 +60,7 @@ Builder = Callable[[], tuple[list[static.Variable], list[static.Variable]]]
 # ---- networks ---------------------------------------------------------------------------
 
 
-def _conv_bn(x, out_ch: int, k: int, act: str, groups: int = 1, stride: int = 1):  # noqa: ANN001, ANN202
+def _conv_bn(x, out_ch: int, k: int, act: str, groups: int = 1, stride: int = 1):
     y = static.nn.conv2d(x, out_ch, k, stride=stride, padding=k // 2, groups=groups,
                          bias_attr=False)
     y = static.nn.batch_norm(y, is_test=False)
@@ -93,7 +93,7 @@ def build_transformer() -> tuple[list, list]:
     head = hidden // heads
     x = static.data("x", [None, seq, hidden], "float32")
 
-    def split(t):  # noqa: ANN001, ANN202
+    def split(t):
         return paddle.transpose(paddle.reshape(t, [0, seq, heads, head]), [0, 2, 1, 3])
 
     q, k, v = (split(paddle.nn.Linear(hidden, hidden)(x)) for _ in range(3))
@@ -139,7 +139,7 @@ def build_ops() -> tuple[list, list]:
     return [x], [z]
 
 
-def _elementwise(op_type: str, x, y, axis: int):  # noqa: ANN001, ANN202
+def _elementwise(op_type: str, x, y, axis: int):
     helper = paddle.base.layer_helper.LayerHelper(op_type)
     out = helper.create_variable_for_type_inference(x.dtype)
     helper.append_op(type=op_type, inputs={"X": x, "Y": y}, outputs={"Out": out},
@@ -147,7 +147,7 @@ def _elementwise(op_type: str, x, y, axis: int):  # noqa: ANN001, ANN202
     return out
 
 
-def _matmul_v1(x, y):  # noqa: ANN001, ANN202
+def _matmul_v1(x, y):
     helper = paddle.base.layer_helper.LayerHelper("matmul")
     out = helper.create_variable_for_type_inference(x.dtype)
     helper.append_op(type="matmul", inputs={"X": x, "Y": y}, outputs={"Out": out},
@@ -172,7 +172,7 @@ def _inputs(feeds: list, count: int, seed: int) -> list[dict[str, np.ndarray]]:
              for v in feeds} for _ in range(count)]
 
 
-def _randomize_bn(scope, program) -> None:  # noqa: ANN001
+def _randomize_bn(scope, program) -> None:
     """Non-trivial batch-norm statistics, so folding them is really tested."""
     rng = np.random.default_rng(3)
     for var in program.list_vars():
@@ -189,7 +189,7 @@ def _randomize_bn(scope, program) -> None:  # noqa: ANN001
         tensor.set(value.astype(np.float32), paddle.CPUPlace())
 
 
-def _programs(family: str, seed: int):  # noqa: ANN202
+def _programs(family: str, seed: int):
     paddle.seed(seed)
     np.random.seed(seed)
     build, _ = FAMILIES[family]
@@ -272,7 +272,7 @@ class _Samples(paddle.io.Dataset):
         return len(self.items)
 
 
-def _save(out: Path, exe, program, feeds, fetches, legacy_layout: bool) -> None:  # noqa: ANN001
+def _save(out: Path, exe, program, feeds, fetches, legacy_layout: bool) -> None:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -286,7 +286,7 @@ def _save(out: Path, exe, program, feeds, fetches, legacy_layout: bool) -> None:
     static.io.save_vars(exe, str(out), program, vars=params)
 
 
-def _record_io(out: Path, feeds, seed: int) -> None:  # noqa: ANN001
+def _record_io(out: Path, feeds, seed: int) -> None:
     """Load the saved model back and record what Paddle computes on fixed inputs."""
     place = paddle.CPUPlace()
     exe = static.Executor(place)
