@@ -6,7 +6,7 @@ import numpy as np
 
 from qcore.ir import Graph, QParams
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.fuse_activation import activation_bounds
+from qcore.passes.util import activation_bounds
 
 
 def _non_negative_outputs(g: Graph) -> set[str]:

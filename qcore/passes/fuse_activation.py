@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from qcore.ir import FusedActivation, Graph, Node
+from qcore.ir import FusedActivation, Node
 from qcore.ops import spec_of
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.util import absorb, const_scalar, single_consumer
-
-
-def activation_bounds(g: Graph, node: Node) -> tuple[float, float] | None:
-    """(low, high) of a Relu or Clip node with constant bounds, else None."""
-    inf = float("inf")
-    if node.op_type == "Relu":
-        return 0.0, inf
-    if node.op_type != "Clip":
-        return None
-    if "min" in node.attrs or "max" in node.attrs:
-        return node.attrs.get("min", -inf), node.attrs.get("max", inf)
-    low = const_scalar(g, node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else -inf
-    high = const_scalar(g, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else inf
-    if low is None or high is None:
-        return None
-    return low, high
+from qcore.passes.util import absorb, activation_bounds, single_consumer
 
 
 class FuseActivation(Pass):

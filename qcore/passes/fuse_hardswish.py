@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from qcore.ir import Graph, Node
 from qcore.passes.base import Context, Pass, PassResult
-from qcore.passes.fuse_activation import activation_bounds
-from qcore.passes.util import const_scalar, single_consumer
+from qcore.passes.util import activation_bounds, const_scalar, single_consumer
 
 
 def _close(value: float | None, target: float) -> bool:

@@ -111,6 +111,22 @@ def const_scalar(graph: Graph, name: str) -> float | None:
     return float(value.reshape(()))
 
 
+def activation_bounds(g: Graph, node: Node) -> tuple[float, float] | None:
+    """(low, high) of a Relu or Clip node with constant bounds, else None."""
+    inf = float("inf")
+    if node.op_type == "Relu":
+        return 0.0, inf
+    if node.op_type != "Clip":
+        return None
+    if "min" in node.attrs or "max" in node.attrs:
+        return node.attrs.get("min", -inf), node.attrs.get("max", inf)
+    low = const_scalar(g, node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else -inf
+    high = const_scalar(g, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else inf
+    if low is None or high is None:
+        return None
+    return low, high
+
+
 def bypass(graph: Graph, node: Node, src: str, dst: str) -> bool:
     """Remove ``node`` that maps ``src`` to ``dst`` unchanged, rewiring readers of ``dst``.
 
