@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from qcore.dot import to_dot
+from qcore.dot import tensor_keys, to_dot
 from qcore.ir import Graph
 from qcore.render import RenderCancelled
 
@@ -53,25 +53,6 @@ class GraphLayout:
     edges: list[EdgePath]
     op_ids: set[int] = field(default_factory=set)  # ops in this (maybe partial) view
     quick: bool = False  # the provisional layout of app.headless.fast_layout, not Graphviz's
-
-
-def tensor_keys(graph: Graph) -> dict[str, str]:
-    """``t_<k>`` of every drawn tensor, in the order ``qcore.dot.to_dot`` assigns them."""
-    io = set(graph.input_names) | set(graph.output_names)
-    keys: dict[str, str] = {}
-
-    def add(name: str) -> None:
-        if name and (name not in graph.initializers or name in io) and name not in keys:
-            keys[name] = f"t_{len(keys)}"
-
-    for name in graph.input_names:
-        add(name)
-    for node in graph.nodes:
-        for name in list(node.inputs) + list(node.outputs):
-            add(name)
-    for name in graph.output_names:
-        add(name)
-    return keys
 
 
 def _floats(text: str) -> list[float]:
