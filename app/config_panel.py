@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.state import Session
 from qcore.config import TARGETS
-from qcore.passes.quantize_placement import SUPPORTED_OPS
+from qcore.ops import SUPPORTED_OPS
 
 TYPE_COLUMNS = 2
 

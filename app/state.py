@@ -15,7 +15,7 @@ from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, Snapshot
 from qcore.dot import status_key
 from qcore.ir import Graph, Node
-from qcore.passes.quantize_placement import REASON_NOT_SELECTED
+from qcore.status import ReasonKind
 
 
 class Session(QObject):
@@ -98,7 +98,7 @@ class Session(QObject):
         selected = not self.ops_to_quantize or op_type in self.ops_to_quantize
         if base == "int8" and not selected:
             return "fp32", True
-        if base == "fp32" and selected and node.reason.startswith(REASON_NOT_SELECTED):
+        if base == "fp32" and selected and node.reason.kind is ReasonKind.NOT_SELECTED:
             return "undecided", True
         return base, False
 

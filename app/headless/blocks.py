@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qcore.ir import Graph, Node
+from qcore.status import ReasonKind
 
 _PREFIX_END = re.compile(r"\d+(?=[./_:\-]|$)")
 MIN_INSTANCES = 3
@@ -234,7 +235,7 @@ def _best_run(seg: _Segments) -> tuple[int, int, int] | None:
 def _restored(node: Node) -> bool:
     """A clamp the converter put back where a quantizer stood for it (remove_fake_ops): the
     same layer gets one or not depending on its calibrated range, so it is not structure."""
-    return node.op_type in ("Relu", "Clip") and node.reason.startswith("restored")
+    return node.op_type in ("Relu", "Clip") and node.reason.kind is ReasonKind.RESTORED_CLAMP
 
 
 def _blocks_by_structure(graph: Graph) -> dict[str, Block]:

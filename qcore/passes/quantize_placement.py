@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from qcore.ir import Graph, Node, QParams
-from qcore.ops import ONEDNN, SUPPORTED_OPS, Form, OpSpec, is_movement, spec_of
+from qcore.ops import ONEDNN, Form, OpSpec, is_movement, spec_of
 from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.status import NO_REASON, OpStatus, Reason, ReasonKind
 
-# Kept for importers: the text of the user-chosen reasons.
-REASON_SKIPPED = Reason(ReasonKind.SKIPPED)
-REASON_NOT_SELECTED = Reason(ReasonKind.NOT_SELECTED)
-__all__ = ["REASON_NOT_SELECTED", "REASON_SKIPPED", "SUPPORTED_OPS", "QuantizePlacement",
-           "placement_reason"]
 # No static engine-cost rule keeps an op FP32: ONNX Runtime runs every Conv of a QDQ file
 # INT8, and measured in the model (benchmarks/bench_zoo.py), keeping its 5x5 depthwise and
 # 3-channel stem convolutions FP32 (slower alone, 2-4x) made EfficientNet-Lite0 1.12x slower
@@ -79,9 +74,9 @@ def placement_reason(ctx: Context, node: Node) -> Reason:
     if spec.form is Form.MOVEMENT and not spec.keeps_scale(node):
         return Reason(ReasonKind.CHANGES_VALUES)
     if cfg.ops_to_quantize and node.op_type not in cfg.ops_to_quantize:
-        return REASON_NOT_SELECTED
+        return Reason(ReasonKind.NOT_SELECTED)
     if node.id in cfg.op_ids_to_skip:
-        return REASON_SKIPPED
+        return Reason(ReasonKind.SKIPPED)
     if spec.form is Form.LINEAR:
         reason = _linear_reason(g, node)
         if reason is not None:
