@@ -149,7 +149,9 @@ class BenchPanel(QWidget):
         self.notes.setText("Run Benchmark (Ctrl+B) to time the models.")
 
     def show_running(self) -> None:
-        """While a benchmark runs: what it measures, not the hint to start one."""
+        """While a benchmark runs: what it measures, not the hint to start one (the last
+        report is forgotten)."""
+        self.report = None
         self.notes.setText(f"Benchmarking ({self.settings_text()})\u2026 the table fills in "
                            "when every model is measured; Cancel (Ctrl+.) keeps what was.")
 

@@ -22,6 +22,17 @@ class OpStatus(str, Enum):
         return self.value
 
 
+class RunStatus(str, Enum):
+    """How one measurement went (a benchmark, an accuracy comparison, a per-op profile)."""
+
+    OK = "ok"
+    SKIPPED = "skipped"  # the engine cannot run this model
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class ReasonKind(Enum):
     """Why an op has its status, with the text shown to users (``{}``: the detail)."""
 

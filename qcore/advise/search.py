@@ -20,6 +20,7 @@ from qcore.bench.inputs import check_finite, generate_inputs, load_inputs, model
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
 from qcore.passes.base import Cancelled
+from qcore.status import RunStatus
 from qcore.temporaries import temporary_folder
 
 # What an unquantized input counts as: about the SQNR of a well-used 8-bit grid, so the first
@@ -161,7 +162,7 @@ class _Evaluator:
     def accuracy(self, path: Path) -> tuple[float, float | None]:
         result = compare_models(self.fp32, path, self.feeds, engine=self.settings.engine,
                                 threads=self.settings.threads, cancelled=self.cancelled)
-        if result.status != "ok":
+        if result.status is not RunStatus.OK:
             raise RuntimeError(f"accuracy check failed: {result.reason}")
         cosine = min(o.cosine_min for o in result.outputs)
         agreements = [o.top1_agreement for o in result.outputs if o.top1_agreement is not None]

@@ -27,6 +27,7 @@ from qcore.bench.engines import Engine, NotRunnable, get_engine
 from qcore.bench.errors import BenchCancelled
 from qcore.bench.nodedata import SQNR_THRESHOLDS, graph_node_data
 from qcore.bench.taps import Taps, dequantize
+from qcore.status import RunStatus
 
 Feed = dict[str, np.ndarray]
 CancelCheck = Callable[[], bool]
@@ -74,8 +75,11 @@ class AccuracyResult:
     outputs: list[OutputAccuracy] = field(default_factory=list)
     per_tensor: list[TensorError] | None = None
     per_tensor_note: str = ""
-    status: str = "ok"
+    status: RunStatus = RunStatus.OK
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # also when read back from JSON
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +149,7 @@ def compare_models(
         try:
             session = eng.load(Path(path), threads, shapes)
         except NotRunnable as exc:
-            result.status, result.reason = "skipped", str(exc)
+            result.status, result.reason = RunStatus.SKIPPED, str(exc)
             return result
         runs = []
         for feed in feeds:
@@ -164,7 +168,7 @@ def compare_models(
             continue
         result.outputs.append(compare_arrays(ref_name, refs, tests))
     if not result.outputs:
-        result.status, result.reason = "failed", "no output of the same name and shape"
+        result.status, result.reason = RunStatus.FAILED, "no output of the same name and shape"
     return result
 
 

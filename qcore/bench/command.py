@@ -30,6 +30,7 @@ from qcore.bench.report import BenchReport
 from qcore.bench.runner import BenchSettings, run_benchmark
 from qcore.config import ConvertConfig
 from qcore.files import OutputSet, save_model, temporary_folder
+from qcore.status import RunStatus
 
 ROLES = ("fp32", "qdq", "int8", "int8-onednn")
 
@@ -268,9 +269,9 @@ def _check(report: BenchReport) -> None:
     if not any(e.available for e in report.engines):
         raise ValueError("no engine available: " + "; ".join(
             f"{e.name}: {e.reason}" for e in report.engines))
-    if not any(r.status == "ok" for r in report.results):
+    if not any(r.status is RunStatus.OK for r in report.results):
         raise ValueError("no model could be measured; see the reasons above")
-    if report.accuracy and not any(a.status == "ok" for a in report.accuracy):
+    if report.accuracy and not any(a.status is RunStatus.OK for a in report.accuracy):
         raise ValueError("no accuracy comparison could be made; see the reasons above")
 
 

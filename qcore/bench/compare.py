@@ -17,6 +17,7 @@ from qcore.bench.accuracy import AccuracyResult, compare_models, per_tensor_erro
 from qcore.bench.engines import Engine, first_line
 from qcore.bench.errors import BenchCancelled
 from qcore.bench.inputs import InputSet
+from qcore.status import RunStatus
 
 if TYPE_CHECKING:
     from qcore.bench.progress import CancelCheck, Progress
@@ -72,7 +73,7 @@ def _run_job(job: AccuracyJob, paths: Mapping[str, Path], inputs: InputSet, thre
         result = compare_models(ref, test, inputs.feeds, job.engine, threads, labels, tick)
     else:
         result = AccuracyResult(*labels, "onnxruntime", samples=len(inputs.feeds))
-    if job.per_tensor and result.status != "skipped":
+    if job.per_tensor and result.status is not RunStatus.SKIPPED:
         feeds = inputs.feeds[:PER_TENSOR_FEEDS]
         try:
             result.per_tensor, note = per_tensor_error(ref, test, feeds, tick, labels)
@@ -105,6 +106,6 @@ def run_accuracy(jobs: list[AccuracyJob], paths: Mapping[str, Path], inputs: Inp
             raise
         except Exception as exc:  # noqa: BLE001 - a failed comparison is a result
             results.append(AccuracyResult(job.reference, job.test, where, len(inputs.feeds),
-                                          status="failed", reason=first_line(exc)))
+                                          status=RunStatus.FAILED, reason=first_line(exc)))
         tracker.advance(max(0, start + job.units(len(inputs.feeds)) - tracker.done))
     return results

@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from qcore.status import RunStatus
+
 if TYPE_CHECKING:
     from qcore.bench.per_op import PerOpResult
     from qcore.bench.report import BenchReport
@@ -68,7 +70,7 @@ def node_data_files(report: BenchReport) -> dict[str, dict[str, Any]]:
 
     files: dict[str, dict[str, Any]] = {}
     for r in report.per_op:
-        if r.status != "ok":
+        if r.status is not RunStatus.OK:
             continue
         for metric, data in per_op_node_data(r).items():
             files[f"{_safe(r.model)}.{_safe(r.engine)}.{metric}.json"] = data

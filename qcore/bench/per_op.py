@@ -38,7 +38,7 @@ from qcore.bench.op_map import (
 )
 from qcore.bench.progress import Progress
 from qcore.files import temporary_folder
-from qcore.status import ReasonKind
+from qcore.status import ReasonKind, RunStatus
 
 PRECISIONS = ("int8", "float", "q/dq", "other")
 SKIPPED_PREFIX = "skipped by id"  # the text of ReasonKind.SKIPPED, for plain-str reasons
@@ -122,12 +122,15 @@ class PerOpResult:
     engine: str
     threads: int
     runs: int = 0
-    status: str = "ok"
+    status: RunStatus = RunStatus.OK
     reason: str = ""
     ops: list[OpRun] = field(default_factory=list)
     unmapped: list[OpRun] = field(default_factory=list)
     summary: PerOpSummary = field(default_factory=PerOpSummary)
     cpu_flags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # also when read back from JSON
     flags_checked: bool = False  # the conversion's decisions were known
     notes: list[str] = field(default_factory=list)
 
@@ -304,10 +307,10 @@ def run_per_op(paths: Mapping[str, Path], engines: Sequence[Engine], feeds: Sequ
                 raise
             except NotRunnable as exc:
                 results.append(PerOpResult(label, str(path), engine.name, threads,
-                                           status="skipped", reason=str(exc)))
+                                           status=RunStatus.SKIPPED, reason=str(exc)))
             except Exception as exc:  # noqa: BLE001 - a failed profile is a result
                 results.append(PerOpResult(label, str(path), engine.name, threads,
-                                           status="failed", reason=first_line(exc)))
+                                           status=RunStatus.FAILED, reason=first_line(exc)))
             tracker.advance(max(0, start + runs - tracker.done), message)
     return results
 

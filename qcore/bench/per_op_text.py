@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from qcore.bench.per_op import OpRun, PerOpResult
+from qcore.status import RunStatus
 
 #: Rows shown per table (flagged rows are always shown); the JSON report has them all.
 ROWS_SHOWN = 25
@@ -54,7 +55,7 @@ def _unmapped(rows: Sequence[OpRun]) -> str:
 def table(r: PerOpResult, rows_shown: int = ROWS_SHOWN) -> list[str]:
     """The per-op table of one model on one engine, longest first."""
     title = f"== {r.model} on {r.engine}, {r.threads} thread{'s' if r.threads > 1 else ''}"
-    if r.status != "ok":
+    if r.status is not RunStatus.OK:
         return [title, f"  {r.status.upper()}: {r.reason}"]
     lines = [f"{title}, {r.runs} profiled runs: {summary_line(r)}"]
     fused_qdq = [o for o in r.ops if o.fused_into is not None and o.kind == "q/dq"]

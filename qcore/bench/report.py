@@ -63,6 +63,7 @@ from qcore.bench.accuracy import AccuracyResult, OutputAccuracy, TensorError
 from qcore.bench.engines import WhatRan
 from qcore.bench.per_op import PerOpResult
 from qcore.bench.per_op import from_dict as per_op_from_dict
+from qcore.status import RunStatus
 
 SCHEMA_VERSION = 1
 CSV_FIELDS = ["model", "engine", "threads", "batch", "status", "p50_ms", "p90_ms", "p99_ms",
@@ -100,7 +101,7 @@ class BenchResult:
     engine: str
     threads: int
     batch: int = 1
-    status: str = "ok"
+    status: RunStatus = RunStatus.OK
     reason: str = ""
     load_s: float | None = None
     latency_ms: LatencyStats | None = None
@@ -108,6 +109,9 @@ class BenchResult:
     throughput_per_s: float | None = None
     speedup_vs_fp32: float | None = None
     what_ran: WhatRan | None = None
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)  # also when read back from JSON
 
 
 @dataclass

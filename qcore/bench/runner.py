@@ -48,6 +48,7 @@ from qcore.bench.per_op import Decided, run_per_op
 from qcore.bench.progress import CancelCheck, Progress, ProgressFn
 from qcore.bench.report import BenchReport, BenchResult, EngineInfo, LatencyStats
 from qcore.bench.system import system_info
+from qcore.status import RunStatus
 
 MIN_ROUNDS = 3
 TINY_MS = 0.1
@@ -172,7 +173,7 @@ class _Group:
         self.samples: dict[str, list[float]] = {}
         self.where = f"{engine.name}, {threads} thread{'s' if threads > 1 else ''}"
 
-    def _fail(self, label: str, status: str, reason: str) -> None:
+    def _fail(self, label: str, status: RunStatus, reason: str) -> None:
         result = self.results[label]
         result.status, result.reason = status, reason
         session = self.sessions.pop(label, None)
@@ -194,9 +195,9 @@ class _Group:
                 session.run(self.inputs.feeds[0])
                 self.sessions[label] = session
             except NotRunnable as exc:
-                self._fail(label, "skipped", f"not runnable on {self.engine.name}: {exc}")
+                self._fail(label, RunStatus.SKIPPED, f"not runnable on {self.engine.name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - an engine error is a result, not a crash
-                self._fail(label, "failed", first_line(exc))
+                self._fail(label, RunStatus.FAILED, first_line(exc))
             self.tracker.advance(1)
 
     def _run(self, label: str, feed: Feeds) -> float | None:
@@ -206,7 +207,7 @@ class _Group:
         try:
             session.run(feed)
         except Exception as exc:  # noqa: BLE001
-            self._fail(label, "failed", first_line(exc))
+            self._fail(label, RunStatus.FAILED, first_line(exc))
             return None
         return (time.perf_counter() - start) * 1000.0
 

@@ -6,6 +6,7 @@ import math
 from typing import TYPE_CHECKING
 
 from qcore.bench.per_op_text import render_per_op
+from qcore.status import RunStatus
 
 if TYPE_CHECKING:
     from qcore.bench.accuracy import AccuracyResult, TensorError
@@ -53,7 +54,7 @@ def _engine_title(report: BenchReport, name: str) -> list[str]:
 
 def _row(r: BenchResult) -> str:
     head = f"  {r.model:<12} {r.threads:>3}"
-    if r.status != "ok" or r.latency_ms is None:
+    if r.status is not RunStatus.OK or r.latency_ms is None:
         return f"{head}  {r.status.upper()}: {r.reason or 'no measurement'}"
     lat = r.latency_ms
     speed = f"{r.speedup_vs_fp32:6.2f}x" if r.speedup_vs_fp32 is not None else f"{'-':>7}"
@@ -100,7 +101,8 @@ def _pct(value: float | None) -> str:
 
 
 def _accuracy(results: list[AccuracyResult]) -> list[str]:
-    shown = [a for a in results if a.status != "skipped" and (a.outputs or a.status != "ok")]
+    shown = [a for a in results if a.status is not RunStatus.SKIPPED
+             and (a.outputs or a.status is not RunStatus.OK)]
     if not shown:
         return []
     lines = ["", f"accuracy: test vs reference on the same {shown[0].samples} input(s)",
@@ -108,7 +110,7 @@ def _accuracy(results: list[AccuracyResult]) -> list[str]:
              f"{'max|diff| (ref max)':<22} {'mean|diff|':>10} {'top-1':>7} {'top-5':>7}"]
     for a in shown:
         pair = f"{a.test} vs {a.reference}"
-        if a.status != "ok":
+        if a.status is not RunStatus.OK:
             lines.append(f"  {a.engine:<12} {pair:<24} {a.status.upper()}: {a.reason}")
             continue
         for o in a.outputs:
