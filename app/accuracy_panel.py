@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from app.graph_items import sqnr_colour
 from app.headless.input_source import GENERATED_WARNING, InputSource
 from app.tables import cell, read_only_table
+from qcore.status import RunStatus
 
 WARNING_STYLE = "background: #fff4d6; color: #5c4400; padding: 4px 8px; border-radius: 3px;"
 
@@ -84,7 +85,7 @@ class AccuracyPanel(QWidget):
         self.clear()
         self._show_inputs(report, inputs)
         for acc in report.accuracy:
-            if not acc.outputs and acc.status == "ok":
+            if not acc.outputs and acc.status is RunStatus.OK:
                 continue  # nothing compared (e.g. an engine without that model): no empty row
             rows = acc.outputs or [None]
             for out in rows:
@@ -95,7 +96,7 @@ class AccuracyPanel(QWidget):
                 values = [acc.test, acc.reference, acc.engine, out.name if out else "",
                           f"{out.cosine:.6f}" if out else "",
                           f"{out.max_abs_diff:.4g}" if out else "", top1,
-                          acc.status if acc.status == "ok" else f"{acc.status}: {acc.reason}"]
+                          acc.status if acc.status is RunStatus.OK else f"{acc.status}: {acc.reason}"]
                 for c, text in enumerate(values):
                     self.outputs.setItem(r, c, cell(text, 4 <= c <= 6))
             if acc.per_tensor:

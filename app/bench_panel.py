@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.headless.bench_task import MODEL_ROLES
 from app.inputs_row import InputsRow
+from qcore.status import RunStatus
 
 ENGINES = {"onnxruntime": ("ORT", "ONNX Runtime (CPU)"),
            "openvino": ("OpenVINO", "OpenVINO CPU plugin (oneDNN)")}
@@ -185,13 +186,13 @@ class BenchPanel(QWidget):
         values = [r.model, ENGINES.get(r.engine, (r.engine,))[0], str(r.threads),
                   _fmt(lat and lat.p50), _fmt(lat and lat.p90), _fmt(lat and lat.p99),
                   _fmt(r.throughput_per_s, 4), speed,
-                  ran if r.status == "ok" else f"{r.status}: {r.reason}"]
+                  ran if r.status is RunStatus.OK else f"{r.status}: {r.reason}"]
         for col, text in enumerate(values):
             item = QTableWidgetItem(text)
             item.setToolTip(text)
             if 2 <= col <= 7:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if r.status != "ok":
+            if r.status is not RunStatus.OK:
                 item.setForeground(QColor("#999999"))
             elif col == 0:
                 item.setForeground(QColor(MODEL_COLOURS.get(r.model, "#333333")).darker(150))
