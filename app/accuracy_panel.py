@@ -96,7 +96,8 @@ class AccuracyPanel(QWidget):
                 values = [acc.test, acc.reference, acc.engine, out.name if out else "",
                           f"{out.cosine:.6f}" if out else "",
                           f"{out.max_abs_diff:.4g}" if out else "", top1,
-                          acc.status if acc.status is RunStatus.OK else f"{acc.status}: {acc.reason}"]
+                          str(acc.status) if acc.status is RunStatus.OK
+                          else f"{acc.status}: {acc.reason}"]
                 for c, text in enumerate(values):
                     self.outputs.setItem(r, c, cell(text, 4 <= c <= 6))
             if acc.per_tensor:
