@@ -273,7 +273,7 @@ class MainWindow(QMainWindow):
         self.update_properties()
 
     def _sqnr_changed(self, sqnr: dict) -> None:
-        self.properties.sqnr = sqnr
+        self.properties.set_sqnr(sqnr)
         self.graph_panel.set_sqnr(sqnr)
         self.update_properties()
 

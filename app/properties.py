@@ -119,6 +119,10 @@ class PropertiesPanel(QWidget):
         self.sqnr: dict[int, float] = {}
 
     # ---- content --------------------------------------------------------------------------
+    def set_sqnr(self, sqnr: dict[int, float]) -> None:
+        """Op id -> output SQNR (dB) to list with each op (shown from the next ``show_op``)."""
+        self.sqnr = sqnr
+
     def clear(self, message: str = "Nothing selected") -> None:
         self.op_id = None
         self.tree.clear()

@@ -138,7 +138,6 @@ class Runs:
         if job is None:
             return None
         job.signals.result.connect(self.results.show_report)
-        self.results.bench.report = None
         self.results.bench.show_running()
         job.signals.finished.connect(self.results.bench.show_stopped)
         self.results.show_tab("Benchmark")

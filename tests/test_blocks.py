@@ -124,8 +124,8 @@ def test_constants_every_layer_reads_do_not_tie_the_blocks_together(
         bert: onnx.ModelProto) -> None:
     """The attention scale and GELU's 0.5 are read by every layer: drawn outside the blocks
     they gave each collapsed block extra edges from the top of the graph, crossing it."""
-    from qcore.dot import tensor_keys
     from app.headless.view_graph import build_view
+    from qcore.dot import tensor_keys
 
     graph = from_onnx(bert)
     blocks = detect_blocks(graph)
