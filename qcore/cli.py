@@ -20,6 +20,8 @@ from qcore.loader import ModelError, load_graph
 from qcore.paddle import command as paddle_command
 from qcore.summary import conversion_text, model_text
 from qcore.temporaries import remove_temporaries
+from qcore.tune import apply_reasons, tune_text
+from qcore.tune import command as tune_command
 from qcore.verify_command import add_parser as add_verify_parser
 from qcore.verify_command import run as cmd_verify
 
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write quant_orig.dot and int8_NN_<pass>.dot into DIR (default ./debug)")
     conv.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     conv.add_argument("-f", "--force", action="store_true", help="replace existing outputs")
+    tune_command.add_arguments(conv)
 
     info = sub.add_parser("info", help="op histogram, quantization found and op ids")
     info.add_argument("model")
@@ -115,7 +118,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if args.debug is not None:
             _check_debug_folder(args.debug, args.force)
         config = _config(args)
-        result = convert(args.quant_model_path, config)
+        tune_command.check(args)
+        tuned = tune_command.run(args, config, models[0]) if args.tune else None
+        result = convert(args.quant_model_path, tuned.config if tuned else config)
+        if tuned is not None:
+            apply_reasons(result, tuned)
         outputs.add_model(result.int8_model(), models[0])
         if len(models) > 1:
             outputs.add_model(result.fp32_model(), models[1])
@@ -130,6 +137,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print(f"ops_to_quantize: {','.join(config.ops_to_quantize) or '(all supported)'}")
         print(f"op_ids_to_skip:  {','.join(map(str, config.op_ids_to_skip)) or '(none)'}")
         print(conversion_text(result))
+        if tuned is not None:
+            print(tune_text(tuned, result))
         if args.debug is not None:
             print(f"debug snapshots: {len(result.snapshots)} .dot files in {args.debug}")
         for path in models:

@@ -1,0 +1,124 @@
+"""The measurements of ``--tune``, kept beside the INT8 output (``<name>.qcore-tune.json``).
+
+An entry holds every trial timed for one *key*: the model's content hash, the conversion
+of its default placement (so a changed converter misses too), the config, the engine and its
+version, the machine (CPU model and flags, logical CPUs), the thread count and the inputs.
+Any change gives a new key, and the message says which of these changed. Trials are keyed by
+the two ``op_ids_to_skip`` sets they compared, so the search replays from the cache without
+timing anything. The file is replaced atomically after every trial (an interrupted run keeps
+what it measured); it is never the input model, and a file that is not ours is not read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from qcore.files import check_output, write_bytes_atomic
+from qcore.safe_io import ModelError, regular_file_size
+from qcore.tune.timing import PairTiming
+
+FORMAT = "qcore-tune/1"
+SUFFIX = ".qcore-tune.json"
+MAX_BYTES = 16 * 2**20
+MAX_ENTRIES = 8  # keys kept per file (other engines, thread counts...), newest first
+
+#: What each key field is called in a message.
+FIELD_NAMES = {
+    "model_sha256": "the model", "default_int8_sha256": "qcore's conversion",
+    "config": "the config", "engine": "the engine", "engine_version": "the engine version",
+    "machine": "the machine", "threads": "the thread count", "inputs": "the inputs",
+}
+
+TrialKey = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def cache_path(int8_path: str | Path) -> Path:
+    """``out/int8.onnx`` -> ``out/int8.qcore-tune.json``."""
+    path = Path(int8_path)
+    stem = path.stem if path.suffix == ".onnx" else path.name
+    return path.with_name(stem + SUFFIX)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def key_of(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _trial_key(base: list[int] | tuple[int, ...], trial: list[int] | tuple[int, ...]
+               ) -> TrialKey:
+    return tuple(sorted(base)), tuple(sorted(trial))
+
+
+class TuneCache:
+    """One key's trials, read from and written to ``path`` (None: in memory only)."""
+
+    def __init__(self, path: Path | None, fields: dict[str, Any], *inputs: str | Path) -> None:
+        self.path, self.fields, self.key = path, fields, key_of(fields)
+        self.trials: dict[TrialKey, PairTiming] = {}
+        self.others: list[dict[str, Any]] = []  # entries of other keys, kept in the file
+        self.note = "no cache file" if path is None else ""
+        if path is not None:
+            check_output(path, *inputs)  # never the input model
+            self._read(path)
+
+    def _read(self, path: Path) -> None:
+        if not path.exists():
+            self.note = f"no cache yet ({path.name})"
+            return
+        try:
+            if regular_file_size(path, str(path)) > MAX_BYTES:
+                raise ValueError("too large")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file")
+            entries = [e for e in data.get("entries", []) if isinstance(e, dict)]
+        except (ModelError, OSError, ValueError) as exc:
+            self.note = f"cache {path.name} not used ({' '.join(str(exc).split())[:80]})"
+            if isinstance(exc, ModelError):
+                self.path = None  # not a regular file: leave it alone
+            return
+        mine = next((e for e in entries if e.get("key") == self.key), None)
+        self.others = [e for e in entries if e is not mine][: MAX_ENTRIES - 1]
+        if mine is None:
+            self.note = self._miss(entries)
+            return
+        for trial in mine.get("trials", []):
+            try:
+                key = _trial_key(trial["base"], trial["trial"])
+                self.trials[key] = PairTiming.from_dict(trial["timing"])
+            except (KeyError, TypeError, ValueError):
+                continue
+        self.note = f"cache {path.name}: {len(self.trials)} measurements"
+
+    def _miss(self, entries: list[dict[str, Any]]) -> str:
+        """Which key fields differ from the newest entry (why nothing was reused)."""
+        if not entries or not isinstance(entries[0].get("fields"), dict):
+            return "cache holds no measurements for this model"
+        old = entries[0]["fields"]
+        changed = [FIELD_NAMES.get(k, k) for k in self.fields if old.get(k) != self.fields[k]]
+        return ("cache not reused: " + ", ".join(changed) + " changed since it was measured"
+                if changed else "cache holds no measurements for this model")
+
+    def lookup(self, base: list[int], trial: list[int]) -> PairTiming | None:
+        return self.trials.get(_trial_key(base, trial))
+
+    def store(self, base: list[int], trial: list[int], timing: PairTiming) -> None:
+        """Remember a trial and rewrite the file atomically."""
+        self.trials[_trial_key(base, trial)] = timing
+        if self.path is None:
+            return
+        entry = {"key": self.key, "fields": self.fields,
+                 "trials": [{"base": list(b), "trial": list(t), "timing": v.to_dict()}
+                            for (b, t), v in self.trials.items()]}
+        data = {"format": FORMAT, "entries": [entry, *self.others]}
+        write_bytes_atomic(self.path, (json.dumps(data, indent=1) + "\n").encode())

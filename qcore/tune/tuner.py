@@ -1,0 +1,231 @@
+"""``tune``: measure the unsure INT8 choices of a conversion on one engine and keep the faster.
+
+    from qcore.tune import TuneSettings, tune, apply_reasons
+    tuned = tune("m_qdq.onnx", ConvertConfig(), TuneSettings(budget_s=60),
+                 cache_file=cache_path("out/int8.onnx"))
+    result = convert("m_qdq.onnx", tuned.config)
+    apply_reasons(result, tuned)        # tuned ops: "FP32: measured 0.41 ms vs 0.58 ms ..."
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qcore.bench.engines import Engine, get_engine, parse_engines
+from qcore.bench.inputs import InputSet, generate_inputs, load_inputs, model_inputs
+from qcore.bench.system import system_info
+from qcore.config import ConvertConfig
+from qcore.convert import ConversionResult, convert
+from qcore.files import save_model, temporary_folder
+from qcore.passes.base import Cancelled
+from qcore.status import OpStatus, Reason, ReasonKind
+from qcore.tune import timing
+from qcore.tune.cache import TuneCache, sha256_file
+from qcore.tune.candidates import ISLAND_OPS, Unit, find_units
+from qcore.tune.search import ProgressFn, Search, Trial
+from qcore.tune.timing import MARGIN, PairTiming, TimerSettings
+
+#: The engine each target's INT8 model is written for.
+NATURAL_ENGINE = {"onnxruntime": "onnxruntime", "onednn": "openvino"}
+
+
+@dataclass
+class TuneSettings:
+    """Where and how long to measure. ``engine`` None: the target's natural engine."""
+
+    engine: str | None = None
+    threads: int = 1
+    budget_s: float = 120.0  # the whole search; the final side-by-side check may exceed it
+    margin: float = MARGIN
+    trial_seconds: float = 1.0  # timed runs per trial, both models together
+    island_ops: int = ISLAND_OPS
+    inputs: str | Path | None = None  # .npy / .npz; None: generated
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError("--threads must be at least 1")
+        if not self.budget_s >= 0:
+            raise ValueError(f"--tune-budget must be a number of seconds >= 0, not "
+                             f"{self.budget_s}")
+
+    def engine_for(self, target: str) -> str:
+        if self.engine is None:
+            return NATURAL_ENGINE[target]
+        names = parse_engines(self.engine)
+        if len(names) != 1:
+            raise ValueError("--tune measures on one engine; give one of onnxruntime, openvino")
+        return names[0]
+
+
+@dataclass
+class TuneResult:
+    """What ``tune`` measured and chose; ``config`` is the tuned configuration."""
+
+    base: ConvertConfig
+    config: ConvertConfig
+    engine: str
+    engine_version: str
+    threads: int
+    inputs: str
+    units: list[Unit]
+    trials: list[Trial]
+    untried: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cache_path: Path | None = None
+    final: PairTiming | None = None  # default vs tuned, side by side
+    seconds: float = 0.0
+    margin: float = MARGIN
+    budget_s: float = 0.0
+    timed: int = 0  # pairs timed on the engine in this run (0: all from the cache)
+
+    @property
+    def tuned_ids(self) -> list[int]:
+        return sorted(set(self.config.op_ids_to_skip) - set(self.base.op_ids_to_skip))
+
+    @property
+    def cached(self) -> int:
+        return sum(t.cached for t in self.trials)
+
+    def deciding_trial(self, op_id: int, accepted: bool = False) -> Trial | None:
+        """The last (most specific) trial that switched ``op_id`` (``accepted``: the last
+        one kept, which put the op where it ends)."""
+        return next((t for t in reversed(self.trials) if op_id in t.op_ids
+                     and t.timing is not None and (t.accepted or not accepted)), None)
+
+    def reasons(self) -> dict[int, Reason]:
+        """Op id -> ``ReasonKind.TUNED`` for every op the tuning keeps FP32, with the
+        timings of the trial that made it FP32 (trying it back in INT8 alone afterwards,
+        if done, was not faster)."""
+        reasons = {}
+        for op_id in self.tuned_ids:
+            trial = self.deciding_trial(op_id, accepted=True)
+            if trial is not None and trial.fp32_ms is not None and trial.int8_ms is not None:
+                reasons[op_id] = Reason(ReasonKind.TUNED,
+                                        f"{ms(trial.fp32_ms)} vs {ms(trial.int8_ms)} INT8 in "
+                                        f"this model{_together(trial)}")
+        return reasons
+
+    def stayed(self) -> dict[int, str]:
+        """Op id -> why it stayed INT8, for the ops a trial switched that end INT8."""
+        tuned = set(self.config.op_ids_to_skip)
+        tried = sorted({i for t in self.trials for i in t.op_ids} - tuned)
+        out = {}
+        for op_id in tried:
+            trial = self.deciding_trial(op_id)
+            if trial is None or trial.fp32_ms is None or trial.int8_ms is None:
+                continue
+            why = ("INT8 faster beyond the noise" if trial.accepted else
+                   f"FP32 not faster by more than {100 * self.margin:.0f}% and the spread")
+            out[op_id] = (f"INT8: measured {ms(trial.int8_ms)} vs {ms(trial.fp32_ms)} FP32 in "
+                          f"this model{_together(trial)} ({why})")
+        return out
+
+
+def ms(value: float) -> str:
+    """A latency with the digits that matter: 0.412 ms, 5.50 ms, 41.2 ms."""
+    return f"{value:.3f} ms" if value < 1 else f"{value:.2f} ms" if value < 10 else \
+        f"{value:.1f} ms"
+
+
+def _together(trial: Trial) -> str:
+    others = len(trial.op_ids) - 1
+    return f", with {others} other op{'s' if others > 1 else ''}" if others else ""
+
+
+def apply_reasons(result: ConversionResult, tuned: TuneResult) -> None:
+    """Give the tuned ops of ``result`` (converted with ``tuned.config``) their measured
+    reason instead of "skipped by id", in the decisions and in every snapshot."""
+    reasons = tuned.reasons()
+    graphs = [s.graph for s in result.snapshots] + [result.int8]
+    for node in [*result.decisions, *(n for g in graphs for n in g.nodes)]:
+        if node.id in reasons and node.reason.kind is ReasonKind.SKIPPED:
+            node.decide(OpStatus.FP32, reasons[node.id])
+
+
+def _inputs(settings: TuneSettings, model: Path) -> tuple[InputSet, str, str]:
+    """The feeds, how they are described, and how the cache key names them."""
+    specs = model_inputs(model)
+    if settings.inputs:
+        inputs = load_inputs(settings.inputs, specs)
+        return inputs, f"inputs from {settings.inputs}", f"file {sha256_file(settings.inputs)}"
+    inputs = generate_inputs(specs, 1, seed=settings.seed)
+    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in inputs.shapes.items())
+    text = f"generated inputs (seed {settings.seed}; {shapes}); give real ones with --inputs"
+    return inputs, text, f"generated seed {settings.seed} {shapes}"
+
+
+def _fields(quant: str | Path, default: Path, config: ConvertConfig, engine: Engine,
+            threads: int, inputs_key: str) -> dict[str, Any]:
+    machine = system_info()
+    return {
+        "model_sha256": sha256_file(quant) if Path(quant).is_file() else str(quant),
+        "default_int8_sha256": sha256_file(default),
+        "config": {"ops_to_quantize": config.ops_to_quantize,
+                   "op_ids_to_skip": config.op_ids_to_skip, "target": config.target},
+        "engine": engine.name, "engine_version": engine.version(),
+        "machine": {k: machine[k] for k in ("cpu", "cpu_flags", "logical_cpus")},
+        "threads": threads, "inputs": inputs_key,
+    }
+
+
+def tune(quant: str | Path, config: ConvertConfig | None = None,
+         settings: TuneSettings | None = None, cache_file: str | Path | None = None,
+         progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+         ) -> TuneResult:
+    """Time the candidate units of ``config``'s conversion FP32 against INT8 in the whole
+    model on one engine (see :mod:`qcore.tune.search`), reusing and updating the
+    measurements in ``cache_file``.
+
+    Raises:
+        ValueError: the engine cannot run the model, or bad inputs / settings.
+        EngineUnavailable: the engine is not installed.
+        Cancelled: ``cancelled()`` returned True.
+    """
+    start = time.perf_counter()
+    config = config or ConvertConfig()
+    settings = settings or TuneSettings()
+    engine = get_engine(settings.engine_for(config.target))
+
+    def check() -> None:
+        if cancelled is not None and cancelled():
+            raise Cancelled("tuning cancelled")
+
+    with temporary_folder("qcore-tune-") as tmp:
+        work = Path(tmp)
+        default = convert(quant, config)
+        default_path = save_model(default.int8_model(), work / "default.onnx", quant)
+        refused = engine.check(default_path)
+        if refused:
+            raise ValueError(f"--engine {engine.name} cannot run the --target {config.target} "
+                             f"model: {refused}")
+        inputs, described, inputs_key = _inputs(settings, default_path)
+        fields = _fields(quant, default_path, config, engine, settings.threads, inputs_key)
+        cache = TuneCache(Path(cache_file) if cache_file else None, fields, quant)
+        graph = default.snapshots[0].graph
+        units = find_units(default.decisions, graph.input_names, graph.output_names,
+                           settings.island_ops)
+        timer_settings = TimerSettings(threads=settings.threads, seconds=settings.trial_seconds)
+        search = Search(quant, config, cache,
+                        lambda: timing.PairTimer(engine, inputs.feeds, timer_settings, check),
+                        work, settings.budget_s, settings.margin,
+                        estimate_s=settings.trial_seconds + 1.0, progress=progress)
+        search.paths[tuple(config.op_ids_to_skip)] = default_path
+        try:
+            search.run(units)
+            final, kept = search.final()
+        finally:
+            search.close()
+    notes = [cache.note, *inputs.notes]
+    if final is not None and not kept:
+        notes.append("the tuned model was not faster than the default side by side: kept the "
+                     "default")
+    tuned = ConvertConfig(config.ops_to_quantize, search.skip, config.target)
+    return TuneResult(config, tuned, engine.name, engine.version(), settings.threads,
+                      described, units, search.trials, search.untried, notes, cache.path,
+                      final, time.perf_counter() - start, settings.margin, settings.budget_s,
+                      search.timed)
