@@ -48,6 +48,13 @@ class Trial:
             return None
         return (self.timing.trial if self.to == precision else self.timing.base).median
 
+    def fp32_faster(self, margin: float) -> bool:
+        """Was the model with these ops FP32 the faster, beyond ``margin`` and the spreads
+        (whichever way the trial switched them)?"""
+        if self.timing is None:
+            return False
+        return (self.timing if self.to == "fp32" else self.timing.reversed()).faster(margin)
+
     @property
     def fp32_ms(self) -> float | None:
         """The whole model's median with these ops FP32."""
@@ -79,7 +86,8 @@ class Search:
         self.untried: list[str] = []
         self.start = time.perf_counter()
         self.total = 1
-        self.timed = 0  # pairs measured on the engine (not from the cache)
+        self.timed = 0  # pairs measured on the engine
+        self.reused = 0  # pairs read from the cache
         self._timer: PairTimer | None = None
 
     # ---- the search -------------------------------------------------------------------
@@ -92,7 +100,7 @@ class Search:
         """``units`` are INT8: try them FP32, then refine the halves."""
         trial = self.trial(units, "fp32")
         if trial is None:
-            self.untried.append("FP32 not tried: " + ", ".join(u.label for u in units))
+            self.untried.append("never tried FP32: " + ", ".join(u.label for u in units))
             return
         if len(units) > 1:
             for half in halves(units):
@@ -102,7 +110,7 @@ class Search:
         """``units`` were kept FP32 with a group: try them back in INT8, then the halves."""
         trial = self.trial(units, "int8")
         if trial is None:
-            self.untried.append("kept FP32 with their group, INT8 not tried alone: "
+            self.untried.append("kept FP32 with their group, never tried back in INT8: "
                                 + ", ".join(u.label for u in units))
             return
         if len(units) > 1:
@@ -116,6 +124,7 @@ class Search:
             sorted(set(self.skip) - set(ids))
         timing = self.cache.lookup(self.skip, new)
         cached, error = timing is not None, ""
+        self.reused += cached
         if timing is None:
             if not self.affordable():
                 return None
@@ -139,6 +148,7 @@ class Search:
         if self.skip == default:
             return None, False
         timing = self.cache.lookup(default, self.skip)
+        self.reused += timing is not None
         if timing is None:
             timing, _ = self._timed(default, self.skip)
         if timing is None or timing.trial.median >= timing.base.median:

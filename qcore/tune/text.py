@@ -18,8 +18,9 @@ def tune_text(tuned: TuneResult, result: ConversionResult) -> str:
     lines = [f"tune: measured on {tuned.engine} {tuned.engine_version}, {threads}, "
              f"{printable(tuned.inputs)}",
              f"tune: {len(tuned.units)} candidates ({_n(kinds['island'], 'small INT8 island')}, "
-             f"{_n(kinds['border'], 'border op')}); {_n(len(tuned.trials), 'trial')} in "
-             f"{tuned.seconds:.1f} s ({tuned.timed} timed, {tuned.cached} from the cache)"]
+             f"{_n(kinds['border'], 'border op')}); {_n(len(tuned.trials), 'trial')}"
+             f"{' and the final check' if tuned.final else ''} in {tuned.seconds:.1f} s "
+             f"({tuned.timed} timed, {tuned.cached} from the cache)"]
     reasons = tuned.reasons()
     if reasons:
         lines.append("kept FP32 by --tune (whole-model medians, timed side by side):")

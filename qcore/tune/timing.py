@@ -56,6 +56,10 @@ class PairTiming:
         return (self.trial.median < (1.0 - margin) * self.base.median
                 and self.trial.q75 < self.base.q25)
 
+    def reversed(self) -> PairTiming:
+        """The same measurement with the roles swapped (is the base faster?)."""
+        return PairTiming(self.trial, self.base)
+
     def to_dict(self) -> dict[str, Any]:
         return {"base": asdict(self.base), "trial": asdict(self.trial)}
 

@@ -82,28 +82,25 @@ class TuneResult:
     margin: float = MARGIN
     budget_s: float = 0.0
     timed: int = 0  # pairs timed on the engine in this run (0: all from the cache)
+    cached: int = 0  # pairs read from the cache
 
     @property
     def tuned_ids(self) -> list[int]:
         return sorted(set(self.config.op_ids_to_skip) - set(self.base.op_ids_to_skip))
 
-    @property
-    def cached(self) -> int:
-        return sum(t.cached for t in self.trials)
-
-    def deciding_trial(self, op_id: int, accepted: bool = False) -> Trial | None:
-        """The last (most specific) trial that switched ``op_id`` (``accepted``: the last
-        one kept, which put the op where it ends)."""
+    def deciding_trial(self, op_id: int, fp32_faster: bool = False) -> Trial | None:
+        """The last (most specific) trial that switched ``op_id`` (``fp32_faster``: the last
+        one that measured the model faster with it FP32)."""
         return next((t for t in reversed(self.trials) if op_id in t.op_ids
-                     and t.timing is not None and (t.accepted or not accepted)), None)
+                     and t.timing is not None
+                     and (t.fp32_faster(self.margin) or not fp32_faster)), None)
 
     def reasons(self) -> dict[int, Reason]:
         """Op id -> ``ReasonKind.TUNED`` for every op the tuning keeps FP32, with the
-        timings of the trial that made it FP32 (trying it back in INT8 alone afterwards,
-        if done, was not faster)."""
+        timings of the most specific trial that measured it faster FP32."""
         reasons = {}
         for op_id in self.tuned_ids:
-            trial = self.deciding_trial(op_id, accepted=True)
+            trial = self.deciding_trial(op_id, fp32_faster=True)
             if trial is not None and trial.fp32_ms is not None and trial.int8_ms is not None:
                 reasons[op_id] = Reason(ReasonKind.TUNED,
                                         f"{ms(trial.fp32_ms)} vs {ms(trial.int8_ms)} INT8 in "
@@ -228,4 +225,4 @@ def tune(quant: str | Path, config: ConvertConfig | None = None,
     return TuneResult(config, tuned, engine.name, engine.version(), settings.threads,
                       described, units, search.trials, search.untried, notes, cache.path,
                       final, time.perf_counter() - start, settings.margin, settings.budget_s,
-                      search.timed)
+                      search.timed, search.reused)

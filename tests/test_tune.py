@@ -1,0 +1,279 @@
+"""`qcore convert --tune`: measured INT8 / FP32 choices, their reasons and the cache.
+
+Timing is made deterministic by a fake timer (no engine runs, no sleeps, no wall-clock
+thresholds): a model's "latency" is the sum of per-op costs read off the INT8 model file,
+where the planted op is cheaper in float. One smoke test runs the real ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+
+from qcore.bench.engines import op_id_of
+from qcore.cli import main
+from qcore.config import ConvertConfig
+from qcore.convert import convert
+from qcore.loader import load_graph
+from qcore.status import ReasonKind
+from qcore.tune import (
+    PairTiming,
+    Stats,
+    TuneSettings,
+    apply_reasons,
+    cache_path,
+    find_units,
+    timing,
+    tune,
+)
+
+FLOAT_COMPUTE = {"Conv", "Gemm", "MatMul"}
+
+
+def _ids(samples: Path) -> dict[str, int]:
+    graph = load_graph(samples / "cnn_qdq.onnx")
+    return {n.name: n.id for n in graph.nodes}
+
+
+@pytest.fixture
+def ids(samples: Path) -> dict[str, int]:
+    """Op ids of the sample CNN: stem -> dw -> pw -> ... -> fc."""
+    names = _ids(samples)
+    return {"stem": names["stem.conv"], "dw": names["dw.conv"], "pw": names["pw.conv"],
+            "fc": names["fc"]}
+
+
+class FakeTimer:
+    """Stands in for ``timing.PairTimer``: a model costs 0.1 per INT8 compute op and 0.3 per
+    float one, except the planted op: 1.0 INT8, 0.5 float. Counts every measurement."""
+
+    planted: int = -1
+    calls: list[tuple[Path, Path]] = []
+
+    def __init__(self, engine, feeds, settings, check=None) -> None:
+        pass
+
+    @classmethod
+    def cost(cls, path: Path) -> float:
+        total = 0.0
+        for node in onnx.load(str(path)).graph.node:
+            op_id = op_id_of(node.name)
+            is_float = node.op_type in FLOAT_COMPUTE
+            is_int8 = node.op_type in {"QLinearConv", "QGemm", "QLinearMatMul"}
+            if not (is_float or is_int8):
+                continue
+            if op_id == cls.planted:
+                total += 0.5 if is_float else 1.0
+            else:
+                total += 0.3 if is_float else 0.1
+        return total
+
+    def measure(self, base: Path, trial: Path) -> PairTiming:
+        FakeTimer.calls.append((base, trial))
+        a, b = self.cost(base), self.cost(trial)
+        return PairTiming(Stats(a, 0.99 * a, 1.01 * a, 20), Stats(b, 0.99 * b, 1.01 * b, 20))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, ids: dict[str, int]) -> type[FakeTimer]:
+    monkeypatch.setattr(timing, "PairTimer", FakeTimer)
+    FakeTimer.planted = ids["stem"]
+    FakeTimer.calls = []
+    return FakeTimer
+
+
+def _copy(samples: Path, tmp_path: Path) -> Path:
+    src = tmp_path / "model" / "cnn_qdq.onnx"
+    src.parent.mkdir()
+    shutil.copy(samples / "cnn_qdq.onnx", src)
+    return src
+
+
+def _convert(src: Path, out: Path, *extra: str) -> list[str]:
+    return ["convert", "--quant_model_path", str(src), "--int8_model_save_path", str(out),
+            "--tune", *extra]
+
+
+def _node_types(path: Path) -> dict[int, str]:
+    return {op_id_of(n.name): n.op_type for n in onnx.load(str(path)).graph.node
+            if op_id_of(n.name) is not None}
+
+
+def test_candidates_are_small_islands_and_border_ops(samples, ids) -> None:
+    """With dw FP32 (skipped), stem is a lone INT8 island; pw (after the FP32 op) and fc (the
+    graph output) are at the border of the big island."""
+    result = convert(samples / "cnn_qdq.onnx", ConvertConfig(op_ids_to_skip=[ids["dw"]]))
+    graph = result.snapshots[0].graph
+    units = find_units(result.decisions, graph.input_names, graph.output_names)
+    assert [(u.kind, u.op_ids) for u in units] == [
+        ("island", (ids["stem"],)), ("border", (ids["pw"],)), ("border", (ids["fc"],))]
+
+
+def test_planted_op_ends_fp32_with_both_timings(samples, ids, fake) -> None:
+    config = ConvertConfig(op_ids_to_skip=[ids["dw"]])
+    tuned = tune(samples / "cnn_qdq.onnx", config, TuneSettings(budget_s=600))
+    assert tuned.config.op_ids_to_skip == sorted([ids["dw"], ids["stem"]])
+    assert tuned.tuned_ids == [ids["stem"]]
+    reason = tuned.reasons()[ids["stem"]]
+    assert reason.kind is ReasonKind.TUNED
+    # the most specific evidence: stem alone back in INT8 costs +0.5 (1.90 -> 2.40)
+    assert str(reason) == "FP32: measured 1.90 ms vs 2.40 ms INT8 in this model"
+    stayed = tuned.stayed()
+    assert set(stayed) == {ids["pw"], ids["fc"]}
+    assert stayed[ids["pw"]].startswith("INT8: measured 1.50 ms vs 1.70 ms FP32")
+    assert tuned.final is not None and tuned.final.trial.median < tuned.final.base.median
+    assert not tuned.untried
+
+    result = convert(samples / "cnn_qdq.onnx", tuned.config)
+    apply_reasons(result, tuned)
+    by_id = {n.id: n for n in result.decisions}
+    assert by_id[ids["stem"]].reason.kind is ReasonKind.TUNED
+    assert by_id[ids["dw"]].reason.kind is ReasonKind.SKIPPED  # the user's own choice stays
+    assert by_id[ids["pw"]].status == "int8" and by_id[ids["fc"]].status == "int8"
+    last = result.snapshots[-1].graph
+    assert all(n.reason.kind is ReasonKind.TUNED for n in last.nodes if n.id == ids["stem"])
+
+
+def test_cli_tunes_prints_choices_and_caches_beside_output(samples, tmp_path, ids, fake,
+                                                            capsys) -> None:
+    src = _copy(samples, tmp_path)
+    before = src.read_bytes()
+    out = tmp_path / "out" / "int8.onnx"
+    args = _convert(src, out, "--op_ids_to_skip", str(ids["dw"]))
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    types = _node_types(out)
+    assert types[ids["stem"]] == "Conv" and types[ids["dw"]] == "Conv"
+    assert types[ids["pw"]] == "QLinearConv" and types[ids["fc"]] == "QGemm"
+    assert f"Conv({ids['stem']})  FP32: measured 1.90 ms vs 2.40 ms INT8 in this model" in printed
+    assert "kept FP32 by --tune" in printed and "stayed INT8 after a trial:" in printed
+    assert f"Conv({ids['pw']})" in printed.split("stayed INT8 after a trial:")[1]
+    assert "generated inputs" in printed
+    assert f"--op_ids_to_skip {','.join(map(str, sorted([ids['stem'], ids['dw']])))}" in printed
+    cache = out.parent / "int8.qcore-tune.json"
+    assert cache_path(out) == cache and cache.is_file()
+    assert json.loads(cache.read_text())["format"] == "qcore-tune/1"
+    assert fake.calls, "the first run timed the candidates"
+    # the input model is untouched, and nothing was written beside it
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in src.parent.iterdir()) == ["cnn_qdq.onnx"]
+    assert not list(tmp_path.rglob("*.tmp"))
+
+    fake.calls.clear()
+    assert main([*args, "--force"]) == 0
+    printed = capsys.readouterr().out
+    assert fake.calls == [], "the second run times nothing"
+    assert "nothing was timed" in printed and str(cache) in printed
+    assert _node_types(out) == types
+
+
+def test_changed_config_or_model_invalidates_the_cache(samples, tmp_path, ids, fake,
+                                                        capsys) -> None:
+    src = _copy(samples, tmp_path)
+    out = tmp_path / "int8.onnx"
+    assert main(_convert(src, out, "--op_ids_to_skip", str(ids["dw"]), "-q")) == 0
+    first = len(fake.calls)
+    assert first
+
+    fake.calls.clear()
+    assert main(_convert(src, out, "--op_ids_to_skip", f"{ids['dw']},{ids['fc']}", "-f")) == 0
+    assert fake.calls, "a new config is measured again"
+    assert "the config" in capsys.readouterr().out
+    # both keys are kept in the file: going back to the first config times nothing
+    fake.calls.clear()
+    assert main(_convert(src, out, "--op_ids_to_skip", str(ids["dw"]), "-f")) == 0
+    assert fake.calls == []
+
+    model = onnx.load(str(src))
+    model.doc_string = "changed"
+    onnx.save(model, str(src))
+    fake.calls.clear()
+    assert main(_convert(src, out, "--op_ids_to_skip", str(ids["dw"]), "-f")) == 0
+    assert fake.calls, "a changed model is measured again"
+    assert "the model" in capsys.readouterr().out
+
+
+def test_noise_never_flips_a_decision() -> None:
+    """4% faster by the median, but the interquartile ranges overlap: not faster."""
+    base, noisy = Stats(1.00, 0.95, 1.05, 20), Stats(0.96, 0.92, 1.00, 20)
+    assert not PairTiming(base, noisy).faster()
+    assert not PairTiming(base, Stats(0.98, 0.979, 0.981, 20)).faster()  # within 3%
+    assert PairTiming(base, Stats(0.90, 0.88, 0.92, 20)).faster()
+
+
+def test_equal_timings_keep_the_default(samples, tmp_path, ids, fake, monkeypatch) -> None:
+    monkeypatch.setattr(FakeTimer, "planted", -1)  # float is slower everywhere
+    tuned = tune(samples / "cnn_qdq.onnx", ConvertConfig(op_ids_to_skip=[ids["dw"]]),
+                 TuneSettings(budget_s=600))
+    assert tuned.config.op_ids_to_skip == [ids["dw"]] and not tuned.reasons()
+    assert set(tuned.stayed()) == {ids["stem"], ids["pw"], ids["fc"]}
+
+
+def test_budget_bounds_the_search_and_says_what_was_left(samples, tmp_path, ids, fake,
+                                                          capsys) -> None:
+    out = tmp_path / "int8.onnx"
+    assert main(_convert(samples / "cnn_qdq.onnx", out, "--op_ids_to_skip", str(ids["dw"]),
+                         "--tune-budget", "0")) == 0
+    printed = capsys.readouterr().out
+    assert fake.calls == []
+    assert "not tried (--tune-budget 0 s ran out):" in printed
+    assert f"island Conv({ids['stem']})" in printed.split("not tried (")[1]
+    assert _node_types(out)[ids["stem"]] == "QLinearConv"  # the default
+
+
+def test_real_inputs_are_used_and_named(samples, tmp_path, ids, fake, capsys) -> None:
+    import numpy as np
+
+    data = tmp_path / "x.npz"
+    np.savez(data, image=np.zeros((1, 3, 32, 32), np.float32))
+    out = tmp_path / "int8.onnx"
+    assert main(_convert(samples / "cnn_qdq.onnx", out, "--inputs", str(data))) == 0
+    assert f"inputs from {data}" in capsys.readouterr().out
+
+
+def test_tune_flags_need_tune(samples, tmp_path, capsys) -> None:
+    out = tmp_path / "int8.onnx"
+    code = main(["convert", "--quant_model_path", str(samples / "cnn_qdq.onnx"),
+                 "--int8_model_save_path", str(out), "--engine", "openvino"])
+    assert code == 2 and "only apply with --tune" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_engine_that_cannot_run_the_target_is_refused(samples, tmp_path, capsys) -> None:
+    pytest.importorskip("openvino")
+    out = tmp_path / "int8.onnx"
+    code = main(_convert(samples / "cnn_qdq.onnx", out, "--engine", "openvino"))
+    err = capsys.readouterr().err
+    assert code == 2 and "--engine openvino cannot run the --target onnxruntime model" in err
+    assert not out.exists() and not cache_path(out).exists()
+
+
+def test_unreadable_cache_is_replaced(samples, tmp_path, ids, fake, capsys) -> None:
+    out = tmp_path / "int8.onnx"
+    cache_path(out).write_text("not json")
+    assert main(_convert(samples / "cnn_qdq.onnx", out, "--op_ids_to_skip", str(ids["dw"]))) == 0
+    assert "not used" in capsys.readouterr().out
+    assert json.loads(cache_path(out).read_text())["entries"]
+
+
+def test_real_onnxruntime_smoke(samples, tmp_path, ids, capsys) -> None:
+    """End to end on ONNX Runtime with a small budget (asserts behaviour, not speed)."""
+    out = tmp_path / "int8.onnx"
+    code = main(_convert(samples / "cnn_qdq.onnx", out, "--op_ids_to_skip", str(ids["dw"]),
+                         "--tune-budget", "8", "-f"))
+    printed = capsys.readouterr().out
+    assert code == 0
+    onnx.checker.check_model(onnx.load(str(out)))
+    assert "tune: measured on onnxruntime" in printed
+    assert cache_path(out).is_file()
+    entry = json.loads(cache_path(out).read_text())["entries"][0]
+    assert entry["fields"]["engine"] == "onnxruntime" and entry["trials"]
+    for trial in entry["trials"]:
+        assert trial["timing"]["base"]["runs"] >= 10
