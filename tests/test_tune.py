@@ -153,6 +153,7 @@ def test_cli_tunes_prints_choices_and_caches_beside_output(samples, tmp_path, id
     assert types[ids["stem"]] == "Conv" and types[ids["dw"]] == "Conv"
     assert types[ids["pw"]] == "QLinearConv" and types[ids["fc"]] == "QGemm"
     assert f"Conv({ids['stem']})  FP32: measured 1.90 ms vs 2.40 ms INT8 in this model" in printed
+    assert f"  Conv({ids['stem']}):  FP32: measured 1.90 ms vs 2.40 ms INT8" in printed
     assert "kept FP32 by --tune" in printed and "stayed INT8 after a trial:" in printed
     assert f"Conv({ids['pw']})" in printed.split("stayed INT8 after a trial:")[1]
     assert "generated inputs" in printed
@@ -206,6 +207,70 @@ def test_noise_never_flips_a_decision() -> None:
     assert not PairTiming(base, noisy).faster()
     assert not PairTiming(base, Stats(0.98, 0.979, 0.981, 20)).faster()  # within 3%
     assert PairTiming(base, Stats(0.90, 0.88, 0.92, 20)).faster()
+
+
+class _Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _fake_engine(clock: _Clock, costs: dict[str, float], log: list[str]):
+    """An engine whose sessions take ``costs[model file name]`` seconds on ``clock``."""
+    from qcore.bench.engines import Engine, Session, WhatRan
+
+    class FakeSession(Session):
+        input_names = ["x"]
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self, feeds):
+            log.append(self.name)
+            clock.now += costs[self.name]
+            return {}
+
+        def what_ran(self) -> WhatRan:
+            return WhatRan("")
+
+    class FakeEngine(Engine):
+        name = "fake"
+        loads: list[str] = []
+
+        def version(self) -> str:
+            return "0"
+
+        def load(self, path, threads, shapes):
+            FakeEngine.loads.append(path.name)
+            return FakeSession(path.name)
+
+    return FakeEngine()
+
+
+def test_pair_timer_interleaves_and_stops_early_when_plain(monkeypatch) -> None:
+    """The real PairTimer on a fake clock: A B, B A, ...; a 2x difference stops after
+    ``min_rounds``, equal models run for ``seconds``; the base stays loaded."""
+    import numpy as np
+
+    clock, log = _Clock(), []
+    monkeypatch.setattr(timing, "clock", clock)
+    engine = _fake_engine(clock, {"a.onnx": 0.001, "b.onnx": 0.002, "c.onnx": 0.001}, log)
+    settings = timing.TimerSettings(seconds=0.05, min_rounds=10, warmup=3)
+    timer = timing.PairTimer(engine, [{"x": np.zeros(1)}], settings)
+    plain = timer.measure(Path("a.onnx"), Path("b.onnx"))
+    assert (plain.base.runs, plain.trial.runs) == (10, 10)
+    assert plain.base.median == pytest.approx(1.0) and plain.trial.median == pytest.approx(2.0)
+    assert log[:6] == ["a.onnx", "b.onnx"] * 3  # warm-up
+    assert log[6:10] == ["a.onnx", "b.onnx", "b.onnx", "a.onnx"]  # the order alternates
+    assert not plain.faster() and plain.reversed().faster()
+
+    log.clear()
+    equal = timer.measure(Path("a.onnx"), Path("c.onnx"))
+    assert equal.base.runs == 25  # 0.05 s of 2 ms rounds: not plain, so it ran its time
+    assert not equal.faster() and not equal.reversed().faster()
+    assert engine.loads == ["a.onnx", "b.onnx", "c.onnx"]  # a loaded once
+    timer.close()
 
 
 def test_equal_timings_keep_the_default(samples, tmp_path, ids, fake, monkeypatch) -> None:

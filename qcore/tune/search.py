@@ -102,9 +102,25 @@ class Search:
         if trial is None:
             self.untried.append("never tried FP32: " + ", ".join(u.label for u in units))
             return
+        if len(units) > 1 and not trial.accepted and self.hopeless(trial, len(units)):
+            self.untried.append(f"not tried alone (FP32 was {self.slower(trial):.0%} slower "
+                                "per op in their group): " + ", ".join(u.label for u in units))
+            return
         if len(units) > 1:
             for half in halves(units):
                 (self.unsettle if trial.accepted else self.settle)(half)
+
+    def slower(self, trial: Trial) -> float:
+        """How much slower the model was with the trial's ops FP32 (a fraction of INT8)."""
+        if trial.fp32_ms is None or trial.int8_ms is None or trial.int8_ms <= 0:
+            return 0.0
+        return trial.fp32_ms / trial.int8_ms - 1.0
+
+    def hopeless(self, trial: Trial, units: int) -> bool:
+        """FP32 lost so much per unit that one unit winning alone would have to beat its
+        neighbours' average by twice the margin: the halves are not tried. A failed trial
+        (no timing) is not refined either."""
+        return trial.timing is None or self.slower(trial) / units > 2 * self.margin
 
     def unsettle(self, units: list[Unit]) -> None:
         """``units`` were kept FP32 with a group: try them back in INT8, then the halves."""

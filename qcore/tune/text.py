@@ -54,8 +54,15 @@ def _n(count: int, what: str) -> str:
 
 
 def _rows(rows: dict[str, str]) -> list[str]:
-    width = max(len(k) for k in rows)
-    return [f"  {label:<{width}}  {text}" for label, text in rows.items()]
+    """One line per distinct text (the ops of one trial share it), the ops listed first."""
+    groups: dict[str, list[str]] = {}
+    for label, text in rows.items():
+        groups.setdefault(text, []).append(label)
+    lines = []
+    for text, labels in groups.items():
+        shown = ", ".join(labels[:6]) + (f" +{len(labels) - 6} more" if len(labels) > 6 else "")
+        lines.append(f"  {shown}:  {text}")
+    return lines
 
 
 def _cache_line(tuned: TuneResult) -> str:

@@ -4,7 +4,9 @@ The current model (the *base*) stays loaded from trial to trial; each trial mode
 loaded, both are warmed up, then run in alternating order (A B, B A, ...) until both have
 ``min_rounds`` runs and ``seconds`` have passed, so drift and load hit both alike. A trial
 wins only when its median is lower by more than ``margin`` **and** its interquartile range
-lies wholly below the base's: noise never flips a decision.
+lies wholly below the base's: noise never flips a decision. A trial whose answer is plain
+early (the interquartile ranges apart and the medians more than ``CLEAR`` x the margin
+apart, either way) stops after ``min_rounds``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from qcore.bench.engines import Engine, Feeds, NotRunnable, Session
 
 #: A trial must be faster than the base by more than this fraction of the base's median.
 MARGIN = 0.03
+#: The clock of every measurement (a test may swap it for a fake one).
+clock = time.perf_counter
+#: Timing stops early once the medians differ by this many margins, quartiles apart.
+CLEAR = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,12 @@ class PairTiming:
         """Is the trial faster by more than ``margin`` and beyond both spreads?"""
         return (self.trial.median < (1.0 - margin) * self.base.median
                 and self.trial.q75 < self.base.q25)
+
+    def clear(self, margin: float = MARGIN) -> bool:
+        """Is the answer plain already: quartiles apart, medians ``CLEAR`` margins apart?"""
+        a, b = self.base, self.trial
+        apart = b.q75 < a.q25 or a.q75 < b.q25
+        return apart and abs(b.median - a.median) > CLEAR * margin * a.median
 
     def reversed(self) -> PairTiming:
         """The same measurement with the roles swapped (is the base faster?)."""
@@ -131,19 +143,28 @@ class PairTimer:
                 self.check()
                 session.run(feeds[i % len(feeds)])
         times: tuple[list[float], list[float]] = ([], [])
-        start = time.perf_counter()
+        start = clock()
         rounds = 0
-        while rounds < s.max_rounds and (
-                rounds < s.min_rounds or time.perf_counter() - start < s.seconds):
+        while not self._done(rounds, start, times):
             feed = feeds[rounds % len(feeds)]
             order = ((0, a), (1, b)) if rounds % 2 == 0 else ((1, b), (0, a))
             for index, session in order:
                 self.check()
-                t0 = time.perf_counter()
+                t0 = clock()
                 session.run(feed)
-                times[index].append(1e3 * (time.perf_counter() - t0))
+                times[index].append(1e3 * (clock() - t0))
             rounds += 1
         return PairTiming(Stats.of(times[0]), Stats.of(times[1]))
+
+    def _done(self, rounds: int, start: float, times: tuple[list[float], list[float]]) -> bool:
+        s = self.settings
+        if rounds >= s.max_rounds:
+            return True
+        if rounds < s.min_rounds:
+            return False
+        if clock() - start >= s.seconds:
+            return True
+        return rounds % 5 == 0 and PairTiming(Stats.of(times[0]), Stats.of(times[1])).clear()
 
     def close(self) -> None:
         if self._base is not None:
