@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
 from app.resources import icon
@@ -32,6 +32,9 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
                    "Write quant_orig.dot and int8_NN_<pass>.dot for every pass", "export_all"),
     "export_results": ("Export &results\u2026", ("Ctrl+Alt+E",), "",
                        "Save the benchmark results as JSON or CSV", "export_results"),
+    "export_node_data": ("Export &node data (Model Explorer)\u2026", (), "",
+                         "Save the per-op time and precision (and per-tensor SQNR) of the last "
+                         "benchmark as Model Explorer node-data JSON files", "export_node_data"),
     "quit": ("&Quit", ("Ctrl+Q",), "", "Quit", "close"),
     "find": ("&Find op\u2026", ("Ctrl+F",), "find", "Find an op by id, name or type",
              "graph_panel.search.activate"),
@@ -49,6 +52,12 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
                 "rewrote", "set_show_changes"),
     "sqnr": ("SQNR &badges", ("Ctrl+Shift+Q",), "", "Show each op's worst output SQNR from "
              "the last benchmark", "set_show_sqnr"),
+    "colour_status": ("Conversion &status", (), "", "Colour the ops by their INT8 / FP32 "
+                      "decision", "set_colour"),
+    "colour_ran": ("What &ran (INT8 / float)", (), "", "Colour the ops by the precision the "
+                   "engine ran them with (needs a benchmark with 'Per op')", "set_colour"),
+    "colour_time": ("&Time per op", (), "", "Colour the ops by their time, white to red "
+                    "(needs a benchmark with 'Per op')", "set_colour"),
     "legend": ("&Legend", ("Ctrl+Shift+L",), "", "Show the colour legend", "set_legend"),
     "focus": ("&Neighbourhood of selection", ("Ctrl+Shift+N",), "focus",
               "Lay out only the ops near the selection (fast for big graphs)", "set_focus"),
@@ -68,7 +77,9 @@ SPECS: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
     "cancel": ("C&ancel", ("Ctrl+.",), "cancel", "Stop the running job", "cancel_job"),
     "about": ("&About Quant Inspector", (), "", "Versions and license", "about"),
 }
-CHECKABLE = {"changes": True, "sqnr": True, "legend": True, "focus": False, "diff": False}
+CHECKABLE = {"changes": True, "sqnr": True, "legend": True, "focus": False, "diff": False,
+             "colour_status": True, "colour_ran": False, "colour_time": False}
+COLOUR_ACTIONS = {"colour_status": "status", "colour_ran": "ran", "colour_time": "time"}
 
 
 def _resolve(window: MainWindow, path: str):
@@ -93,7 +104,12 @@ class Actions:
             action.setStatusTip(tip)
             if icon_name:
                 action.setIcon(icon(icon_name))
-            if name in CHECKABLE:
+            if name in COLOUR_ACTIONS:  # one of three: the window gets the mode ticked
+                action.setCheckable(True)
+                action.setChecked(CHECKABLE[name])
+                action.toggled.connect(lambda on, m=COLOUR_ACTIONS[name]:
+                                       window.set_colour(m) if on else None)
+            elif name in CHECKABLE:
                 action.setCheckable(True)
                 action.setChecked(CHECKABLE[name])
                 action.toggled.connect(lambda on, s=slot: _resolve(window, s)(on))
@@ -103,6 +119,12 @@ class Actions:
             self.all[name] = action
             window.addAction(action)
         self.recent_menu = QMenu("Open &recent", window)
+        self.colour_menu = QMenu("C&olour ops by", window)
+        group = QActionGroup(window)
+        group.setExclusive(True)
+        for name in COLOUR_ACTIONS:
+            group.addAction(self.all[name])
+            self.colour_menu.addAction(self.all[name])
 
     def __getitem__(self, name: str) -> QAction:
         return self.all[name]
@@ -112,10 +134,11 @@ class Actions:
         groups = {
             "&File": ["open", self.recent_menu, "-", "save_int8", "save_fp32", "-",
                       "load_config", "save_config", "-", "export_snapshot", "export_all",
-                      "export_results", "-", "quit"],
+                      "export_results", "export_node_data", "-", "quit"],
             "&Edit": ["find", "toggle_skip", "copy_id"],
             "&View": ["zoom_in", "zoom_out", "fit", "actual", "-", "prev_pass", "next_pass",
-                      "-", "changes", "sqnr", "legend", "focus", "diff", "-", *docks],
+                      "-", "changes", "sqnr", self.colour_menu, "legend", "focus", "diff", "-",
+                      *docks],
             "&Run": ["convert", "bench", "advise", "verify", "cancel"],
             "&Help": ["about"],
         }

@@ -32,6 +32,8 @@ MODEL_COLOURS = {"fp32": "#f0a04b", "qdq": "#9b7fd4", "int8": "#4caf50",
 COLUMNS = ["Model", "Engine", "Thr", "p50 ms", "p90 ms", "p99 ms", "Runs/s", "Speedup",
            "What ran"]
 
+PER_OP_RUNS = 10  # profiled inferences per engine
+
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 
 
@@ -113,8 +115,13 @@ class BenchPanel(QWidget):
         self.per_tensor = QCheckBox("SQNR")
         self.per_tensor.setToolTip("Per-tensor SQNR against the FP32 model (ONNX Runtime)")
         self.per_tensor.setChecked(True)
+        self.per_op = QCheckBox("Per op")
+        self.per_op.setToolTip("Profile per op: the precision, kernel and time of every op of "
+                               "the INT8 model on each engine (Results \u203a What ran)")
+        self.per_op_runs = PER_OP_RUNS
         second.addWidget(self.accuracy)
         second.addWidget(self.per_tensor)
+        second.addWidget(self.per_op)
         second.addStretch(1)
         rows.addLayout(first)
         rows.addLayout(second)
@@ -135,12 +142,15 @@ class BenchPanel(QWidget):
         return BenchSettings(engines=self.engines(), threads=[self.threads.value()],
                              batch=self.batch.value(), warmup=self.warmup.value(),
                              iters=self.iters.value(), accuracy=self.accuracy.isChecked(),
-                             per_tensor=self.per_tensor.isChecked())
+                             per_tensor=self.per_tensor.isChecked(),
+                             per_op=self.per_op.isChecked(), per_op_runs=self.per_op_runs)
 
     def settings_text(self) -> str:
         return (f"models {', '.join(self.roles())}; engines {', '.join(self.engines())}; "
                 f"{self.threads.value()} thread(s), {self.warmup.value()} warm-up, "
-                f"{self.iters.value()} iterations, batch {self.batch.value()}")
+                f"{self.iters.value()} iterations, batch {self.batch.value()}"
+                + ("; then a per-op profile of the INT8 model" if self.per_op.isChecked()
+                   else ""))
 
     # ---- results ----------------------------------------------------------------------------
     def clear(self) -> None:

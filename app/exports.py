@@ -1,4 +1,5 @@
-"""Saving things: INT8 / FP32 models, snapshots (.dot/.svg/.png/.pdf), configs, results.
+"""Saving things: INT8 / FP32 models, snapshots (.dot/.svg/.png/.pdf), configs, results and
+their Model Explorer node data.
 
 Each function takes the main window, asks for a path when none is given, and does the work
 in a worker when it may take a while. Outputs are written atomically by qcore.
@@ -6,6 +7,7 @@ in a worker when it may take a while. Outputs are written atomically by qcore.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,3 +146,32 @@ def export_results(window: MainWindow, path: str | Path | None = None) -> None:
         return write_bytes_atomic(path, text.encode("utf-8"))
 
     window.start_side_job(work, "export results", "Exported the results to {}")
+
+
+def export_node_data(window: MainWindow, folder: str | Path | None = None) -> None:
+    """The last benchmark's per-op time and precision (and per-tensor SQNR) as Model Explorer
+    node-data JSON files (``qcore.bench.nodedata``), one per metric, into ``folder``."""
+    from qcore.bench.nodedata import node_data_files
+
+    report = window.results.report
+    files = node_data_files(report) if report is not None and report.per_op else {}
+    if not files:
+        window.status("No per-op results yet: tick 'Per op' and run Benchmark (Ctrl+B)")
+        return
+    if folder is None:
+        folder = QFileDialog.getExistingDirectory(window, "Export node data (one JSON file "
+                                                  "per metric)", window.settings.last_folder())
+        if not folder:
+            return
+        window.settings.remember_folder(folder)
+    target = Path(folder)
+
+    def work(progress, cancelled) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+            write_bytes_atomic(target / name, text.encode("utf-8"))
+        return target
+
+    window.start_side_job(work, "export node data",
+                          f"Wrote {len(files)} node-data files (Model Explorer) to {{}}")

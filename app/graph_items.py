@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QBrush,
     QColor,
-    QFont,
     QFontMetricsF,
     QPainter,
     QPainterPath,
@@ -16,7 +17,11 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from app.headless.label_metrics import BLOCK_BAR, BLOCK_PX, OP_PX, TENSOR_PAD, TENSOR_PX
 from app.headless.layout import EdgePath, NodeBox
+from app.headless.per_op_view import FLAG_COLOUR, OpMark
+from app.label_block import LabelBlock
+from app.label_block import font as _font
 from qcore.dot import (
     COLORS,
     EDGE_COLOR,
@@ -32,11 +37,9 @@ from qcore.ir import Graph, Node
 SEARCH_COLOR = "#e07b00"
 CHANGED_COLOR = "#2a7fd4"
 PENDING_COLOR = "#b3261e"
-FONT_FAMILY = "Helvetica"
 # Per-tensor SQNR thresholds (dB), as in Model Explorer's node data: redder = worse.
 SQNR_COLOURS = [(10.0, "#f4a6a0"), (20.0, "#fbc99a"), (30.0, "#fdeaa0")]
 SQNR_GOOD = "#d5ecd2"
-MIN_READABLE_PX = 4.5  # below this on screen, labels become grey bars
 
 
 def sqnr_colour(value: float) -> str:
@@ -45,45 +48,6 @@ def sqnr_colour(value: float) -> str:
         if value < limit:
             return colour
     return ""
-
-
-def _font(px: float, bold: bool = False) -> QFont:
-    font = QFont(FONT_FAMILY)
-    font.setStyleHint(QFont.StyleHint.SansSerif)
-    font.setPixelSize(max(1, round(px)))
-    font.setBold(bold)
-    return font
-
-
-class LabelBlock:
-    """Centred lines of text that shrink to fit a width; bars when zoomed far out."""
-
-    def __init__(self, lines: list[str], width: float, px: float, bold_first: bool) -> None:
-        self.lines = lines
-        fonts = [_font(px, bold_first and i == 0) for i in range(len(lines))]
-        pairs = zip(fonts, lines, strict=True)
-        widest = max((QFontMetricsF(f).horizontalAdvance(t) for f, t in pairs), default=1.0)
-        scale = min(1.0, (width - 10) / widest) if widest > 0 else 1.0
-        self.px = max(5.0, px * scale)
-        self.fonts = [_font(self.px, bold_first and i == 0) for i in range(len(lines))]
-        self.line_h = QFontMetricsF(self.fonts[0]).height() if lines else 0.0
-        self.widths = [QFontMetricsF(f).horizontalAdvance(t)
-                       for f, t in zip(self.fonts, lines, strict=True)]
-
-    def paint(self, painter: QPainter, centre: QPointF, color: QColor, lod: float) -> None:
-        top = centre.y() - self.line_h * len(self.lines) / 2
-        if self.px * lod < MIN_READABLE_PX:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(0, 0, 0, 60))
-            for i, w in enumerate(self.widths[:3]):
-                y = top + self.line_h * (i + 0.3)
-                painter.drawRect(QRectF(centre.x() - w / 2, y, w, self.line_h * 0.4))
-            return
-        painter.setPen(color)
-        for i, (line, font) in enumerate(zip(self.lines, self.fonts, strict=True)):
-            painter.setFont(font)
-            rect = QRectF(centre.x() - 2000, top + i * self.line_h, 4000, self.line_h)
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, line)
 
 
 class NodeItem(QGraphicsItem):
@@ -155,7 +119,8 @@ class OpItem(NodeItem):
         self.pending = False
         self.changed = False  # created or rewritten by the pass being shown
         self.sqnr: float | None = None  # worst SQNR (dB) of the op's outputs, if measured
-        self.label = LabelBlock(op_label_lines(graph, node), box.w, 11, True)
+        self.mark: OpMark | None = None  # what ran for it, from a per-op profile
+        self.label = LabelBlock(op_label_lines(graph, node), self.rect, OP_PX, True)
         self.path = QPainterPath()
         self.path.addRoundedRect(self.rect, 6, 6)
         self._tooltip()
@@ -171,7 +136,17 @@ class OpItem(NodeItem):
             lines.append("fused: " + ", ".join(self.node.fused))
         if self.sqnr is not None:
             lines.append(f"worst output SQNR: {self.sqnr:.1f} dB")
+        if self.mark is not None:
+            lines += [f"<span style='color:{FLAG_COLOUR}'><b>{t}</b></span>"
+                      if t.startswith("FLAG") else t for t in map(escape, self.mark.tip)]
         self.setToolTip("<br>".join(lines))
+
+    def set_mark(self, mark: OpMark | None) -> None:
+        """What ran for this op (its fill, time badge and flag), or None."""
+        if mark != self.mark:
+            self.mark = mark
+            self._tooltip()
+            self.update()
 
     def set_sqnr(self, value: float | None) -> None:
         if value != self.sqnr:
@@ -192,28 +167,46 @@ class OpItem(NodeItem):
               widget: QWidget | None = None) -> None:
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         self._halo(painter, self.path)
-        painter.setBrush(QBrush(QColor(COLORS.get(self.status, COLORS["undecided"]))))
+        fill = QColor(self.mark.fill if self.mark and self.mark.fill else
+                      COLORS.get(self.status, COLORS["undecided"]))
+        painter.setBrush(QBrush(fill))
         normal = QColor(CHANGED_COLOR) if self.changed else QColor(OP_BORDER)
         pen = self._border(normal, 2.2 if self.changed else 1.0)
         if self.pending:
             pen = QPen(QColor(PENDING_COLOR), max(pen.widthF(), 2.0), Qt.PenStyle.DashLine)
         painter.setPen(pen)
         painter.drawPath(self.path)
-        self.label.paint(painter, QPointF(0, 0), QColor("#111111"), lod)
-        if self.sqnr is not None and lod > 0.25:
-            self._paint_sqnr(painter)
+        dark = fill.lightnessF() < 0.45
+        self.label.paint(painter, QColor("#ffffff" if dark else "#111111"), lod)
+        if lod <= 0.25:
+            return
+        if self.mark is not None and self.mark.badge:
+            self._pill(painter, self.mark.badge, "#ffffff")
+        elif self.sqnr is not None:
+            self._pill(painter, f"{self.sqnr:.0f} dB", sqnr_colour(self.sqnr) or SQNR_GOOD)
+        if self.mark is not None and self.mark.flag:
+            self._paint_flag(painter)
 
-    def _paint_sqnr(self, painter: QPainter) -> None:
-        text = f"{self.sqnr:.0f} dB"
+    def _pill(self, painter: QPainter, text: str, fill: str) -> None:
+        """A small rounded badge on the box's top right corner."""
         font = _font(8, True)
         width = QFontMetricsF(font).horizontalAdvance(text) + 8
         pill = QRectF(self.rect.right() - width + 4, self.rect.top() - 7, width, 13)
         painter.setPen(QPen(QColor("#7a7a7a"), 0.8))
-        painter.setBrush(QColor(sqnr_colour(self.sqnr) or SQNR_GOOD))
+        painter.setBrush(QColor(fill))
         painter.drawRoundedRect(pill, 6, 6)
         painter.setFont(font)
         painter.setPen(QColor("#222222"))
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_flag(self, painter: QPainter) -> None:
+        """A '!' on the top left corner: what ran contradicts the conversion's decision."""
+        disc = QRectF(self.rect.left() - 7, self.rect.top() - 7, 15, 15)
+        painter.setPen(QPen(QColor("#ffffff"), 1.2))
+        painter.setBrush(QColor(FLAG_COLOUR))
+        painter.drawEllipse(disc)
+        painter.setFont(_font(11, True))
+        painter.drawText(disc, Qt.AlignmentFlag.AlignCenter, "!")
 
 
 class TensorItem(NodeItem):
@@ -223,7 +216,8 @@ class TensorItem(NodeItem):
         super().__init__(box)
         self.tensor = box.tensor
         self.fill = QColor(tensor_fill(graph, box.tensor))
-        self.label = LabelBlock(tensor_label_lines(graph, box.tensor), box.w * 0.92, 9, False)
+        self.label = LabelBlock(tensor_label_lines(graph, box.tensor), self.rect, TENSOR_PX,
+                                False, ellipse=True, pad_x=TENSOR_PAD, pad_y=TENSOR_PAD / 2)
         self.path = QPainterPath()
         self.path.addEllipse(self.rect)
         self.setToolTip(box.tensor + (" (graph input/output)" if box.graph_io else ""))
@@ -238,7 +232,7 @@ class TensorItem(NodeItem):
         painter.setBrush(self.fill)
         painter.setPen(self._border(QColor("#8a8a8a"), 2.0 if self.box.graph_io else 1.0))
         painter.drawPath(self.path)
-        self.label.paint(painter, QPointF(0, 0), QColor("#333333"), lod)
+        self.label.paint(painter, QColor("#333333"), lod)
 
 
 class EdgeItem(QGraphicsItem):
@@ -302,7 +296,7 @@ class BlockItem(NodeItem):
         self.nodes = nodes
         self.op_ids = {n.id for n in nodes}
         self.int8, self.real = 0, len(nodes)
-        self.label = LabelBlock(self._lines(), box.w, 12, True)
+        self.label = self._label()
         self.path = QPainterPath()
         self.path.addRoundedRect(self.rect, 10, 10)
 
@@ -311,11 +305,15 @@ class BlockItem(NodeItem):
         return [self.key, f"{len(self.nodes)} ops \u00b7 {share:.0f}% INT8",
                 "double-click to expand"]
 
+    def _label(self) -> LabelBlock:
+        text = self.rect.adjusted(0, 0, 0, -BLOCK_BAR)
+        return LabelBlock(self._lines(), text, BLOCK_PX, True)
+
     def set_int8(self, count: int, real: int) -> None:
         """``count`` INT8 ops among the ``real`` (not Q/DQ) ones."""
         if (count, real) != (self.int8, self.real):
             self.int8, self.real = count, real
-            self.label = LabelBlock(self._lines(), self.box.w, 12, True)
+            self.label = self._label()
             self.setToolTip(f"<b>{self.key}</b><br>{len(self.nodes)} ops, {count} INT8"
                             "<br>double-click to expand")
             self.update()
@@ -337,4 +335,4 @@ class BlockItem(NodeItem):
         painter.setBrush(QColor(COLORS["int8"]))
         share = self.int8 / max(self.real, 1)
         painter.drawRect(QRectF(bar.left(), bar.top(), bar.width() * share, bar.height()))
-        self.label.paint(painter, QPointF(0, -5), QColor("#111111"), lod)
+        self.label.paint(painter, QColor("#111111"), lod)

@@ -26,6 +26,7 @@ from app.headless.layout import GraphLayout
 from app.headless.view_plan import ViewPlan
 from app.headless.view_state import Change, ViewState, fused_host
 from app.legend import LegendWidget
+from app.overlays import Overlays
 from app.search_bar import SearchBar
 from app.state import Session
 from app.view_loader import BusyCard, ViewLoader
@@ -49,9 +50,6 @@ class GraphPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.state = state or ViewState()
-        self.show_changes = True
-        self.sqnr: dict[int, float] = {}
-        self.show_sqnr = True
         self.layout_error = ""
         self._plan: ViewPlan | None = None
         self._build()
@@ -101,6 +99,7 @@ class GraphPanel(QWidget):
         column.addWidget(self.view, 1)
         self.legend = LegendWidget(self)
         column.addWidget(self.legend)
+        self.overlays = Overlays(self.view, self.state, self.legend, self.delta)
         self.busy = BusyCard(self.view, self.cancel_layout, lambda: self.view_job is not None)
         self.view.zoom_changed.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
         self.view.op_selected.connect(self._on_op_selected)
@@ -233,8 +232,7 @@ class GraphPanel(QWidget):
                               done=lambda: self._shown(first, keep_scale))
 
     def _shown(self, first: bool, keep_scale: float) -> None:
-        self._apply_changes()
-        self.view.set_sqnr(self.sqnr if self.show_sqnr else {})
+        self.overlays.apply()
         shown = self._select_current()
         selected = self.view.selected_op()
         if first or not shown or selected is None:
@@ -316,20 +314,3 @@ class GraphPanel(QWidget):
 
     def refresh_status(self) -> None:
         self.view.refresh_status(self.session.preview_status)
-
-    # ---- options --------------------------------------------------------------------------
-    def set_sqnr(self, sqnr: dict[int, float]) -> None:
-        self.sqnr = dict(sqnr)
-        self.view.set_sqnr(self.sqnr if self.show_sqnr else {})
-
-    def set_show_sqnr(self, on: bool) -> None:
-        self.show_sqnr = on
-        self.view.set_sqnr(self.sqnr if on else {})
-
-    def set_show_changes(self, on: bool) -> None:
-        self.show_changes = on
-        self._apply_changes()
-
-    def _apply_changes(self) -> None:
-        delta = self.delta() if self.show_changes else None
-        self.view.mark_changed(delta.changed if delta is not None else ())

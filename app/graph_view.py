@@ -30,11 +30,13 @@ from app.drops import dropped_path
 from app.graph_items import BlockItem, NodeItem, OpItem, TensorItem
 from app.headless.layout import GraphLayout
 from app.headless.search import match_ops
+from app.label_block import use_app_font
 from app.scene_builder import SceneBuilder, StatusFn
 from qcore.ir import Graph
 
 MIN_SCALE, MAX_SCALE = 0.02, 6.0
 MARGIN = 40.0
+HOME_SCALE = 0.92  # the starting zoom of a graph too big to fit: 11 px tensor text is 10 px
 
 
 class GraphView(QGraphicsView):
@@ -49,6 +51,7 @@ class GraphView(QGraphicsView):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        use_app_font()
         self.setScene(QGraphicsScene(self))
         self.setRenderHints(QPainter.RenderHint.Antialiasing
                             | QPainter.RenderHint.TextAntialiasing)
@@ -244,16 +247,17 @@ class GraphView(QGraphicsView):
         self.zoom_changed.emit(self.scale_factor())
 
     def home(self) -> None:
-        """A readable start: fit if that stays legible, else 90% at the graph's first input."""
+        """A readable start: fit if that stays legible (tensor labels ~10 px and more),
+        else ``HOME_SCALE`` at the graph's first input."""
         rect = self.scene().itemsBoundingRect()
         if rect.isEmpty():
             return
         view = self.viewport().rect()
         fit = min(view.width() / max(rect.width() + 40, 1), view.height() / max(rect.height(), 1))
-        if fit >= 0.75:
+        if fit >= HOME_SCALE:
             self.fit(max_scale=1.2)
             return
-        self.set_scale(0.9)
+        self.set_scale(HOME_SCALE)
         half_w = view.width() / 2 / self.scale_factor()
         half_h = view.height() / 2 / self.scale_factor()
         nodes = [*self.tensors.values(), *self.ops.values(), *self.blocks.values()]

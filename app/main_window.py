@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.config_panel.op_requested.connect(panel.select_op)
         self.results.op_requested.connect(self._select_from_results)
         self.results.accuracy.sqnr_changed.connect(self._sqnr_changed)
+        self.results.per_op.per_op_changed.connect(self._per_op_changed)
         self.results.advisor.sqnr_changed.connect(self._sqnr_changed)
         self.results.advisor.set_run_action(self.actions_["advise"])
         session.config_changed.connect(self.refresh_config)
@@ -135,6 +136,10 @@ class MainWindow(QMainWindow):
         self._sized = window_geometry.restore(self, self.settings)
         self.actions_["legend"].setChecked(bool(self.settings.value("legend", True)))
         self.actions_["changes"].setChecked(bool(self.settings.value("changes", True)))
+        per_op = self.results.bench.per_op
+        per_op.setChecked(bool(self.settings.value("per_op", False)))
+        per_op.toggled.connect(lambda on: self.settings.set_value("per_op", on))
+        self._per_op_changed(None)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -204,6 +209,9 @@ class MainWindow(QMainWindow):
         for name in ("save_int8", "save_fp32", "export_snapshot", "export_all", "bench",
                      "convert", "advise", "verify"):
             self.actions_[name].setEnabled(has_result and not busy)
+        report = self.results.report
+        self.actions_["export_node_data"].setEnabled(
+            not busy and report is not None and bool(report.per_op))
         self.actions_["open"].setEnabled(not busy)
         self.actions_["cancel"].setEnabled(busy)
 
@@ -274,7 +282,15 @@ class MainWindow(QMainWindow):
 
     def _sqnr_changed(self, sqnr: dict) -> None:
         self.properties.set_sqnr(sqnr)
-        self.graph_panel.set_sqnr(sqnr)
+        self.graph_panel.overlays.set_sqnr(sqnr)
+        self.update_properties()
+
+    def _per_op_changed(self, result: object) -> None:
+        """A per-op profile was chosen (None: none): list it with each op, colour with it."""
+        self.properties.set_per_op(result)
+        self.graph_panel.overlays.set_per_op(result)  # type: ignore[arg-type]
+        for name in ("colour_ran", "colour_time"):
+            self.actions_[name].setEnabled(self.graph_panel.overlays.per_op is not None)
         self.update_properties()
 
     def copy_id(self) -> None:
@@ -285,11 +301,15 @@ class MainWindow(QMainWindow):
 
     # ---- view actions ---------------------------------------------------------------------
     def set_show_changes(self, on: bool) -> None:
-        self.graph_panel.set_show_changes(on)
+        self.graph_panel.overlays.set_show_changes(on)
         self.settings.set_value("changes", on)
 
     def set_show_sqnr(self, on: bool) -> None:
-        self.graph_panel.set_show_sqnr(on)
+        self.graph_panel.overlays.set_show_sqnr(on)
+
+    def set_colour(self, mode: str) -> None:
+        """Colour the ops by 'status', 'ran' or 'time' (View > Colour ops by)."""
+        self.view_state.set_colour(mode)
 
     def set_legend(self, on: bool) -> None:
         self.graph_panel.set_legend_visible(on)
@@ -297,8 +317,10 @@ class MainWindow(QMainWindow):
 
     def _view_state_changed(self, changes: frozenset[Change]) -> None:
         """Tick the view actions to match the view's state without triggering them again."""
-        for name, change, on in (("focus", Change.NEAR, self.view_state.near),
-                                 ("diff", Change.DIFF, self.view_state.diff)):
+        state = self.view_state
+        for name, change, on in (("focus", Change.NEAR, state.near),
+                                 ("diff", Change.DIFF, state.diff),
+                                 (f"colour_{state.colour}", Change.COLOUR, True)):
             if change in changes:
                 action = self.actions_[name]
                 action.blockSignals(True)
@@ -327,6 +349,9 @@ class MainWindow(QMainWindow):
 
     def export_results(self, path: str | Path | None = None) -> None:
         exports.export_results(self, path)
+
+    def export_node_data(self, folder: str | Path | None = None) -> None:
+        exports.export_node_data(self, folder)
 
     def load_config(self, path: str | Path | None = None) -> None:
         exports.load_config(self, path)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.headless.per_op_view import RAN_FILL, RAN_NAMES, ms_text
 from qcore.dot import (
     COLORS,
     LEGEND,
@@ -29,6 +30,7 @@ from qcore.dot import (
 )
 from qcore.ir import Graph, Node, QParams
 
+FLAG_FILL = "#f8bbd0"
 STATUS_NAMES = {name: meaning for name, _, meaning in LEGEND}
 
 
@@ -117,11 +119,17 @@ class PropertiesPanel(QWidget):
         column.addWidget(self.tree, 1)
         self.op_id: int | None = None
         self.sqnr: dict[int, float] = {}
+        self.per_op: Any = None  # a PerOpResult: what ran, listed with each op
 
     # ---- content --------------------------------------------------------------------------
     def set_sqnr(self, sqnr: dict[int, float]) -> None:
         """Op id -> output SQNR (dB) to list with each op (shown from the next ``show_op``)."""
         self.sqnr = sqnr
+
+    def set_per_op(self, result: Any) -> None:
+        """The per-op profile (``qcore.bench.per_op.PerOpResult``) whose row of each op is
+        listed with it, or None (shown from the next ``show_op``)."""
+        self.per_op = result
 
     def clear(self, message: str = "Nothing selected") -> None:
         self.op_id = None
@@ -152,6 +160,7 @@ class PropertiesPanel(QWidget):
             self._row(op, "fused ops", ", ".join(node.fused))
         if node.id in self.sqnr:
             self._row(op, "SQNR", f"{self.sqnr[node.id]:.1f} dB")
+        self._what_ran(node.id)
         int8 = int8_tensor_qparams(graph)
         for title, names in (("Inputs", node.inputs), ("Outputs", node.outputs)):
             section = self._section(f"{title} ({len([n for n in names if n])})")
@@ -166,6 +175,29 @@ class PropertiesPanel(QWidget):
             for name in sorted(attrs):
                 self._row(section, name, attr_text(attrs[name]))
         self.tree.expandAll()
+
+    def _what_ran(self, op_id: int) -> None:
+        """The op's row of the per-op profile: precision, kernel, time and its flag."""
+        result = self.per_op
+        if result is None:
+            return
+        run = result.op(op_id)
+        section = self._section(f"What ran ({result.model} on {result.engine})")
+        if run is None:
+            self._row(section, "kernel", "none of its own (folded away, fused without a "
+                      "trace, or not in the INT8 model)")
+            return
+        self._row(section, "ran", RAN_NAMES.get(run.precision, run.precision),
+                  RAN_FILL.get(run.precision, ""))
+        self._row(section, "kernel", run.kernel)
+        self._row(section, "time", f"inside op {run.fused_into}" if run.fused_into is not None
+                  else f"{ms_text(run.time_ms)} ms per inference")
+        self._row(section, "our decision", {"int8": "INT8", "fp32": "FP32"}.get(run.decided,
+                                                                                 "unknown"))
+        if run.detail:
+            self._row(section, "engine says", run.detail)
+        if run.flag:
+            self._row(section, "flag", run.flag, FLAG_FILL)
 
     def show_tensor(self, graph: Graph, tensor: str) -> None:
         self.op_id = None

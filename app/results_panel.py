@@ -1,4 +1,5 @@
-"""The bottom-right tabs: log, placement decisions, benchmark and accuracy."""
+"""The bottom-right tabs: log, placement decisions, benchmark, what ran per op, accuracy and
+the advisor."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from app.advisor_panel import AdvisorPanel
 from app.bench_panel import BenchPanel
 from app.headless.bench_task import run_bench
 from app.log_panel import LogPanel
+from app.per_op_panel import PerOpPanel
 from app.state import Session
 from app.workers import Job
 from qcore.convert import ConversionResult
@@ -82,12 +84,15 @@ class ResultsPanel(QTabWidget):
         self.addTab(self.log_panel, "Log")
         self.addTab(self.decisions, "Decisions")
         self.addTab(self.bench, "Benchmark")
+        self.per_op = PerOpPanel()
+        self.addTab(self.per_op, "What ran")
         self.advisor = AdvisorPanel(session)
         self.addTab(self.accuracy, "Accuracy")
         self.addTab(self.advisor, "Advisor")
         self.setDocumentMode(True)
         self.decisions.op_requested.connect(self.op_requested)
         self.accuracy.op_requested.connect(self.op_requested)
+        self.per_op.op_requested.connect(self.op_requested)
         self.advisor.op_requested.connect(self.op_requested)
         self.advisor.message.connect(self.log_panel.log)
         self.advisor.fallback_sqnr = lambda: dict(self.accuracy.sqnr_by_op)
@@ -105,6 +110,7 @@ class ResultsPanel(QTabWidget):
 
     def clear(self) -> None:
         self.bench.clear()
+        self.per_op.clear()
         self.accuracy.clear()
         self.advisor.clear()
 
@@ -135,6 +141,7 @@ class ResultsPanel(QTabWidget):
         target = self.session.result.config.target if self.session.result else "onnxruntime"
         self.accuracy.show_report(report, "int8" if target == "onnxruntime" else "int8-onednn",
                                   self.session.inputs)
+        self.per_op.show_report(report, "onnxruntime" if target == "onnxruntime" else "openvino")
         try:
             self.log_panel.log(report.text(), "ok")
         except Exception as exc:  # noqa: BLE001 - the tables already show the numbers

@@ -72,7 +72,7 @@ def test_advisor_ranks_the_planted_op_and_applies_the_best(qtbot, window: MainWi
     assert best is not None and best.meets_bound and bad in best.op_ids_to_skip
     assert panel.candidates.rowCount() == len(panel.advice.candidates)
     assert "meets" in panel.summary.text() and "--op_ids_to_skip" in panel.summary.text()
-    assert window.graph_panel.sqnr == panel.heat_map() and bad in panel.heat_map()
+    assert window.graph_panel.overlays.sqnr == panel.heat_map() and bad in panel.heat_map()
 
     assert window.session.skip_ids == set()
     qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)

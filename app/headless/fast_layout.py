@@ -2,8 +2,9 @@
 
 :func:`quick_layout` is linear in nodes + edges (longest-path layers, one barycentre sweep,
 straight edges), so the first view of a 5,000-op graph is ready in well under a second while
-Graphviz works in the background. Node sizes are estimated from label lengths; both
-:func:`quick_layout` and :func:`view_dot` use the same sizes.
+Graphviz works in the background. Node sizes fit the labels the app draws
+(:mod:`app.headless.label_metrics`); both :func:`quick_layout` and :func:`view_dot` use them, so
+Graphviz places the very boxes the app draws.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from app.headless.label_metrics import block_size, op_size, tensor_size
 from app.headless.layout import EdgePath, GraphLayout, NodeBox
 from app.headless.politeness import Politeness
 from app.headless.view_graph import ViewGraph, ViewNode
@@ -21,12 +23,11 @@ ARROW = 9.0
 
 
 def node_size(node: ViewNode) -> tuple[float, float]:
-    longest = max((len(line) for line in node.lines), default=4)
     if node.kind == "block":
-        return 230.0, 78.0
+        return block_size(node.lines)
     if node.kind == "op":
-        return max(96.0, longest * 6.6 + 22), 16.0 * len(node.lines) + 14
-    return max(70.0, longest * 5.2 + 28), 12.0 * len(node.lines) + 16
+        return op_size(node.lines)
+    return tensor_size(node.lines)
 
 
 def _box(node: ViewNode, x: float, y: float, w: float, h: float) -> NodeBox:
@@ -104,7 +105,7 @@ def quick_layout(view: ViewGraph) -> GraphLayout:
 def view_dot(view: ViewGraph) -> str:
     """DOT text for Graphviz with fixed node sizes (the labels are drawn by the app)."""
     out = ["digraph G {", '  graph [rankdir="TB" nodesep="0.3" ranksep="0.35"];',
-           '  node [fixedsize="true" label=""];']
+           '  node [fixedsize="true" label=""];', '  edge [arrowsize="0.6"];']
     for node in view.nodes:
         w, h = node_size(node)
         shape = "ellipse" if node.kind == "tensor" else "box"

@@ -1,7 +1,7 @@
 """Graphviz does the layout; this module turns ``dot -Tjson`` into plain positions and splines.
 
 Everything here is pure Python (no Qt) so it runs in a worker thread: :func:`compute_layout`
-runs ``dot -Tjson`` on ``qcore.dot.to_dot(graph)``, stopping Graphviz when the user cancels.
+runs Graphviz on a snapshot, stopping it when the user cancels.
 Scene coordinates have y down.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from qcore.dot import tensor_keys, to_dot
+from qcore.dot import tensor_keys
 from qcore.ir import Graph
 from qcore.render import RenderCancelled
 
@@ -135,28 +135,12 @@ LayoutCancelled = RenderCancelled  # the user cancelled a layout; Graphviz was s
 
 def compute_layout(graph: Graph, timeout: float | None = 600,
                    cancelled: Callable[[], bool] | None = None, **_: Any) -> GraphLayout:
-    """Run Graphviz on a snapshot (blocking: call it from a worker).
+    """Graphviz's layout of every op of a snapshot, with the node sizes of the app's labels
+    (blocking: call it from a worker)."""
+    from app.headless.view_graph import plain_view
+    from app.headless.view_plan import lay_out_view
 
-    Big graphs get Graphviz's effort limits: on a 2,700-op QDQ transformer the default
-    layout ran for over 10 minutes, these flags made it about 2 minutes. They are read back
-    from ``-Tplain`` (a few lines per node, parsed in small steps) rather than JSON, whose
-    single ``json.loads`` of tens of MB would hold the GIL and freeze the UI thread.
-    """
-    if len(graph.nodes) <= FAST_ABOVE_OPS:
-        return parse_layout(run_dot_json(to_dot(graph, legend=False), timeout, cancelled), graph)
-    text = run_dot(to_dot(graph, legend=False), "plain", timeout, cancelled, FAST_FLAGS)
-    io = set(graph.input_names) | set(graph.output_names)
-    names = {v: k for k, v in tensor_keys(graph).items()}
-    return parse_plain(text, lambda key: _plain_box(key, names, io))
-
-
-def _plain_box(key: str, names: dict[str, str], io: set[str]) -> NodeBox | None:
-    if key.startswith("op_"):
-        return NodeBox(key, 0, 0, 0, 0, op_id=int(key[3:]))
-    if key.startswith("t_"):
-        name = names.get(key, key)
-        return NodeBox(key, 0, 0, 0, 0, tensor=name, graph_io=name in io)
-    return None
+    return lay_out_view(plain_view(graph, tensor_keys(graph)), graph, timeout, cancelled)
 
 
 def parse_plain(text: str, make: Callable[[str], NodeBox | None]) -> GraphLayout:

@@ -14,10 +14,11 @@ from app.headless.layout import (
     FAST_FLAGS,
     GraphLayout,
     NodeBox,
-    compute_layout,
     neighbourhood,
+    parse_layout,
     parse_plain,
     run_dot,
+    run_dot_json,
     tensor_keys,
 )
 from app.headless.view_graph import ViewGraph, build_view
@@ -81,12 +82,24 @@ def plan_view(graph: Graph, spec: ViewSpec, blocks: dict[str, Block] | None = No
 
 def graphviz_layout(plan: ViewPlan, timeout: float | None = 600,
                     cancelled: Callable[[], bool] | None = None, **_: Any) -> GraphLayout:
-    """Graphviz's layout of a plan (blocking: call it from a worker)."""
-    if not plan.collapsed:
-        return compute_layout(plan.graph, timeout, cancelled)
-    nodes = {n.key: n for n in plan.view.nodes}
-    flags = FAST_FLAGS if plan.size > FAST_ABOVE_OPS else ()
-    text = run_dot(view_dot(plan.view), "plain", timeout, cancelled, flags)
+    """Graphviz's layout of a plan (blocking: call it from a worker), with the node sizes of
+    the app's labels (``view_dot``)."""
+    return lay_out_view(plan.view, plan.graph, timeout, cancelled)
+
+
+def lay_out_view(view: ViewGraph, graph: Graph, timeout: float | None = 600,
+                 cancelled: Callable[[], bool] | None = None) -> GraphLayout:
+    """Graphviz's layout of ``view`` (of ``graph``). Big views get Graphviz's effort limits
+    and are read back from ``-Tplain`` (a few lines per node, parsed in small steps) rather
+    than JSON, whose single ``json.loads`` of tens of MB would hold the GIL and freeze the UI
+    thread (on a 2,700-op QDQ transformer the default layout ran for over 10 minutes, these
+    flags made it about 2 minutes)."""
+    text = view_dot(view)
+    big = (len(view.nodes) if view.blocks else len(graph.nodes)) > FAST_ABOVE_OPS
+    if not big and not view.blocks:
+        return parse_layout(run_dot_json(text, timeout, cancelled), graph)
+    nodes = {n.key: n for n in view.nodes}
+    text = run_dot(text, "plain", timeout, cancelled, FAST_FLAGS if big else ())
 
     def make(key: str) -> NodeBox | None:
         node = nodes.get(key)

@@ -1,5 +1,6 @@
 """What the graph panel shows, as plain data: the snapshot, the selected op, the view mode with
-its neighbourhood depth and expanded blocks, and whether only a pass's changes are drawn.
+its neighbourhood depth and expanded blocks, whether only a pass's changes are drawn, and what
+the ops' colours mean (conversion status, what ran, time per op).
 
 No Qt. The panel and the window observe it (``observe``: a callback gets the set of
 ``Change``s of each update) and change it only through its methods; which view a snapshot
@@ -33,6 +34,7 @@ class Change(Enum):
     DIFF = "diff"
     EXPANDED = "expanded"
     MODEL = "model"  # a new model: choices made for the old one are gone
+    COLOUR = "colour"  # the ops are coloured by something else
 
 
 Observer = Callable[[frozenset[Change]], None]
@@ -53,6 +55,7 @@ class ViewState:
         self.collapse: bool | None = None
         self.whole_graph = False
         self.expanded: frozenset[str] = frozenset()  # block keys the user expanded
+        self.colour = "status"  # "status", "ran" (INT8 / float) or "time" (per op)
         self._observers: list[Observer] = []
 
     def observe(self, observer: Observer) -> None:
@@ -157,6 +160,12 @@ class ViewState:
         if depth != self.depth:
             self.depth = depth
             self._notify(Change.DEPTH)
+
+    def set_colour(self, mode: str) -> None:
+        """Colour the ops by ``mode``: one of ``app.headless.per_op_view.COLOUR_MODES``."""
+        if mode != self.colour:
+            self.colour = mode
+            self._notify(Change.COLOUR)
 
     def expand(self, *keys: str) -> None:
         self.expanded = self.expanded | set(keys)
