@@ -36,6 +36,9 @@ class Form(Enum):
     UNARY = "unary"  # one activation and an output scale
     CONCAT = "concat"  # any number of activations and an output scale
     MOVEMENT = "movement"  # moves int8 values unchanged: the output keeps the input's scale
+    # one activation and an output scale, a function of the input's codes alone: written as
+    # the exact integer ops the emitter derives (HardSwish: qcore.emit.hardswish)
+    ELEMENTWISE = "elementwise"
 
 
 # ---- integer kernels ----------------------------------------------------------------------
@@ -156,6 +159,12 @@ def _softmax_attrs(node: Node, graph: Graph) -> dict[str, Any]:
     return {"axis": int(node.attrs.get("axis", -1 if opset >= 13 else 1)), "opset": opset}
 
 
+#: A HardSwish that fuse_hardswish made from a spelled-out pattern whose inner tensors the
+#: source quantized keeps them here (a qcore.emit.hardswish.Program); only such a HardSwish
+#: has an INT8 form (the source computes exactly that), a bare one stays a float op.
+INNER_QUANT_ATTR = "_inner_quant"
+
+
 def _movement(op_type: str, **kw: Any) -> OpSpec:
     return OpSpec(op_type, Form.MOVEMENT, **kw)
 
@@ -179,6 +188,8 @@ SPECS: dict[str, OpSpec] = {s.op_type: s for s in (
     # OpenVINO has no int8 Softmax: on onednn it keeps the source's Q/DQ and runs float
     OpSpec("Softmax", Form.UNARY, "QLinearSoftmax", ort_attrs=_softmax_attrs,
            targets=frozenset({ONNXRUNTIME})),
+    # QLinearAdd (gate) + QLinearMul (product) on ONNX Runtime; Q/DQ'd float ops on onednn
+    OpSpec("HardSwish", Form.ELEMENTWISE, "QLinearMul", ort_attrs=_no_attrs),
     _movement("Reshape"),
     _movement("Transpose"),
     _movement("Flatten"),
@@ -207,6 +218,8 @@ def spec_of(node: Node, graph: Graph | None = None) -> OpSpec | None:
     if node.domain:
         return None
     spec = SPECS.get(node.op_type)
+    if spec is not None and spec.form is Form.ELEMENTWISE and INNER_QUANT_ATTR not in node.attrs:
+        return None
     if spec is not None and spec.form is Form.MATMUL and graph is not None and \
             len(node.inputs) > 1 and node.inputs[1] in graph.initializers:
         return LINEAR_MATMUL

@@ -107,7 +107,7 @@ def runnable_model(graph: Graph, fake_quant: bool) -> onnx.ModelProto:
     """The snapshot as a runnable ONNX model; with ``fake_quant``, activations are quantized
     where the graph records their qparams (the source's QDQ semantics)."""
     plain = graph.copy()
-    expand_fused(plain)
+    expand_fused(plain, inner_quant=fake_quant)
     if fake_quant:
         insert_fake_quant(plain)
     plain.toposort()

@@ -386,12 +386,17 @@ def test_onnxruntime_keeps_an_fp32_conv_between_int8_ops_float(island) -> None:
 
 
 def test_onednn_hardswish_reads_its_input_quantized_as_the_source(island) -> None:
+    """The hard-swish keeps the Q/DQ its source put inside it (see tests/test_hardswish.py):
+    its product Mul (the HardSwish's id) reads x and the gate through DequantizeLinear."""
     quant, feeds = island
-    int8 = convert(quant, ConvertConfig(target="onednn")).int8_model()
-    producers = {o: n for n in int8.graph.node for o in n.output}
-    hardswish = [n for n in int8.graph.node if n.op_type == "HardSwish"]
+    result = convert(quant, ConvertConfig(target="onednn"))
+    hardswish = [n for n in result.decisions if n.op_type == "HardSwish"]
     assert len(hardswish) == 1
-    assert producers[hardswish[0].input[0]].op_type == "DequantizeLinear"
+    int8 = result.int8_model()
+    producers = {o: n for n in int8.graph.node for o in n.output}
+    mul = next(n for n in int8.graph.node if n.name.endswith(f"#{hardswish[0].id}"))
+    assert mul.op_type == "Mul"
+    assert all(producers[name].op_type == "DequantizeLinear" for name in mul.input)
     assert worst_cosine(quant, int8, feeds) >= 0.999
 
 

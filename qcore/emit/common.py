@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from qcore.emit.hardswish import expand as expand_hardswish
+from qcore.emit.hardswish import program_of, simplify
 from qcore.ir import FusedActivation, Graph, Node, QParams
 from qcore.ops import DEQUANTIZE, QUANTIZE
 from qcore.status import OpStatus, Reason, ReasonKind
@@ -96,6 +98,10 @@ class EmitterBase:
         """Append ``core`` as plain ONNX: a fused bias Add and activation become ops again,
         with the ids they had before fusion."""
         g = self.g
+        program = program_of(core)
+        if program is not None:  # a HardSwish with its source's inner fake-quants
+            self.out.extend(expand_hardswish(g, core, simplify(program)))
+            return
         self.out.append(core)
         bias_add, act = core.bias_add, core.act
         core.bias_add = core.act = None
@@ -116,15 +122,21 @@ class EmitterBase:
             self.activation(act, tmp, final, owner=core)
 
 
-def expand_fused(graph: Graph) -> None:
+def expand_fused(graph: Graph, inner_quant: bool = False) -> None:
     """Rewrite every op that still carries a fused bias or activation as plain ONNX ops, and
-    HardSwish as x * HardSigmoid(x) below opset 14."""
+    HardSwish as x * HardSigmoid(x) below opset 14. With ``inner_quant`` (the source's QDQ
+    semantics), a HardSwish that keeps its source's inner quantization becomes the source's
+    ops with those Q/DQ pairs."""
     emitter = EmitterBase(graph)
-    nodes = []
+    nodes: list[Node] = []
     if graph.opsets.get("") == 13 and any(n.op_type == "HardSwish" for n in graph.nodes):
         graph.opsets[""] = 14  # 13 -> 14 changes no inference semantics; HardSwish is one op
     old_opset = graph.opsets.get("", 14) < 14
     for node in graph.nodes:
+        program = program_of(node) if inner_quant else None
+        if program is not None:
+            nodes.extend(expand_hardswish(graph, node, program))
+            continue
         if node.op_type == "HardSwish" and not node.domain and old_opset:
             gate = graph.unique_name(f"{node.outputs[0]}_gate")
             nodes.append(Node(graph.new_id(), "HardSigmoid", [node.inputs[0]], [gate],

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from qcore.emit.common import EmitterBase, act_absorbed
+from qcore.emit.hardswish import IntegerChain, expand, integer_chain, program_of, simplify
 from qcore.ir import MS_DOMAIN, FusedActivation, Graph, Node, QParams
 from qcore.ops import (
     DEQUANTIZE,
@@ -32,6 +33,17 @@ def _asymmetric_u8(value: np.ndarray) -> QParams:
     return QParams(np.array(scale, np.float32), np.array(zp, np.uint8))
 
 
+def _exact_scalar(value: float, like: QParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(code, scale, zero point) of ``like``'s type whose real value is exactly ``value``."""
+    dtype = like.dtype
+    scale = np.array(abs(value) or 1.0, np.float32)
+    if value >= 0:
+        return np.array(1 if value else 0, dtype), scale, np.array(0, dtype)
+    if dtype == np.uint8:
+        return np.array(0, dtype), scale, np.array(1, dtype)
+    return np.array(-1, dtype), scale, np.array(0, dtype)
+
+
 class OrtEmitter(EmitterBase):
     """Writes each INT8 op as the ONNX / com.microsoft integer op ONNX Runtime runs fastest."""
 
@@ -43,6 +55,7 @@ class OrtEmitter(EmitterBase):
         handlers: dict[Form, Callable[[Node, OpSpec], None]] = {
             Form.LINEAR: self._linear, Form.MATMUL: self._matmul, Form.BINARY: self._binary,
             Form.UNARY: self._unary, Form.CONCAT: self._concat, Form.MOVEMENT: self._movement,
+            Form.ELEMENTWISE: self._elementwise,
         }
         self.out = []
         handlers[spec.form](node, spec)
@@ -220,6 +233,59 @@ class OrtEmitter(EmitterBase):
         self.node(spec.ort, [x, xs, xz, ys, yz], [q_out], spec.ort_attrs(node, self.g),
                   self._kernel_domain(spec), like=node)
         self._finish(node, q_out, ys, yz, y_params)
+
+    def _elementwise(self, node: Node, spec: OpSpec) -> None:
+        """A HardSwish with its source's inner quantization: the integer chain that gives the
+        source's output code for every input code (measured in the model 1.2-1.3x faster than
+        the float island: PP-LCNet), else the source's float ops between Q/DQ."""
+        program = program_of(node)
+        assert program is not None, f"{node.label} has no program (placement marked it INT8)"
+        x_params = self._in_params(node, node.inputs[0])
+        y_params = self.g.act_qparams[node.outputs[0]]
+        chain = integer_chain(program, x_params, y_params)
+        x, xs, xz = self._act_in(node, node.inputs[0])
+        q_out, ys, yz, y_params = self._out(node, node.outputs[0])
+        if chain is None:
+            real_x = self.g.unique_name(f"{node.inputs[0]}_dequantized")
+            self.dequantize(x, xs, xz, real_x, x_params)
+            real_y = self.g.unique_name(f"{node.outputs[0]}_float")
+            core = node.replaced(node.op_type, [real_x], [real_y], node.attrs)
+            self.out.extend(expand(self.g, core, simplify(program)))
+            self.node("QuantizeLinear", [real_y, ys, yz], [q_out])
+        else:
+            self._integer_chain(node, chain, (x, xs, xz), q_out, (ys, yz))
+        self._finish(node, q_out, ys, yz, y_params)
+
+    def _integer_chain(self, node: Node, chain: IntegerChain, x: tuple[str, str, str],
+                       q_out: str, y: tuple[str, str]) -> None:
+        """QLinearAdd(x, c) -> gate; QLinearMul(x, gate) -> product; a requantizing
+        QLinearLeakyRelu (alpha 1: a table ONNX Runtime builds from the scales) if needed."""
+        out = node.outputs[0]
+        code, scale, zero = _exact_scalar(chain.constant, self._in_params(node, node.inputs[0]))
+        c = self.const(f"{out}_gate_constant", code)
+        c_scale = self.const(f"{out}_gate_constant_scale", scale)
+        c_zp = self.const(f"{out}_gate_constant_zero_point", zero)
+        gate = self.g.unique_name(f"{out}_gate_quantized")
+        gs, gz = self.params_inputs(gate, chain.gate_out)
+        self.node("QLinearAdd", [*x, c, c_scale, c_zp, gs, gz], [gate], {}, MS_DOMAIN,
+                  like=node).id = self._gate_id(node)
+        rs, rz = self.params_inputs(gate, chain.gate_read)
+        product = q_out if chain.requant_in is None else \
+            self.g.unique_name(f"{out}_product_quantized")
+        # (without a requantization the product's codes are the output's, read with its params)
+        ps, pz = self.params_inputs(product, chain.product_out)
+        self.node("QLinearMul", [*x, gate, rs, rz, ps, pz], [product], {}, MS_DOMAIN, like=node)
+        if chain.requant_in is None:
+            return
+        ins, inz = self.params_inputs(product, chain.requant_in)
+        self.node("QLinearLeakyRelu", [product, ins, inz, *y], [q_out], {"alpha": 1.0},
+                  MS_DOMAIN)
+
+    def _gate_id(self, node: Node) -> int:
+        """The id of the source op that computed the gate (a new one if it is unknown)."""
+        program = program_of(node)
+        first = program.gate[0].op_id if program is not None and program.gate else None
+        return first if first is not None and first != node.id else self.g.new_id()
 
     def _concat(self, node: Node, spec: OpSpec) -> None:
         q_out, ys, yz, y_params = self._out(node, node.outputs[0])
