@@ -31,11 +31,6 @@ pytestmark = pytest.mark.zoo
 XFAIL: dict[tuple[str, str, str, str], str] = {
     ("fp32", "ppocrv4_det", "nncf", "*"):
         "FP32 model 0.9744 vs the QDQ's 0.9885 on sample 4 (others 0.977-0.999)",
-    ("cosine", "ppocr_cls", "ort-u8", "onnxruntime"):
-        "INT8 drift since the stem Conv (27 products) is INT8 as ONNX Runtime runs it: sample "
-        "2 0.8874 vs the QDQ's 0.9431 (INT8 vs QDQ 0.9902; that Conv FP32: 0.9985). qcore "
-        "verify --inputs (sample 2) names the pass: fuse_hardswish drops the quantization of "
-        "the pattern's inner Mul(117) (cosine vs source 0.9904 after it)",
     ("cosine", "ppocrv4_det", "nncf", "onnxruntime"):
         "INT8 drift: sample 4 0.9813 vs the QDQ's 0.9885; INT8 vs QDQ 0.989-0.996",
     ("cosine", "ppocrv4_rec", "ort-u8", "*"):
@@ -49,10 +44,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "decides which target drifts)",
     ("agreement", "ppocrv4_rec", "ort-s8", "*"):
         "per-step top-1 with float 0.925-0.929, the QDQ's 0.933",
-    ("cosine", "ppocr_cls", "ort-u8", "onednn"):
-        "INT8 drift: sample 1 0.9798 vs the QDQ's 0.9969 (INT8 vs QDQ 0.9925)",
-    ("cosine", "ppocr_cls", "ort-per-tensor", "onnxruntime"):
-        "INT8 drift on sample 6: 0.7459 vs the QDQ's 0.9088; INT8 vs QDQ 0.956",
     ("convert", "silero_vad", "ort-u8", "*"):
         "qcore's loader refuses the model: If '/model/decoder/If_1' has a subgraph that reads "
         "an outer tensor ('subgraphs that use tensors of the enclosing graph are not supported')",
