@@ -47,12 +47,20 @@ def ids(samples: Path) -> dict[str, int]:
             "fc": names["fc"]}
 
 
+class _Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeTimer:
     """Stands in for ``timing.PairTimer``: a model costs 0.1 per INT8 compute op and 0.3 per
     float one, except the planted op: 1.0 INT8, 0.5 float. Counts every measurement."""
 
     planted: int = -1
     calls: list[tuple[Path, Path]] = []
+    clock: _Clock | None = None  # when set, each measurement takes 10 s on it
 
     def __init__(self, engine, feeds, settings, check=None) -> None:
         pass
@@ -74,6 +82,8 @@ class FakeTimer:
 
     def measure(self, base: Path, trial: Path) -> PairTiming:
         FakeTimer.calls.append((base, trial))
+        if FakeTimer.clock is not None:
+            FakeTimer.clock.now += 10.0
         a, b = self.cost(base), self.cost(trial)
         return PairTiming(Stats(a, 0.99 * a, 1.01 * a, 20), Stats(b, 0.99 * b, 1.01 * b, 20))
 
@@ -86,6 +96,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, ids: dict[str, int]) -> type[FakeTimer
     monkeypatch.setattr(timing, "PairTimer", FakeTimer)
     FakeTimer.planted = ids["stem"]
     FakeTimer.calls = []
+    FakeTimer.clock = None
     return FakeTimer
 
 
@@ -209,13 +220,6 @@ def test_noise_never_flips_a_decision() -> None:
     assert PairTiming(base, Stats(0.90, 0.88, 0.92, 20)).faster()
 
 
-class _Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _fake_engine(clock: _Clock, costs: dict[str, float], log: list[str]):
     """An engine whose sessions take ``costs[model file name]`` seconds on ``clock``."""
     from qcore.bench.engines import Engine, Session, WhatRan
@@ -291,6 +295,32 @@ def test_budget_bounds_the_search_and_says_what_was_left(samples, tmp_path, ids,
     assert "not tried (--tune-budget 0 s ran out):" in printed
     assert f"island Conv({ids['stem']})" in printed.split("not tried (")[1]
     assert _node_types(out)[ids["stem"]] == "QLinearConv"  # the default
+
+
+def test_a_budget_cut_search_replays_at_once_and_continues_with_more(samples, tmp_path, ids,
+                                                                    fake, monkeypatch,
+                                                                    capsys) -> None:
+    """Each measurement takes 10 s on a fake clock: a 25 s budget stops after two trials. The
+    same command again measures nothing and gives the same model; a larger budget goes on."""
+    clock = _Clock()
+    monkeypatch.setattr(timing, "clock", clock)
+    fake.clock = clock
+    out = tmp_path / "int8.onnx"
+    args = _convert(samples / "cnn_qdq.onnx", out, "--op_ids_to_skip", str(ids["dw"]), "-f")
+    assert main([*args, "--tune-budget", "25"]) == 0
+    first = capsys.readouterr().out
+    assert len(fake.calls) == 2  # two trials (the final check is the first pair again)
+    assert "not tried (--tune-budget 25 s ran out)" in first
+    types = _node_types(out)
+
+    fake.calls.clear()
+    assert main([*args, "--tune-budget", "25"]) == 0
+    again = capsys.readouterr().out
+    assert fake.calls == [] and _node_types(out) == types
+    assert "a larger budget continues it" in again and "nothing was timed" in again
+
+    assert main([*args, "--tune-budget", "100"]) == 0
+    assert fake.calls and "not tried (" not in capsys.readouterr().out
 
 
 def test_real_inputs_are_used_and_named(samples, tmp_path, ids, fake, capsys) -> None:

@@ -66,6 +66,9 @@ class TuneCache:
         self.path, self.fields, self.key = path, fields, key_of(fields)
         self.trials: dict[TrialKey, PairTiming] = {}
         self.others: list[dict[str, Any]] = []  # entries of other keys, kept in the file
+        # the largest --tune-budget a search of this key ran out of (0: none did); a run
+        # with no larger budget replays the cache and measures nothing new
+        self.stopped_at = 0.0
         self.note = "no cache file" if path is None else ""
         if path is not None:
             check_output(path, *inputs)  # never the input model
@@ -92,6 +95,8 @@ class TuneCache:
         if mine is None:
             self.note = self._miss(entries)
             return
+        stopped = mine.get("stopped_at_budget_s", 0.0)
+        self.stopped_at = float(stopped) if isinstance(stopped, int | float) else 0.0
         for trial in mine.get("trials", []):
             try:
                 key = _trial_key(trial["base"], trial["trial"])
@@ -115,9 +120,18 @@ class TuneCache:
     def store(self, base: list[int], trial: list[int], timing: PairTiming) -> None:
         """Remember a trial and rewrite the file atomically."""
         self.trials[_trial_key(base, trial)] = timing
+        self.write()
+
+    def stopped(self, budget_s: float) -> None:
+        """A search ran out of ``budget_s``: remember it (see :attr:`stopped_at`)."""
+        if budget_s > self.stopped_at:
+            self.stopped_at = budget_s
+            self.write()
+
+    def write(self) -> None:
         if self.path is None:
             return
-        entry = {"key": self.key, "fields": self.fields,
+        entry = {"key": self.key, "fields": self.fields, "stopped_at_budget_s": self.stopped_at,
                  "trials": [{"base": list(b), "trial": list(t), "timing": v.to_dict()}
                             for (b, t), v in self.trials.items()]}
         data = {"format": FORMAT, "entries": [entry, *self.others]}

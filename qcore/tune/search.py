@@ -13,7 +13,6 @@ the tuned model is timed against the default side by side and kept only if it is
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from qcore.config import ConvertConfig
 from qcore.convert import convert
 from qcore.files import save_model
 from qcore.passes.base import Cancelled
+from qcore.tune import timing as clocks  # clocks.clock: swapped by tests
 from qcore.tune.cache import TuneCache
 from qcore.tune.candidates import Unit
 from qcore.tune.timing import MARGIN, PairTimer, PairTiming
@@ -84,7 +84,7 @@ class Search:
         self.paths: dict[tuple[int, ...], Path] = {}
         self.trials: list[Trial] = []
         self.untried: list[str] = []
-        self.start = time.perf_counter()
+        self.start = clocks.clock()
         self.total = 1
         self.timed = 0  # pairs measured on the engine
         self.reused = 0  # pairs read from the cache
@@ -174,11 +174,16 @@ class Search:
 
     # ---- measuring ----------------------------------------------------------------------
     def affordable(self) -> bool:
-        return time.perf_counter() - self.start + self.estimate_s <= self.budget_s
+        """Is there time for one more trial? Never when an earlier search of this cache key
+        ran out of a budget at least as large: the same inputs give the same result, at
+        once (a larger budget continues that search)."""
+        if 0 < self.budget_s <= self.cache.stopped_at:
+            return False
+        return clocks.clock() - self.start + self.estimate_s <= self.budget_s
 
     def _timed(self, base: list[int], trial: list[int]) -> tuple[PairTiming | None, str]:
         """Convert, time and cache one pair (a model the engine refuses is an error)."""
-        start = time.perf_counter()
+        start = clocks.clock()
         self.timed += 1
         try:
             timing = self.timer().measure(self.model(base), self.model(trial))
@@ -186,7 +191,7 @@ class Search:
             raise
         except Exception as exc:  # noqa: BLE001 - an engine failing a trial model rejects it
             return None, " ".join(str(exc).split())[:200]
-        self.estimate_s = max(self.estimate_s, time.perf_counter() - start)
+        self.estimate_s = max(self.estimate_s, clocks.clock() - start)
         self.cache.store(base, trial, timing)
         return timing, ""
 

@@ -212,12 +212,18 @@ def tune(quant: str | Path, config: ConvertConfig | None = None,
                         work, settings.budget_s, settings.margin,
                         estimate_s=settings.trial_seconds + 1.0, progress=progress)
         search.paths[tuple(config.op_ids_to_skip)] = default_path
+        replay = 0 < settings.budget_s <= cache.stopped_at
         try:
             search.run(units)
+            if search.untried:
+                cache.stopped(settings.budget_s)
             final, kept = search.final()
         finally:
             search.close()
     notes = [cache.note, *inputs.notes]
+    if replay and search.untried:
+        notes.append(f"the cached search ran out of --tune-budget {cache.stopped_at:g} s here; "
+                     "a larger budget continues it")
     if final is not None and not kept:
         notes.append("the tuned model was not faster than the default side by side: kept the "
                      "default")
