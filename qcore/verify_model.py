@@ -52,9 +52,8 @@ def insert_fake_quant(graph: Graph) -> int:
             if producer is None:  # a graph input that is also an output: leave it
                 continue
             src, dst = f"{tensor}{FQ_SUFFIX}_pre", tensor
-            for node in graph.nodes:
+            for node in graph.nodes:  # its readers keep reading it: the quantized value
                 node.outputs = [src if o == tensor else o for o in node.outputs]
-                node.inputs = [src if i == tensor else i for i in node.inputs]
             readers = []
         scale, zp = f"{tensor}{FQ_SUFFIX}_scale", f"{tensor}{FQ_SUFFIX}_zp"
         graph.initializers[scale] = params.scale
