@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcore.ir import Graph, QParams
+from qcore.ir import Graph, Node, QParams
+from qcore.ops import keeps_scale
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import activation_bounds
 
@@ -29,9 +30,16 @@ class ActivationSignedness(Pass):
     steps instead of 127: on ONNX Runtime that cost PP-OCRv4 rec s8 0.046 of cosine to float
     on a text crop, 0.699 vs 0.746, so it is not done there). oneDNN runs other signed
     symmetric int8 natively, so they stay as they are (a zero point costs it extra work), except
-    a Concat's output: OpenVINO 2026.4 miscomputes a signed Concat of inputs with different
-    scales (PP-OCRv4 det: all zeros after it, cosine to float 0.08; u8 with zero point 128:
-    0.959). Both rewrites keep every value the quant model could represent."""
+    at a Concat. OpenVINO 2026.4 miscomputes a signed Concat of inputs with different scales
+    (PP-OCRv4 det: all zeros after it, cosine to float 0.08; u8 with zero point 128: 0.959),
+    so a Concat's own output scale is shifted. And it miscomputes a convolution reading a
+    signed Concat of inputs with equal scales and no output quantizer (NNCF's placement, the
+    YOLOv8n C2f block Split -> Concat -> Conv: cosine to ONNX Runtime on the same QDQ file
+    0.976 after the first block, 0.02 on the class scores), so there every tensor of the
+    Concat's region (``_concat_regions``) is shifted, and the region keeps one type: cosine
+    1.0. (Shifting the inputs of a Concat that has its own output scale made PP-OCRv4 rec s8
+    drift further from the QDQ model on OpenVINO: 0.961-0.995 against 0.968-0.999.) Both
+    rewrites keep every value the quant model could represent."""
 
     name = "activation_signedness"
 
@@ -39,7 +47,8 @@ class ActivationSignedness(Pass):
         g = ctx.graph
         non_negative = _non_negative_outputs(g)
         ort = ctx.config.target == "onnxruntime"
-        concats = {n.outputs[0] for n in g.nodes if n.op_type == "Concat" and not n.domain}
+        concats = set() if ort else _concat_regions(g) | {
+            n.outputs[0] for n in g.nodes if n.op_type == "Concat" and not n.domain}
         counts = {"unsigned": 0, "shifted": 0}
         for tensor, params in list(g.act_qparams.items()):
             widen = not ort and tensor in non_negative
@@ -56,6 +65,38 @@ class ActivationSignedness(Pass):
             summary=f"{counts['unsigned']} unsigned after activation, "
             f"{counts['shifted']} shifted s8->u8",
         )
+
+
+def _keeps_values(node: Node) -> bool:
+    return keeps_scale(node) or (node.op_type == "Concat" and not node.domain)
+
+
+def _data_inputs(node: Node) -> list[str]:
+    return node.inputs if node.op_type == "Concat" else node.inputs[:1]
+
+
+def _concat_regions(g: Graph) -> set[str]:
+    """Every tensor joined to a Concat without an output scale of its own through ops that
+    keep values (the Concat's inputs and output, and on through Split / Slice / Resize /
+    MaxPool / other Concats, both ways): the tensors that propagate_scales may give one scale
+    and that must share one 8-bit type so that no requantization separates them."""
+    producers, consumers = g.producers(), g.consumers()
+    todo = [t for n in g.nodes if n.op_type == "Concat" and not n.domain
+            and n.outputs[0] not in g.act_qparams
+            for t in [*n.inputs, *n.outputs] if t and t not in g.initializers]
+    region: set[str] = set()
+    while todo:
+        tensor = todo.pop()
+        if tensor in region:
+            continue
+        region.add(tensor)
+        producer = producers.get(tensor)
+        if producer is not None and _keeps_values(producer):
+            todo += [t for t in _data_inputs(producer) if t and t not in g.initializers]
+        for reader in consumers.get(tensor, []):
+            if _keeps_values(reader) and tensor in _data_inputs(reader):
+                todo += [t for t in reader.outputs if t]
+    return region
 
 
 def _retyped(params: QParams, widen: bool, shift: bool,

@@ -9,8 +9,9 @@ from qcore.passes.base import Context, Pass, PassResult
 
 class PropagateScales(Pass):
     """Paddle ``_propagate_scales``: through scale-keeping ops the output takes the input's
-    scale (or the input the output's), and Concat inputs without a scale take the output's.
-    Repeats until nothing changes."""
+    scale (or the input the output's), Concat inputs without a scale take the output's, and
+    a Concat output without one takes its inputs' when they all read the same per-tensor
+    params. Repeats until nothing changes."""
 
     name = "propagate_scales"
 
@@ -19,7 +20,7 @@ class PropagateScales(Pass):
         filled = 0
         while True:
             found = sum(_through_movement(g, node) if keeps_scale(node) else
-                        _into_concat(g, node) for node in g.nodes)
+                        _into_concat(g, node) + _out_of_concat(g, node) for node in g.nodes)
             if not found:
                 break
             filled += found
@@ -55,6 +56,22 @@ def _into_concat(g: Graph, node: Node) -> int:
     for name in missing:
         params[name] = params[node.outputs[0]]
     return len(missing)
+
+
+def _out_of_concat(g: Graph, node: Node) -> int:
+    """A Concat output without a scale takes its inputs' when they all read one per-tensor
+    scale and zero point: the output then holds exactly values of that grid. NNCF unifies
+    the scales of a Concat's inputs and quantizes only the inputs of the op after it (YOLOv8's
+    C2f / SPPF blocks: Concat -> Conv); OpenVINO runs that Conv INT8 on the source."""
+    if node.op_type != "Concat" or node.domain or node.outputs[0] in g.act_qparams:
+        return 0
+    acts = [n for n in node.inputs if n and n not in g.initializers]
+    read = [g.qparams_for(node, name) for name in acts]
+    first = read[0] if read else None
+    if first is None or first.per_channel or not all(first.same_as(p) for p in read[1:]):
+        return 0
+    g.act_qparams[node.outputs[0]] = first
+    return 1
 
 
 def _carries(node: Node, params: QParams) -> bool:

@@ -98,14 +98,17 @@ class QuantizePlacement(Pass):
                 continue
             reason = placement_reason(ctx, node)
             node.decide(OpStatus.FP32 if reason else OpStatus.INT8, reason)
-        self._drop_lonely_movement_ops(g)
+        self._drop_lonely_movement_ops(g, ctx.config.target)
         int8 = sum(n.status is OpStatus.INT8 for n in g.nodes)
         return PassResult(modified=True, summary=f"{int8} of {len(g.nodes)} ops INT8")
 
     @staticmethod
-    def _drop_lonely_movement_ops(g: Graph) -> None:
+    def _drop_lonely_movement_ops(g: Graph, target: str) -> None:
         """A movement op stays INT8 only when its input comes from an INT8 op (directly or
-        through other INT8 movement ops): then the data is already int8 and stays so."""
+        through other INT8 movement ops): then the data is already int8 and stays so. On
+        ``onednn`` also when the source quantized its input for it (NNCF: Q/DQ after a
+        float SiLU, before Split / MaxPool / Resize): OpenVINO then runs it on int8 data, and
+        the op's Q/DQ before it lets the producer's kernel fuse the quantization."""
         producers = g.producers()
         movement = {n.id: n for n in g.nodes if n.status is OpStatus.INT8 and is_movement(n)}
         anchored: dict[int, bool] = {}
@@ -114,8 +117,9 @@ class QuantizePlacement(Pass):
             if node.id not in anchored:
                 anchored[node.id] = False
                 source = producers.get(node.inputs[0])
-                anchored[node.id] = source is not None and source.status is OpStatus.INT8 \
-                    and (source.id not in movement or fed_by_int8(source))
+                anchored[node.id] = (target == ONEDNN and g.source_quantized(
+                    node, node.inputs[0])) or (source is not None and source.status is
+                    OpStatus.INT8 and (source.id not in movement or fed_by_int8(source)))
             return anchored[node.id]
 
         for node in movement.values():
