@@ -283,6 +283,8 @@ def test_equal_timings_keep_the_default(samples, tmp_path, ids, fake, monkeypatc
                  TuneSettings(budget_s=600))
     assert tuned.config.op_ids_to_skip == [ids["dw"]] and not tuned.reasons()
     assert set(tuned.stayed()) == {ids["stem"], ids["pw"], ids["fc"]}
+    # FP32 cost 12% per candidate in the group: its halves are not tried (and it says so)
+    assert len(tuned.trials) == 1 and tuned.pruned and not tuned.untried
 
 
 def test_budget_bounds_the_search_and_says_what_was_left(samples, tmp_path, ids, fake,

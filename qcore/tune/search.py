@@ -83,7 +83,8 @@ class Search:
         self.skip = list(config.op_ids_to_skip)
         self.paths: dict[tuple[int, ...], Path] = {}
         self.trials: list[Trial] = []
-        self.untried: list[str] = []
+        self.untried: list[str] = []  # out of budget
+        self.pruned: list[str] = []  # not worth trying (see hopeless)
         self.start = clocks.clock()
         self.total = 1
         self.timed = 0  # pairs measured on the engine
@@ -103,8 +104,10 @@ class Search:
             self.untried.append("never tried FP32: " + ", ".join(u.label for u in units))
             return
         if len(units) > 1 and not trial.accepted and self.hopeless(trial, len(units)):
-            self.untried.append(f"not tried alone (FP32 was {self.slower(trial):.0%} slower "
-                                "per op in their group): " + ", ".join(u.label for u in units))
+            loss = self.slower(trial)
+            self.pruned.append(f"FP32 made the model {loss:.0%} slower with them ("
+                               f"{loss / len(units):.0%} per candidate), not tried alone: "
+                               + ", ".join(u.label for u in units))
             return
         if len(units) > 1:
             for half in halves(units):

@@ -41,6 +41,9 @@ def tune_text(tuned: TuneResult, result: ConversionResult) -> str:
     if tuned.untried:
         lines.append(f"not tried (--tune-budget {tuned.budget_s:g} s ran out):")
         lines += [f"  {printable(text)[:200]}" for text in tuned.untried]
+    if tuned.pruned:
+        lines.append("not split further (FP32 far slower for the group as a whole):")
+        lines += [f"  {printable(text)[:200]}" for text in tuned.pruned]
     lines += [f"tune: {printable(note)}" for note in tuned.notes if note]
     lines.append(_cache_line(tuned))
     if tuned.tuned_ids:

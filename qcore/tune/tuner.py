@@ -74,7 +74,8 @@ class TuneResult:
     inputs: str
     units: list[Unit]
     trials: list[Trial]
-    untried: list[str] = field(default_factory=list)
+    untried: list[str] = field(default_factory=list)  # left when the budget ran out
+    pruned: list[str] = field(default_factory=list)  # groups whose halves were not tried
     notes: list[str] = field(default_factory=list)
     cache_path: Path | None = None
     final: PairTiming | None = None  # default vs tuned, side by side
@@ -229,6 +230,7 @@ def tune(quant: str | Path, config: ConvertConfig | None = None,
                      "default")
     tuned = ConvertConfig(config.ops_to_quantize, search.skip, config.target)
     return TuneResult(config, tuned, engine.name, engine.version(), settings.threads,
-                      described, units, search.trials, search.untried, notes, cache.path,
+                      described, units, search.trials, search.untried, search.pruned,
+                      notes, cache.path,
                       final, time.perf_counter() - start, settings.margin, settings.budget_s,
                       search.timed, search.reused)
