@@ -189,9 +189,9 @@ class OpItem(NodeItem):
 
     def _pill(self, painter: QPainter, text: str, fill: str) -> None:
         """A small rounded badge on the box's top right corner."""
-        font = _font(8, True)
+        font = _font(9, True)
         width = QFontMetricsF(font).horizontalAdvance(text) + 8
-        pill = QRectF(self.rect.right() - width + 4, self.rect.top() - 7, width, 13)
+        pill = QRectF(self.rect.right() - width + 4, self.rect.top() - 8, width, 14)
         painter.setPen(QPen(QColor("#7a7a7a"), 0.8))
         painter.setBrush(QColor(fill))
         painter.drawRoundedRect(pill, 6, 6)

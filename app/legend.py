@@ -129,16 +129,17 @@ class LegendWidget(QFrame):
             row.addWidget(widget)
         return [swatch, label]
 
-    def set_colour(self, mode: str, profiled: bool, longest_ms: float = 0.0) -> None:
-        """Show the swatches of ``mode``; ``profiled``: a per-op profile is shown (its flag
-        badge may appear); ``longest_ms`` labels the time ramp."""
+    def set_colour(self, mode: str, profiled: bool, longest_ms: float = 0.0,
+                   flagged: bool = False) -> None:
+        """Show the swatches of ``mode``; ``profiled``: a per-op profile is shown, and
+        ``flagged`` ops of it carry the flag badge; ``longest_ms`` labels the time ramp."""
         self.mode, self.profiled = mode, profiled
         shown = {"status": self.status, "ran": self.ran, "time": self.time}.get(mode, [])
         for group in (self.status, self.ran, self.time):
             for widget in group:
                 widget.setVisible(group is shown)
         for widget in self.flag:
-            widget.setVisible(profiled)
+            widget.setVisible(profiled and flagged)
         label = self.time_label
         assert isinstance(label, QLabel)
         label.setText(f"0 \u2013 {ms_text(longest_ms)} ms per op" if longest_ms else "0 ms")

@@ -72,4 +72,5 @@ class Overlays:
             item.set_mark(found.get(op_id))
         profiled = self.per_op is not None
         self.legend.set_colour(self.state.colour if profiled else "status", profiled,
-                               longest_ms(self.per_op) if profiled else 0.0)
+                               longest_ms(self.per_op) if profiled else 0.0,
+                               profiled and any(m.flag for m in found.values()))

@@ -12,7 +12,15 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.headless.per_op_view import FLAG_COLOUR, RAN_FILL, label, row_texts, summary_text
 from app.tables import read_only_table
@@ -20,6 +28,7 @@ from qcore.status import RunStatus
 
 COLUMNS = ["Op id", "Op type", "Ours", "Ran", "Kernel", "Time ms", "Flag"]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+KERNEL_WIDTH = 190
 HINT = ("Tick 'Per op' in Benchmark and run it (Ctrl+B) to see the precision, kernel and time "
         "of every op on each engine.")
 
@@ -42,7 +51,8 @@ class PerOpPanel(QWidget):
         super().__init__(parent)
         self.results: list[Any] = []
         head = QHBoxLayout()
-        head.addWidget(QLabel("<b>What ran, per op</b> (click a row to select the op) on"))
+        head.addWidget(QLabel("<b>What ran, per op</b> (a click selects the op; View \u203a "
+                              "Colour ops by colours the graph) on"))
         self.chooser = QComboBox()
         self.chooser.setToolTip("Which model and engine's profile to show (and colour the "
                                 "graph with)")
@@ -54,6 +64,9 @@ class PerOpPanel(QWidget):
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.table = read_only_table(COLUMNS, "perOpTable")
         self.table.setSortingEnabled(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(COLUMNS.index("Kernel"), QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(COLUMNS.index("Kernel"), KERNEL_WIDTH)  # long names: tips
         self.table.cellClicked.connect(self._clicked)
         column = QVBoxLayout(self)
         column.setContentsMargins(4, 4, 4, 4)
@@ -111,7 +124,7 @@ class PerOpPanel(QWidget):
                 run.time_ms if run.fused_into is None else -1.0, run.flag]
         for col, (text, key) in enumerate(zip(row_texts(run), keys, strict=True)):
             item = SortItem(text)
-            item.setToolTip(run.detail if col == 4 else text)
+            item.setToolTip(f"{text}\n{run.detail}" if col == 4 else text)
             item.setData(SORT_ROLE, key)
             item.setData(Qt.ItemDataRole.UserRole, run.op_id)
             if col in (0, 5):

@@ -6,7 +6,9 @@ One scenario per run (the scale factor and palette are fixed when Qt starts):
 ``sample`` (the bundled CNN at its placement pass), ``dark`` (the same in a dark palette),
 ``accuracy MODEL IMAGES`` (a benchmark on a folder of images, Accuracy tab), ``advisor MODEL``
 (the advisor's result), ``first MODEL`` (a big model's first view), ``blocks MODEL`` (the
-collapsed-blocks view). Set QT_SCALE_FACTOR=1.5 for a 150 % screen.
+collapsed-blocks view), ``perop [MODEL [ENGINE [SKIP_ID] [time]]]`` (a benchmark with 'Per op':
+the What ran tab and the graph coloured by what ran, or by time; default: the sample on ONNX
+Runtime with Conv 23 skipped). Set QT_SCALE_FACTOR=1.5 for a 150 % screen.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def main() -> None:
     from app.headless.input_source import InputSource
     from app.main_window import MainWindow
     from app.settings import AppSettings
+    from qcore.config import ConvertConfig
 
     settings = AppSettings(QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat))
     window = MainWindow(settings)
@@ -73,12 +76,12 @@ def main() -> None:
                                               else "imagenet"))
         after(window.job_finished, lambda: (window.results.show_tab("Accuracy"),
                                             QTimer.singleShot(1000, shoot)))
-        window.benchmark()
+        window.runs.benchmark()
 
     def advisor() -> None:
         window.results.advisor.rounds.setValue(3)
         after(window.job_finished, shoot)
-        window.run_advisor()
+        window.runs.run_advisor()
 
     def when_laid_out() -> None:
         """Shoot once Graphviz has laid the view out (polled: a screenshot, not a test)."""
@@ -95,8 +98,45 @@ def main() -> None:
         window.graph_panel.set_view_mode("blocks")
         QTimer.singleShot(1000, when_laid_out)
 
+    engine = rest[1] if len(rest) > 1 else "onnxruntime"
+    skip = [int(v) for v in rest[2:] if v.isdigit()] if len(rest) > 1 else [23]
+
+    def per_op() -> None:
+        """Convert with the skip (and the engine's target), benchmark with 'Per op'."""
+        window.session.set_config(ConvertConfig(op_ids_to_skip=skip, target="onednn" if
+                                                engine == "openvino" else "onnxruntime"))
+        after(window.job_finished, per_op_bench)
+        window.runs.convert()
+
+    def per_op_bench() -> None:
+        bench = window.results.bench
+        for role, box in bench.model_boxes.items():
+            box.setChecked(role in ("fp32", "int8", "int8-onednn"))
+        for name, box in bench.engine_boxes.items():
+            box.setChecked(name == engine)
+        bench.iters.setValue(20)
+        bench.per_op.setChecked(True)
+        after(window.job_finished, per_op_view)
+        window.runs.benchmark()
+
+    def per_op_view() -> None:
+        window.set_colour("time" if "time" in rest else "ran")
+        window.results.show_tab("What ran")
+        result = window.results.per_op.result
+        flagged = [r.op_id for r in result.ops if r.flag] if result else []
+        shown = flagged[0] if flagged else (skip[0] if skip else None)
+        after(window.graph_panel.snapshot_shown, lambda: select(shown))
+        names = [s.name for s in window.session.snapshots]
+        window.pass_list.setCurrentRow(names.index("quantize_placement"))
+
+    def select(op_id: int | None) -> None:
+        if op_id is not None:
+            window.graph_panel.select_op(op_id)
+            window.update_properties()
+        QTimer.singleShot(1000, shoot)
+
     then = {"sample": placement, "dark": placement, "accuracy": accuracy, "advisor": advisor,
-            "first": when_laid_out, "blocks": blocks}[scenario]
+            "first": when_laid_out, "blocks": blocks, "perop": per_op}[scenario]
     after(window.job_finished, then)
     window.open_model(model)
     QTimer.singleShot(LIMIT_MS, app.quit)

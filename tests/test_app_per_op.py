@@ -208,14 +208,22 @@ def test_a_planted_flag_shows_in_the_tooltip_and_properties(qtbot, window: MainW
 
 
 def test_cancel_during_the_profile_keeps_the_benchmark(qtbot, window: MainWindow) -> None:
+    """One progress bar runs over the benchmark and the profile after it; Cancel while
+    profiling keeps the benchmark's results."""
     _set_up_bench(window, runs=10**6)
     bar = window.runner.progress
+    seen: list[tuple[int, int, str]] = []
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
-        assert window.runs.benchmark() is not None
+        job = window.runs.benchmark()
+        assert job is not None
+        job.signals.progress.connect(lambda done, total, text: seen.append((done, total, text)))
         qtbot.waitUntil(lambda: "per-op" in bar.toolTip(), timeout=TIMEOUT)
         assert bar.value() < bar.maximum()
         window.cancel_job()
     assert blocker.args == ["benchmark", False]
+    steps = [(d, t) for d, t, text in seen if text != "writing the models"]
+    assert len({t for _, t in steps}) == 1  # one total for both phases
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)  # never backwards
     bench = window.results.bench
     assert bench.table.rowCount() == 1 and bench.notes.text().startswith("Cancelled")
     assert window.results.per_op.table.rowCount() == 0
@@ -232,3 +240,12 @@ def test_the_per_op_option_is_remembered(qtbot, make_window, messages: list) -> 
     again = make_window()
     assert again.results.bench.per_op.isChecked()
     again.close()
+
+
+def test_time_colours_and_marks_without_a_profile() -> None:
+    from app.headless.per_op_view import marks, time_fill
+
+    assert time_fill(0.0, 2.0) == TIME_GRADIENT[0][1]
+    assert time_fill(1.0, 2.0) == TIME_GRADIENT[1][1]
+    assert time_fill(2.0, 2.0) == time_fill(5.0, 2.0) == TIME_GRADIENT[-1][1]
+    assert marks(None, "ran", {1, 2}) == {}
