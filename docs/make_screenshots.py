@@ -6,7 +6,8 @@ One scenario per run (the scale factor and palette are fixed when Qt starts):
 ``sample`` (the bundled CNN at its placement pass), ``dark`` (the same in a dark palette),
 ``accuracy MODEL IMAGES`` (a benchmark on a folder of images, Accuracy tab), ``advisor MODEL``
 (the advisor's result), ``first MODEL`` (a big model's first view), ``blocks MODEL`` (the
-collapsed-blocks view), ``perop [MODEL [ENGINE [SKIP_ID] [time]]]`` (a benchmark with 'Per op':
+collapsed-blocks view), ``converted`` (the sample converted with Conv 23 skipped, its last
+pass), ``perop [MODEL [ENGINE [SKIP_ID] [time]]]`` (a benchmark with 'Per op':
 the What ran tab and the graph coloured by what ran, or by time; default: the sample on ONNX
 Runtime with Conv 23 skipped). Set QT_SCALE_FACTOR=1.5 for a 150 % screen.
 """
@@ -101,12 +102,16 @@ def main() -> None:
     engine = rest[1] if len(rest) > 1 else "onnxruntime"
     skip = [int(v) for v in rest[2:] if v.isdigit()] if len(rest) > 1 else [23]
 
-    def per_op() -> None:
+    def per_op(next_step=None) -> None:
         """Convert with the skip (and the engine's target), benchmark with 'Per op'."""
         window.session.set_config(ConvertConfig(op_ids_to_skip=skip, target="onednn" if
                                                 engine == "openvino" else "onnxruntime"))
-        after(window.job_finished, per_op_bench)
+        after(window.job_finished, next_step or per_op_bench)
         window.runs.convert()
+
+    def last_pass() -> None:
+        after(window.graph_panel.snapshot_shown, lambda: select(skip[0]))
+        window.pass_list.setCurrentRow(len(window.session.snapshots) - 1)
 
     def per_op_bench() -> None:
         bench = window.results.bench
@@ -136,7 +141,8 @@ def main() -> None:
         QTimer.singleShot(1000, shoot)
 
     then = {"sample": placement, "dark": placement, "accuracy": accuracy, "advisor": advisor,
-            "first": when_laid_out, "blocks": blocks, "perop": per_op}[scenario]
+            "first": when_laid_out, "blocks": blocks, "perop": per_op,
+            "converted": lambda: per_op(last_pass)}[scenario]
     after(window.job_finished, then)
     window.open_model(model)
     QTimer.singleShot(LIMIT_MS, app.quit)

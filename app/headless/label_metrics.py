@@ -103,7 +103,7 @@ def tensor_size(lines: Sequence[str]) -> tuple[float, float]:
     widths = [m.width(t, TENSOR_PX) + TENSOR_PAD for t in lines] or [40.0]
     b = line_h * len(widths) / 2 * 1.45 + TENSOR_PAD / 2
     a = ellipse_half_width(widths, line_h, b)
-    return max(64.0, math.ceil(2 * a)), math.ceil(2 * b)
+    return max(64.0, math.ceil(2 * a)), max(30.0, math.ceil(2 * b))
 
 
 def block_size(lines: Sequence[str]) -> tuple[float, float]:
