@@ -24,7 +24,7 @@ from app.drops import dropped_path
 from app.graph_panel import GraphPanel
 from app.headless import child_calls
 from app.headless.input_source import InputSource
-from app.headless.view_state import Change, ViewState, fused_host
+from app.headless.view_state import Change, ViewState, fused_host, holds
 from app.pass_list import PassList
 from app.properties import PropertiesPanel
 from app.resources import icon
@@ -277,6 +277,13 @@ class MainWindow(QMainWindow):
         menu.exec(pos)
 
     def _select_from_results(self, op_id: int) -> None:
+        """Select an op a result names; an op the shown pass lacks (a Q/DQ op of the INT8
+        model) is shown in the last pass that has it."""
+        snaps, graph = self.session.snapshots, self.graph_panel.graph()
+        if graph is not None and not holds(graph, op_id):
+            rows = [i for i, snap in enumerate(snaps) if holds(snap.graph, op_id)]
+            if rows:
+                self.pass_list.setCurrentRow(rows[-1])
         self.graph_panel.select_op(op_id)
         self.update_properties()
 

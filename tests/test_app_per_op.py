@@ -137,6 +137,21 @@ def test_skipped_conv_ran_float_in_the_table_and_the_graph(qtbot, window: MainWi
     assert window.graph_panel.view.selected_op() == SKIP
     props = window.properties.text()
     assert "What ran (int8 on onnxruntime)" in props and "ran: ran float" in props
+    # an op of the INT8 model only (a QuantizeLinear the quantize pass added) is shown in
+    # the last pass that has it
+    placement = window.graph_panel.graph()
+    added = next(r for r in panel.result.ops if r.op_type == "QuantizeLinear"
+                 and placement.node_by_id(r.op_id) is None)
+    row = next(r for r in range(table.rowCount())
+               if table.item(r, 0).data(Qt.ItemDataRole.UserRole) == added.op_id)
+    table.scrollToItem(table.item(row, 1))
+    with qtbot.waitSignal(window.graph_panel.snapshot_shown, timeout=TIMEOUT):
+        qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton,
+                         pos=table.visualItemRect(table.item(row, 1)).center())
+    qtbot.waitUntil(lambda: window.graph_panel.view.selected_op() == added.op_id,
+                    timeout=TIMEOUT)
+    assert window.pass_list.currentRow() == len(window.session.snapshots) - 1
+    _show_placement(qtbot, window)
 
     # colour by what ran: the skipped Conv is drawn in the float colour, the others INT8
     view, legend = window.graph_panel.view, window.graph_panel.legend
