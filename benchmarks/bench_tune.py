@@ -82,7 +82,8 @@ def bench(name: str, producer: str, engine: str, budget: float, iterations: int,
            for k in ("default", "tuned")}
     cells = [name, producer, engine, *(f"{ms[k]:.2f}" for k in models),
              *(f"{ms[k] / ms['tuned']:.2f}x" for k in ("default", "qdq", "fp32")),
-             str(len(kept.split(",")) if kept else 0),
+             (str(len(kept.split(","))) if kept else "0") +
+             (" (same file)" if default.read_bytes() == tuned.read_bytes() else ""),
              f"{cos['default'][0]:.4f} / {cos['tuned'][0]:.4f}",
              f"{cos['default'][1]:.4f} / {cos['tuned'][1]:.4f}",
              f"{tune_s:.0f}", f"{cached_s:.1f}", "some" if untried else "-"]
