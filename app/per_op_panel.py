@@ -22,7 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.headless.per_op_view import FLAG_COLOUR, RAN_FILL, label, row_texts, summary_text
+from app.headless.per_op_view import (
+    FLAG_COLOUR,
+    FLAG_FILL,
+    RAN_FILL,
+    label,
+    row_texts,
+    summary_text,
+)
 from app.tables import read_only_table
 from qcore.status import RunStatus
 
@@ -132,8 +139,9 @@ class PerOpPanel(QWidget):
             if col == 3:
                 item.setBackground(QColor(RAN_FILL.get(run.precision, "#ffffff")))
                 item.setForeground(QColor("#111111"))
-            if col == 6 and run.flag:
-                item.setForeground(QColor(FLAG_COLOUR))
+            if col == 6 and run.flag:  # legible in light and dark palettes
+                item.setBackground(QColor(FLAG_FILL))
+                item.setForeground(QColor(FLAG_COLOUR).darker(130))
             self.table.setItem(row, col, item)
 
     def _clicked(self, row: int, _column: int) -> None:

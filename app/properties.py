@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.headless.per_op_view import RAN_FILL, RAN_NAMES, ms_text
+from app.headless.per_op_view import FLAG_FILL, RAN_FILL, RAN_NAMES, ms_text
 from qcore.dot import (
     COLORS,
     LEGEND,
@@ -30,7 +30,6 @@ from qcore.dot import (
 )
 from qcore.ir import Graph, Node, QParams
 
-FLAG_FILL = "#f8bbd0"
 STATUS_NAMES = {name: meaning for name, _, meaning in LEGEND}
 
 

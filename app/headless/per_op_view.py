@@ -24,6 +24,7 @@ RAN_FILL = {"float": RAN_THRESHOLDS[0][1], "q/dq": RAN_THRESHOLDS[1][1],
 RAN_NAMES = {"int8": "ran INT8", "float": "ran float", "q/dq": "Q/DQ", "other": "other"}
 NOT_RUN_FILL = "#f6f6f6"
 FLAG_COLOUR = "#c2185b"
+FLAG_FILL = "#f8bbd0"  # behind a flag's text in tables
 
 
 @dataclass
