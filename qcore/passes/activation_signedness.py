@@ -30,15 +30,14 @@ class ActivationSignedness(Pass):
     steps instead of 127: on ONNX Runtime that cost PP-OCRv4 rec s8 0.046 of cosine to float
     on a text crop, 0.699 vs 0.746, so it is not done there). oneDNN runs other signed
     symmetric int8 natively, so they stay as they are (a zero point costs it extra work), except
-    at a Concat. OpenVINO 2026.4 miscomputes a signed Concat of inputs with different scales
-    (PP-OCRv4 det: all zeros after it, cosine to float 0.08; u8 with zero point 128: 0.959),
-    so a Concat's own output scale is shifted. And it miscomputes a convolution reading a
-    signed Concat of inputs with equal scales and no output quantizer (NNCF's placement, the
-    YOLOv8n C2f block Split -> Concat -> Conv: cosine to ONNX Runtime on the same QDQ file
-    0.976 after the first block, 0.02 on the class scores), so there every tensor of the
-    Concat's region (``_concat_regions``) is shifted, and the region keeps one type: cosine
-    1.0. (Shifting the inputs of a Concat that has its own output scale made PP-OCRv4 rec s8
-    drift further from the QDQ model on OpenVINO: 0.961-0.995 against 0.968-0.999.) Both
+    around a Concat. OpenVINO 2026.4 miscomputes a signed Concat of inputs with different
+    scales (PP-OCRv4 det: all zeros after it, cosine to float 0.08; u8 with zero point 128:
+    0.959), and a convolution reading a signed Concat of inputs with equal scales and no
+    output quantizer (NNCF's placement, the YOLOv8n C2f block Split -> Concat -> Conv: cosine
+    to ONNX Runtime on the same QDQ file 0.976 after the first block, 0.02 on the class
+    scores; u8 with zero point 128: 1.0). So every tensor of a Concat's region
+    (``_concat_regions``) is shifted, and the region keeps one type (PP-OCRv4 rec / det, whose
+    Concats have an output quantizer, compute the same with only the output shifted). Both
     rewrites keep every value the quant model could represent."""
 
     name = "activation_signedness"
@@ -47,8 +46,7 @@ class ActivationSignedness(Pass):
         g = ctx.graph
         non_negative = _non_negative_outputs(g)
         ort = ctx.config.target == "onnxruntime"
-        concats = set() if ort else _concat_regions(g) | {
-            n.outputs[0] for n in g.nodes if n.op_type == "Concat" and not n.domain}
+        concats = set() if ort else _concat_regions(g)
         counts = {"unsigned": 0, "shifted": 0}
         for tensor, params in list(g.act_qparams.items()):
             widen = not ort and tensor in non_negative
@@ -76,13 +74,12 @@ def _data_inputs(node: Node) -> list[str]:
 
 
 def _concat_regions(g: Graph) -> set[str]:
-    """Every tensor joined to a Concat without an output scale of its own through ops that
-    keep values (the Concat's inputs and output, and on through Split / Slice / Resize /
-    MaxPool / other Concats, both ways): the tensors that propagate_scales may give one scale
-    and that must share one 8-bit type so that no requantization separates them."""
+    """Every tensor joined to a Concat through ops that keep values (the Concat's inputs and
+    output, and on through Split / Slice / Resize / MaxPool / other Concats, both ways): the
+    tensors propagate_scales may give one scale, which must share one 8-bit type so that no
+    requantization separates them."""
     producers, consumers = g.producers(), g.consumers()
     todo = [t for n in g.nodes if n.op_type == "Concat" and not n.domain
-            and n.outputs[0] not in g.act_qparams
             for t in [*n.inputs, *n.outputs] if t and t not in g.initializers]
     region: set[str] = set()
     while todo:
