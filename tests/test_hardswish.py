@@ -18,7 +18,7 @@ from test_fidelity import IMAGE, _Builder, photos
 from devtools import modelgen
 from qcore.config import ConvertConfig
 from qcore.convert import convert
-from qcore.emit.hardswish import Program, Step, StepKind, integer_chain, program_of
+from qcore.emit.hardswish import Program, Step, StepKind, integer_chain, program_of, simplify
 from qcore.ir import QParams
 from qcore.verify import Stage, verify
 
@@ -244,3 +244,19 @@ def test_onednn_matches_openvino_on_the_source(quantized, tmp_path) -> None:
         for feed in photos()[:3]:
             got, want = (np.asarray(m(feed)["hs"]) for m in (models["ours"], models["source"]))
             assert np.abs(got - want).max() <= step * 1.001, kind
+
+
+def test_simplify_reads_the_last_quantizer_with_the_outputs_params_when_that_is_exact() -> None:
+    """PP-OCR cls: the product quantized at 0.19203 and divided by 6 lands on the output's
+    grid (0.032004): its codes are read with the output's params, so the reader's Q/DQ of
+    the output squashes away (one FakeQuantize fewer per hard-swish on OpenVINO)."""
+    u8 = np.uint8
+    gate, product = QParams(np.float32(6 / 255), u8(0)), QParams(np.float32(0.19203), u8(12))
+    out = QParams(np.float32(0.032004), u8(12))
+    program = Program((Step(StepKind.ADD, 3.0), Step(StepKind.FAKE_QUANT, quant=gate)),
+                      (Step(StepKind.FAKE_QUANT, quant=product), Step(StepKind.DIV, 6.0)))
+    last = simplify(program, out).product[-1]
+    assert last.kind is StepKind.FAKE_QUANT and last.read is out
+    other = QParams(np.float32(0.03), u8(12))  # not the same grid: the scale is folded only
+    last = simplify(program, other).product[-1]
+    assert last.read is not None and np.isclose(float(last.read.scale), 0.19203 / 6)

@@ -100,7 +100,8 @@ class EmitterBase:
         g = self.g
         program = program_of(core)
         if program is not None:  # a HardSwish with its source's inner fake-quants
-            self.out.extend(expand_hardswish(g, core, simplify(program)))
+            output = g.act_qparams.get(core.outputs[0])
+            self.out.extend(expand_hardswish(g, core, simplify(program, output)))
             return
         self.out.append(core)
         bias_add, act = core.bias_add, core.act

@@ -161,13 +161,23 @@ def _simplified(steps: tuple[Step, ...]) -> tuple[Step, ...]:
     return tuple(work)
 
 
-def simplify(program: Program) -> Program:
+def simplify(program: Program, output: QParams | None = None) -> Program:
     """The program with every Clip its quantizers imply dropped, a HardSigmoid in front of a
     quantizer as an Add (the quantizer's saturation is its clamp) and every Div / Mul by a
     constant after a quantizer folded into the scale its codes are read with: the same
     function in real arithmetic, fewer float ops (OpenVINO runs ``x * q(HardSigmoid(x))``
-    1.6x slower than ``x * q(x + 3)`` read with the gate's scale)."""
-    return Program(_simplified(program.gate), _simplified(program.product))
+    1.6x slower than ``x * q(x + 3)`` read with the gate's scale). A last quantizer whose
+    codes ``output`` (the hard-swish's own params) would quantize back unchanged is read with
+    ``output``: the reader's Q/DQ of the output then squashes away."""
+    product = _simplified(program.product)
+    last = product[-1] if product else None
+    if output is not None and last is not None and last.kind is StepKind.FAKE_QUANT and \
+            last.quant is not None and _same_type(last.quant, output):
+        codes = _codes(last.quant)
+        read_back = output.quantize((last.read or last.quant).dequantize(codes))
+        if np.array_equal(read_back.astype(np.int32), codes):
+            product = product[:-1] + (replace(last, read=output),)
+    return Program(_simplified(program.gate), product)
 
 
 # ---- the integer form for ONNX Runtime ---------------------------------------------------------

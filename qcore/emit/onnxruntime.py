@@ -250,7 +250,7 @@ class OrtEmitter(EmitterBase):
             self.dequantize(x, xs, xz, real_x, x_params)
             real_y = self.g.unique_name(f"{node.outputs[0]}_float")
             core = node.replaced(node.op_type, [real_x], [real_y], node.attrs)
-            self.out.extend(expand(self.g, core, simplify(program)))
+            self.out.extend(expand(self.g, core, simplify(program, y_params)))
             self.node("QuantizeLinear", [real_y, ys, yz], [q_out])
         else:
             self._integer_chain(node, chain, (x, xs, xz), q_out, (ys, yz))
