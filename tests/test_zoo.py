@@ -31,8 +31,6 @@ pytestmark = pytest.mark.zoo
 XFAIL: dict[tuple[str, str, str, str], str] = {
     ("fp32", "ppocrv4_det", "nncf", "*"):
         "FP32 model 0.9744 vs the QDQ's 0.9885 on sample 4 (others 0.977-0.999)",
-    ("cosine", "ppocrv4_det", "nncf", "onnxruntime"):
-        "INT8 drift: sample 4 0.9813 vs the QDQ's 0.9885; INT8 vs QDQ 0.989-0.996",
     ("cosine", "ppocrv4_rec", "ort-s8", "onednn"):
         "INT8 drift on OpenVINO, sample 4: 0.7025 vs the QDQ's 0.7393 (the others above it; "
         "INT8 vs QDQ 0.981-0.998, u8: 1.0000); ORT passes since fuse_hardswish keeps the inner "
