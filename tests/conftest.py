@@ -89,3 +89,31 @@ def make_window(qtbot, tmp_path: Path):
         return window
 
     return make
+
+
+@pytest.fixture
+def sample_window(qtbot, make_window, messages: list):
+    """A main window with the bundled CNN sample open and its first pass drawn (skips
+    without Graphviz, which the graph view lays out with)."""
+    from qcore import render
+
+    if render.find_dot() is None:
+        pytest.skip("Graphviz 'dot' is not installed: the graph view cannot lay out")
+    win = make_window()
+    with qtbot.waitSignals([win.job_finished, win.graph_panel.snapshot_shown], timeout=60000):
+        win.open_model(SAMPLES / "cnn_qdq.onnx")
+    yield win
+    win.close()
+
+
+def photos(size: int = 48) -> list[dict[str, np.ndarray]]:
+    """Six scikit-image photos, resized and normalised like ImageNet inputs."""
+    data = pytest.importorskip("skimage.data")
+    from skimage.transform import resize
+
+    feeds = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "cat"):
+        image = resize(getattr(data, name)(), (size, size), anti_aliasing=True)
+        image = ((image.astype(np.float32) - 0.45) / 0.225).transpose(2, 0, 1)[None]
+        feeds.append({"image": np.ascontiguousarray(image, np.float32)})
+    return feeds

@@ -31,16 +31,8 @@ class InProcessRunner:
 
 
 @pytest.fixture
-def window(qtbot, make_window, messages: list) -> MainWindow:
-    from qcore import render
-
-    if render.find_dot() is None:
-        pytest.skip("Graphviz 'dot' is not installed: the graph view cannot lay out")
-    win = make_window()
-    with qtbot.waitSignals([win.job_finished, win.graph_panel.snapshot_shown], timeout=TIMEOUT):
-        win.open_model(SAMPLE)
-    yield win
-    win.close()
+def window(sample_window: MainWindow) -> MainWindow:
+    return sample_window
 
 
 def _verify(qtbot, window: MainWindow) -> None:

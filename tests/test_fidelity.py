@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import cosine, run_model
+from conftest import cosine, photos, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -17,19 +17,6 @@ from qcore.convert import ConversionResult, convert
 
 TARGETS = ("onnxruntime", "onednn")
 IMAGE = 48
-
-
-def photos(size: int = IMAGE) -> list[dict[str, np.ndarray]]:
-    """Six scikit-image photos, resized and normalised like ImageNet inputs."""
-    data = pytest.importorskip("skimage.data")
-    from skimage.transform import resize
-
-    feeds = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "cat"):
-        image = resize(getattr(data, name)(), (size, size), anti_aliasing=True)
-        image = ((image.astype(np.float32) - 0.45) / 0.225).transpose(2, 0, 1)[None]
-        feeds.append({"image": np.ascontiguousarray(image, np.float32)})
-    return feeds
 
 
 class _Builder:
@@ -133,7 +120,7 @@ def worst_cosine(reference: onnx.ModelProto, model: onnx.ModelProto, feeds: list
 
 @pytest.fixture(scope="module")
 def relu6(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict], dict]:
-    feeds = photos()
+    feeds = photos(IMAGE)
     quant = ort_quantize(relu6_cnn(), feeds, tmp_path_factory.mktemp("relu6"))
     results = {t: convert(quant, ConvertConfig(target=t)) for t in TARGETS}
     return quant, feeds, results
@@ -220,7 +207,7 @@ def silu_cnn() -> onnx.ModelProto:
 @pytest.fixture(scope="module")
 def nncf_model() -> tuple[onnx.ModelProto, list[dict], dict]:
     nncf = pytest.importorskip("nncf")
-    feeds = photos()
+    feeds = photos(IMAGE)
     quant = nncf.quantize(silu_cnn(), nncf.Dataset(feeds))
     results = {t: convert(quant, ConvertConfig(target=t)) for t in TARGETS}
     return quant, feeds, results
@@ -319,8 +306,8 @@ def test_each_reader_keeps_its_own_quantization(kind, target) -> None:
     result = convert(quant, ConvertConfig(target=target))
     convs = [n for n in result.decisions if n.op_type == "Conv"]
     assert convs and all(n.status == "int8" for n in convs), [n.reason for n in convs]
-    assert worst_cosine(quant, result.int8_model(), photos()) >= 0.9999
-    assert worst_cosine(quant, result.fp32_model(), photos()[:1]) > 0.5  # runs
+    assert worst_cosine(quant, result.int8_model(), photos(IMAGE)) >= 0.9999
+    assert worst_cosine(quant, result.fp32_model(), photos(IMAGE)[:1]) > 0.5  # runs
 
 
 @pytest.mark.parametrize("kind", ["two_consumers", "chain"])
@@ -332,7 +319,7 @@ def test_verify_holds_on_a_tensor_quantized_two_ways(kind, tmp_path) -> None:
 
     path = tmp_path / f"{kind}.onnx"
     onnx.save(_two_way_model(kind), str(path))
-    report = verify(path, inputs=InputSet(photos()[:3], "skimage photos"))
+    report = verify(path, inputs=InputSet(photos(IMAGE)[:3], "skimage photos"))
     assert report.ok, report.failed
 
 
@@ -369,7 +356,7 @@ def island_cnn() -> onnx.ModelProto:
 
 @pytest.fixture(scope="module")
 def island(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict]]:
-    feeds = photos()
+    feeds = photos(IMAGE)
     return ort_quantize(island_cnn(), feeds, tmp_path_factory.mktemp("island")), feeds
 
 
@@ -441,7 +428,7 @@ def test_onednn_signed_concat_runs_right_on_openvino(tmp_path) -> None:
     is read as u8 with zero point 128 instead, the same values)."""
     quant = signed_concat_model()
     int8 = convert(quant, ConvertConfig(target="onednn")).int8_model()
-    for feeds in photos()[:2]:
+    for feeds in photos(IMAGE)[:2]:
         got, precisions = run_openvino(int8, feeds, tmp_path)
         assert cosine(run_model(quant, feeds)[0], got) >= 0.999
     assert precisions and all(p in ("u8", "i8") for p in precisions.values()), precisions
@@ -487,7 +474,7 @@ def test_per_channel_activation_quantization(target, tmp_path) -> None:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     source = ort.InferenceSession(quant.SerializeToString(), opts,
                                   providers=["CPUExecutionProvider"])
-    for feeds in photos()[:3]:
+    for feeds in photos(IMAGE)[:3]:
         expected = source.run(None, feeds)[0]
         if target == "onnxruntime":
             assert cosine(expected, run_model(int8, feeds)[0]) >= 0.99

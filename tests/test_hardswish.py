@@ -12,8 +12,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import photos
 from onnx import TensorProto, helper, numpy_helper
-from test_fidelity import IMAGE, _Builder, photos
+from test_fidelity import IMAGE, _Builder
 
 from devtools import modelgen
 from qcore.config import ConvertConfig

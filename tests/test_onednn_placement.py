@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import cosine, run_model
+from conftest import cosine, photos, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -25,19 +25,6 @@ from qcore.convert import convert
 
 SIZE = 48
 CONVS = 7  # stem, bottleneck x2, C2f output, SPPF in, SPPF out, last
-
-
-def photos(size: int = SIZE) -> list[dict[str, np.ndarray]]:
-    """Six scikit-image photos, resized and normalised like ImageNet inputs."""
-    data = pytest.importorskip("skimage.data")
-    from skimage.transform import resize
-
-    feeds = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "cat"):
-        image = resize(getattr(data, name)(), (size, size), anti_aliasing=True)
-        image = ((image.astype(np.float32) - 0.45) / 0.225).transpose(2, 0, 1)[None]
-        feeds.append({"image": np.ascontiguousarray(image, np.float32)})
-    return feeds
 
 
 class _Net:
@@ -152,7 +139,7 @@ def _openvino(model: onnx.ModelProto, feeds: list[dict], tmp: Path) -> tuple[lis
 
 @pytest.fixture(scope="module")
 def quant() -> tuple[onnx.ModelProto, list[dict]]:
-    feeds = photos()
+    feeds = photos(SIZE)
     return nncf_style_model(feeds), feeds
 
 
