@@ -13,6 +13,7 @@ from qcore.bench.accuracy import cosine as array_cosine
 from qcore.bench.engines import op_id_of
 from qcore.bench.taps import Taps, dequantize
 from qcore.ir import Graph
+from qcore.ops import QDQ_OPS
 from qcore.verify_model import FQ_SUFFIX, CancelCheck, Feed, Runner, Runs, check_cancelled
 
 MAX_SEARCH_FEEDS = 4  # feeds run with every tensor exposed when looking for the drifting op
@@ -137,7 +138,7 @@ class _Exposed:
         if entry is None:
             return None
         index, node = entry
-        while (node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input
+        while (node.op_type in QDQ_OPS and node.input
                and node.input[0] in self.taps.producers):
             index, node = self.taps.producers[node.input[0]]
         op_id = op_id_of(node.name) if self.taps.has_ids else index

@@ -15,9 +15,9 @@ from pathlib import Path
 import onnx
 
 from qcore.bench.engines import Kernel, op_id_of
+from qcore.ops import QDQ_OPS
 
-QDQ_TYPES = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
-                       "FakeQuantize"})
+QDQ_TYPES = QDQ_OPS | {"DynamicQuantizeLinear", "FakeQuantize"}
 REORDER_TYPES = frozenset({"Reorder", "ReorderInput", "ReorderOutput"})
 LAYOUT_TYPES = REORDER_TYPES | {"Transpose"}
 #: Model op types (and engine op / layer types) that do the heavy compute.

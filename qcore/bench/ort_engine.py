@@ -35,6 +35,7 @@ from qcore.bench.ort_profile import (
     read_trace,
 )
 from qcore.files import temporary_folder
+from qcore.ops import QDQ_OPS
 
 __all__ = ["FLOAT_OPS", "INTEGER_OPS", "INTEGER_OTHER", "OrtEngine", "summarize_graph"]
 
@@ -47,7 +48,7 @@ def summarize_graph(model: onnx.ModelProto) -> WhatRan:
     compute = len(int8) + len(flt)
     shown = {k: v for k, v in hist.items()
              if k in INTEGER_OPS | INTEGER_OTHER | FLOAT_OPS
-             or k in ("QuantizeLinear", "DequantizeLinear")}
+             or k in QDQ_OPS}
     summary = f"{len(int8)} of {compute} conv/matmul/gemm ops ran on integer kernels"
     if flt:
         kinds = Counter(n.op_type for n in flt)
