@@ -1,6 +1,6 @@
-"""The Inputs row of the Benchmark tab: generated data, a data file, or an image folder with
-its preprocessing preset. The choice lives in the session (the advisor uses it too) and is
-remembered per model by the main window."""
+"""The Inputs row of the Benchmark tab: generated data, a data file, an image folder with
+its preprocessing preset, or a text file through a tokenizer file. The choice lives in the
+session (the advisor uses it too) and is remembered per model by the main window."""
 
 from __future__ import annotations
 
@@ -59,8 +59,12 @@ class InputsRow(QWidget):
         self.preset.setCurrentIndex(max(0, self.preset.findData(source.preset)))
         self.preset.setVisible(source.kind == "images")
         self.choose.setVisible(source.kind != "generated")
-        self.path.setText(source.path if not source.generated else "")
-        self.path.setToolTip(source.path)
+        if source.kind == "text" and not source.generated:
+            self.path.setText(f"{source.path} + {Path(source.tokenizer).name}")
+            self.path.setToolTip(f"{source.path}\nthrough {source.tokenizer}")
+        else:
+            self.path.setText(source.path if not source.generated else "")
+            self.path.setToolTip(source.path)
 
     def _kind_picked(self, _index: int) -> None:
         kind = self.kind.currentData()
@@ -72,6 +76,8 @@ class InputsRow(QWidget):
     def _choose(self) -> bool:
         kind = self.kind.currentData()
         start = str(Path(self.source.path).parent) if self.source.path else ""
+        if kind == "text":
+            return self._choose_text(start)
         if kind == "images":
             path = QFileDialog.getExistingDirectory(self, "Folder of images", start)
         else:
@@ -82,8 +88,25 @@ class InputsRow(QWidget):
         self._emit(InputSource(kind, path, self.preset.currentData() or "imagenet"))
         return True
 
+    def _choose_text(self, start: str) -> bool:
+        """A text file, then the tokenizer its lines go through."""
+        path, _ = QFileDialog.getOpenFileName(self, "Text file: one sentence a line", start,
+                                              "Text (*.txt);;All files (*)")
+        if not path:
+            return False
+        known = self.source.tokenizer if self.source.kind == "text" else ""
+        tokenizer, _ = QFileDialog.getOpenFileName(
+            self, "Tokenizer file", known or str(Path(path).parent),
+            "Tokenizer (tokenizer.json vocab.txt *.json *.txt)")
+        if not tokenizer:
+            return False
+        self._emit(InputSource("text", path, self.preset.currentData() or "imagenet",
+                               tokenizer))
+        return True
+
     def _emit(self, source: InputSource | None = None) -> None:
         if source is None:
-            source = InputSource(self.source.kind, self.source.path, self.preset.currentData())
+            source = InputSource(self.source.kind, self.source.path, self.preset.currentData(),
+                                 self.source.tokenizer)
         self.show_source(source)
         self.changed.emit(source)

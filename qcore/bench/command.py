@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -28,6 +29,7 @@ from qcore.bench.nodedata import node_data_files, planned_files
 from qcore.bench.per_op import Decided, decisions_by_id
 from qcore.bench.report import BenchReport
 from qcore.bench.runner import BenchSettings, run_benchmark
+from qcore.bench.text_inputs import write_text_inputs
 from qcore.config import ConvertConfig
 from qcore.files import OutputSet, save_model, temporary_folder
 from qcore.status import RunStatus
@@ -58,6 +60,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--seconds", type=float, default=None,
                    help="time budget per model instead of --iters")
     p.add_argument("--inputs", help=".npy (one input) or .npz (arrays keyed by input name)")
+    p.add_argument("--texts", metavar="TXT",
+                   help="token inputs from a text file, one sentence a line (a tab splits a "
+                   "sentence pair), through --tokenizer")
+    p.add_argument("--tokenizer", metavar="FILE",
+                   help="HuggingFace tokenizer.json or WordPiece vocab.txt for --texts")
+    p.add_argument("--seq-length", dest="seq_length", type=int, default=None, metavar="N",
+                   help="--texts: pad / truncate to N tokens where the model's length is "
+                   "dynamic (default: the longest line)")
     p.add_argument("--dims", default="", help="dynamic dims, e.g. batch=1,seq=128")
     p.add_argument("--seed", type=int, default=0, help="seed of generated inputs")
     p.add_argument("--samples", type=int, default=8, help="generated feeds (for accuracy)")
@@ -204,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
             onnx.load(path, load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - protobuf raises its own error types
             raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    _check_texts(args)
     if args.node_data and not (args.per_op or args.per_tensor):
         raise ValueError("--node-data writes the --per-op and --per-tensor results: give one")
     with OutputSet(*models.values(), force=args.force) as outputs:
@@ -215,6 +226,26 @@ def run(args: argparse.Namespace) -> int:
             for name in planned_files(ROLES, parse_engines(args.engine)) if args.per_op else []:
                 outputs.plan(folder / name)
         return _run(args, models, outputs)
+
+
+def _check_texts(args: argparse.Namespace) -> None:
+    if bool(args.texts) != bool(args.tokenizer):
+        raise ValueError("--texts and --tokenizer go together (a text file through a tokenizer)")
+    if args.texts and args.inputs:
+        raise ValueError("give --inputs or --texts, not both")
+    if args.seq_length is not None and not args.texts:
+        raise ValueError("--seq-length applies to --texts")
+
+
+def _text_settings(args: argparse.Namespace, settings: BenchSettings, model: str,
+                   folder: Path) -> BenchSettings:
+    """``settings`` reading the ``--texts`` feeds, written as an .npz (which names its
+    source) into ``folder``; unchanged without ``--texts``."""
+    if not args.texts:
+        return settings
+    target = write_text_inputs(args.texts, args.tokenizer, model, folder / "texts.npz",
+                               args.seq_length)
+    return dataclasses.replace(settings, inputs=str(target))
 
 
 def _settings(args: argparse.Namespace, engines: list[str]) -> BenchSettings:
@@ -280,6 +311,7 @@ def _run(args: argparse.Namespace, models: dict[str, str], outputs: OutputSet) -
     engines = parse_engines(args.engine)
     settings = _settings(args, engines)
     with temporary_folder("qcore_bench_") as tmp, _ctrl_c_cancels() as stop:
+        settings = _text_settings(args, settings, next(iter(models.values())), Path(tmp))
         notes: list[str] = []
         decisions: dict[str, dict[int, Decided]] = {}
         if args.quant:

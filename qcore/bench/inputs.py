@@ -6,6 +6,8 @@ A *feed* is one ``{input name: array}`` dict, i.e. one inference. Data files:
 - ``.npz``: one array per input name. Each array either has the input's rank, and its
   leading axis is a batch that is cut into feeds of ``batch`` rows (or the model's fixed
   leading size), or it has one more axis than the input: a list of samples, one per feed.
+  An optional string array ``__source__`` says where the data came from (e.g. which text
+  file and tokenizer); it is the source the report shows.
 
 Generated data fits each input's shape and element type: floats are N(0, 1); integer inputs
 are token ids in [0, 100) (names containing ``mask`` get ones, ``type``/``segment`` zeros);
@@ -35,6 +37,7 @@ BATCH_NAMES = {"batch", "batch_size", "batchsize", "n", "b", "bs", "unk__0"}
 SEQ_WORDS = ("seq", "sequence", "length", "len", "token", "time")
 SPATIAL_WORDS = ("height", "width")
 DEFAULT_SEQ, DEFAULT_SPATIAL, DEFAULT_OTHER = 128, 224, 1
+SOURCE_KEY = "__source__"  # in a .npz: a string naming where the data came from
 
 
 @dataclass
@@ -299,6 +302,7 @@ def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> Inp
     if not path.is_file():
         raise InputError(f"{path}: no such input data file")
     names = [s.name for s in specs]
+    source = str(path)
     if path.suffix == ".npy":
         if len(specs) != 1:
             raise InputError(f"{path}: a .npy holds one array but the model has {len(specs)} "
@@ -306,6 +310,9 @@ def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> Inp
         arrays = {names[0]: _load(path)}
     elif path.suffix == ".npz":
         arrays = _load_npz(path)
+        label = arrays.pop(SOURCE_KEY, None)
+        if label is not None and label.dtype.kind == "U" and label.size == 1:
+            source = str(label.reshape(()))
     else:
         raise InputError(f"{path}: input data must be .npy or .npz")
     missing = [n for n in names if n not in arrays]
@@ -324,7 +331,7 @@ def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> Inp
     feeds = [{name: np.ascontiguousarray(v[i]) for name, v in per_input.items()}
              for i in range(counts.pop())]
     check_finite(feeds, str(path), notes)
-    return InputSet(feeds, str(path), notes)
+    return InputSet(feeds, source, notes)
 
 
 def check_feeds(feeds: Feed, specs: list[InputSpec], label: str) -> None:
