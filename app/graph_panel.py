@@ -107,6 +107,8 @@ class GraphPanel(QWidget):
         self.view.selection_cleared.connect(self._on_cleared)
         self.view.op_activated.connect(self._on_activated)
         self.view.block_activated.connect(self.state.expand)
+        self.view.block_fold_parent.connect(
+            lambda key: self.state.fold_parent(key, self._plan.blocks if self._plan else {}))
         self.finder = GraphSearch(self)
 
     def add_tool_button(self, button: QToolButton) -> None:
@@ -230,6 +232,7 @@ class GraphPanel(QWidget):
             self.layout_error = ""
         self.view.show_layout(layout, plan.graph, self.session.preview_status, plan.collapsed,
                               done=lambda: self._shown(first, keep_scale))
+        self.view.parent_of = {key: block.parent for key, block in plan.blocks.items()}
 
     def _shown(self, first: bool, keep_scale: float) -> None:
         self.overlays.apply()
@@ -303,8 +306,8 @@ class GraphPanel(QWidget):
         if shown:
             return True
         block = self.view.block_of.get(op_id)
-        if block is not None:  # inside a collapsed block: expand it
-            self.state.expand(block)
+        if block is not None:  # inside a collapsed block: open it down to the op
+            self.state.expand_to(op_id, self._plan.blocks if self._plan else {})
         elif self.state.near:
             self.state.recentre(op_id)
         host = fused_host(self.graph(), op_id)

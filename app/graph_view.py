@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QGraphicsScene,
     QGraphicsSimpleTextItem,
     QGraphicsView,
+    QMenu,
     QWidget,
 )
 
@@ -46,7 +47,8 @@ class GraphView(QGraphicsView):
     op_context_menu = Signal(int, QPoint)  # op id, global position
     op_activated = Signal(int)  # double click
     zoom_changed = Signal(float)
-    block_activated = Signal(str)  # double click on a collapsed block
+    block_activated = Signal(str)  # double click (or "Expand") on a collapsed block
+    block_fold_parent = Signal(str)  # "Collapse the enclosing block" on a collapsed block
     path_dropped = Signal(str)  # a model, Paddle folder or config dropped on the graph
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -69,6 +71,7 @@ class GraphView(QGraphicsView):
         self._pan_moved = False
         self.blocks: dict[str, BlockItem] = {}
         self.block_of: dict[int, str] = {}  # op id -> the collapsed block drawn for it
+        self.parent_of: dict[str, str] = {}  # block -> the block holding it (set by the panel)
         self.builder = SceneBuilder(self)
         self.scene().selectionChanged.connect(self._on_selection)
 
@@ -328,4 +331,18 @@ class GraphView(QGraphicsView):
             self.op_context_menu.emit(item.op_id, event.globalPos())
             event.accept()
             return
+        if isinstance(item, BlockItem):
+            self.block_menu(item).popup(event.globalPos())
+            event.accept()
+            return
         super().contextMenuEvent(event)
+
+    def block_menu(self, item: BlockItem) -> QMenu:
+        """A collapsed block's menu: expand it, or collapse the block holding it."""
+        menu = QMenu(self)
+        menu.addAction("Expand", lambda: self.block_activated.emit(item.key))
+        parent = self.parent_of.get(item.key, "")
+        if parent:
+            menu.addAction(f"Collapse {parent}",
+                           lambda: self.block_fold_parent.emit(item.key))
+        return menu

@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from app.headless.blocks import STRUCTURE_FAMILY, Block, detect_blocks
+from app.headless.blocks import STRUCTURE_FAMILY, Block, detect_blocks, top_level
 from devtools import modelgen
 from qcore.convert import convert
 from qcore.ir import Graph
@@ -146,8 +146,8 @@ def test_names_still_win_when_they_tell(bert: onnx.ModelProto) -> None:
     """quantize_static keeps the model's names (``layer2.q.matmul``...): blocks by name."""
     graph = from_onnx(bert)
     blocks = detect_blocks(graph)
-    assert list(blocks) == [f"layer{k}" for k in range(LAYERS)]
-    assert {b.family for b in blocks.values()} == {"layer#"}
+    assert top_level(blocks) == [f"layer{k}" for k in range(LAYERS)]
+    assert {blocks[k].family for k in top_level(blocks)} == {"layer#"}
 
 
 def resnet(blocks: tuple[int, ...]) -> Graph:
@@ -256,3 +256,125 @@ def test_no_repetition_no_blocks() -> None:
 def test_two_instances_are_not_enough() -> None:
     assert len(detect_blocks(layers_with_mask(3))) == 3
     assert detect_blocks(layers_with_mask(2)) == {}
+
+
+HF_PARTS = {"q": "attention/self/query", "k": "attention/self/key", "v": "attention/self/value",
+            "o": "attention/output/dense", "ffn1": "intermediate/dense",
+            "gelu": "intermediate/intermediate_act_fn", "ffn2": "output/dense"}
+HF_OPS = {"attn.residual": "attention/output/Add",
+          "attn.ln": "attention/output/LayerNorm/LayerNormalization",
+          "ffn.residual": "output/Add", "ffn.ln": "output/LayerNorm/LayerNormalization"}
+
+
+def hf_name(name: str) -> str:
+    """``layer3.q.matmul`` as Hugging Face's exporter names it
+    (``/encoder/layer.3/attention/self/query/matmul``); Q/DQ ops keep their suffix."""
+    stem, sep, tail = name.rpartition("_")
+    if tail in ("QuantizeLinear", "DequantizeLinear"):
+        return hf_name(stem) + sep + tail
+    m = re.fullmatch(r"layer(\d+)\.([a-z0-9]+)\.([a-z_]+)", name)
+    if m is None or m[1] == "" or name.endswith(("weight", "bias", "beta", "gamma")):
+        return name
+    layer, part, op = m.groups()
+    path = HF_OPS.get(f"{part}.{op}") or (f"{HF_PARTS[part]}/{op}" if part in HF_PARTS
+                                          else f"attention/self/{op}")
+    return f"/encoder/layer.{layer}/{path}"
+
+
+@pytest.fixture(scope="module")
+def hf_bert(bert: onnx.ModelProto) -> onnx.ModelProto:
+    renamed = onnx.ModelProto()
+    renamed.CopyFrom(bert)
+    for node in renamed.graph.node:
+        node.name = hf_name(node.name)
+    return renamed
+
+
+def test_name_levels_nest_like_the_model(hf_bert: onnx.ModelProto) -> None:
+    """``/encoder/layer.1`` holds ``attention``, ``intermediate`` and ``output``;
+    ``attention`` holds ``self`` (query, key, value) and ``output``; a weight's
+    DequantizeLinear is in the innermost level that reads it."""
+    from app.headless.view_graph import build_view, is_open
+    from app.headless.view_state import ViewState
+    from qcore.dot import tensor_keys
+
+    graph = from_onnx(hf_bert)
+    blocks = detect_blocks(graph)
+    layer = "/encoder/layer.1"
+    assert top_level(blocks) == [f"/encoder/layer.{k}" for k in range(LAYERS)]
+    assert blocks[layer].family == "/encoder/layer.#"
+    children = [k for k, b in blocks.items() if b.parent == layer]
+    assert children == [f"{layer}/attention", f"{layer}/intermediate", f"{layer}/output"]
+    assert [k for k, b in blocks.items() if b.parent == f"{layer}/attention"] == [
+        f"{layer}/attention/self", f"{layer}/attention/output"]
+    query = blocks[f"{layer}/attention/self/query"]
+    assert query.parent == f"{layer}/attention/self"
+    names = {graph.node_by_id(i).name for i in query.op_ids}
+    assert "layer1.q.weight_DequantizeLinear" in names  # the weight with the op using it
+    for block in blocks.values():  # a level is inside its parent
+        if block.parent:
+            assert set(block.op_ids) <= set(blocks[block.parent].op_ids)
+    keys = tensor_keys(graph)
+    drawn = build_view(graph, blocks, set(), keys).blocks
+    assert list(drawn) == top_level(blocks)  # levels hide inside their collapsed block
+    opened = build_view(graph, blocks, {layer}, keys).blocks
+    assert layer not in opened and set(children) <= set(opened)
+    assert not any(k.startswith(f"{layer}/attention/") for k in opened)
+    deeper = build_view(graph, blocks, {layer, f"{layer}/attention"}, keys).blocks
+    assert {f"{layer}/attention/self", f"{layer}/attention/output"} <= set(deeper)
+    assert not is_open(f"{layer}/attention", blocks, {f"{layer}/attention"})  # parent shut
+    state = ViewState()
+    op = graph.node_by_id(query.op_ids[0]).id
+    state.expand_to(op, blocks)  # a search hit opens every level down to the op
+    assert state.expanded == {k for k, b in blocks.items() if op in b.op_ids}
+    assert state.expanded_block(op, blocks) == f"{layer}/attention/self/query"  # innermost
+    state.fold_parent(f"{layer}/attention/self/query", blocks)
+    assert f"{layer}/attention/self" not in state.expanded
+
+
+def test_expanding_one_level_shows_its_sub_blocks(qtbot, make_window, hf_bert: onnx.ModelProto,
+                                                  tmp_path: Path, messages: list) -> None:
+    from PySide6.QtCore import Qt
+
+    path = tmp_path / "hf_bert_qdq.onnx"
+    onnx.save(hf_bert, str(path))
+    window = make_window()
+    with qtbot.waitSignal(window.job_finished, timeout=60_000):
+        window.open_model(path)
+    panel = window.graph_panel
+
+    def settled() -> bool:
+        return panel.view_job is None and panel.view.items_ready()
+
+    qtbot.waitUntil(settled, timeout=60_000)
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=60_000):
+        panel.set_view_mode("blocks")
+    qtbot.waitUntil(settled, timeout=60_000)
+    layer = "/encoder/layer.2"
+    assert set(panel.view.blocks) == {f"/encoder/layer.{k}" for k in range(LAYERS)}
+    assert "opens level by level" in panel.banner.text()
+    item = panel.view.blocks[layer]
+    panel.view.centerOn(item)
+    at = panel.view.mapFromScene(item.sceneBoundingRect().center())
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=60_000):
+        qtbot.mouseDClick(panel.view.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.waitUntil(lambda: settled() and f"{layer}/attention" in panel.view.blocks,
+                    timeout=60_000)
+    assert panel.state.expanded == {layer}
+    assert {f"{layer}/attention", f"{layer}/intermediate", f"{layer}/output"} <= set(
+        panel.view.blocks)
+    assert layer not in panel.view.blocks and "/encoder/layer.1" in panel.view.blocks
+    menu = panel.view.block_menu(panel.view.blocks[f"{layer}/attention"])
+    actions = [a.text() for a in menu.actions()]
+    assert actions == ["Expand", f"Collapse {layer}"]
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=60_000):
+        menu.actions()[0].trigger()  # Expand: attention opens into self and output
+    qtbot.waitUntil(lambda: settled() and f"{layer}/attention/self" in panel.view.blocks,
+                    timeout=60_000)
+    assert panel.state.expanded == {layer, f"{layer}/attention"}
+    with qtbot.waitSignal(panel.snapshot_shown, timeout=60_000):
+        panel.view.block_menu(panel.view.blocks[f"{layer}/attention/self"]).actions()[1].trigger()
+    qtbot.waitUntil(lambda: settled() and f"{layer}/attention" in panel.view.blocks,
+                    timeout=60_000)
+    assert panel.state.expanded == {layer}
+    window.close()

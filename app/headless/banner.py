@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from collections import Counter
 
-from app.headless.blocks import STRUCTURE_FAMILY
+from app.headless.blocks import STRUCTURE_FAMILY, top_level
 from app.headless.diff import PassDelta
 from app.headless.view_plan import ViewPlan
 from app.headless.view_state import ViewState
@@ -39,14 +39,23 @@ def banner_text(state: ViewState, snap: Snapshot | None, plan: ViewPlan | None,
                fam == STRUCTURE_FAMILY else
                f"found by name: ops named <code>{html.escape(fam)}</code>, # being the "
                "block's number")
-        text = (f"{ops} ops: {len(plan.collapsed)} repeated blocks are collapsed ({how}; "
-                "weights inside the block that reads them). Double-click a block to expand "
-                "it, an op of an expanded block to fold it. <a href='all'>Show every op</a>")
+        top = top_level(plan.blocks)
+        levels = [k for k in plan.blocks if plan.blocks[k].parent == top[0]]
+        if levels:  # nested name levels
+            names = ", ".join(f"<code>{html.escape(k[len(top[0]):].lstrip('/.'))}</code>"
+                              for k in levels[:3])
+            more = ", \u2026" if len(levels) > 3 else ""
+            how += (f"; each opens level by level along the names ({names}{more} in <code>"
+                    f"{html.escape(top[0])}</code>)")
+        text = (f"{ops} ops: {len(plan.collapsed)} blocks are collapsed ({len(top)} repeated "
+                f"blocks {how}; weights inside the block that reads them). Double-click a "
+                "block to expand it, an op of an expanded block to fold it. "
+                "<a href='all'>Show every op</a>")
         if state.expanded:
             text += " \u00b7 <a href='blocks'>Collapse all</a>"
         return text
     if plan is not None and plan.blocks:
-        return (f"{ops} ops, {len(plan.blocks)} repeated blocks. "
+        return (f"{ops} ops, {len(top_level(plan.blocks))} repeated blocks. "
                 "<a href='blocks'>Collapse repeated blocks</a>")
     return ""
 

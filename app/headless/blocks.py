@@ -12,6 +12,12 @@ from the structure alone: the ops, in topological order, are cut where a single 
 are all that flows on (constant-only ops such as weight DequantizeLinear, graph inputs and
 tensors read across a third of the graph do not count); the run of segments whose op types
 repeat with some period, covering the most ops, gives the blocks (keys ``block0``, ...).
+
+Blocks found by name nest along the name hierarchy, as Model Explorer shows it:
+``/encoder/layer.3`` holds ``/encoder/layer.3/attention``, which holds
+``/encoder/layer.3/attention/self``... (``Block.parent``; a level holding all of its parent's
+ops is skipped, one of fewer than ``MIN_LEVEL_OPS`` computing ops is not a block). Each level
+opens on its own; ``detect_blocks`` lists a block's levels right after it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ MIN_INSTANCES = 3
 MIN_BLOCK_OPS = 4
 MAX_PERIOD = 50  # segments per block found by structure
 STRUCTURE_FAMILY = "<structure>"  # blocks found by structure (no name makes this family)
+MIN_LEVEL_OPS = 2  # computing ops of a nested level
+MAX_LEVELS = 6
+_LEVEL = re.compile(r"[/.]?([^/.]+)(?=[/.])")
 
 
 @dataclass
@@ -37,6 +46,7 @@ class Block:
     key: str  # "layer3"
     family: str  # "layer#"
     op_ids: list[int] = field(default_factory=list)
+    parent: str = ""  # the enclosing block ("" for a top-level one)
 
 
 def _family(prefix: str) -> str:
@@ -50,7 +60,74 @@ def _candidates(name: str) -> list[str]:
 def detect_blocks(graph: Graph) -> dict[str, Block]:
     """The repeated blocks of ``graph`` in graph order: by name prefix, else by structure
     ({} if none)."""
-    return _blocks_by_name(graph) or _blocks_by_structure(graph)
+    named = _blocks_by_name(graph)
+    return nest_levels(graph, named) if named else _blocks_by_structure(graph)
+
+
+def top_level(blocks: dict[str, Block]) -> list[str]:
+    """The keys of the blocks that no other block holds."""
+    return [key for key, block in blocks.items() if not block.parent]
+
+
+def nest_levels(graph: Graph, blocks: dict[str, Block]) -> dict[str, Block]:
+    """``blocks`` with their nested name levels, each listed right after its parent."""
+    ops, const_ops = split_constants(graph)
+    ctx = _Context({n.id: n for n in graph.nodes}, {n.id for n in const_ops},
+                   graph.producers(), graph.consumers())
+    out: dict[str, Block] = {}
+    for block in blocks.values():
+        _nest(block, block.key, ctx, out, 0)
+    return out
+
+
+@dataclass
+class _Context:
+    nodes: dict[int, Node]
+    const: set[int]
+    producers: dict[str, Node]
+    consumers: dict[str, list[Node]]
+
+
+def _level(name: str, prefix: str) -> str | None:
+    """The level of ``name`` right below ``prefix`` (``prefix/attention`` for
+    ``prefix/attention/self/MatMul``); None when what follows is the op's own name."""
+    if not name.startswith(prefix) or len(name) == len(prefix) or name[len(prefix)] not in "/.":
+        return None
+    m = _LEVEL.match(name, len(prefix))
+    return None if m is None else name[:m.end()]
+
+
+def _nest(block: Block, prefix: str, ctx: _Context, out: dict[str, Block], depth: int) -> None:
+    """Add ``block`` and its levels below ``prefix`` to ``out``."""
+    out.setdefault(block.key, block)
+    if depth >= MAX_LEVELS:
+        return
+    members = [ctx.nodes[i] for i in block.op_ids]
+    owner: dict[int, str] = {}
+    for node in members:
+        level = None if node.id in ctx.const else _level(node.name, prefix)
+        if level is not None:
+            owner[node.id] = level
+    if not owner:
+        return
+    named = {n.id for n in members if n.name.startswith(prefix)}  # at this level: stay
+    _adopt_unnamed(members, owner, ctx.producers, ctx.consumers, skip=ctx.const | named)
+    _attach_constants([n for n in members if n.id in ctx.const], owner, ctx.consumers)
+    groups: dict[str, list[int]] = {}
+    for node in sorted(members, key=lambda n: n.id in ctx.const):  # by first computing op
+        if node.id in owner:
+            groups.setdefault(owner[node.id], [])
+    for node in members:  # each level's ops in graph order
+        if node.id in owner:
+            groups[owner[node.id]].append(node.id)
+    groups = {k: v for k, v in groups.items()
+              if sum(i not in ctx.const for i in v) >= MIN_LEVEL_OPS}
+    if len(groups) == 1 and len(next(iter(groups.values()))) == len(members):
+        _nest(block, next(iter(groups)), ctx, out, depth + 1)  # a level that says nothing
+        return
+    for key in groups:  # in graph order
+        child = Block(key, _family(key), groups[key], parent=block.key)
+        _nest(child, key, ctx, out, depth + 1)
 
 
 def split_constants(graph: Graph) -> tuple[list[Node], list[Node]]:
@@ -68,9 +145,9 @@ def split_constants(graph: Graph) -> tuple[list[Node], list[Node]]:
     return ops, const_ops
 
 
-def _attach_constants(graph: Graph, const_ops: list[Node], owner: dict[int, str]) -> None:
+def _attach_constants(const_ops: list[Node], owner: dict[int, str],
+                      consumers: dict[str, list[Node]]) -> None:
     """Weights and their DequantizeLinear join the block whose ops read them."""
-    consumers = graph.consumers()
     for node in reversed(const_ops):
         readers = {owner.get(c.id) for t in node.outputs for c in consumers.get(t, [])}
         if len(readers) == 1 and None not in readers:
@@ -107,8 +184,9 @@ def _blocks_by_name(graph: Graph) -> dict[str, Block]:
             if _family(prefix) == family:
                 owner[node.id] = prefix
                 break
-    _adopt_unnamed(graph, owner, skip={n.id for n in const_ops})
-    _attach_constants(graph, const_ops, owner)
+    _adopt_unnamed(graph.nodes, owner, graph.producers(), graph.consumers(),
+                   skip={n.id for n in const_ops})
+    _attach_constants(const_ops, owner, graph.consumers())
     blocks: dict[str, Block] = {}
     for node in graph.nodes:
         key = owner.get(node.id)
@@ -121,14 +199,14 @@ def _blocks_by_name(graph: Graph) -> dict[str, Block]:
     return blocks
 
 
-def _adopt_unnamed(graph: Graph, owner: dict[int, str], rounds: int = 4,
+def _adopt_unnamed(nodes: list[Node], owner: dict[int, str], producers: dict[str, Node],
+                   consumers: dict[str, list[Node]], rounds: int = 4,
                    skip: set[int] | frozenset[int] = frozenset()) -> None:
-    """Ops without a block join one when all their placed neighbours share it."""
-    producers = graph.producers()
-    consumers = graph.consumers()
+    """Ops (of ``nodes``) without a block join one when all their placed neighbours share
+    it."""
     for _ in range(rounds):
         changed = False
-        for node in graph.nodes:
+        for node in nodes:
             if node.id in owner or node.id in skip:
                 continue
             near = [producers[t].id for t in node.inputs if t in producers]
@@ -264,7 +342,7 @@ def _blocks_by_structure(graph: Graph) -> dict[str, Block]:
         keys.append(key)
         for node in seg.ops[seg.starts[k]:seg.starts[k + period]]:
             owner[node.id] = key
-    _attach_constants(graph, seg.const_ops, owner)
+    _attach_constants(seg.const_ops, owner, graph.consumers())
     blocks = {key: Block(key, STRUCTURE_FAMILY) for key in keys}
     for node in graph.nodes:
         key = owner.get(node.id)

@@ -37,6 +37,15 @@ def block_label(key: str, count: int) -> list[str]:
     return [key, f"{count} ops", "double-click to expand"]
 
 
+def is_open(key: str, blocks: dict[str, Block], expanded: set[str] | frozenset[str]) -> bool:
+    """Block ``key`` ("" for the whole graph) and every block holding it are expanded."""
+    while key:
+        if key not in expanded or key not in blocks:
+            return False
+        key = blocks[key].parent
+    return True
+
+
 def build_view(graph: Graph, blocks: dict[str, Block], expanded: set[str],
                tensor_keys: dict[str, str]) -> ViewGraph:
     """The view of ``graph`` with every block not in ``expanded`` drawn as one node."""
@@ -44,8 +53,8 @@ def build_view(graph: Graph, blocks: dict[str, Block], expanded: set[str],
     collapsed: dict[str, list[int]] = {}
     block_key: dict[str, str] = {}
     for i, (key, block) in enumerate(blocks.items()):
-        if key in expanded:
-            continue
+        if key in expanded or not is_open(block.parent, blocks, expanded):
+            continue  # open, or inside a collapsed block
         collapsed[key] = list(block.op_ids)
         block_key[f"b_{i}"] = key
         for op_id in block.op_ids:

@@ -95,9 +95,22 @@ class ViewState:
         return ViewSpec("all")
 
     def expanded_block(self, op_id: int, blocks: dict[str, Block]) -> str | None:
-        """The expanded block holding ``op_id`` (double-clicking the op folds it back)."""
-        return next((key for key, block in blocks.items()
-                     if key in self.expanded and op_id in block.op_ids), None)
+        """The innermost expanded block holding ``op_id`` (double-clicking the op folds it
+        back; a block's levels follow it in ``blocks``)."""
+        keys = [key for key, block in blocks.items()
+                if key in self.expanded and op_id in block.op_ids]
+        return keys[-1] if keys else None
+
+    def fold_parent(self, key: str, blocks: dict[str, Block]) -> None:
+        """Collapse the block holding block ``key`` (from ``key``'s context menu)."""
+        parent = blocks[key].parent if key in blocks else ""
+        if parent:
+            self.expanded = self.expanded - {parent}
+            self._notify(Change.EXPANDED)
+
+    def expand_to(self, op_id: int, blocks: dict[str, Block]) -> None:
+        """Open every block (and level) holding ``op_id``, so the op itself is drawn."""
+        self.expand(*(key for key, block in blocks.items() if op_id in block.op_ids))
 
     # ---- updates --------------------------------------------------------------------------
     def show_snapshot(self, index: int, ops: int) -> None:
