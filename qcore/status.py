@@ -56,7 +56,7 @@ class ReasonKind(Enum):
     NOT_QUANT = ("not_quant",
                  "not a quant model: it has no QuantizeLinear / DequantizeLinear to convert")
     # ``qcore convert --tune`` timed the model both ways: "0.41 ms vs 0.58 ms INT8 in this model"
-    TUNED = ("tuned", "FP32: measured {}")
+    TUNED = ("tuned", "measured {}")  # shown as "FP32: measured ..."
 
     def __init__(self, code: str, template: str) -> None:
         self.code, self.template = code, template

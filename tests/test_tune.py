@@ -135,7 +135,7 @@ def test_planted_op_ends_fp32_with_both_timings(samples, ids, fake) -> None:
     reason = tuned.reasons()[ids["stem"]]
     assert reason.kind is ReasonKind.TUNED
     # the most specific evidence: stem alone back in INT8 costs +0.5 (1.90 -> 2.40)
-    assert str(reason) == "FP32: measured 1.90 ms vs 2.40 ms INT8 in this model"
+    assert str(reason) == "measured 1.90 ms vs 2.40 ms INT8 in this model"
     stayed = tuned.stayed()
     assert set(stayed) == {ids["pw"], ids["fc"]}
     assert stayed[ids["pw"]].startswith("INT8: measured 1.50 ms vs 1.70 ms FP32")
@@ -163,8 +163,8 @@ def test_cli_tunes_prints_choices_and_caches_beside_output(samples, tmp_path, id
     types = _node_types(out)
     assert types[ids["stem"]] == "Conv" and types[ids["dw"]] == "Conv"
     assert types[ids["pw"]] == "QLinearConv" and types[ids["fc"]] == "QGemm"
-    assert f"Conv({ids['stem']})  FP32: measured 1.90 ms vs 2.40 ms INT8 in this model" in printed
-    assert f"  Conv({ids['stem']}):  FP32: measured 1.90 ms vs 2.40 ms INT8" in printed
+    assert f"Conv({ids['stem']})  measured 1.90 ms vs 2.40 ms INT8 in this model" in printed
+    assert f"  Conv({ids['stem']}):  measured 1.90 ms vs 2.40 ms INT8" in printed
     assert "kept FP32 by --tune" in printed and "stayed INT8 after a trial:" in printed
     assert f"Conv({ids['pw']})" in printed.split("stayed INT8 after a trial:")[1]
     assert "generated inputs" in printed
