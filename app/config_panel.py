@@ -185,8 +185,18 @@ class ConfigPanel(QWidget):
         top.addWidget(self.target, 1)
         self.config_buttons = top
         column.addLayout(top)
+        self.tune = QCheckBox("Tune for speed (measure on this machine)")
+        self.tune.setObjectName("tuneForSpeed")
+        self.tune.setToolTip(
+            "qcore convert --tune: Convert and Save INT8 model time the unsure choices (small\n"
+            "INT8 islands, ops at the border of FP32) INT8 against FP32 in the whole model on\n"
+            "this machine and keep an op FP32 only where that is measured faster.\n"
+            "This may take minutes (Cancel stops it). Save INT8 model caches the measurements\n"
+            "beside the saved file (<name>.qcore-tune.json), so saving again is instant;\n"
+            "Convert keeps none (it has no output file to put them beside).")
         self.run_buttons = QHBoxLayout()
         column.addLayout(self.run_buttons)
+        column.addWidget(self.tune)  # under Convert, which it changes
         self.dirty = QLabel("")
         self.dirty.setObjectName("dirty")
         self.dirty.setWordWrap(True)

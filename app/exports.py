@@ -49,6 +49,9 @@ def save_converted(window: MainWindow, kind: str, path: str | Path | None = None
                          MODEL_FILTER)
     if path is None:
         return
+    if kind == "int8" and window.config_panel.tune.isChecked():
+        window.runs.save_tuned(Path(path))  # measured, with progress and Cancel
+        return
     result, source = session.result, session.path
 
     def work(progress, cancelled) -> Path:

@@ -140,6 +140,8 @@ class MainWindow(QMainWindow):
         per_op.setChecked(bool(self.settings.value("per_op", False)))
         per_op.toggled.connect(lambda on: self.settings.set_value("per_op", on))
         self._per_op_changed(None)
+        self.config_panel.tune.setChecked(self.settings.tune_for_speed())
+        self.config_panel.tune.toggled.connect(self.settings.set_tune_for_speed)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -21,6 +21,7 @@ from qcore.verify_command import report_text, verdict
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
+    from qcore.tune import TuneResult
 
 PREVIEW_ABOVE_OPS = 400  # models this big are drawn as loaded while their passes run
 
@@ -43,7 +44,48 @@ class Runs:
         if self.session.path is None:
             self.status("Open a model first (Ctrl+O)")
             return None
+        if self.window.config_panel.tune.isChecked():
+            return self._start_tuned(self.session.path, self.session.config(), None)
         return self._start("convert", self.session.path, self.session.config())
+
+    def save_tuned(self, out: Path) -> Job | None:
+        """Save INT8 model with "Tune for speed": the tuned conversion, cached beside ``out``."""
+        config = self.session.applied_config()
+        if self.session.path is None or config is None:
+            return None
+        return self._start_tuned(self.session.path, config, out)
+
+    def _start_tuned(self, path: Path, config: ConvertConfig, out: Path | None) -> Job | None:
+        if self.runner.busy:
+            self.status("Wait for the running job to finish, or cancel it")
+            return None
+        job = Job(child_calls.tuned_convert, path, config, out,
+                  name="convert" if out is None else "save int8")
+        job.signals.result.connect(lambda value: self._tuned(path, config, *value))
+        where = (f"measurements cached beside {out.name}" if out is not None else
+                 "Convert keeps no measurements: Save INT8 model caches them beside the file")
+        self.log(f"Tuning {path.name} for speed on this machine (may take minutes; {where}): "
+                 f"ops_to_quantize={config.ops_to_quantize or 'all'}, "
+                 f"op_ids_to_skip={config.op_ids_to_skip}, target={config.target}")
+        return self.runner.run(job, f"Tuning {path.name}")
+
+    def _tuned(self, path: Path, base: ConvertConfig, result: ConversionResult,
+               tuned: TuneResult, written: Path | None) -> None:
+        from qcore.tune.text import tune_text  # the tuner's imports load on first use
+
+        self._converted("convert", path, result, base)
+        self.log(tune_text(tuned, result))
+        ids = tuned.tuned_ids
+        cache = ("none (Convert keeps no measurements)" if tuned.cache_path is None else
+                 f"used, nothing timed ({tuned.cache_path})" if tuned.timed == 0 else
+                 f"{tuned.cached} measurements reused, {tuned.timed} new saved in "
+                 f"{tuned.cache_path}")
+        self.log(f"Tuning kept {len(ids)} op{'' if len(ids) == 1 else 's'} FP32"
+                 f"{' (' + ', '.join(map(str, ids)) + ')' if ids else ''}; tune cache: {cache}",
+                 "ok")
+        if written is not None:
+            self.log(f"Saved the tuned INT8 model to {written}", "ok")
+            self.status(f"Saved the tuned INT8 model to {written}")
 
     def _start(self, kind: str, path: Path, config: ConvertConfig) -> Job | None:
         if self.runner.busy:
@@ -88,7 +130,8 @@ class Runs:
         self.log("The passes did not finish: the graph shown is the model as loaded. "
                  "Press Convert (Ctrl+R) to try again.", "warn")
 
-    def _converted(self, kind: str, path: Path, result: ConversionResult) -> None:
+    def _converted(self, kind: str, path: Path, result: ConversionResult,
+                   tuned_base: ConvertConfig | None = None) -> None:
         new_model = kind == "open"
         previewed = new_model and self.previewed == path
         self.previewed = None
@@ -97,7 +140,8 @@ class Runs:
             if not previewed:
                 self._new_model(path)
             self.log(model_text(result.snapshots[0].graph, show_ids=False))
-        self.session.set_result(path, result, new_model and not previewed, previewed)
+        self.session.set_result(path, result, new_model and not previewed, previewed,
+                                tuned_base)
         self.results.set_decisions(result)
         self.pass_list.set_snapshots(result.snapshots, 0 if new_model else keep)
         for warning in result.snapshots[0].graph.warnings:

@@ -71,6 +71,13 @@ class AppSettings:
     def set_value(self, key: str, value: object) -> None:
         self.qs.setValue(f"options/{key}", value)
 
+    def tune_for_speed(self) -> bool:
+        """The Configuration panel's "Tune for speed" box (``qcore convert --tune``)."""
+        return bool(self.value("tune", False))
+
+    def set_tune_for_speed(self, on: bool) -> None:
+        self.set_value("tune", bool(on))
+
     def model_inputs(self, model: str | Path) -> object:
         """What the user fed ``model`` last time (an ``InputSource`` as JSON), or None."""
         return self.qs.value(f"inputs/{_key(model)}", None)

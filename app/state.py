@@ -34,6 +34,7 @@ class Session(QObject):
         self.target = "onnxruntime"
         self._placed_types: dict[int, str] = {}  # op id -> op type the placement saw
         self.inputs = InputSource()
+        self.tuned_base: ConvertConfig | None = None  # the user's config of a tuned result
 
     def set_inputs(self, source: InputSource) -> None:
         if source != self.inputs:
@@ -42,11 +43,11 @@ class Session(QObject):
 
     # ---- model / result -----------------------------------------------------------------
     def set_result(self, path: Path, result: ConversionResult, new_model: bool,
-                   after_preview: bool = False) -> None:
+                   after_preview: bool = False, tuned_base: ConvertConfig | None = None) -> None:
         """Show ``result``; ``after_preview`` keeps the generation (so the cached views of the
         preview's loaded-model snapshot stay valid: it is the same graph)."""
         self.path = Path(path)
-        self.result = result
+        self.result, self.tuned_base = result, tuned_base
         if not after_preview:
             self.generation += 1
         placed = self.placement_graph()
@@ -107,7 +108,9 @@ class Session(QObject):
         return ConvertConfig(list(self.ops_to_quantize), sorted(self.skip_ids), self.target)
 
     def applied_config(self) -> ConvertConfig | None:
-        return self.result.config if self.result else None
+        if self.result is None:
+            return None  # a tuned result was converted with more skips than the user asked for
+        return self.tuned_base or self.result.config
 
     def is_dirty(self) -> bool:
         """The config differs from the one the shown snapshots were converted with."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from qcore.advise import Advice, AdviseSettings
     from qcore.config import ConvertConfig
     from qcore.convert import ConversionResult
+    from qcore.tune import TuneResult
     from qcore.verify import VerifyReport
 
 Progress = Callable[[int, int, str], None]
@@ -62,3 +63,24 @@ def advise(source: Path, base: ConvertConfig, settings: AdviseSettings, *,
     """The advisor's search for the fastest configuration within the accuracy bound."""
     return shared_runner().call("qcore.advise.search:advise", str(source), base, settings,
                                 progress=progress, cancelled=cancelled)
+
+
+def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = None, *,
+                  progress: Progress | None = None, cancelled: Cancelled | None = None,
+                  ) -> tuple[ConversionResult, TuneResult, Path | None]:
+    """``qcore convert --tune``: time the unsure INT8 choices of ``config`` in the whole model
+    (``qcore.tune.tune``, in the child), then convert with the tuned config for the view and,
+    given ``int8_out``, save the INT8 model there. The measurements are cached beside
+    ``int8_out`` (qcore's rule); without it (Convert, no output yet) nothing is kept."""
+    from qcore.tune import TuneSettings, apply_reasons, cache_path
+
+    cache = cache_path(int8_out) if int8_out is not None else None
+    tuned = shared_runner().call("qcore.tune:tune", source, config, TuneSettings(), cache,
+                                 progress=progress, cancelled=cancelled)
+    result = convert_for_view(source, tuned.config, progress=progress, cancelled=cancelled)
+    apply_reasons(result, tuned)
+    written = None
+    if int8_out is not None:  # last, so a Cancel before it leaves no file
+        written = write_converted(source, tuned.config, {"int8": int8_out}, progress=progress,
+                                  cancelled=cancelled)["int8"]
+    return result, tuned, written
