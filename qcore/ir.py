@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from qcore.hardswish_program import Program
 from qcore.qparams import QParams
 from qcore.status import NO_REASON, OpStatus, Reason
 
@@ -48,6 +49,7 @@ class Node:
     reason: Reason = NO_REASON
     act: FusedActivation | None = None
     bias_add: int | None = None
+    program: Program | None = None  # a fused HardSwish: the source's steps (fuse_hardswish)
 
     def __post_init__(self) -> None:
         if type(self.status) is not OpStatus:
@@ -69,7 +71,8 @@ class Node:
                  attrs: dict[str, Any] | None = None, domain: str = "") -> Node:
         """A new op that stands for this one: its id, name, history, status and reason."""
         return Node(self.id, op_type, inputs, outputs, dict(attrs or {}), domain, self.name,
-                    list(self.fused), self.status, self.reason, self.act, self.bias_add)
+                    list(self.fused), self.status, self.reason, self.act, self.bias_add,
+                    self.program)
 
     def decide(self, status: OpStatus, reason: Reason = NO_REASON) -> None:
         self.status, self.reason = status, Reason.of(reason)

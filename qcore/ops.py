@@ -159,10 +159,6 @@ def _softmax_attrs(node: Node, graph: Graph) -> dict[str, Any]:
     return {"axis": int(node.attrs.get("axis", -1 if opset >= 13 else 1)), "opset": opset}
 
 
-#: A HardSwish that fuse_hardswish made from a spelled-out pattern whose inner tensors the
-#: source quantized keeps them here (a qcore.emit.hardswish.Program); only such a HardSwish
-#: has an INT8 form (the source computes exactly that), a bare one stays a float op.
-INNER_QUANT_ATTR = "_inner_quant"
 
 
 def _movement(op_type: str, **kw: Any) -> OpSpec:
@@ -218,8 +214,8 @@ def spec_of(node: Node, graph: Graph | None = None) -> OpSpec | None:
     if node.domain:
         return None
     spec = SPECS.get(node.op_type)
-    if spec is not None and spec.form is Form.ELEMENTWISE and INNER_QUANT_ATTR not in node.attrs:
-        return None
+    if spec is not None and spec.form is Form.ELEMENTWISE and node.program is None:
+        return None  # only a HardSwish carrying its source's inner quantization is INT8
     if spec is not None and spec.form is Form.MATMUL and graph is not None and \
             len(node.inputs) > 1 and node.inputs[1] in graph.initializers:
         return LINEAR_MATMUL

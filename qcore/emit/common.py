@@ -49,7 +49,7 @@ class EmitterBase:
             new = Node(self.g.new_id(), op_type, inputs, outputs, dict(attrs or {}), domain)
         else:
             new = like.replaced(op_type, inputs, outputs, attrs, domain)
-            new.act = new.bias_add = None  # the writers re-emit them as ops
+            new.act = new.bias_add = new.program = None  # the writers re-emit them as ops
         if domain and domain not in self.g.opsets:
             self.g.opsets[domain] = 1
         self.out.append(new)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qcore.emit.hardswish import Program, Step, StepKind
+from qcore.hardswish_program import Program, Step, StepKind
 from qcore.ir import Graph, Node
-from qcore.ops import INNER_QUANT_ATTR
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import activation_bounds, const_scalar, single_consumer
 
@@ -138,7 +137,7 @@ class FuseHardSwish(Pass):
             _keep_input_quantization(g, pattern.nodes, last, x)
             keep = any(s.kind is StepKind.FAKE_QUANT for s in program.steps)
             last.op_type, last.inputs = "HardSwish", [x]
-            last.attrs = {INNER_QUANT_ATTR: program} if keep else {}
+            last.attrs, last.program = {}, (program if keep else None)
             g.remove_nodes(others)
             match = _Matcher(g)
             fused += 1
