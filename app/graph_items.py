@@ -22,7 +22,8 @@ from app.headless.layout import EdgePath, NodeBox
 from app.headless.per_op_view import FLAG_COLOUR, OpMark
 from app.label_block import LabelBlock
 from app.label_block import font as _font
-from qcore.dot import (
+from qcore.ir import Graph, Node
+from qcore.labels import (
     COLORS,
     EDGE_COLOR,
     HIGHLIGHT_COLOR,
@@ -32,7 +33,6 @@ from qcore.dot import (
     tensor_fill,
     tensor_label_lines,
 )
-from qcore.ir import Graph, Node
 
 SEARCH_COLOR = "#e07b00"
 CHANGED_COLOR = "#2a7fd4"

@@ -1,4 +1,4 @@
-"""The colour legend: one slim row under the graph (same colours as qcore.dot.LEGEND), or the
+"""The colour legend: one slim row under the graph (same colours as qcore.labels.LEGEND), or the
 colours of a per-op profile when the ops are coloured by what ran or by time."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QWidget
 from app.graph_items import CHANGED_COLOR, PENDING_COLOR, SEARCH_COLOR, SQNR_COLOURS
 from app.headless.per_op_view import FLAG_COLOUR, NOT_RUN_FILL, RAN_FILL, ms_text
 from qcore.bench.nodedata import TIME_GRADIENT
-from qcore.dot import HIGHLIGHT_COLOR, LEGEND, OP_BORDER
+from qcore.labels import HIGHLIGHT_COLOR, LEGEND, OP_BORDER
 
 SHORT = {"int8": "INT8", "fp32": "FP32", "skipped": "skipped", "fake": "Q/DQ",
          "undecided": "undecided"}

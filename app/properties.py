@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.headless.per_op_view import FLAG_FILL, RAN_FILL, RAN_NAMES, ms_text
-from qcore.dot import (
+from qcore.ir import Graph, Node, QParams
+from qcore.labels import (
     COLORS,
     LEGEND,
     describe_status,
@@ -28,7 +29,6 @@ from qcore.dot import (
     status_key,
     tensor_shape,
 )
-from qcore.ir import Graph, Node, QParams
 
 STATUS_NAMES = {name: meaning for name, _, meaning in LEGEND}
 

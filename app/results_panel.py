@@ -18,7 +18,7 @@ from app.per_op_panel import PerOpPanel
 from app.state import Session
 from app.workers import Job
 from qcore.convert import ConversionResult
-from qcore.dot import COLORS, status_key
+from qcore.labels import COLORS, status_key
 
 DECISION_COLUMNS = ["Id", "Op", "Name", "Fused", "Decision", "Reason"]
 

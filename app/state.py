@@ -13,8 +13,8 @@ from PySide6.QtCore import QObject, Signal
 from app.headless.input_source import InputSource
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, Snapshot
-from qcore.dot import status_key
 from qcore.ir import Graph, Node
+from qcore.labels import status_key
 from qcore.status import ReasonKind
 
 

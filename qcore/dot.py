@@ -15,7 +15,6 @@ from typing import Any, Protocol
 from qcore.files import OutputSet
 from qcore.ir import Graph, Node, QParams
 from qcore.labels import (
-    COLORS,
     EDGE_COLOR,
     HIGHLIGHT_COLOR,
     INT8_TENSOR_FILL,
@@ -25,49 +24,11 @@ from qcore.labels import (
     TENSOR_FILL,
     cached_int8_qparams,
     color_of,
-    describe_status,
     dot_quote,
-    escape,
-    format_shape,
-    int8_tensor_qparams,
     op_label_lines,
     op_tooltip,
-    shorten,
-    status_key,
-    tensor_fill,
     tensor_label_lines,
-    tensor_shape,
-    wrap_text,
 )
-
-__all__ = [
-    "COLORS",
-    "EDGE_COLOR",
-    "HIGHLIGHT_COLOR",
-    "INT8_TENSOR_FILL",
-    "IO_TENSOR_FILL",
-    "LEGEND",
-    "OP_BORDER",
-    "TENSOR_FILL",
-    "color_of",
-    "describe_status",
-    "escape",
-    "format_shape",
-    "int8_tensor_qparams",
-    "op_label_lines",
-    "shorten",
-    "status_key",
-    "tensor_fill",
-    "tensor_label_lines",
-    "tensor_shape",
-    "wrap_text",
-    "debug_files",
-    "snapshot_title",
-    "source",
-    "tensor_keys",
-    "to_dot",
-    "write_debug_snapshots",
-]
 
 # ---- the graph ----------------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ from app.state import Session
 from qcore import render
 from qcore.config import ConvertConfig
 from qcore.convert import convert
-from qcore.dot import shorten, to_dot
+from qcore.dot import to_dot
+from qcore.labels import shorten
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "cnn_qdq.onnx"
 needs_dot = pytest.mark.skipif(render.find_dot() is None, reason="Graphviz is not installed")

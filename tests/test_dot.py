@@ -15,8 +15,9 @@ from onnx import TensorProto, helper
 from qcore import render
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
-from qcore.dot import COLORS, LEGEND, color_of, status_key, to_dot, write_debug_snapshots
+from qcore.dot import to_dot, write_debug_snapshots
 from qcore.ir import FusedActivation, Graph, Node, QParams, TensorInfo
+from qcore.labels import COLORS, LEGEND, color_of, status_key
 from qcore.render import GraphvizMissing, export, find_dot, layout_json
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from app.headless.blocks import Block, split_constants
 from app.headless.politeness import Politeness
-from qcore.dot import op_label_lines, tensor_label_lines
 from qcore.ir import Graph, Node
+from qcore.labels import op_label_lines, tensor_label_lines
 
 
 @dataclass
