@@ -71,6 +71,30 @@ class EmitterBase:
     def dequantize(self, q: str, scale: str, zp: str, out: str, params: QParams) -> None:
         self.node(DEQUANTIZE, [q, scale, zp], [out], self._axis(params))
 
+    def _read_quantized(self, node: Node, index: int, params: QParams) -> str:
+        """The name ``node`` reads its input ``index`` by, quantized with ``params``: the
+        tensor through a new Q -> DQ pair."""
+        name = node.inputs[index]
+        q, scale, zp = self.quantize(name, params)
+        dequantized = self.g.unique_name(f"{name}_dequantized")
+        self.dequantize(q, scale, zp, dequantized, params)
+        return dequantized
+
+    def keep_source_qdq(self, node: Node) -> list[Node]:
+        """An FP32 op reads every activation the source quantized for it through Q -> DQ
+        with the source's params: the rounded and clamped values the quant model computes
+        with (after an INT8 op the pair squashes away: its output is on that grid; OpenVINO
+        may run the op in int8, as it would the source model)."""
+        self.out = []
+        inputs = list(node.inputs)
+        for index, name in enumerate(node.inputs):
+            params = self.g.qparams_for(node, name) if name else None
+            if params is not None and self.g.source_quantized(node, name):
+                inputs[index] = self._read_quantized(node, index, params)
+        node.inputs = inputs
+        self.out.append(node)
+        return self.out
+
     @staticmethod
     def _axis(params: QParams) -> dict[str, Any]:
         return {"axis": int(params.axis)} if params.per_channel and params.axis is not None else {}

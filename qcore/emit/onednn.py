@@ -46,23 +46,7 @@ class QdqEmitter(EmitterBase):
         name = node.inputs[index]
         if not self.g.source_quantized(node, name) and self.on_grid(name, params):
             return name
-        q, scale, zp = self.quantize(name, params)
-        dequantized = self.g.unique_name(f"{name}_dequantized")
-        self.dequantize(q, scale, zp, dequantized, params)
-        return dequantized
-
-    def keep_source_qdq(self, node: Node) -> list[Node]:
-        """An FP32 op still reads through Q->DQ every activation input the source quantized
-        for it (OpenVINO may run it in int8, as it would the source model)."""
-        self.out = []
-        inputs = list(node.inputs)
-        for index, name in enumerate(node.inputs):
-            params = self.g.qparams_for(node, name) if name else None
-            if params is not None and self.g.source_quantized(node, name):
-                inputs[index] = self._read_quantized(node, index, params)
-        node.inputs = inputs
-        self.out.append(node)
-        return self.out
+        return super()._read_quantized(node, index, params)
 
     def emit(self, node: Node) -> list[Node]:
         self.out = []

@@ -61,24 +61,6 @@ class OrtEmitter(EmitterBase):
         handlers[spec.form](node, spec)
         return self.out
 
-    def keep_source_qdq(self, node: Node) -> list[Node]:
-        """An FP32 op reads every activation the source quantized for it through Q -> DQ
-        with the source's params: the rounded and clamped values the quant model computes
-        with (after an INT8 op the pair squashes away: its output is on that grid)."""
-        self.out = []
-        inputs = list(node.inputs)
-        for index, name in enumerate(node.inputs):
-            params = self.g.qparams_for(node, name) if name else None
-            if params is None or name in self.g.initializers or \
-                    not self.g.source_quantized(node, name):
-                continue
-            q, scale, zp = self.quantize(name, params)
-            inputs[index] = self.g.unique_name(f"{name}_dequantized")
-            self.dequantize(q, scale, zp, inputs[index], params)
-        node.inputs = inputs
-        self.out.append(node)
-        return self.out
-
     # ---- helpers ------------------------------------------------------------------------
     def _act_in(self, node: Node, name: str) -> tuple[str, str, str]:
         """The int8 form of an input of ``node``: activations get a QuantizeLinear with the
