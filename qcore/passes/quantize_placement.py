@@ -31,10 +31,9 @@ def _linear_reason(g: Graph, node: Node) -> Reason | None:
     return None
 
 
-def _needed_scales(g: Graph, node: Node, spec: OpSpec) -> list[str]:
-    """The tensors whose scales the INT8 form of ``node`` needs. Linear ops and MatMul need
-    no output scale (their output then stays float)."""
-    acts = [n for n in node.inputs if n and n not in g.initializers]
+def _needed_scales(node: Node, spec: OpSpec, acts: list[str]) -> list[str]:
+    """The tensors whose scales the INT8 form of ``node`` (activation inputs ``acts``)
+    needs. Linear ops and MatMul need no output scale (their output then stays float)."""
     if spec.form is Form.LINEAR or spec.form is Form.MOVEMENT:
         return [node.inputs[0]]
     if spec.form is Form.MATMUL:
@@ -49,8 +48,8 @@ def _scale_reason(g: Graph, node: Node, spec: OpSpec, target: str) -> Reason | N
     an output scale when the source quantized each of its activation inputs itself (NNCF's
     placement: OpenVINO reads those Q/DQ pairs as they are), and there an input the source
     quantized per channel (NNCF does before depthwise convolutions) keeps its Q/DQ."""
-    needed = _needed_scales(g, node, spec)
     acts = [n for n in node.inputs if n and n not in g.initializers]
+    needed = _needed_scales(node, spec, acts)
     if target == ONEDNN and acts and all(g.source_quantized(node, name) for name in acts):
         needed = [name for name in needed if name in node.inputs]
     for name in needed:
