@@ -117,3 +117,13 @@ def photos(size: int = 48) -> list[dict[str, np.ndarray]]:
         image = ((image.astype(np.float32) - 0.45) / 0.225).transpose(2, 0, 1)[None]
         feeds.append({"image": np.ascontiguousarray(image, np.float32)})
     return feeds
+
+
+def quick_ort_benchmark(bench) -> None:
+    """The Benchmark panel set to its quickest run: ONNX Runtime only, no onednn model, no
+    per-tensor error, 2 measured runs and no warm-up."""
+    bench.engine_boxes["openvino"].setChecked(False)
+    bench.model_boxes["int8-onednn"].setChecked(False)
+    bench.per_tensor.setChecked(False)
+    bench.iters.setValue(2)
+    bench.warmup.setValue(0)

@@ -11,6 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from pathlib import Path
 
 import pytest
+from conftest import quick_ort_benchmark
 from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 from skimage import data as photos
@@ -37,12 +38,7 @@ def window(qtbot, make_window, messages: list) -> MainWindow:
     win = make_window()
     with qtbot.waitSignal(win.job_finished, timeout=TIMEOUT):
         win.open_model(SAMPLE)
-    bench = win.results.bench
-    bench.engine_boxes["openvino"].setChecked(False)
-    bench.model_boxes["int8-onednn"].setChecked(False)
-    bench.per_tensor.setChecked(False)
-    bench.iters.setValue(2)
-    bench.warmup.setValue(0)
+    quick_ort_benchmark(win.results.bench)
     yield win
     win.close()
 

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import pytest
 import zoo
+from conftest import quick_ort_benchmark
 from onnx import TensorProto, helper
 
 from app.headless.input_source import InputSource, resolve
@@ -236,12 +237,7 @@ def test_the_app_row_takes_a_text_file_and_a_tokenizer(
     assert window.session.inputs == chosen
     assert row.kind.currentText() == "Text file + tokenizer\u2026"
     assert not row.preset.isVisible() and "tokenizer.json" in row.path.text()
-    bench = window.results.bench
-    bench.engine_boxes["openvino"].setChecked(False)
-    bench.model_boxes["int8-onednn"].setChecked(False)
-    bench.per_tensor.setChecked(False)
-    bench.iters.setValue(2)
-    bench.warmup.setValue(0)
+    quick_ort_benchmark(window.results.bench)
     with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
         window.runs.benchmark()
     assert blocker.args == ["benchmark", True]
