@@ -107,6 +107,7 @@ class GraphPanel(QWidget):
         self.view.selection_cleared.connect(self._on_cleared)
         self.view.op_activated.connect(self._on_activated)
         self.view.block_activated.connect(self.state.expand)
+        self.view.frame_folded.connect(self._fold_frame)
         self.view.block_fold_parent.connect(
             lambda key: self.state.fold_parent(key, self._plan.blocks if self._plan else {}))
         self.finder = GraphSearch(self)
@@ -231,7 +232,8 @@ class GraphPanel(QWidget):
         if not layout.quick:
             self.layout_error = ""
         self.view.show_layout(layout, plan.graph, self.session.preview_status, plan.collapsed,
-                              done=lambda: self._shown(first, keep_scale))
+                              done=lambda: self._shown(first, keep_scale),
+                              frames=plan.view.frames)
         self.view.parent_of = {key: block.parent for key, block in plan.blocks.items()}
 
     def _shown(self, first: bool, keep_scale: float) -> None:
@@ -298,6 +300,13 @@ class GraphPanel(QWidget):
                                         plan.spec.kind == "blocks" else {})
         if key is not None:
             self.state.fold(key, op_id)
+
+    def _fold_frame(self, key: str) -> None:
+        """Collapse an expanded block from its frame, keeping its op selected if one is."""
+        block = self._plan.blocks.get(key) if self._plan else None
+        selected = self.state.selection
+        if block is not None and block.op_ids:
+            self.state.fold(key, selected if selected is not None else block.op_ids[0])
 
     def select_op(self, op_id: int) -> bool:
         """Select an op by id (from search, the SQNR table, ...), re-centring if needed."""

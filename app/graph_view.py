@@ -28,9 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.drops import dropped_path
+from app.frame_items import FrameItem
 from app.graph_items import BlockItem, NodeItem, OpItem, TensorItem
 from app.headless.layout import GraphLayout
 from app.headless.search import match_ops
+from app.headless.view_graph import ViewFrame
 from app.label_block import use_app_font
 from app.scene_builder import SceneBuilder, StatusFn
 from qcore.ir import Graph
@@ -49,6 +51,7 @@ class GraphView(QGraphicsView):
     zoom_changed = Signal(float)
     block_activated = Signal(str)  # double click (or "Expand") on a collapsed block
     block_fold_parent = Signal(str)  # "Collapse the enclosing block" on a collapsed block
+    frame_folded = Signal(str)  # double click on an expanded block's frame label
     path_dropped = Signal(str)  # a model, Paddle folder or config dropped on the graph
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -71,6 +74,7 @@ class GraphView(QGraphicsView):
         self._pan_moved = False
         self.blocks: dict[str, BlockItem] = {}
         self.block_of: dict[int, str] = {}  # op id -> the collapsed block drawn for it
+        self.frames: dict[str, FrameItem] = {}  # expanded block -> its frame
         self.parent_of: dict[str, str] = {}  # block -> the block holding it (set by the panel)
         self.builder = SceneBuilder(self)
         self.scene().selectionChanged.connect(self._on_selection)
@@ -82,7 +86,7 @@ class GraphView(QGraphicsView):
         self.scene().clear()
         self._quiet = False
         self.ops, self.tensors, self.graph = {}, {}, None
-        self.blocks, self.block_of = {}, {}
+        self.blocks, self.block_of, self.frames = {}, {}, {}
 
     def show_message(self, text: str) -> None:
         """Replace the graph with a centred message (no layout, Graphviz missing, ...)."""
@@ -100,15 +104,16 @@ class GraphView(QGraphicsView):
 
     def show_layout(self, layout: GraphLayout, graph: Graph, status: StatusFn,
                     blocks: dict[str, list[int]] | None = None,
-                    done: Callable[[], None] | None = None) -> None:
-        """Draw ``layout``; ``blocks`` maps collapsed block keys to their op ids. Small
-        layouts are built at once; big ones in time slices (see ``SceneBuilder``), then
-        ``done`` is called."""
+                    done: Callable[[], None] | None = None,
+                    frames: dict[str, ViewFrame] | None = None) -> None:
+        """Draw ``layout``; ``blocks`` maps collapsed block keys to their op ids, ``frames``
+        are the expanded blocks to draw a frame around. Small layouts are built at once;
+        big ones in time slices (see ``SceneBuilder``), then ``done`` is called."""
         self.clear()
         self.graph = graph
         self.scene().setSceneRect(QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN,
                                          layout.height + 2 * MARGIN))
-        self.builder.start(layout, graph, status, blocks or {}, done)
+        self.builder.start(layout, graph, status, blocks or {}, done, frames)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if dropped_path(event.mimeData()) is not None:
@@ -318,6 +323,10 @@ class GraphView(QGraphicsView):
             self.op_activated.emit(item.op_id)
         elif isinstance(item, BlockItem):
             self.block_activated.emit(item.key)
+            event.accept()
+            return
+        elif isinstance(item, FrameItem):
+            self.frame_folded.emit(item.key)
             event.accept()
             return
         super().mouseDoubleClickEvent(event)

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem
 
+from app.frame_items import FrameItem, frame_rects
 from app.graph_items import BlockItem, EdgeItem, NodeItem, OpItem, TensorItem
 from app.headless.layout import GraphLayout
+from app.headless.view_graph import ViewFrame
 from qcore.ir import Graph, Node
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ class SceneBuilder:
         self._steps: Iterator[None] | None = None
         self._status: StatusFn = lambda node: ("undecided", False)
         self._done: Callable[[], None] | None = None
+        self._frames: dict[str, ViewFrame] = {}
         self._timer = QTimer(view, interval=0)
         self._timer.timeout.connect(self._slice)
 
@@ -43,9 +46,13 @@ class SceneBuilder:
         self._steps, self._done = None, None
 
     def start(self, layout: GraphLayout, graph: Graph, status: StatusFn,
-              blocks: dict[str, list[int]], done: Callable[[], None] | None) -> None:
-        """Build the items of ``layout``, then call ``done``; ``status`` colours the ops."""
+              blocks: dict[str, list[int]], done: Callable[[], None] | None,
+              frames: dict[str, ViewFrame] | None = None) -> None:
+        """Build the items of ``layout`` (and the ``frames`` of its expanded blocks), then
+        call ``done``; ``status`` colours the ops."""
         self._status, self._done = status, done
+        # a quick layout does not keep other nodes out of a frame: only Graphviz's gets them
+        self._frames = {} if layout.quick else dict(frames or {})
         self._steps = self._items(layout, graph, blocks)
         if len(layout.nodes) + len(layout.edges) <= SYNC_ITEMS:
             for _ in self._steps:
@@ -67,10 +74,23 @@ class SceneBuilder:
     def _finish(self) -> None:
         self._timer.stop()
         self._steps = None
+        self._add_frames()
         self.view.refresh_blocks(self._status)
         done, self._done = self._done, None
         if done is not None:
             done()
+
+    def _add_frames(self) -> None:
+        """A frame behind the nodes of each expanded block."""
+        view, frames = self.view, self._frames
+        if not frames:
+            return
+        boxes = {item.box.key: item.mapRectToScene(item.rect)
+                 for item in (*view.ops.values(), *view.tensors.values(), *view.blocks.values())}
+        for key, (rect, depth) in frame_rects(frames, boxes).items():
+            item = FrameItem(frames[key], rect, depth)
+            view.scene().addItem(item)
+            view.frames[key] = item
 
     def _items(self, layout: GraphLayout, graph: Graph,
                blocks: dict[str, list[int]]) -> Iterator[None]:

@@ -20,6 +20,8 @@ from app.headless.view_graph import ViewGraph, ViewNode
 RANK_GAP = 34.0
 NODE_GAP = 22.0
 ARROW = 9.0
+FRAME_PT = 13  # the frame label's font size for Graphviz: it keeps room for the app's label
+FRAME_MARGIN = 10.0  # points between a frame's nodes and its edge (Graphviz's cluster margin)
 
 
 def node_size(node: ViewNode) -> tuple[float, float]:
@@ -102,14 +104,42 @@ def quick_layout(view: ViewGraph) -> GraphLayout:
     return layout
 
 
-def view_dot(view: ViewGraph) -> str:
-    """DOT text for Graphviz with fixed node sizes (the labels are drawn by the app)."""
+def view_dot(view: ViewGraph, clusters: bool = True) -> str:
+    """DOT text for Graphviz with fixed node sizes (the labels are drawn by the app); each
+    expanded block is a cluster, so Graphviz keeps its nodes together and every other node
+    outside the frame drawn around them."""
     out = ["digraph G {", '  graph [rankdir="TB" nodesep="0.3" ranksep="0.35"];',
            '  node [fixedsize="true" label=""];', '  edge [arrowsize="0.6"];']
-    for node in view.nodes:
-        w, h = node_size(node)
-        shape = "ellipse" if node.kind == "tensor" else "box"
-        out.append(f'  {node.key} [shape="{shape}" width="{w / 72:.3f}" height="{h / 72:.3f}"];')
+    sizes = {n.key: node_size(n) for n in view.nodes}
+    kinds = {n.key: n.kind for n in view.nodes}
+
+    def node_line(key: str, indent: str) -> str:
+        w, h = sizes[key]
+        shape = "ellipse" if kinds[key] == "tensor" else "box"
+        return f'{indent}{key} [shape="{shape}" width="{w / 72:.3f}" height="{h / 72:.3f}"];'
+
+    framed: set[str] = set()
+    if clusters and view.frames:
+        index = {key: i for i, key in enumerate(view.frames)}
+
+        def cluster(key: str, indent: str) -> None:
+            frame = view.frames[key]
+            label = frame.label.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f"{indent}subgraph cluster_{index[key]} {{")
+            out.append(f'{indent}  graph [label="{label}" labeljust="l" fontsize="{FRAME_PT}" '
+                       f'fontname="Helvetica" margin="{FRAME_MARGIN:g}"];')
+            for member in frame.members:
+                out.append(node_line(member, indent + "  "))
+                framed.add(member)
+            for child in view.frames.values():
+                if child.parent == key:
+                    cluster(child.key, indent + "  ")
+            out.append(f"{indent}}}")
+
+        for frame in view.frames.values():
+            if not frame.parent:
+                cluster(frame.key, "  ")
+    out.extend(node_line(n.key, "  ") for n in view.nodes if n.key not in framed)
     out.extend(f"  {tail} -> {head};" for tail, head in view.edges)
     out.append("}")
     return "\n".join(out) + "\n"

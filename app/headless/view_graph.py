@@ -25,12 +25,31 @@ class ViewNode:
 
 
 @dataclass
+class ViewFrame:
+    """An expanded block drawn as a labelled frame around its nodes (a Graphviz cluster)."""
+
+    key: str  # the block ("/encoder/layer.3/attention")
+    parent: str  # the enclosing expanded block ("" at the top)
+    label: str  # its own name level ("attention" inside "/encoder/layer.3")
+    members: list[str] = field(default_factory=list)  # view node keys directly inside
+
+
+@dataclass
 class ViewGraph:
     """What one view draws: ops, tensors and collapsed blocks, roughly in topological order."""
 
     nodes: list[ViewNode]
     edges: list[tuple[str, str]]
     blocks: dict[str, list[int]] = field(default_factory=dict)  # collapsed block -> op ids
+    frames: dict[str, ViewFrame] = field(default_factory=dict)  # expanded block -> frame
+
+    def frame_nodes(self, key: str) -> set[str]:
+        """The view nodes inside frame ``key``, nested frames included."""
+        out = set(self.frames[key].members)
+        for frame in self.frames.values():
+            if frame.parent == key:
+                out |= self.frame_nodes(frame.key)
+        return out
 
 
 def block_label(key: str, count: int) -> list[str]:
@@ -111,7 +130,84 @@ def build_view(graph: Graph, blocks: dict[str, Block], expanded: set[str],
         add_tensor(name)
     nodes = _toposort(nodes, edges)
     order = {n.key: i for i, n in enumerate(nodes)}
-    return ViewGraph(nodes, sorted(edges, key=lambda e: (order[e[0]], order[e[1]])), collapsed)
+    frames = _frames(blocks, expanded, nodes, edges, unit)
+    return ViewGraph(nodes, sorted(edges, key=lambda e: (order[e[0]], order[e[1]])), collapsed,
+                     frames)
+
+
+def frame_label(key: str, parent: str) -> str:
+    """A frame's label: its own level below ``parent`` (``attention``), else the whole key."""
+    if parent and key.startswith(parent) and len(key) > len(parent):
+        return key[len(parent):].lstrip("/.") or key
+    return key
+
+
+def _frames(blocks: dict[str, Block], expanded: set[str], nodes: list[ViewNode],
+            edges: set[tuple[str, str]], unit: dict[int, str]) -> dict[str, ViewFrame]:
+    """A frame per open block; each drawn node sits in the innermost frame holding it (a
+    tensor in the innermost one holding its producer and all its readers)."""
+    open_keys = [k for k in blocks if k in expanded and is_open(k, blocks, expanded)]
+    if not open_keys:
+        return {}
+    frames = {k: ViewFrame(k, blocks[k].parent if blocks[k].parent in expanded else "",
+                           frame_label(k, blocks[k].parent)) for k in open_keys}
+    depth = {k: _depth(k, frames) for k in frames}
+    home: dict[str, str] = {}  # view node -> innermost frame
+    for key in sorted(frames, key=lambda k: depth[k]):  # inner frames overwrite outer ones
+        for op_id in blocks[key].op_ids:
+            me = unit.get(op_id)
+            if me is not None:
+                home[me] = key
+    for key, block in blocks.items():  # a collapsed block sits in its parent's frame
+        if key not in frames and block.parent in frames:
+            for op_id in block.op_ids[:1]:
+                me = unit.get(op_id)
+                if me is not None:
+                    home[me] = block.parent
+    ends: dict[str, list[str]] = {}
+    for tail, head in edges:
+        ends.setdefault(head if head.startswith("t_") else tail, []).append(
+            tail if head.startswith("t_") else head)
+    for node in nodes:
+        if node.kind == "tensor" and not node.graph_io:
+            around = [home.get(k, "") for k in ends.get(node.key, [])]
+            common = _common(around, frames)
+            if common:
+                home[node.key] = common
+    for node in nodes:  # members in drawing order
+        key = home.get(node.key)
+        if key is not None:
+            frames[key].members.append(node.key)
+    return frames
+
+
+def _depth(key: str, frames: dict[str, ViewFrame]) -> int:
+    depth = 0
+    while frames[key].parent:
+        key, depth = frames[key].parent, depth + 1
+    return depth
+
+
+def _common(keys: list[str], frames: dict[str, ViewFrame]) -> str:
+    """The innermost frame holding every frame of ``keys`` ("" for none)."""
+    if not keys:
+        return ""
+
+    def chain(key: str) -> list[str]:
+        out = []
+        while key:
+            out.append(key)
+            key = frames[key].parent
+        return out[::-1]
+
+    common = chain(keys[0])
+    for key in keys[1:]:
+        other = chain(key)
+        n = 0
+        while n < min(len(common), len(other)) and common[n] == other[n]:
+            n += 1
+        common = common[:n]
+    return common[-1] if common else ""
 
 
 def _shared_constants(graph: Graph, unit: dict[int, str],

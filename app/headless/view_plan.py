@@ -13,6 +13,7 @@ from app.headless.layout import (
     FAST_ABOVE_OPS,
     FAST_FLAGS,
     GraphLayout,
+    LayoutCancelled,
     NodeBox,
     neighbourhood,
     parse_layout,
@@ -23,6 +24,7 @@ from app.headless.layout import (
 )
 from app.headless.view_graph import ViewGraph, build_view
 from qcore.ir import Graph
+from qcore.render import GraphvizMissing
 
 QUICK_ABOVE_NODES = 200  # views with more drawn nodes get a quick layout first
 
@@ -94,7 +96,18 @@ def lay_out_view(view: ViewGraph, graph: Graph, timeout: float | None = 600,
     than JSON, whose single ``json.loads`` of tens of MB would hold the GIL and freeze the UI
     thread (on a 2,700-op QDQ transformer the default layout ran for over 10 minutes, these
     flags made it about 2 minutes)."""
-    text = view_dot(view)
+    try:
+        return _lay_out(view, graph, timeout, cancelled, clusters=True)
+    except RuntimeError as exc:  # Graphviz gave up on the clusters ("trouble in init_rank")
+        if not view.frames or isinstance(exc, (LayoutCancelled, GraphvizMissing)) \
+                or "failed" not in str(exc):
+            raise
+        return _lay_out(view, graph, timeout, cancelled, clusters=False)
+
+
+def _lay_out(view: ViewGraph, graph: Graph, timeout: float | None,
+             cancelled: Callable[[], bool] | None, clusters: bool) -> GraphLayout:
+    text = view_dot(view, clusters)
     big = (len(view.nodes) if view.blocks else len(graph.nodes)) > FAST_ABOVE_OPS
     if not big and not view.blocks:
         return parse_layout(run_dot_json(text, timeout, cancelled), graph)
