@@ -9,11 +9,16 @@ tolerance stops the check, and :mod:`qcore.verify_search` finds the first op who
 drifts. Before quantize that search runs each op on the previous snapshot's quantized values,
 so it tells a pass that changes the function from float rounding that flipped a value at a
 quantizer tie (which deep models amplify): the latter pass holds, with status ``rounding``.
+
+An INT8 snapshot is judged as a user would judge it: against the fake-quant reference and
+against the engine running the *source* QDQ model (ONNX Runtime with its default
+optimizations, or OpenVINO), whose integer kernels round differently from float fake-quant
+(:func:`int8_allowance`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -48,12 +53,14 @@ from qcore.verify_search import (
     find_first_drift,
 )
 
-__all__ = ["FQ_SUFFIX", "Bound", "Diff", "DriftingOp", "PassCheck", "Runner", "Stage",
-           "Status", "Tolerance", "VerifyReport", "compare_runs", "diff_arrays",
-           "insert_fake_quant", "runnable_model", "verify"]
+__all__ = ["ENGINE_OF_TARGET", "FQ_SUFFIX", "Bound", "Diff", "DriftingOp", "PassCheck",
+           "Runner", "Stage", "Status", "Tolerance", "VerifyReport", "compare_runs", "diff_arrays",
+           "insert_fake_quant", "int8_allowance", "runnable_model", "verify"]
 
 ProgressFn = Callable[[int, int, str], None]
 QUANTIZE_PASS = "quantize"
+#: The engine a user runs each target's models on.
+ENGINE_OF_TARGET = {"onnxruntime": "onnxruntime", "onednn": "openvino"}
 
 
 class Status(str, Enum):
@@ -79,10 +86,18 @@ class Tolerance:
     INT8 kernels round their accumulators and requantize differently from the QDQ
     reference: a few 8-bit steps (one step is 1/255 of a u8 range, 0.004) on some values,
     hence 5% of the range and cosine >= 0.999.
+
+
+    The engine's own integer rounding on the source (``engine_vs_source``) widens the INT8
+    bound against the fake-quant reference to ``engine_margin`` times it, but only while the
+    engine is itself within ``engine_floor`` cosine of the reference: further than that it
+    computes something else than the source, and is no excuse.
     """
 
     qdq: Bound = field(default_factory=lambda: Bound(0.9999, 0.01))
     int8: Bound = field(default_factory=lambda: Bound(0.999, 0.05))
+    engine_margin: float = 1.5
+    engine_floor: float = 0.99
 
     def for_stage(self, stage: Stage) -> Bound:
         return self.int8 if stage == Stage.INT8 else self.qdq
@@ -99,6 +114,7 @@ class PassCheck:
     vs_previous: Diff | None = None
     vs_source: Diff | None = None
     vs_float: Diff | None = None
+    vs_engine: Diff | None = None  # INT8: against the engine running the source QDQ model
     first_op: DriftingOp | None = None
     reason: str = ""
     engine: str = "onnxruntime"
@@ -123,6 +139,7 @@ class VerifyReport:
     rows: list[PassCheck] = field(default_factory=list)
     float_model: str = ""
     source_vs_float: Diff | None = None
+    engine_vs_source: Diff | None = None  # the engine on the source vs the fake-quant one
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -151,6 +168,18 @@ def prepare_inputs(source: str | Path, inputs: InputSet | str | Path | None, sam
     return generate_inputs(specs, count=samples, seed=seed)
 
 
+def int8_allowance(bound: Bound, engine: Diff | None, tolerance: Tolerance) -> Bound | None:
+    """How far an INT8 snapshot may be from the fake-quant reference when the engine running
+    the source is that far itself: ``engine_margin`` times the engine's cosine distance and
+    max error (never tighter than ``bound``). None when the engine's distance is no excuse:
+    unknown, or beyond ``engine_floor`` (the engine then computes another function)."""
+    if engine is None or engine.cosine < tolerance.engine_floor:
+        return None
+    margin = tolerance.engine_margin
+    return Bound(min(bound.min_cosine, 1.0 - margin * (1.0 - engine.cosine)),
+                 max(bound.max_error, margin * engine.max_error))
+
+
 def verify(
     source: str | Path,
     config: ConvertConfig | None = None,
@@ -159,106 +188,239 @@ def verify(
     float_model: str | Path | None = None,
     cancelled: CancelCheck | None = None,
     progress: ProgressFn | None = None,
-    engine: str = "onnxruntime",
+    engine: str | None = None,
     passes: list[Pass] | None = None,
     samples: int = 4,
 ) -> VerifyReport:
     """Convert ``source`` and check every snapshot numerically (see the module docstring).
 
-    ``engine`` runs the INT8 snapshots (``openvino`` for the onednn target); the source and
-    the snapshots before ``quantize`` always run on ONNX Runtime without optimizations.
+    ``engine`` runs the INT8 snapshots and the source as a user runs it (default: OpenVINO
+    for the onednn target, ONNX Runtime otherwise); the fake-quant reference and the
+    snapshots before ``quantize`` always run on ONNX Runtime without optimizations.
     """
     config = config or ConvertConfig()
-    tolerance = tolerance or Tolerance()
+    engine = engine or ENGINE_OF_TARGET[config.target]
     source = Path(source)
     if is_paddle_model(source):
         raise ValueError(f"{source}: qcore verify runs the ONNX quant model; write one first "
                          "with qcore import-paddle")
     result = convert(source, config, passes=passes, cancelled=cancelled)
     data = prepare_inputs(source, inputs, samples)
-    feeds = data.feeds
     report = VerifyReport(str(source), config.target, engine, data.source,
-                          data.source.startswith("generated"), len(feeds), tolerance,
-                          notes=list(data.notes))
-    reference, int8_runner = Runner(reference=True), Runner(engine)
-    total = len(result.snapshots) + 1
-    source_model = onnx.load(str(source))
-    source_runs = reference.run(source_model, feeds, cancelled)
-    float_runs = None
-    if float_model:
-        report.float_model = str(float_model)
-        float_runs = reference.run(onnx.load(str(float_model)), feeds, cancelled)
-        report.source_vs_float = compare_runs(float_runs, source_runs)
-    if progress is not None:
-        progress(1, total, "source")
+                          data.source.startswith("generated"), len(data.feeds),
+                          tolerance or Tolerance(), notes=list(data.notes))
     names = [s.name for s in result.snapshots]
     first_int8 = names.index(QUANTIZE_PASS) if QUANTIZE_PASS in names else len(names)
-    prev = (source_model, source_runs, reference)
-    rounded = False  # an earlier pass held with rounding flips: the source is further away
+    check = _Checker(report, list(data.feeds), Runner(reference=True), Runner(engine), cancelled)
+    check.run_sources(onnx.load(str(source)), float_model, first_int8 < len(names))
+    if progress is not None:
+        progress(1, len(names) + 1, "source")
     for position, snap in enumerate(result.snapshots):
         check_cancelled(cancelled)
-        stage = Stage.INT8 if position >= first_int8 else Stage.QDQ
-        runner = int8_runner if stage == Stage.INT8 else reference
-        if report.failed is not None:
-            report.rows.append(PassCheck(snap.index, snap.name, stage, Status.SKIPPED,
-                                         reason="an earlier pass failed", engine=runner.engine))
-            continue
-        row, current = _check_snapshot(snap, stage, runner, feeds, prev, source_runs,
-                                       float_runs, tolerance.for_stage(stage), rounded,
-                                       cancelled)
-        rounded = rounded or row.status == Status.ROUNDING
-        report.rows.append(row)
-        if current is not None:
-            prev = current
+        check.snapshot(snap, Stage.INT8 if position >= first_int8 else Stage.QDQ)
         if progress is not None:
-            progress(position + 2, total, snap.name)
+            progress(position + 2, len(names) + 1, snap.name)
     return report
 
 
-def _check_snapshot(snap: Snapshot, stage: Stage, runner: Runner, feeds: Sequence[Feed],
-                    prev: tuple[onnx.ModelProto, Runs, Runner], source_runs: Runs,
-                    float_runs: Runs | None, bound: Bound, rounded: bool,
-                    cancelled: CancelCheck | None,
-                    ) -> tuple[PassCheck, tuple[onnx.ModelProto, Runs, Runner] | None]:
-    row = PassCheck(snap.index, snap.name, stage, Status.OK, engine=runner.engine)
-    try:
-        model = runnable_model(snap.graph, fake_quant=stage == Stage.QDQ)
-        runs = runner.run(model, feeds, cancelled)
-    except Cancelled:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any export or engine failure is the finding
-        row.status, row.reason = Status.NOT_RUNNABLE, first_line(exc)
-        return row, None
-    try:
-        row.vs_previous = compare_runs(prev[1], runs)
-        row.vs_source = compare_runs(source_runs, runs)
-        if float_runs is not None:
-            row.vs_float = compare_runs(float_runs, runs)
-    except ValueError as exc:
-        row.status, row.reason = Status.NOT_RUNNABLE, str(exc)
-        return row, None
-    current = (model, runs, runner)
-    if bound.holds(row.vs_previous):
-        if not bound.holds(row.vs_source):
-            if rounded:
-                row.reason = "against the source: moved by the rounding flips of an earlier pass"
-            else:
-                row.status = Status.DRIFT
-                row.reason = (_bound_text(row.vs_source, bound) + " against the source: small "
-                              "drifts of the passes so far add up")
+Previous = tuple[onnx.ModelProto, Runs, Runner]
+
+
+@dataclass
+class _Checker:
+    """The state of one verify run: the runs every snapshot is compared with."""
+
+    report: VerifyReport
+    feeds: list[Feed]
+    reference: Runner
+    int8_runner: Runner
+    cancelled: CancelCheck | None
+    source_runs: Runs = field(default_factory=list)
+    float_runs: Runs | None = None
+    engine_runs: Runs | None = None  # the INT8 engine running the source QDQ model
+    prev: Previous | None = None
+    rounded: bool = False  # an earlier pass held with rounding flips: the source is further
+
+    def run_sources(self, source: onnx.ModelProto, float_model: str | Path | None,
+                    int8: bool) -> None:
+        """The fake-quant reference, the float model, and the engine on the source."""
+        report = self.report
+        self.source_runs = self.reference.run(source, self.feeds, self.cancelled)
+        self.prev = (source, self.source_runs, self.reference)
+        if float_model:
+            report.float_model = str(float_model)
+            self.float_runs = self.reference.run(onnx.load(str(float_model)), self.feeds,
+                                                 self.cancelled)
+            report.source_vs_float = compare_runs(self.float_runs, self.source_runs)
+        if not int8:
+            return
+        try:
+            self.engine_runs = self.int8_runner.run(source, self.feeds, self.cancelled)
+            report.engine_vs_source = compare_runs(self.source_runs, self.engine_runs)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - then INT8 is judged on the reference only
+            report.notes.append(f"{self.int8_runner.engine} cannot run the source QDQ model "
+                                f"({first_line(exc)}): INT8 is judged against the fake-quant "
+                                "reference only")
+            return
+        allowance = int8_allowance(report.tolerance.int8, report.engine_vs_source,
+                                   report.tolerance)
+        if allowance is None:
+            report.notes.append(f"{self.int8_runner.engine} on the source QDQ model is beyond "
+                                f"cosine {report.tolerance.engine_floor} of the fake-quant "
+                                "reference: not counted as rounding")
+
+    def snapshot(self, snap: Snapshot, stage: Stage) -> None:
+        """Check one snapshot and append its row."""
+        runner = self.int8_runner if stage == Stage.INT8 else self.reference
+        if self.report.failed is not None:
+            self.report.rows.append(PassCheck(snap.index, snap.name, stage, Status.SKIPPED,
+                                              reason="an earlier pass failed",
+                                              engine=runner.engine))
+            return
+        row, current = self._check(snap, stage, runner)
+        self.rounded = self.rounded or (stage == Stage.QDQ and row.status == Status.ROUNDING)
+        self.report.rows.append(row)
+        if current is not None:
+            self.prev = current
+
+    def _check(self, snap: Snapshot, stage: Stage, runner: Runner,
+               ) -> tuple[PassCheck, Previous | None]:
+        assert self.prev is not None
+        row = PassCheck(snap.index, snap.name, stage, Status.OK, engine=runner.engine)
+        try:
+            model = runnable_model(snap.graph, fake_quant=stage == Stage.QDQ)
+            runs = runner.run(model, self.feeds, self.cancelled)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any export or engine failure is the finding
+            row.status, row.reason = Status.NOT_RUNNABLE, first_line(exc)
+            return row, None
+        try:
+            self._compare(row, runs)
+        except ValueError as exc:
+            row.status, row.reason = Status.NOT_RUNNABLE, str(exc)
+            return row, None
+        current = (model, runs, runner)
+        if stage == Stage.INT8:
+            judged = self._judge_int8(row)
+        else:
+            judged = self._judge_qdq(row)
+        if judged:
+            return row, current
+        self._search(row, snap, model, runner)
         return row, current
-    row.status = Status.DRIFT
-    row.reason = _bound_text(row.vs_previous, bound)
-    try:
-        found = find_first_drift(prev[0], model, feeds, bound, prev[2], runner, snap.graph,
-                                 pinned=stage == Stage.QDQ, cancelled=cancelled)
-    except Cancelled:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the drift stands; the search is a bonus
-        row.reason += f"; the drifting op could not be found ({first_line(exc)})"
-        return row, current
-    _apply_search(row, found, stage)
-    return row, current
+
+    def _compare(self, row: PassCheck, runs: Runs) -> None:
+        assert self.prev is not None
+        row.vs_previous = compare_runs(self.prev[1], runs)
+        row.vs_source = compare_runs(self.source_runs, runs)
+        if self.float_runs is not None:
+            row.vs_float = compare_runs(self.float_runs, runs)
+        if row.stage == Stage.INT8 and self.engine_runs is not None:
+            row.vs_engine = compare_runs(self.engine_runs, runs)
+
+    def _judge_qdq(self, row: PassCheck) -> bool:
+        """True when the row is decided without the op search (it may still drift)."""
+        assert row.vs_previous is not None and row.vs_source is not None
+        bound = self.report.tolerance.qdq
+        if not bound.holds(row.vs_previous):
+            row.status, row.reason = Status.DRIFT, _bound_text(row.vs_previous, bound)
+            return False
+        self._judge_source(row, bound.holds(row.vs_source), _bound_text(row.vs_source, bound))
+        return True
+
+    def _judge_source(self, row: PassCheck, holds: bool, failure: str) -> None:
+        if holds:
+            return
+        if self.rounded:
+            row.reason = "against the source: moved by the rounding flips of an earlier pass"
+        else:
+            row.status = Status.DRIFT
+            row.reason = failure + " against the source: small drifts of the passes so far add up"
+
+    def _judge_int8(self, row: PassCheck) -> bool:
+        """An INT8 snapshot holds against the previous snapshot and the source when within
+        the INT8 bound, or within the engine's own rounding (see :func:`int8_allowance`)."""
+        assert self.prev is not None and row.vs_previous is not None
+        tolerance, engine = self.report.tolerance, self.int8_runner.engine
+        bound = tolerance.int8
+        allowance = int8_allowance(bound, self.report.engine_vs_source, tolerance)
+        on_engine = row.vs_engine is not None and bound.holds(row.vs_engine)
+        if self.prev[2].reference:  # quantize: the previous snapshot is fake-quant
+            verdict = _int8_verdict(row.vs_previous, bound, allowance, on_engine)
+        else:  # the previous snapshot is INT8 on the same engine: no rounding excuse
+            verdict = Status.OK if bound.holds(row.vs_previous) else Status.DRIFT
+        if verdict == Status.DRIFT:
+            row.status = Status.DRIFT
+            row.reason = _int8_failure(row, row.vs_previous, bound, allowance, engine,
+                                       "the snapshot before")
+            return False
+        assert row.vs_source is not None
+        source = _int8_verdict(row.vs_source, bound, allowance, on_engine)
+        self._judge_source(row, source != Status.DRIFT,
+                           _int8_failure(row, row.vs_source, bound, allowance, engine,
+                                         "the source's fake-quant reference"))
+        if row.status != Status.DRIFT and Status.ROUNDING in (verdict, source):
+            row.status = Status.ROUNDING
+            row.reason = _int8_rounding(row, allowance, on_engine, engine, self.report)
+        return True
+
+    def _search(self, row: PassCheck, snap: Snapshot, model: onnx.ModelProto,
+                runner: Runner) -> None:
+        assert self.prev is not None
+        bound = self.report.tolerance.for_stage(row.stage)
+        try:
+            found = find_first_drift(self.prev[0], model, self.feeds, bound, self.prev[2],
+                                     runner, snap.graph, pinned=row.stage == Stage.QDQ,
+                                     cancelled=self.cancelled)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the drift stands; the search is a bonus
+            row.reason += f"; the drifting op could not be found ({first_line(exc)})"
+            return
+        _apply_search(row, found, row.stage)
+
+
+def _int8_verdict(diff: Diff, bound: Bound, allowance: Bound | None, on_engine: bool) -> Status:
+    """OK within the INT8 bound of the fake-quant reference; ROUNDING when only the engine's
+    rounding explains the distance; DRIFT otherwise."""
+    if bound.holds(diff):
+        return Status.OK
+    if on_engine or (allowance is not None and allowance.holds(diff)):
+        return Status.ROUNDING
+    return Status.DRIFT
+
+
+def _diff_text(diff: Diff) -> str:
+    return f"cosine {diff.cosine:.6f}, max error {diff.max_error:.3g}"
+
+
+def _int8_failure(row: PassCheck, diff: Diff, bound: Bound, allowance: Bound | None,
+                  engine: str, against: str) -> str:
+    """Which references an INT8 snapshot failed, with their numbers."""
+    text = f"against {against}: " + _bound_text(diff, bound)
+    if allowance is not None:
+        text += (f", beyond {engine}'s own rounding on the source (allowed: cosine >= "
+                 f"{allowance.min_cosine:.6f}, max error <= {allowance.max_error:.3g})")
+    if row.vs_engine is not None:
+        text += f"; against {engine} running the source QDQ model: {_diff_text(row.vs_engine)}"
+    return text
+
+
+def _int8_rounding(row: PassCheck, allowance: Bound | None, on_engine: bool, engine: str,
+                   report: VerifyReport) -> str:
+    """Why an INT8 snapshot beyond the bound of the fake-quant reference holds."""
+    assert row.vs_source is not None
+    text = f"INT8 vs the fake-quant reference: {_diff_text(row.vs_source)}; "
+    if on_engine and row.vs_engine is not None:
+        return text + (f"it agrees with {engine} running the source QDQ model "
+                       f"({_diff_text(row.vs_engine)}): the engine's integer rounding")
+    assert report.engine_vs_source is not None and allowance is not None
+    return text + (f"{engine} running the source QDQ model is {_diff_text(report.engine_vs_source)}"
+                   f" from it: within {report.tolerance.engine_margin}x the engine's own "
+                   "integer rounding")
 
 
 def _apply_search(row: PassCheck, found: SearchResult, stage: Stage) -> None:
