@@ -378,3 +378,155 @@ def test_expanding_one_level_shows_its_sub_blocks(qtbot, make_window, hf_bert: o
                     timeout=60_000)
     assert panel.state.expanded == {layer}
     window.close()
+
+
+# ---- torchvision and paddle2onnx names (issue 16) --------------------------------------------
+
+TV_LAYERS = (2, 2, 3, 2)  # residual blocks per layer, as ResNet-18's (2, 2, 2, 2)
+
+
+def torchvision_model(style: str) -> onnx.ModelProto:
+    """A small residual CNN whose ops are named like torchvision modules: ``dotted``
+    (``layer3.1.conv2``), ``scoped`` (torch.onnx's ``/layer3/layer3.1/conv2/Conv``) or
+    ``features`` (EfficientNet / MobileNet: ``features.4.0.block.1.0``). Stem and head are
+    named ``conv1`` / ``relu`` / ``avgpool`` / ``flatten`` as in torchvision."""
+    rng = np.random.default_rng(0)
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    width = 8
+
+    def name(path: list[str], op: str) -> str:
+        if style != "scoped":
+            return ".".join(path)
+        scopes, k = [], 0  # torch.onnx: item 0 of Sequential layer1 is the scope "layer1.0"
+        while k < len(path):
+            if k + 1 < len(path) and path[k + 1].isdigit():
+                scopes += [path[k], f"{path[k]}.{path[k + 1]}"]
+                k += 2
+            else:
+                scopes.append(path[k])
+                k += 1
+        return "/" + "/".join(scopes) + "/" + op
+
+    def op(kind: str, inputs: list[str], path: list[str], **attrs) -> str:
+        out = f"t{len(nodes)}"
+        nodes.append(helper.make_node(kind, inputs, [out], name=name(path, kind), **attrs))
+        return out
+
+    def conv(x: str, path: list[str], k: int = 3) -> str:
+        weight = ".".join(path) + ".weight"
+        inits.append(numpy_helper.from_array(
+            (rng.standard_normal((width, width, k, k)) * 0.2).astype(np.float32), weight))
+        return op("Conv", [x, weight], path, pads=[k // 2] * 4)
+
+    stem = ["features", "0"] if style == "features" else []
+    x = conv("image", stem + ["0"] if stem else ["conv1"])
+    x = op("Relu", [x], stem + ["1"] if stem else ["relu"])
+    for li, blocks in enumerate(TV_LAYERS, start=1):
+        for bi in range(blocks):
+            if style == "features":
+                base, y = ["features", str(li), str(bi)], x
+                for k in range(3):
+                    y = conv(y, [*base, "block", str(k), "0"], 3 if k == 1 else 1)
+                    y = op("Relu", [y], [*base, "block", str(k), "1"])
+                x = op("Add", [y, x], [*base, "add"])
+                continue
+            base = [f"layer{li}", str(bi)]
+            y = op("Relu", [conv(x, [*base, "conv1"])], [*base, "relu"])
+            y = conv(y, [*base, "conv2"])
+            if bi == 0:
+                x = conv(x, [*base, "downsample", "0"], 1)
+            x = op("Relu", [op("Add", [y, x], [*base, "add"])], [*base, "relu_1"])
+    out = op("Flatten", [op("GlobalAveragePool", [x], ["avgpool"])], ["flatten"])
+    graph = helper.make_graph(
+        nodes, "tv", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, width, 8, 8])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, width])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _tree(blocks: dict[str, Block]) -> list[tuple[str, str]]:
+    return [(key, block.parent) for key, block in blocks.items()]
+
+
+@pytest.mark.parametrize("style", ["dotted", "scoped"])
+def test_torchvision_layers_hold_their_residual_blocks(style: str) -> None:
+    """``layer3`` holds ``layer3.0`` .. ``layer3.2`` (not the other way round, nor the blocks
+    on their own), the same before and after quantize_static adds its Q/DQ ops; the stem
+    and the head stay outside every block."""
+    model = torchvision_model(style)
+    lead = "/" if style == "scoped" else ""
+    trees = []
+    for graph in (from_onnx(model), from_onnx(modelgen.quantize_qdq(model))):
+        blocks = detect_blocks(graph)
+        assert top_level(blocks) == [f"{lead}layer{k}" for k in range(1, 5)]
+        layer3 = f"{lead}layer3"
+        inner = [f"{layer3}/layer3.{b}" if lead else f"layer3.{b}" for b in range(3)]
+        assert [k for k, b in blocks.items() if b.parent == layer3] == inner
+        assert not [k for k in blocks if k.endswith("/layer3/layer3")]  # "layer3.1": 1 scope
+        inside = {i for b in blocks.values() for i in b.op_ids}
+        outside = {n.name for n in graph.nodes if n.id not in inside
+                   and n.op_type not in ("QuantizeLinear", "DequantizeLinear")}
+        stem_head = {"conv1", "relu", "avgpool", "flatten"} if not lead else {
+            "/conv1/Conv", "/relu/Relu", "/avgpool/GlobalAveragePool", "/flatten/Flatten"}
+        assert outside == stem_head & {n.name for n in graph.nodes}  # ORT drops some Relu
+        for block in blocks.values():  # a level holds more than one op (and its Q/DQ)
+            real = [i for i in block.op_ids if graph.node_by_id(i).op_type not in (
+                "QuantizeLinear", "DequantizeLinear") and graph.node_by_id(i).inputs[0]
+                not in graph.initializers]
+            assert len(real) >= 2
+        trees.append(_tree(blocks))
+    assert trees[0] == trees[1]
+
+
+def test_efficientnet_features_nest_four_levels() -> None:
+    """``features.3`` (a stage) holds ``features.3.1`` (an MBConv), which holds
+    ``features.3.1.block`` and its ``features.3.1.block.1`` (conv + activation)."""
+    graph = from_onnx(torchvision_model("features"))
+    blocks = detect_blocks(graph)
+    assert top_level(blocks) == [f"features.{k}" for k in range(1, 5)]
+    assert [k for k, b in blocks.items() if b.parent == "features.3"] == [
+        "features.3.0", "features.3.1", "features.3.2"]
+    assert blocks["features.3.1.block"].parent == "features.3.1"
+    assert [k for k, b in blocks.items() if b.parent == "features.3.1.block"] == [
+        f"features.3.1.block.{k}" for k in range(3)]
+    quantized = detect_blocks(from_onnx(modelgen.quantize_qdq(torchvision_model("features"))))
+    # quantized, the stem (conv, activation and their Q/DQ) is big enough to be a block too
+    assert [k for k in top_level(quantized) if k != "features.0"] == top_level(blocks)
+    assert quantized["features.3.1.block"].parent == "features.3.1"
+
+
+def test_quantizer_names_of_paddle_tensors_make_no_blocks(bert_p2o: Path) -> None:
+    """Quantizers name a Q/DQ op after its tensor, and paddle2onnx names tensors after Paddle
+    variables (``softmax_9.tmp_0``): Q/DQ ops alone do not make a name family (three such
+    "blocks" of five Q/DQ ops once hid the 28 layers of PP-OCRv4's recogniser)."""
+    model = onnx.load(str(bert_p2o))
+    k = 0
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and k < 30:
+            node.name = f"softmax_{k // 10}.tmp_0_{node.op_type}_{k % 10}"
+            k += 1
+    graph = from_onnx(model)
+    check_blocks(graph, detect_blocks(graph), LAYERS)
+
+
+ZOO = Path.home() / ".cache" / "quant-inspector" / "zoo" / "1"
+
+
+@pytest.mark.parametrize("stem", ["ppocrv4_det", "ppocrv4_rec"])
+def test_pp_ocr_blocks_come_from_the_structure(stem: str) -> None:
+    """paddle2onnx's names (``p2o.Conv.12``) and the Paddle tensor names in the Q/DQ ops say
+    nothing of layers: every quantized PP-OCR model of the zoo gets structural blocks, the
+    same ones for each producer's Q/DQ placement, none nested."""
+    files = sorted(ZOO.glob(f"{stem}.*.qdq.onnx"))
+    if not files:
+        pytest.skip(f"no {stem} in the zoo cache (tests/zoo.py makes it)")
+    for path in files:
+        graph = from_onnx(onnx.load(str(path)))
+        assert sum(n.name.startswith("p2o.") for n in graph.nodes) > len(graph.nodes) / 3
+        blocks = detect_blocks(graph)
+        assert len(blocks) >= 3, path.name
+        assert {b.family for b in blocks.values()} == {STRUCTURE_FAMILY}, path.name
+        assert top_level(blocks) == list(blocks)  # no nested levels without names
+        sizes = {len(b.op_ids) for b in blocks.values()}
+        assert max(sizes) <= len(graph.nodes) / 2
+

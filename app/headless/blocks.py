@@ -3,8 +3,11 @@
 
 Pure Python (no Qt) so it runs in a worker. Blocks are found first by node-name prefixes that
 end in a number (``layer3.attn.q`` -> ``layer3``, ``/encoder/layer.3/...`` ->
-``/encoder/layer.3``, ``stage2.block1.conv1`` -> ``stage2.block1``): the family of prefixes
-(digits replaced by ``#``) covering the most ops with the most instances wins. Unnamed ops
+``/encoder/layer.3``, torchvision's ``layer3.1.conv2`` -> ``layer3`` and ``layer3.1``): of the
+families of prefixes (digits replaced by ``#``) that cover nearly the most ops, the outermost
+(fewest numbers) wins, and the finer ones nest inside it. A name with a "/" is split at "/"
+only when it starts with one (torch.onnx's ``/layer3/layer3.1/conv2/Conv``: ``layer3.1`` is
+one level). Unnamed ops
 (Q/DQ pairs made by passes) join a block when every already-placed neighbour is in that block.
 
 When names say nothing (Paddle2ONNX's ``p2o.MatMul.12``, ops made by passes), blocks are found
@@ -16,7 +19,8 @@ repeat with some period, covering the most ops, gives the blocks (keys ``block0`
 Blocks found by name nest along the name hierarchy, as Model Explorer shows it:
 ``/encoder/layer.3`` holds ``/encoder/layer.3/attention``, which holds
 ``/encoder/layer.3/attention/self``... (``Block.parent``; a level holding all of its parent's
-ops is skipped, one of fewer than ``MIN_LEVEL_OPS`` computing ops is not a block). Each level
+ops is skipped, one of fewer than ``MIN_LEVEL_OPS`` computing ops besides Q/DQ is not a
+block: torch.onnx's ``/layer3/layer3.1/conv2`` is just the Conv and its Q/DQ). Each level
 opens on its own; ``detect_blocks`` lists a block's levels right after it.
 """
 
@@ -32,13 +36,17 @@ from qcore.ir import Graph, Node
 from qcore.status import ReasonKind
 
 _PREFIX_END = re.compile(r"\d+(?=[./_:\-]|$)")
+_SCOPE_END = re.compile(r"\d+(?=/|$)")  # ... in a "/"-scoped name
 MIN_INSTANCES = 3
 MIN_BLOCK_OPS = 4
 MAX_PERIOD = 50  # segments per block found by structure
 STRUCTURE_FAMILY = "<structure>"  # blocks found by structure (no name makes this family)
-MIN_LEVEL_OPS = 2  # computing ops of a nested level
+MIN_NAME_SHARE = 0.2  # of the computing ops, covered by the blocks of a name family
+MIN_LEVEL_OPS = 2  # computing ops (not Q/DQ) of a nested level
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
 MAX_LEVELS = 6
 _LEVEL = re.compile(r"[/.]?([^/.]+)(?=[/.])")
+_SCOPE_LEVEL = re.compile(r"/?([^/]+)(?=/)")
 
 
 @dataclass
@@ -53,8 +61,16 @@ def _family(prefix: str) -> str:
     return re.sub(r"\d+", "#", prefix)
 
 
+def _scoped(name: str) -> bool:
+    """A name whose levels are split by "/" only, as torch.onnx writes them
+    (``/layer3/layer3.1/conv2/Conv``, ``/encoder/layer.3/attention``): a "." inside a level
+    is part of that level's name (not so in ORT's ``encoder.layer.0.dense/MatMulAddFusion``)."""
+    return name.startswith("/")
+
+
 def _candidates(name: str) -> list[str]:
-    return [name[:m.end()] for m in _PREFIX_END.finditer(name)]
+    pattern = _SCOPE_END if _scoped(name) else _PREFIX_END
+    return [name[:m.end()] for m in pattern.finditer(name)]
 
 
 def detect_blocks(graph: Graph) -> dict[str, Block]:
@@ -91,9 +107,10 @@ class _Context:
 def _level(name: str, prefix: str) -> str | None:
     """The level of ``name`` right below ``prefix`` (``prefix/attention`` for
     ``prefix/attention/self/MatMul``); None when what follows is the op's own name."""
-    if not name.startswith(prefix) or len(name) == len(prefix) or name[len(prefix)] not in "/.":
+    if not name.startswith(prefix) or len(name) == len(prefix) or name[len(prefix)] not in (
+            "/" if _scoped(name) else "/."):
         return None
-    m = _LEVEL.match(name, len(prefix))
+    m = (_SCOPE_LEVEL if _scoped(name) else _LEVEL).match(name, len(prefix))
     return None if m is None else name[:m.end()]
 
 
@@ -121,7 +138,8 @@ def _nest(block: Block, prefix: str, ctx: _Context, out: dict[str, Block], depth
         if node.id in owner:
             groups[owner[node.id]].append(node.id)
     groups = {k: v for k, v in groups.items()
-              if sum(i not in ctx.const for i in v) >= MIN_LEVEL_OPS}
+              if sum(i not in ctx.const and ctx.nodes[i].op_type not in _QDQ
+                     for i in v) >= MIN_LEVEL_OPS}
     if len(groups) == 1 and len(next(iter(groups.values()))) == len(members):
         _nest(block, next(iter(groups)), ctx, out, depth + 1)  # a level that says nothing
         return
@@ -165,27 +183,46 @@ def _blocks_by_name(graph: Graph) -> dict[str, Block]:
     """The repeated blocks of ``graph`` by name prefix, in graph order ({} if none)."""
     covered: dict[str, set[int]] = defaultdict(set)
     instances: dict[str, set[str]] = defaultdict(set)
+    real: dict[str, set[str]] = defaultdict(set)  # instances named by an op, not a Q/DQ
     ops, const_ops = split_constants(graph)
     for node in ops:
         for prefix in _candidates(node.name):
             fam = _family(prefix)
             covered[fam].add(node.id)
             instances[fam].add(prefix)
-    good = [f for f in covered if len(instances[f]) >= MIN_INSTANCES
-            and len(covered[f]) >= MIN_BLOCK_OPS * len(instances[f])]
+            if node.op_type not in _QDQ:
+                real[fam].add(prefix)
+    # A quantizer names its Q/DQ ops after their tensors: paddle2onnx's ``softmax_9.tmp_0``
+    # once made three 5-op "blocks" of a 1,302-op PP-OCR recogniser; a family needs ops of
+    # its own in every instance, and to cover a good part of the graph
+    good = [f for f in covered if len(real[f]) >= MIN_INSTANCES
+            and len(instances[f]) >= MIN_INSTANCES
+            and len(covered[f]) >= MIN_BLOCK_OPS * len(instances[f])
+            and len(covered[f]) >= MIN_NAME_SHARE * len(ops)]
     if not good:
         return {}
     best_cover = max(len(covered[f]) for f in good)
-    family = max((f for f in good if len(covered[f]) >= 0.8 * best_cover),
-                 key=lambda f: (len(instances[f]), len(covered[f])))
+    # The outermost level that repeats: torchvision's ``layer3`` rather than ``layer3.1``
+    # (which nests inside it), whatever the Q/DQ ops a quantizer added do to the counts
+    ranked = sorted((f for f in good if len(covered[f]) >= 0.8 * best_cover),
+                    key=lambda f: (f.count("#"), -len(instances[f]), -len(covered[f])))
+    for family in ranked:
+        blocks = _family_blocks(graph, family, ops, const_ops)
+        if blocks:
+            return blocks
+    return {}
+
+
+def _family_blocks(graph: Graph, family: str, ops: list[Node],
+                   const_ops: list[Node]) -> dict[str, Block]:
+    """The blocks of name family ``family`` ({} if too few or unbalanced)."""
     owner: dict[int, str] = {}
     for node in ops:
         for prefix in _candidates(node.name):
             if _family(prefix) == family:
                 owner[node.id] = prefix
                 break
-    _adopt_unnamed(graph.nodes, owner, graph.producers(), graph.consumers(),
-                   skip={n.id for n in const_ops})
+    _adopt_enclosed(graph, ops, owner)
     _attach_constants(const_ops, owner, graph.consumers())
     blocks: dict[str, Block] = {}
     for node in graph.nodes:
@@ -197,6 +234,45 @@ def _blocks_by_name(graph: Graph) -> dict[str, Block]:
     if len(blocks) < MIN_INSTANCES or not _balanced(blocks, len(graph.nodes)):
         return {}
     return blocks
+
+
+def _adopt_enclosed(graph: Graph, ops: list[Node], owner: dict[int, str]) -> None:
+    """Ops outside every block join one when they lie inside it: each connected run of such
+    ops (ORT's ``gemm_output_reshape``, Q/DQ pairs) that is fed by one block and feeds that
+    same block only. A stem before the first block or a head after the last one (fed by the
+    graph input, feeding the graph output) stays outside."""
+    producers, consumers = graph.producers(), graph.consumers()
+    inputs = set(graph.input_names) - set(graph.initializers)
+    loose = {n.id: n for n in ops if n.id not in owner}
+    const = {n.id for n in graph.nodes} - {n.id for n in ops}
+    seen: set[int] = set()
+    for start in loose:
+        if start in seen:
+            continue
+        run, todo, above, below = [], [start], set(), set()
+        seen.add(start)
+        while todo:
+            node = loose[todo.pop()]
+            run.append(node.id)
+            ups = [producers.get(t) for t in node.inputs if t in producers or t in inputs]
+            downs = [c for t in node.outputs for c in consumers.get(t, [])]
+            for near, side in ((ups, above), (downs, below)):
+                for other in near:
+                    if other is None:  # a graph input: not inside any block
+                        side.add("")
+                    elif other.id in const:
+                        continue
+                    elif other.id in loose:
+                        if other.id not in seen:
+                            seen.add(other.id)
+                            todo.append(other.id)
+                    elif other.id in owner:
+                        side.add(owner[other.id])
+            if not downs and any(t for t in node.outputs):
+                below.add("")  # a graph output
+        if len(above) == 1 and above == below and "" not in above:
+            for op_id in run:
+                owner[op_id] = next(iter(above))
 
 
 def _adopt_unnamed(nodes: list[Node], owner: dict[int, str], producers: dict[str, Node],
