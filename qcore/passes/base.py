@@ -56,8 +56,16 @@ def _sorted(g: Graph) -> bool:
 
 
 def _float_weights(g: Graph) -> bool:
-    return not any(n.op_type == DEQUANTIZE and n.inputs[0] in g.initializers
-                   and n.outputs[0] in g.weight_qparams for n in g.nodes)
+    """No weight DequantizeLinear is left (one reading an integer constant, or a float one
+    through its QuantizeLinear)."""
+    producers = g.producers()
+
+    def constant(name: str) -> bool:
+        quant = producers.get(name)
+        return name in g.initializers or (quant is not None and quant.op_type == "QuantizeLinear"
+                                          and quant.inputs[0] in g.initializers)
+    return not any(n.op_type == DEQUANTIZE and n.outputs[0] in g.weight_qparams
+                   and constant(n.inputs[0]) for n in g.nodes)
 
 
 def _weight_scales(g: Graph) -> bool:

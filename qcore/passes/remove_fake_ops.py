@@ -157,6 +157,34 @@ def _width(params: QParams) -> float:
     return high - low
 
 
+Pairs = dict[str, tuple[str, QParams]]  # DQ output -> (Q input, its params)
+
+
+def _activation_pairs(g: Graph) -> tuple[Pairs, list[Node], list[tuple[Node, Node]]]:
+    """The fake activation Q/DQ pairs: the pairs to bypass and their DequantizeLinears, and
+    the (DQ, Q) pairs that write a graph output. A pair on a weight (a float constant that
+    gather_scales recorded with its integer values) is left to dequantize_weights."""
+    producers = g.producers()
+    outputs = set(g.output_names)
+    pairs: Pairs = {}
+    doomed = []
+    at_outputs = []
+    for dq in g.nodes:
+        if dq.op_type != "DequantizeLinear" or dq.status is not OpStatus.FAKE:
+            continue
+        quant = producers.get(dq.inputs[0])
+        params = qparams_of(g, quant) if quant is not None else None
+        if quant is None or quant.op_type != "QuantizeLinear" or params is None or \
+                dq.outputs[0] in g.weight_qparams:
+            continue
+        if dq.outputs[0] in outputs:
+            at_outputs.append((dq, quant))
+        else:
+            pairs[dq.outputs[0]] = (quant.inputs[0], params)
+            doomed.append(dq)
+    return pairs, doomed, at_outputs
+
+
 class RemoveFakeOps(Pass):
     """Readers of the DequantizeLinear output read the QuantizeLinear input instead, and
     ``input_qparams`` keeps, per reader, the params that pair quantized it with (a tensor
@@ -174,23 +202,7 @@ class RemoveFakeOps(Pass):
     def apply(self, ctx: Context) -> PassResult:
         g = ctx.graph
         restored = restore_clamps(g)
-        producers = g.producers()
-        outputs = set(g.output_names)
-        pairs: dict[str, tuple[str, QParams]] = {}  # DQ output -> (Q input, its params)
-        doomed = []
-        at_outputs = []
-        for dq in g.nodes:
-            if dq.op_type != "DequantizeLinear" or dq.status is not OpStatus.FAKE:
-                continue
-            quant = producers.get(dq.inputs[0])
-            params = qparams_of(g, quant) if quant is not None else None
-            if quant is None or quant.op_type != "QuantizeLinear" or params is None:
-                continue
-            if dq.outputs[0] in outputs:
-                at_outputs.append((dq, quant))
-            else:
-                pairs[dq.outputs[0]] = (quant.inputs[0], params)
-                doomed.append(dq)
+        pairs, doomed, at_outputs = _activation_pairs(g)
         for node in g.nodes:
             for index, name in enumerate(node.inputs):
                 chain = []
@@ -211,7 +223,7 @@ class RemoveFakeOps(Pass):
             if n.op_type == "QuantizeLinear"
             and n.status is OpStatus.FAKE
             and not consumers.get(n.outputs[0])
-            and n.outputs[0] not in outputs
+            and n.outputs[0] not in g.output_names
         ]
         g.remove_nodes(dead)
         removed += len(dead)
