@@ -348,14 +348,16 @@ class _Checker:
         bound = tolerance.int8
         allowance = int8_allowance(bound, self.report.engine_vs_source, tolerance)
         on_engine = row.vs_engine is not None and bound.holds(row.vs_engine)
-        if self.prev[2].reference:  # quantize: the previous snapshot is fake-quant
+        fake_quant = self.prev[2].reference  # quantize: the snapshot before is fake-quant
+        if fake_quant:
             verdict = _int8_verdict(row.vs_previous, bound, allowance, on_engine)
         else:  # the previous snapshot is INT8 on the same engine: no rounding excuse
             verdict = Status.OK if bound.holds(row.vs_previous) else Status.DRIFT
         if verdict == Status.DRIFT:
             row.status = Status.DRIFT
-            row.reason = _int8_failure(row, row.vs_previous, bound, allowance, engine,
-                                       "the snapshot before")
+            before = "the snapshot before" + (" (fake-quant)" if fake_quant else "")
+            row.reason = _int8_failure(row, row.vs_previous, bound,
+                                       allowance if fake_quant else None, engine, before)
             return False
         assert row.vs_source is not None
         source = _int8_verdict(row.vs_source, bound, allowance, on_engine)

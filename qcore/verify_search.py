@@ -372,8 +372,11 @@ def _removed_input(prev_x: _Exposed, cur_x: _Exposed, op_id: int,
     old = prev_nodes.get(op_id)
     if old is None:
         return None
+    computed = {cur_x.taps.float_name(t) or t for t in cur_x.taps.producers}
     for tensor in old.input:
         if not tensor or tensor in cur_x.taps.producers or tensor in cur_x.taps.inits:
+            continue
+        if tensor.split(FQ_SUFFIX)[0] in computed:  # verify's fake-quant of a tensor cur has
             continue
         found = prev_x.producer(tensor)
         if found is None or found[0] is None or found[0] in cur_nodes:

@@ -18,9 +18,21 @@ from qcore.config import ConvertConfig
 from qcore.convert import convert
 from qcore.passes.base import Cancelled
 from qcore.passes.compute_weight_scales import ComputeWeightScales
+from qcore.passes.quantize import Quantize
 from qcore.passes.remove_identity import RemoveIdentity
 from qcore.passes.squash import Squash
-from qcore.verify import Bound, Runner, Stage, Status, Tolerance, runnable_model, verify
+from qcore.verify import (
+    Bound,
+    Diff,
+    Runner,
+    Stage,
+    Status,
+    Tolerance,
+    compare_runs,
+    int8_allowance,
+    runnable_model,
+    verify,
+)
 
 # Shipped inside scikit-image (no download); the last four are the verify inputs.
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry",
@@ -93,6 +105,8 @@ def test_every_pass_holds_on_the_cnn_sample(samples, target) -> None:
     report = verify(samples / "cnn_qdq.onnx", ConvertConfig(target=target), inputs)
     _holds(report)
     assert not report.generated and report.samples == 4
+    assert report.engine == ("openvino" if target == "onednn" else "onnxruntime")
+    assert report.engine_vs_source is not None and report.rows[-1].vs_engine is not None
 
 
 def test_every_pass_holds_with_ops_kept_fp32(samples) -> None:
@@ -234,6 +248,97 @@ def test_an_int8_bug_is_caught_after_quantize(photo_cnn, photo_inputs,
     assert report.rows[-1].status == Status.SKIPPED
 
 
+# ---- INT8 against the engine running the source --------------------------------------------
+@pytest.fixture(scope="module")
+def photo_resnet(tmp_path_factory) -> tuple[Path, InputSet]:
+    """A ResNet-shaped net on 64-pixel photos, calibrated on six, run on the other four:
+    ONNX Runtime's integer kernels round it differently from float fake-quant."""
+    size = 64
+    fp32 = modelgen.resnet_like(seed=2, image=size, classes=10, blocks=(2, 2, 2, 2), width=16)
+    path = tmp_path_factory.mktemp("verify_resnet") / "resnet_qdq.onnx"
+    onnx.save(modelgen.quantize_qdq(fp32, calibration=photo_feeds(PHOTOS[:6], size)), path)
+    return path, InputSet(photo_feeds(PHOTOS[6:], size), "photos")
+
+
+#: Tighter than ONNX Runtime's own rounding on the ResNet (cosine about 0.99995).
+STRICT_INT8 = Tolerance(int8=Bound(0.99999, 1e-3))
+
+
+def _ort_default(path: Path, feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """ONNX Runtime as a user runs the file: default session options."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return [dict(zip(names, session.run(None, feed), strict=True)) for feed in feeds]
+
+
+def test_int8_off_the_fake_quant_only_by_the_engines_rounding_holds(photo_resnet) -> None:
+    path, inputs = photo_resnet
+    report = verify(path, ConvertConfig(), inputs, tolerance=STRICT_INT8)
+    assert report.ok, report.failed
+    row = next(r for r in report.rows if r.name == "quantize")
+    assert row.vs_source is not None and row.vs_engine is not None
+    assert not STRICT_INT8.int8.holds(row.vs_source)  # beyond the bound of the fake-quant
+    assert row.status == Status.ROUNDING, row.reason
+    assert STRICT_INT8.int8.holds(row.vs_engine)
+    assert "agrees with onnxruntime running the source QDQ model" in row.reason
+    # checked against ONNX Runtime itself, with its default options, on the source file
+    reference = Runner(reference=True).run(onnx.load(path), inputs.feeds)
+    ort_on_source = compare_runs(reference, _ort_default(path, inputs.feeds))
+    assert report.engine_vs_source is not None
+    assert report.engine_vs_source.cosine == pytest.approx(ort_on_source.cosine, abs=1e-9)
+    assert ort_on_source.cosine < STRICT_INT8.int8.min_cosine
+    assert row.vs_source.cosine == pytest.approx(ort_on_source.cosine, abs=1e-6)
+    assert all(r.status == Status.OK for r in report.rows if r.stage == Stage.QDQ)
+
+
+@pytest.mark.parametrize(("int8", "engine", "holds"), [
+    # PP-OCRv4 rec ort-u8 on OpenVINO: INT8 and the engine about as far from the fake-quant
+    (Diff(0.998514, 1.0, 0.151), Diff(0.998419, 1.0, 0.143), True),
+    (Diff(0.9970, 1.0, 0.151), Diff(0.998419, 1.0, 0.143), False),  # twice as far: drift
+    (Diff(0.9990, 1.0, 0.30), Diff(0.9990, 1.0, 0.05), False),  # max error 6x the engine's
+    (Diff(0.995, 1.0, 0.2), Diff(0.0099, 1.0, 1.0), None),  # an engine computing another function
+])
+def test_the_engine_allowance_is_a_margin_on_its_own_distance(int8, engine, holds) -> None:
+    tolerance = Tolerance()
+    allowance = int8_allowance(tolerance.int8, engine, tolerance)
+    if holds is None:
+        assert allowance is None
+        return
+    assert allowance is not None and allowance.holds(int8) == holds
+    assert allowance.min_cosine <= tolerance.int8.min_cosine  # never tighter than the bound
+    assert allowance.max_error >= tolerance.int8.max_error
+
+
+def test_a_real_int8_error_at_quantize_fails_against_both_references(photo_resnet,
+                                                                     monkeypatch) -> None:
+    path, inputs = photo_resnet
+    original = Quantize.apply
+    planted: list[int] = []
+
+    def wrong_weight_scale(self, ctx):
+        result = original(self, ctx)
+        g = ctx.graph
+        conv = next(n for n in g.nodes
+                    if n.op_type == "QLinearConv" and n.name == "stage2.block0.conv2")
+        g.initializers[conv.inputs[4]] = g.initializers[conv.inputs[4]] * 1.5
+        planted.append(conv.id)
+        return result
+
+    monkeypatch.setattr(Quantize, "apply", wrong_weight_scale)
+    report = verify(path, ConvertConfig(), inputs)
+    failed = report.failed
+    assert failed is not None and failed.name == "quantize", failed
+    assert failed.status == Status.DRIFT and failed.stage == Stage.INT8
+    assert failed.first_op is not None and failed.first_op.op_id == planted[0]
+    assert failed.first_op.name == "stage2.block0.conv2"
+    assert failed.vs_engine is not None and not Tolerance().int8.holds(failed.vs_engine)
+    assert "against the snapshot before (fake-quant)" in failed.reason
+    assert "against onnxruntime running the source QDQ model" in failed.reason
+    assert all(r.status == Status.OK for r in report.rows[:report.rows.index(failed)])
+
+
 def test_cancel_stops_between_snapshots(samples) -> None:
     seen: list[str] = []
     with pytest.raises(Cancelled):
@@ -256,10 +361,13 @@ def test_cli_prints_a_row_per_pass_and_exits_0(photo_cnn, photo_inputs, tmp_path
             (line.split()[0].isdigit() or line.split()[0] == "--")]
     assert len(rows) == len(convert(photo_cnn).snapshots)
     assert "cos float" in printed and "verdict: every pass holds" in printed
+    assert "cos engine" in printed and "onnxruntime on the source QDQ model" in printed
     assert "generated" not in printed
     saved = json.loads(out.read_text())
     assert saved["rows"][-1]["name"] == "cleanup" and saved["rows"][-1]["status"] == "ok"
     assert saved["rows"][-1]["vs_float"]["cosine"] > 0.99
+    assert saved["rows"][-1]["vs_engine"]["cosine"] > 0.999
+    assert saved["engine_vs_source"]["cosine"] > 0.999 and saved["rows"][0]["vs_engine"] is None
 
 
 def test_cli_labels_generated_inputs(samples, capsys) -> None:
