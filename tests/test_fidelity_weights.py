@@ -93,9 +93,14 @@ def test_snapshots_compute_the_source_with_weights_quantized(nncf_constants) -> 
 
 
 def test_the_source_int8_weights_are_kept(nncf_constants) -> None:
-    """Convs no fusion changed keep the source's integer weights (its QuantizeLinear of the
-    float constant), not new scales computed from the float values."""
+    """Every weight keeps the source's integers (its QuantizeLinear of the float constant),
+    not new scales computed from the float values: also c1's, whose BatchNormalization is
+    folded into it (the factor goes into the per-channel scales)."""
     quant, _ = nncf_constants
     result = convert(quant, ConvertConfig())
     summary = next(s.summary for s in result.snapshots if s.name == "compute_weight_scales")
-    assert summary.startswith("kept 5 ")  # c1 is folded with its BatchNormalization
+    assert summary == "kept 6 weight scales, computed 0"
+    graph = next(s.graph for s in result.snapshots if s.name == "compute_weight_scales")
+    conv = next(n for n in graph.nodes if n.name == "c1")
+    folded = graph.weight_qparams[conv.inputs[1]].dequantize(graph.weight_ints[conv.inputs[1]])
+    np.testing.assert_allclose(folded, graph.initializers[conv.inputs[1]], rtol=1e-6, atol=1e-7)
