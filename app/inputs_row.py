@@ -12,12 +12,15 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QSpinBox,
     QToolButton,
     QWidget,
 )
 
 from app.headless.input_source import KINDS, InputSource
 from qcore.bench.images import PRESETS
+
+MAX_SEQ_LENGTH = 8192
 
 
 class InputsRow(QWidget):
@@ -42,11 +45,21 @@ class InputsRow(QWidget):
             self.preset.setItemData(self.preset.count() - 1, preset.description, 3)  # tooltip
         self.preset.setToolTip("How images become model inputs (resize, crop, mean / std)")
         self.preset.activated.connect(lambda _: self._emit())
+        self.seq_length = QSpinBox()  # 1 shows "auto": qcore's default
+        self.seq_length.setRange(1, MAX_SEQ_LENGTH)
+        self.seq_length.setSpecialValueText("length: auto")
+        self.seq_length.setPrefix("length ")
+        self.seq_length.setSuffix(" tokens")
+        self.seq_length.setKeyboardTracking(False)  # typed: one change when done
+        self.seq_length.setToolTip("Tokens per line where the model's sequence length is "
+                                   "dynamic (qcore bench --seq-length); auto: the longest "
+                                   "line. A model with a fixed length uses its own.")
+        self.seq_length.valueChanged.connect(lambda _: self._emit())
         self.path = QLabel("")
         self.path.setObjectName("hint")
         self.choose = QToolButton(text="Choose\u2026")
         self.choose.clicked.connect(self._choose)
-        for widget in (self.kind, self.choose, self.preset):
+        for widget in (self.kind, self.choose, self.preset, self.seq_length):
             row.addWidget(widget)
         row.addWidget(self.path, 1)
         self.source = InputSource()
@@ -58,6 +71,10 @@ class InputsRow(QWidget):
         self.kind.setCurrentIndex(self.kind.findData(source.kind))
         self.preset.setCurrentIndex(max(0, self.preset.findData(source.preset)))
         self.preset.setVisible(source.kind == "images")
+        self.seq_length.setVisible(source.kind == "text")
+        self.seq_length.blockSignals(True)
+        self.seq_length.setValue(max(1, source.seq_length))
+        self.seq_length.blockSignals(False)
         self.choose.setVisible(source.kind != "generated")
         if source.kind == "text" and not source.generated:
             self.path.setText(f"{source.path} + {Path(source.tokenizer).name}")
@@ -101,12 +118,16 @@ class InputsRow(QWidget):
         if not tokenizer:
             return False
         self._emit(InputSource("text", path, self.preset.currentData() or "imagenet",
-                               tokenizer))
+                               tokenizer, self._length()))
         return True
+
+    def _length(self) -> int:
+        value = self.seq_length.value()
+        return 0 if value <= 1 else value
 
     def _emit(self, source: InputSource | None = None) -> None:
         if source is None:
             source = InputSource(self.source.kind, self.source.path, self.preset.currentData(),
-                                 self.source.tokenizer)
+                                 self.source.tokenizer, self._length())
         self.show_source(source)
         self.changed.emit(source)

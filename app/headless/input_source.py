@@ -24,6 +24,8 @@ class InputSource:
     path: str = ""
     preset: str = "imagenet"
     tokenizer: str = ""  # kind "text": the tokenizer.json / vocab.txt the lines go through
+    seq_length: int = 0  # kind "text": tokens per line where the model's length is dynamic
+    # (qcore bench --seq-length); 0: qcore's default, the longest line
 
     @property
     def generated(self) -> bool:
@@ -37,7 +39,8 @@ class InputSource:
         if self.kind == "images":
             return f"images in {Path(self.path).name}/ ({self.preset})"
         if self.kind == "text":
-            return f"{Path(self.path).name} through {Path(self.tokenizer).name}"
+            length = f", {self.seq_length} tokens" if self.seq_length else ""
+            return f"{Path(self.path).name} through {Path(self.tokenizer).name}{length}"
         return Path(self.path).name
 
     def to_json(self) -> str:
@@ -49,7 +52,8 @@ class InputSource:
         try:
             data = json.loads(str(text))
             source = InputSource(str(data["kind"]), str(data["path"]), str(data["preset"]),
-                                 str(data.get("tokenizer", "")))
+                                 str(data.get("tokenizer", "")),
+                                 max(0, int(data.get("seq_length", 0))))
         except (ValueError, KeyError, TypeError):
             return InputSource()
         ok = source.kind in KINDS and source.preset in PRESETS and (
@@ -69,7 +73,7 @@ def resolve(source: InputSource, model: str | Path, folder: str | Path) -> str |
         return str(write_image_inputs(source.path, model, PRESETS[source.preset], target))
     if source.kind == "text":
         return str(write_text_inputs(source.path, source.tokenizer, model,
-                                     Path(folder) / "texts.npz"))
+                                     Path(folder) / "texts.npz", source.seq_length or None))
     return source.path
 
 
