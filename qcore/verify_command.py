@@ -41,9 +41,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
         "optimizations, or OpenVINO), whose integer kernels round differently from float "
         "fake-quant. It holds when it is within the INT8 bounds of the fake-quant source; or "
         "of the engine on the source; or no further from the fake-quant source than "
-        "--engine-margin times the engine on the source is (counted only while that engine is "
-        "within cosine 0.99 of it): status 'rounding' then. A drift names the reference it "
-        "failed. Exit 0: every pass holds; 1: a pass drifts or cannot run; 2: bad input. Max "
+        "--engine-margin times the engine on the source is (widening the cosine bound down to "
+        "0.99 at most): status 'rounding' then. The same holds for an INT8 snapshot against "
+        "the INT8 one before it (the engine compiles each anew). A drift names the reference "
+        "it failed. Exit 0: every pass holds; 1: a pass drifts or cannot run; 2: bad input. Max "
         "error is max|snapshot - reference| / max|reference|.")
     p.add_argument("model", help="the QDQ .onnx quant model")
     p.add_argument("--inputs", help=".npy (one input) or .npz (arrays keyed by input name); "

@@ -298,17 +298,19 @@ def test_int8_off_the_fake_quant_only_by_the_engines_rounding_holds(photo_resnet
     (Diff(0.998514, 1.0, 0.151), Diff(0.998419, 1.0, 0.143), True),
     (Diff(0.9970, 1.0, 0.151), Diff(0.998419, 1.0, 0.143), False),  # twice as far: drift
     (Diff(0.9990, 1.0, 0.30), Diff(0.9990, 1.0, 0.05), False),  # max error 6x the engine's
-    (Diff(0.995, 1.0, 0.2), Diff(0.0099, 1.0, 1.0), None),  # an engine computing another function
+    # YOLOv8n NNCF: OpenVINO on the source is off by 0.017, INT8 much closer to the source
+    (Diff(0.999953, 1.0, 0.064), Diff(0.983135, 1.0, 0.410), True),
+    # an engine computing another function widens the bound only down to cosine 0.99
+    (Diff(0.985, 1.0, 0.2), Diff(0.0099, 1.0, 1.0), False),
+    (Diff(0.995, 1.0, 0.2), Diff(0.0099, 1.0, 1.0), True),
 ])
 def test_the_engine_allowance_is_a_margin_on_its_own_distance(int8, engine, holds) -> None:
     tolerance = Tolerance()
     allowance = int8_allowance(tolerance.int8, engine, tolerance)
-    if holds is None:
-        assert allowance is None
-        return
     assert allowance is not None and allowance.holds(int8) == holds
-    assert allowance.min_cosine <= tolerance.int8.min_cosine  # never tighter than the bound
+    assert tolerance.engine_floor <= allowance.min_cosine <= tolerance.int8.min_cosine
     assert allowance.max_error >= tolerance.int8.max_error
+    assert int8_allowance(tolerance.int8, None, tolerance) is None
 
 
 def test_a_real_int8_error_at_quantize_fails_against_both_references(photo_resnet,
