@@ -35,6 +35,17 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "INT8 drift on OpenVINO, sample 4: 0.7025 vs the QDQ's 0.7393 (the others above it; "
         "INT8 vs QDQ 0.981-0.998, u8: 1.0000); ORT passes since fuse_hardswish keeps the inner "
         "quantization",
+    ("cosine", "ppocr_cls", "paddle-ptq-legacy", "onnxruntime"):
+        "INT8 rounding amplified on one sample: sample 2 INT8 0.3975 vs the QDQ's 0.5202 (INT8 vs "
+        "QDQ 0.9905); the QDQ itself is 0.21-0.99 from float (Paddle's PTQ + out_threshold Q/DQ "
+        "on every output); qcore verify: every FP32 pass holds, first drift at quantize (Relu "
+        "tensor cos 0.99976)",
+    ("cosine", "ppocr_cls", "paddle-ptq", "onednn"):
+        "the same on OpenVINO, sample 0: INT8 0.6485 vs QDQ 0.7590 (INT8 vs QDQ 0.9878); passes "
+        "with the onednn emitter of the day after (0.9983)",
+    ("cosine", "ppocr_cls", "paddle-ptq-legacy", "onednn"):
+        "as paddle-ptq on OpenVINO: sample 0 INT8 0.6485 vs QDQ 0.7694 (0.9852); passes later "
+        "(0.9973)",
     ("convert", "silero_vad", "ort-u8", "*"):
         "qcore's loader refuses the model: If '/model/decoder/If_1' has a subgraph that reads "
         "an outer tensor ('subgraphs that use tensors of the enclosing graph are not supported')",

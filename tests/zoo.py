@@ -577,7 +577,7 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
                                   (1, 3, 48, 192)),
              lambda: _x(text_crops(48, 192, 8, seed=1)),
              lambda: _x(text_crops(48, 192, 9, seed=2)),
-             "classes", ("ort-u8", "ort-per-tensor")),
+             "classes", ("ort-u8", "ort-per-tensor", "paddle-ptq", "paddle-ptq-legacy")),
     ZooModel("minilm_l6", f"{WHEELS['minilm']}: model/model.safetensors, model/vocab.txt",
              minilm,
              lambda: sentence_feeds(ZEN[:8]),
@@ -618,6 +618,10 @@ def quantize(model: onnx.ModelProto, producer: str, calibration: list[Feed]) -> 
         return modelgen.quantize_qdq(model, calibration=calibration, **ways[producer])
     if producer in ("nncf", "nncf-transformer"):
         return _nncf(model, calibration, producer == "nncf-transformer")
+    if producer.startswith("paddle-"):
+        import zoo_paddle  # Paddle's own PTQ, in a venv of its own; then our importer
+
+        return zoo_paddle.quantize(model, producer, calibration)
     raise ValueError(f"unknown producer {producer!r}")
 
 
@@ -629,6 +633,10 @@ PRODUCERS = {
     "ort-per-tensor": "quantize_static QDQ, u8 activations, per-tensor s8 weights",
     "nncf": "nncf.quantize, defaults (performance preset: s8 symmetric, inputs only)",
     "nncf-transformer": "nncf.quantize, model_type=TRANSFORMER",
+    "paddle-ptq": "Paddle's PostTrainingQuantization (onnx_format) of the model rebuilt as a "
+                  "Paddle program, read by our import_paddle (tests/zoo_paddle.py)",
+    "paddle-ptq-legacy": "the same in Paddle's legacy format (fake_quantize_range_abs_max, "
+                         "fake_channel_wise_dequantize_max_abs)",
 }
 
 
@@ -685,6 +693,10 @@ def entry(name: str, producer: str) -> ZooEntry:
     calibration = zm.calibration()
     key = _digest(fpath.read_bytes(), producer.encode(), _feeds_bytes(calibration),
                   _versions(), ZOO_VERSION.encode())
+    if producer.startswith("paddle-"):  # the QDQ file is our importer's output: key it too
+        import zoo_paddle
+
+        key = _digest(key.encode(), zoo_paddle.importer_digest())
     qpath = fpath.parent / f"{name}.{producer}.{key}.qdq.onnx"
     if not qpath.exists():
         _save(quantize(onnx.load(str(fpath)), producer, calibration), qpath)

@@ -86,6 +86,7 @@ class Builder:
         self.warnings: list[str] = []
         self.observers = True  # only_observer scales become Q/DQ pairs ...
         self.outputs: set[str] = set()  # ... except on the model's outputs
+        self.fused_away: set[str] = set()  # ... and on tensors Paddle fuses away
         self.op: Op | None = None
         self._names: set[str] = set()
         self._reserved = set(program.vars) | set(params)

@@ -15,6 +15,7 @@ from onnx import helper
 
 from qcore.paddle import is_paddle_model
 from qcore.paddle.builder import OPSET, Builder
+from qcore.paddle.fusions import fused_away
 from qcore.paddle.ops import REGISTRY
 from qcore.paddle.params import read_combined, read_separate
 from qcore.paddle.program import Op, Program, read_program
@@ -91,7 +92,9 @@ def import_paddle(model_dir_or_file: str | Path, model_filename: str | None = No
         out_thresholds: Turn the output scales Paddle records without applying them (the
             ``out_threshold`` attributes of OutScaleForInferencePass and the ``only_observer``
             quantize_linear ops of onnx_format models) into QuantizeLinear/DequantizeLinear
-            pairs on those tensors, so the INT8 conversion can use them as Paddle's does.
+            pairs on those tensors, so the INT8 conversion can use them as Paddle's does:
+            not on the tensors inside a chain Paddle fuses before it quantizes (a conv's
+            output read by its batch_norm, bias add or activation; see ``fusions.py``).
             Off, the model computes exactly what Paddle computes.
 
     Returns:
@@ -119,7 +122,8 @@ def program_to_onnx(program: Program, params: dict[str, np.ndarray], name: str =
     b.weight_plan = plan_weights(program, params)
     b.observers = out_thresholds
     b.outputs = _fetched(program)
-    skip = _quantized_vars(program) | b.outputs
+    b.fused_away = fused_away(program)
+    skip = _quantized_vars(program) | b.outputs | b.fused_away
     fetches: list[str] = []
     for op in program.ops:
         b.start_op(op)

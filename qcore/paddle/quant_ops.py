@@ -194,7 +194,7 @@ def _observer(b: Builder, op: Op, out_slot: str) -> None:
     binding = b.raw(b.input_name("X"))
     threshold, axis = _threshold(b, op)
     if (not b.observers or threshold is None or binding.factor is not None
-            or b.input_name("X") in b.outputs):
+            or b.input_name("X") in b.outputs or b.input_name("X") in b.fused_away):
         b.alias(out_slot, binding)
         return
     b.alias(out_slot, Binding(_qdq(b, binding.name, threshold, axis)))
