@@ -367,24 +367,29 @@ def python() -> Path:
     marker = VENV / f".installed-{PADDLE}"
     if marker.exists():
         return exe
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(VENV.parent / "paddle-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists():
-            return exe
-        if VENV.exists():
-            shutil.rmtree(VENV)
-        steps = [[sys.executable, "-m", "venv", str(VENV)],
-                 [str(exe), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                  PADDLE]]
-        for cmd in steps:
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise PaddleUnavailable(
-                    f"the Paddle venv could not be made: '{' '.join(cmd[-3:])}' failed (exit "
-                    f"{done.returncode}): {(done.stderr or done.stdout).strip()[-600:]}")
-        marker.write_text(PADDLE + "\n")
+    try:
+        VENV.parent.mkdir(parents=True, exist_ok=True)
+        with open(VENV.parent / "paddle-venv.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not marker.exists():
+                _make_venv(exe)
+                marker.write_text(PADDLE + "\n")
+    except OSError as exc:
+        raise PaddleUnavailable(f"the Paddle venv could not be made in {VENV}: {exc}") from None
     return exe
+
+
+def _make_venv(exe: Path) -> None:
+    if VENV.exists():
+        shutil.rmtree(VENV)
+    steps = [[sys.executable, "-m", "venv", str(VENV)],
+             [str(exe), "-m", "pip", "install", "-q", "--disable-pip-version-check", PADDLE]]
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise PaddleUnavailable(
+                f"the Paddle venv could not be made: '{' '.join(cmd[-3:])}' failed (exit "
+                f"{done.returncode}): {(done.stderr or done.stdout).strip()[-600:]}")
 
 
 def _code_digest() -> bytes:
@@ -441,6 +446,7 @@ def build(model: onnx.ModelProto, calibration: list[zoo.Feed]) -> PaddleBuild:
     done = subprocess.run([str(python()), str(SCRIPT), str(work)], capture_output=True,
                           text=True, env=env)
     if done.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
         raise PaddleUnavailable(f"{SCRIPT.name} failed (exit {done.returncode}): "
                                 f"{done.stderr.strip()[-1200:]}")
     _check_float(model, PaddleBuild(work), calibration)
