@@ -211,6 +211,13 @@ class GraphPanel(QWidget):
             return
         self.loader.lay_out(key, plan)
 
+    def shut_down(self) -> None:
+        """The window closes: stop building the scene and preparing views; a view job that
+        ends later shows nothing."""
+        self.loader.cancel()
+        self.busy.stop()
+        self.view.builder.stop()
+
     def cancel_layout(self) -> None:
         if self.loader.cancel():
             if not self.view.ops and not self.view.blocks:

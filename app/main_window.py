@@ -42,6 +42,7 @@ MODEL_FILTER = ("Quant models (*.onnx *.pdmodel __model__);;ONNX models (*.onnx)
 
 class MainWindow(QMainWindow):
     job_finished = Signal(str, bool)  # job name, succeeded
+    CLOSE_WAIT_MS = 10000  # how long closing waits for cancelled jobs to end
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         guard_singletons()
@@ -378,6 +379,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
         self.settings.sync()
-        self.jobs.shutdown()
+        self.graph_panel.shut_down()  # no slice, busy card or layout callback after this
+        self.jobs.shutdown(self.CLOSE_WAIT_MS)
         self.gc.stop()
         super().closeEvent(event)

@@ -81,12 +81,19 @@ class Job(QRunnable):
             self.signals.finished.emit()
 
 
+_ABANDONED: list[tuple[QThreadPool, list[Job]]] = []  # still running when their window closed
+
+
 class JobPool(QObject):
-    """Starts jobs on a private thread pool and keeps them alive until they finish."""
+    """Starts jobs on a private thread pool and keeps them alive until they finish.
+
+    The thread pool has no Qt parent: deleting the window does not wait in the pool's
+    destructor for a job that has not answered Cancel yet; ``shutdown`` keeps such jobs (and
+    their pool) alive until the end of the app, their signals disconnected."""
 
     def __init__(self, parent: QObject | None = None, threads: int = 3) -> None:
         super().__init__(parent)
-        self.pool = QThreadPool(self)
+        self.pool = QThreadPool()
         self.pool.setMaxThreadCount(threads)
         self._running: set[Job] = set()
 
@@ -105,7 +112,16 @@ class JobPool(QObject):
         return list(self._running)
 
     def shutdown(self, msecs: int = 10000) -> bool:
-        """Cancel every job and wait for the threads (called when the window closes)."""
+        """Cancel every job and wait up to ``msecs`` for the threads (called when the window
+        closes); then no job's signal reaches a slot any more (a job still running ends
+        later, into nothing). False if some job was still running."""
+        self.pool.clear()  # queued, not started: never run
         for job in list(self._running):
             job.cancel()
-        return self.pool.waitForDone(msecs)
+        done = self.pool.waitForDone(msecs)
+        for job in self._running:
+            job.release()
+        if not done:
+            _ABANDONED.append((self.pool, [j for j in self._running if not j.done.is_set()]))
+        self._running.clear()
+        return done
