@@ -1,6 +1,7 @@
 """The real-model zoo (tests/zoo.py) on both engines: FP32 / source QDQ / our INT8.
 
     python benchmarks/bench_zoo.py [--models efficientnet_lite0,minilm_l6] [--iterations 50]
+                                   [--tune [--tune-budget 60]]
 
 For every zoo (model, producer): ONNX Runtime runs the float model, the QDQ model and our
 ``--target onnxruntime`` INT8; OpenVINO runs the float model, the QDQ model and our
@@ -9,6 +10,11 @@ batch 1, the first test sample as input). Prints p50 latencies, the latency rati
 ours/FP32 (below 1 is faster), the compute ops that ran INT8 ("what ran", from qcore.bench's
 report: ONNX Runtime's optimized graph, OpenVINO's runtime precision) and the mean cosine vs
 FP32 over the test samples of the QDQ model and of ours. Asserts nothing.
+
+With ``--tune``, ``qcore.tune`` first tunes our INT8 model on the same engine (the first test
+sample as ``--inputs``, 1 thread, a fresh cache: the tuning time is a cold run), and the tuned
+model is timed in the same interleaved run as the other three: the table gains its latency,
+tuned/QDQ, tuned/FP32, the ops tuning kept FP32, the tuning seconds and its cosine vs FP32.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -30,6 +37,7 @@ from qcore.bench import BenchSettings, run_benchmark  # noqa: E402
 ENGINES = {"onnxruntime": "onnxruntime", "openvino": "onednn"}  # engine -> our target
 HEADER = ("| model | producer | engine | FP32 ms | QDQ ms | ours ms | ours/QDQ | ours/FP32 "
           "| INT8 ops QDQ | INT8 ops ours | cos QDQ | cos ours |")
+TUNE_HEADER = " tuned ms | tuned/QDQ | tuned/FP32 | kept FP32 by tune | tune s | cos tuned |"
 
 
 def _ops(result) -> str:
@@ -56,8 +64,27 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "-"
 
 
-def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path) -> list[str]:
-    """Table rows of one (model, producer), one per engine."""
+def tuned_model(e: zoo.ZooEntry, engine: str, target: str, feeds: Path, budget: float,
+                work: Path) -> tuple[Path, int, float]:
+    """Our INT8 model tuned on ``engine``: its path, the ops kept FP32, the tuning seconds."""
+    from qcore.config import ConvertConfig
+    from qcore.convert import convert
+    from qcore.tune import TuneSettings, tune
+
+    stem = f"{e.model.name}.{e.producer}.{engine}"
+    cache = work / f"{stem}.qcore-tune.json"
+    cache.unlink(missing_ok=True)
+    settings = TuneSettings(engine=engine, budget_s=budget, inputs=feeds)
+    tuned = tune(str(e.qdq_path), ConvertConfig(target=target), settings, cache_file=cache)
+    path = work / f"{stem}.tuned.onnx"
+    onnx.save(convert(str(e.qdq_path), tuned.config).int8_model(), str(path))
+    return path, len(tuned.tuned_ids), tuned.seconds
+
+
+def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
+                tune_budget: float | None = None) -> list[str]:
+    """Table rows of one (model, producer), one per engine (``tune_budget``: with the tuned
+    columns)."""
     feeds = work / f"{e.model.name}.npz"
     np.savez(feeds, **e.test[0])
     ref = zoo.outputs(e.float_path, e.test)
@@ -65,15 +92,28 @@ def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path) -> list[str]:
     for engine, target in ENGINES.items():
         ours = zoo.convert_entry(e, target)
         models = {"fp32": e.float_path, "qdq": e.qdq_path, "int8": ours.int8_path}
+        kept, tune_s = 0, 0.0
+        if tune_budget is not None:
+            try:
+                models["tuned"], kept, tune_s = tuned_model(e, engine, target, feeds,
+                                                            tune_budget, work)
+            except Exception as exc:  # noqa: BLE001 - show the failure in the row
+                print(f"tune failed ({e.model.name} {e.producer} {engine}): {exc}",
+                      file=sys.stderr)
         settings = BenchSettings(engines=[engine], threads=[1], iters=iterations, warmup=5,
                                  inputs=feeds)
         report = run_benchmark(models, settings)
         res = {k: report.result(k, engine, 1) for k in models}
-        fp32, qdq, int8 = (_ms(res[k]) for k in models)
+        fp32, qdq, int8 = (_ms(res[k]) for k in ("fp32", "qdq", "int8"))
         cells = [e.model.name, e.producer, engine, f"{fp32:.2f}" if fp32 else "-",
                  f"{qdq:.2f}" if qdq else "-", f"{int8:.2f}" if int8 else "-",
                  _ratio(int8, qdq), _ratio(int8, fp32), _ops(res["qdq"]), _ops(res["int8"]),
                  _cos(e.qdq_path, e, engine, ref), _cos(ours.int8_path, e, engine, ref)]
+        if tune_budget is not None:
+            tuned = _ms(res["tuned"]) if "tuned" in res else None
+            cells += [f"{tuned:.2f}" if tuned else "-", _ratio(tuned, qdq), _ratio(tuned, fp32),
+                      str(kept) if tuned else "-", f"{tune_s:.0f}" if tuned else "-",
+                      _cos(models["tuned"], e, engine, ref) if tuned else "-"]
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     return rows
@@ -85,19 +125,25 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default: all of {', '.join(zoo.MODELS)})")
     parser.add_argument("--iterations", type=int, default=50,
                         help="measured runs per model and engine")
+    parser.add_argument("--tune", action="store_true",
+                        help="also tune our INT8 model on each engine and time it too")
+    parser.add_argument("--tune-budget", type=float, default=60.0, metavar="SECONDS",
+                        help="--tune-budget of each tuning (default 60)")
     args = parser.parse_args(argv)
     names = [n for n in args.models.split(",") if n] or list(zoo.MODELS)
     unknown = [n for n in names if n not in zoo.MODELS]
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {', '.join(zoo.MODELS)}")
-    print(HEADER)
-    print("|" + "---|" * HEADER.count(" | ") + "---|")
+    header = HEADER + (TUNE_HEADER if args.tune else "")
+    print(header)
+    print("|" + "---|" * header.count(" | ") + "---|")
     with tempfile.TemporaryDirectory(prefix="bench_zoo_") as tmp:
         for name, producer in zoo.PAIRS:
             if name not in names:
                 continue
             try:
-                bench_entry(zoo.entry(name, producer), args.iterations, Path(tmp))
+                bench_entry(zoo.entry(name, producer), args.iterations, Path(tmp),
+                            args.tune_budget if args.tune else None)
             except Exception as exc:  # noqa: BLE001 - one failing model must not stop the table
                 print(f"| {name} | {producer} | - | failed: {str(exc)[:120]} |", flush=True)
     return 0

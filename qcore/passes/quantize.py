@@ -10,11 +10,12 @@ from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.status import OpStatus
 
 
-def _keeps_source_qdq(node: Node) -> bool:
-    """An FP32 compute op that no user choice made FP32: it keeps the Q/DQ the source put on
-    its inputs, so it computes with the values the quant model computes with."""
+def _keeps_source_qdq(node: Node, skip: set[int]) -> bool:
+    """An FP32 compute op that no user choice made FP32 (nor named in ``skip``, even when it
+    has no INT8 form anyway): it keeps the Q/DQ the source put on its inputs, so it computes
+    with the values the quant model computes with."""
     return (node.status is OpStatus.FP32 and not is_movement(node)
-            and not node.reason.kind.user_choice)
+            and not node.reason.kind.user_choice and node.id not in skip)
 
 
 class Quantize(Pass):
@@ -34,11 +35,12 @@ class Quantize(Pass):
         emitter = OrtEmitter(g) if ctx.config.target == ONNXRUNTIME else QdqEmitter(g)
         nodes = []
         count = 0
+        skip = set(ctx.config.op_ids_to_skip)
         for node in g.nodes:
             if node.status is OpStatus.INT8:
                 nodes.extend(emitter.emit(node))
                 count += 1
-            elif _keeps_source_qdq(node):
+            elif _keeps_source_qdq(node, skip):
                 nodes.extend(emitter.keep_source_qdq(node))
             else:
                 nodes.append(node)

@@ -5,20 +5,23 @@ of its default placement (so a changed converter misses too), the config, the en
 version, the machine (CPU model and flags, logical CPUs), the thread count and the inputs.
 Any change gives a new key, and the message says which of these changed. Trials are keyed by
 the two ``op_ids_to_skip`` sets they compared, so the search replays from the cache without
-timing anything. The file is replaced atomically after every trial (an interrupted run keeps
-what it measured); it is never the input model, and a file that is not ours is not read.
+timing anything; the final check (default, tuned and FP32 side by side) is keyed by the
+tuned set, and ``summary`` is the last run's result in a few numbers. The file is replaced
+atomically after every trial (an interrupted run keeps what it measured); it is never the
+input model, and a file that is not ours is not read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from qcore.files import check_output, write_bytes_atomic
 from qcore.safe_io import ModelError, regular_file_size
-from qcore.tune.timing import PairTiming
+from qcore.tune.timing import PairTiming, Stats
 
 FORMAT = "qcore-tune/1"
 SUFFIX = ".qcore-tune.json"
@@ -65,6 +68,8 @@ class TuneCache:
     def __init__(self, path: Path | None, fields: dict[str, Any], *inputs: str | Path) -> None:
         self.path, self.fields, self.key = path, fields, key_of(fields)
         self.trials: dict[TrialKey, PairTiming] = {}
+        self.finals: dict[tuple[int, ...], list[Stats]] = {}  # tuned set -> default, tuned, fp32
+        self.summary: dict[str, Any] = {}
         self.others: list[dict[str, Any]] = []  # entries of other keys, kept in the file
         # the largest --tune-budget a search of this key ran out of (0: none did); a run
         # with no larger budget replays the cache and measures nothing new
@@ -95,6 +100,11 @@ class TuneCache:
         if mine is None:
             self.note = self._miss(entries)
             return
+        self._entry(mine)
+        self.note = f"cache {path.name}: {len(self.trials)} measurements"
+
+    def _entry(self, mine: dict[str, Any]) -> None:
+        """Read this key's entry (a malformed trial or final is skipped)."""
         stopped = mine.get("stopped_at_budget_s", 0.0)
         self.stopped_at = float(stopped) if isinstance(stopped, int | float) else 0.0
         for trial in mine.get("trials", []):
@@ -103,7 +113,12 @@ class TuneCache:
                 self.trials[key] = PairTiming.from_dict(trial["timing"])
             except (KeyError, TypeError, ValueError):
                 continue
-        self.note = f"cache {path.name}: {len(self.trials)} measurements"
+        for final in mine.get("finals", []):
+            try:
+                self.finals[tuple(sorted(final["tuned"]))] = [Stats.from_dict(d)
+                                                              for d in final["stats"]]
+            except (KeyError, TypeError, ValueError):
+                continue
 
     def _miss(self, entries: list[dict[str, Any]]) -> str:
         """Which key fields differ from the newest entry (why nothing was reused)."""
@@ -122,6 +137,21 @@ class TuneCache:
         self.trials[_trial_key(base, trial)] = timing
         self.write()
 
+    def final(self, tuned: list[int]) -> list[Stats] | None:
+        """The final check of ``tuned`` (default, tuned, FP32; then their faster halves), if
+        measured."""
+        found = self.finals.get(tuple(sorted(tuned)))
+        return found if found is not None and len(found) == 6 else None
+
+    def store_final(self, tuned: list[int], stats: list[Stats]) -> None:
+        self.finals[tuple(sorted(tuned))] = stats
+        self.write()
+
+    def store_summary(self, summary: dict[str, Any]) -> None:
+        """Keep the last run's summary (see ``TuneResult.summary``) in the entry."""
+        self.summary = summary
+        self.write()
+
     def stopped(self, budget_s: float) -> None:
         """A search ran out of ``budget_s``: remember it (see :attr:`stopped_at`)."""
         if budget_s > self.stopped_at:
@@ -132,7 +162,10 @@ class TuneCache:
         if self.path is None:
             return
         entry = {"key": self.key, "fields": self.fields, "stopped_at_budget_s": self.stopped_at,
+                 "summary": self.summary,
                  "trials": [{"base": list(b), "trial": list(t), "timing": v.to_dict()}
-                            for (b, t), v in self.trials.items()]}
+                            for (b, t), v in self.trials.items()],
+                 "finals": [{"tuned": list(k), "stats": [asdict(x) for x in v]}
+                            for k, v in self.finals.items()]}
         data = {"format": FORMAT, "entries": [entry, *self.others]}
         write_bytes_atomic(self.path, (json.dumps(data, indent=1) + "\n").encode())

@@ -1,14 +1,16 @@
-"""The ``--tune`` search: which candidate units to keep FP32, by measurement in the model.
+"""The ``--tune`` search: which INT8 ops to keep FP32, by measurement in the model.
 
-The units (:mod:`qcore.tune.candidates`) start INT8, as the pipeline placed them. The
-search is top-down, like a bisection: all units are tried FP32 at once against the current
-model; if that is faster (beyond the margin and the spreads, :meth:`PairTiming.faster`), it is
-kept and each half is then tried back in INT8, else each half is tried FP32, and so on down to
-single units. Every change is kept only when measured faster, so a group's gain that no
-single op shows on its own (each of 30 islands paying its own Q/DQ) is found, and an op that
-is faster INT8 inside an accepted group is put back. At most ``2n - 1`` trials for ``n``
-units; the budget stops the search earlier and the result says what was not tried. Last,
-the tuned model is timed against the default side by side and kept only if it is faster.
+Top-down over the levels of :mod:`qcore.tune.candidates` (the whole model, regions, small
+units), each found on the placement the level before left. A unit that is INT8 is tried
+FP32 against the current model; if that is faster (beyond the margin and the spreads,
+:meth:`PairTiming.faster`) it is kept and its parts are then tried back in INT8, else its
+parts are tried FP32, and so on down. Every change is kept only when measured faster, so a
+group's gain that no single op shows on its own (each of 30 islands paying its own Q/DQ) is
+found, and a part that is faster INT8 inside an accepted group is put back. A model INT8 does
+not pay on ends after one trial (everything FP32) and one try back per kind. The budget
+stops the search earlier and the result says what was not tried. Last, the default, the
+tuned and the FP32 model are timed side by side; the tuned one is kept only if it is faster
+than the default.
 """
 
 from __future__ import annotations
@@ -18,22 +20,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qcore.config import ConvertConfig
-from qcore.convert import convert
+from qcore.convert import ConversionResult, convert
 from qcore.files import save_model
 from qcore.passes.base import Cancelled
 from qcore.tune import timing as clocks  # clocks.clock: swapped by tests
 from qcore.tune.cache import TuneCache
-from qcore.tune.candidates import Unit
-from qcore.tune.timing import MARGIN, PairTimer, PairTiming
+from qcore.tune.candidates import ISLAND_OPS, LEVELS, LevelFn, Unit, leaves
+from qcore.tune.timing import MARGIN, PairTimer, PairTiming, Stats
 
 ProgressFn = Callable[[int, int, str], None]
+#: A group whose switch made the model this much slower is not split further.
+PRUNE = 0.25
 TimerFactory = Callable[[], PairTimer]
 
 
 @dataclass
 class Trial:
     """One measurement: ``op_ids`` switched to ``to`` (``fp32`` / ``int8``) against the
-    current model; ``accepted`` when the switched model was faster and was kept."""
+    current model; ``accepted`` when the switched model was faster and was kept. ``units``
+    names the smallest units inside, ``kind`` / ``label`` the unit tried."""
 
     op_ids: list[int]
     units: list[str]
@@ -42,11 +47,14 @@ class Trial:
     accepted: bool
     cached: bool
     error: str = ""
+    kind: str = ""
+    label: str = ""
 
     def _ms(self, precision: str) -> float | None:
         if self.timing is None:
             return None
-        return (self.timing.trial if self.to == precision else self.timing.base).median
+        base, trial = self.timing.shown()
+        return (trial if self.to == precision else base).median
 
     def fp32_faster(self, margin: float) -> bool:
         """Was the model with these ops FP32 the faster, beyond ``margin`` and the spreads
@@ -66,22 +74,51 @@ class Trial:
         return self._ms("int8")
 
 
-def halves(units: list[Unit]) -> list[list[Unit]]:
-    middle = len(units) // 2
-    return [units[:middle], units[middle:]]
+@dataclass(frozen=True)
+class Final:
+    """The default, the tuned and the FP32 model timed side by side at the end: over all
+    runs, and over the faster half of each model's runs (see :mod:`qcore.tune.timing`)."""
+
+    default: Stats
+    tuned: Stats
+    fp32: Stats
+    fast: tuple[Stats, Stats, Stats]
+    cached: bool = False
+
+    @classmethod
+    def of(cls, stats: list[Stats], cached: bool = False) -> Final:
+        """From the six :class:`Stats` the cache keeps (all runs, then faster halves)."""
+        return cls(stats[0], stats[1], stats[2], (stats[3], stats[4], stats[5]), cached)
+
+    def stats(self) -> list[Stats]:
+        return [self.default, self.tuned, self.fp32, *self.fast]
+
+    @property
+    def tuned_faster(self) -> bool:
+        """Is the tuned model's median, or its faster half's, below the default's?"""
+        return (self.tuned.median < self.default.median
+                or self.fast[1].median < self.fast[0].median)
+
+
+def _size(unit: Unit) -> int:
+    return 1 + sum(_size(p) for p in unit.parts)
 
 
 class Search:
-    """One search over ``units``; ``skip`` is the current ``op_ids_to_skip``."""
+    """One search; ``skip`` is the current ``op_ids_to_skip``."""
 
     def __init__(self, quant: str | Path, config: ConvertConfig, cache: TuneCache,
                  timer: TimerFactory, work: Path, budget_s: float, margin: float = MARGIN,
-                 estimate_s: float = 2.0, progress: ProgressFn | None = None) -> None:
+                 estimate_s: float = 2.0, progress: ProgressFn | None = None,
+                 island_ops: int = ISLAND_OPS) -> None:
         self.quant, self.config, self.cache, self.work = quant, config, cache, work
         self.make_timer, self.budget_s, self.margin = timer, budget_s, margin
-        self.estimate_s, self.progress = estimate_s, progress
-        self.skip = list(config.op_ids_to_skip)
+        self.estimate_s, self.progress, self.island_ops = estimate_s, progress, island_ops
+        self.user_skip = set(config.op_ids_to_skip)
+        self.skip = sorted(self.user_skip)
         self.paths: dict[tuple[int, ...], Path] = {}
+        self.results: dict[tuple[int, ...], ConversionResult] = {}
+        self.units: list[Unit] = []  # every unit searched, level by level
         self.trials: list[Trial] = []
         self.untried: list[str] = []  # out of budget
         self.pruned: list[str] = []  # not worth trying (see hopeless)
@@ -92,53 +129,70 @@ class Search:
         self._timer: PairTimer | None = None
 
     # ---- the search -------------------------------------------------------------------
-    def run(self, units: list[Unit]) -> None:
-        self.total = max(1, 2 * len(units) - 1)
-        if units:
-            self.settle(units)
+    def run(self, levels: dict[str, LevelFn] | None = None) -> None:
+        """Search each level of ``levels`` (default :data:`LEVELS`) in turn."""
+        for find in (levels or LEVELS).values():
+            units = find(self.placement(), self.island_ops, set(self.skip) - self.user_skip)
+            self.units += units
+            self.total = len(self.trials) + sum(_size(u) for u in units)
+            for unit in units:  # INT8 units are tried FP32, units tuned FP32 back in INT8
+                self._switch(unit, "fp32" if self._switches(unit, "fp32") else "int8")
 
-    def settle(self, units: list[Unit]) -> None:
-        """``units`` are INT8: try them FP32, then refine the halves."""
-        trial = self.trial(units, "fp32")
+    def settle(self, unit: Unit) -> None:
+        """``unit`` is INT8 (in part): try it FP32, then its parts."""
+        self._switch(unit, "fp32")
+
+    def unsettle(self, unit: Unit) -> None:
+        """``unit`` was kept FP32 with a larger one: try it back in INT8, then its parts."""
+        self._switch(unit, "int8")
+
+    def _switch(self, unit: Unit, to: str) -> None:
+        """Try ``unit`` switched ``to``; then its parts: switched back if it was kept (a part
+        may be faster as it was), else each switched alone (unless hopeless)."""
+        if not self._switches(unit, to):
+            return
+        trial = self.trial(unit, to)
         if trial is None:
-            self.untried.append("never tried FP32: " + ", ".join(u.label for u in units))
+            self.untried.append(("never tried FP32: " if to == "fp32" else
+                                 "kept FP32 with their group, never tried back in INT8: ")
+                                + ", ".join(u.label for u in leaves(unit)))
             return
-        if len(units) > 1 and not trial.accepted and self.hopeless(trial, len(units)):
-            loss = self.slower(trial)
-            self.pruned.append(f"FP32 made the model {loss:.0%} slower with them ("
-                               f"{loss / len(units):.0%} per candidate), not tried alone: "
-                               + ", ".join(u.label for u in units))
+        if not unit.parts:
             return
-        if len(units) > 1:
-            for half in halves(units):
-                (self.unsettle if trial.accepted else self.settle)(half)
+        if not trial.accepted and unit.kind != "everything" and self.hopeless(trial, unit):
+            loss, count = self.loss(trial), len(leaves(unit))
+            self.pruned.append(f"{to.upper()} made the model {loss:.0%} slower with them ("
+                               f"{loss / count:.0%} per candidate), not tried alone: "
+                               + ", ".join(u.label for u in leaves(unit)))
+            return
+        back = "int8" if to == "fp32" else "fp32"
+        for part in unit.parts:
+            self._switch(part, back if trial.accepted else to)
 
-    def slower(self, trial: Trial) -> float:
-        """How much slower the model was with the trial's ops FP32 (a fraction of INT8)."""
-        if trial.fp32_ms is None or trial.int8_ms is None or trial.int8_ms <= 0:
+    def loss(self, trial: Trial) -> float:
+        """How much slower the switched model was than the current one (a fraction)."""
+        if trial.timing is None:
             return 0.0
-        return trial.fp32_ms / trial.int8_ms - 1.0
+        base, switched = trial.timing.shown(self.margin)
+        return switched.median / base.median - 1.0 if base.median > 0 else 0.0
 
-    def hopeless(self, trial: Trial, units: int) -> bool:
-        """FP32 lost so much per unit that one unit winning alone would have to beat its
-        neighbours' average by twice the margin: the halves are not tried. A failed trial
-        (no timing) is not refined either."""
-        return trial.timing is None or self.slower(trial) / units > 2 * self.margin
+    def hopeless(self, trial: Trial, unit: Unit) -> bool:
+        """The switch lost so much that one part winning alone is not worth a trial: more
+        than ``PRUNE`` of the model's time, or twice the margin per smallest unit inside. A
+        failed trial (no timing) is not refined either."""
+        if trial.timing is None:
+            return True
+        loss = self.loss(trial)
+        return loss > PRUNE or loss / len(leaves(unit)) > 2 * self.margin
 
-    def unsettle(self, units: list[Unit]) -> None:
-        """``units`` were kept FP32 with a group: try them back in INT8, then the halves."""
-        trial = self.trial(units, "int8")
-        if trial is None:
-            self.untried.append("kept FP32 with their group, never tried back in INT8: "
-                                + ", ".join(u.label for u in units))
-            return
-        if len(units) > 1:
-            for half in halves(units):
-                (self.settle if trial.accepted else self.unsettle)(half)
+    def _switches(self, unit: Unit, to: str) -> list[int]:
+        """The ops of ``unit`` that trying it ``to`` would switch (never the user's)."""
+        ids = set(unit.op_ids) - self.user_skip
+        return sorted(ids - set(self.skip) if to == "fp32" else ids & set(self.skip))
 
-    def trial(self, units: list[Unit], to: str) -> Trial | None:
-        """Measure ``units`` switched to ``to``; None when the budget has run out."""
-        ids = sorted({i for u in units for i in u.op_ids})
+    def trial(self, unit: Unit, to: str) -> Trial | None:
+        """Measure ``unit`` switched to ``to``; None when the budget has run out."""
+        ids = self._switches(unit, to)
         new = sorted(set(self.skip) | set(ids)) if to == "fp32" else \
             sorted(set(self.skip) - set(ids))
         timing = self.cache.lookup(self.skip, new)
@@ -149,31 +203,50 @@ class Search:
                 return None
             timing, error = self._timed(self.skip, new)
         accepted = timing is not None and timing.faster(self.margin)
-        trial = Trial(ids, [u.label for u in units], to, timing, accepted, cached, error)
+        trial = Trial(ids, [u.label for u in leaves(unit)], to, timing, accepted, cached, error,
+                      unit.kind, unit.label)
         self.trials.append(trial)
         if accepted:
             self.skip = new
         if self.progress is not None:
             verdict = "kept" if accepted else "not kept"
-            self.progress(min(len(self.trials), self.total), self.total,
-                          f"{to.upper()} {', '.join(trial.units)[:80]}: {verdict}")
+            self.total = max(self.total, len(self.trials))
+            self.progress(len(self.trials), self.total,
+                          f"{to.upper()} {unit.label[:80]}: {verdict}")
         return trial
 
-    def final(self) -> tuple[PairTiming | None, bool]:
-        """The default against the tuned model, side by side (even over budget: it is the
-        check that tuning never made the model slower). Returns the timing and whether the
-        tuned model is kept; if it is not faster, the default is restored."""
-        default = list(self.config.op_ids_to_skip)
-        if self.skip == default:
+    def final(self, fp32: Path) -> tuple[Final | None, bool]:
+        """The default, the tuned and the ``fp32`` model side by side (even over budget: it
+        is the check that tuning never made the model slower, and what INT8 is worth here).
+        Returns the timings and whether the tuned model is kept; if it is not faster than the
+        default, the default is restored. None when the budget was 0."""
+        default = sorted(self.user_skip)
+        if self.budget_s <= 0:
             return None, False
-        timing = self.cache.lookup(default, self.skip)
-        self.reused += timing is not None
-        if timing is None:
-            timing, _ = self._timed(default, self.skip)
-        if timing is None or timing.trial.median >= timing.base.median:
+        stats = self.cache.final(self.skip)
+        cached = stats is not None
+        self.reused += cached
+        if stats is None:
+            paths = [self.model(default), fp32] if self.skip == default else \
+                [self.model(default), self.model(self.skip), fp32]
+            try:
+                self.timed += 1
+                runs = self.timer().measure_all(paths)
+            except Cancelled:
+                raise
+            except Exception:  # noqa: BLE001 - the trials ran these models; report no check
+                return None, self.skip != default
+            if len(runs) == 2:  # nothing tuned: the default is the tuned model
+                runs = [runs[0], runs[0], runs[1]]
+            stats = [Stats.of(r) for r in runs] + [Stats.fast_half(r) for r in runs]
+            self.cache.store_final(self.skip, stats)
+        final = Final.of(stats, cached)
+        if self.skip == default:
+            return final, False
+        if not final.tuned_faster:
             self.skip = default
-            return timing, False
-        return timing, True
+            return final, False
+        return final, True
 
     # ---- measuring ----------------------------------------------------------------------
     def affordable(self) -> bool:
@@ -203,13 +276,22 @@ class Search:
             self._timer = self.make_timer()
         return self._timer
 
+    def placement(self) -> ConversionResult:
+        """The conversion with the current ``skip`` (its decisions: what is INT8 now)."""
+        key = tuple(sorted(self.skip))
+        if key not in self.results:
+            cfg = ConvertConfig(self.config.ops_to_quantize, list(key), self.config.target)
+            self.results = {key: convert(self.quant, cfg)}  # keep one: they are large
+        return self.results[key]
+
     def model(self, skip: list[int]) -> Path:
         """The INT8 model converted with ``skip``, written once into the work folder."""
         key = tuple(sorted(skip))
         if key not in self.paths:
             cfg = ConvertConfig(self.config.ops_to_quantize, list(key), self.config.target)
             path = self.work / f"trial_{len(self.paths)}.onnx"
-            save_model(convert(self.quant, cfg).int8_model(), path, self.quant)
+            result = self.results.get(key) or convert(self.quant, cfg)
+            save_model(result.int8_model(), path, self.quant)
             self.paths[key] = path
         return self.paths[key]
 

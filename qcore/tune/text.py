@@ -6,6 +6,7 @@ from collections import Counter
 
 from qcore.convert import ConversionResult
 from qcore.summary import printable
+from qcore.tune.candidates import Unit
 from qcore.tune.tuner import TuneResult, ms
 
 
@@ -14,11 +15,9 @@ def tune_text(tuned: TuneResult, result: ConversionResult) -> str:
     and the cache."""
     labels = {n.id: printable(n.label) for n in result.decisions}
     threads = f"{tuned.threads} thread{'s' if tuned.threads > 1 else ''}"
-    kinds = Counter(u.kind for u in tuned.units)
     lines = [f"tune: measured on {tuned.engine} {tuned.engine_version}, {threads}, "
              f"{printable(tuned.inputs)}",
-             f"tune: {len(tuned.units)} candidates ({_n(kinds['island'], 'small INT8 island')}, "
-             f"{_n(kinds['border'], 'border op')}); {_n(len(tuned.trials), 'trial')}"
+             f"tune: candidates {_candidates(tuned.units)}; {_n(len(tuned.trials), 'trial')}"
              f"{' and the final check' if tuned.final else ''} in {tuned.seconds:.1f} s "
              f"({tuned.timed} timed, {tuned.cached} from the cache)"]
     reasons = tuned.reasons()
@@ -32,9 +31,7 @@ def tune_text(tuned: TuneResult, result: ConversionResult) -> str:
         lines.append("stayed INT8 after a trial:")
         lines += _rows({labels.get(i, str(i)): text for i, text in stayed.items()})
     if tuned.final is not None:
-        f = tuned.final
-        lines.append(f"tuned vs default, side by side: {ms(f.trial.median)} vs "
-                     f"{ms(f.base.median)} ({f.base.median / f.trial.median:.2f}x)")
+        lines += _final_lines(tuned)
     errors = [t for t in tuned.trials if t.error]
     for trial in errors[:3]:
         lines.append(f"trial failed ({', '.join(trial.units)[:60]}): {printable(trial.error)}")
@@ -50,6 +47,43 @@ def tune_text(tuned: TuneResult, result: ConversionResult) -> str:
         skip = ",".join(map(str, tuned.config.op_ids_to_skip))
         lines.append(f"the same model without --tune: --op_ids_to_skip {skip}")
     return "\n".join(lines)
+
+
+def _candidates(units: list[Unit]) -> str:
+    """``everything, float-output ops, 3 op types, 2 regions, 4 small INT8 islands``."""
+    kinds = Counter(u.kind for top in units for u in _tree(top) if u.kind != "group")
+    words = [("everything", "everything", "everything"),
+             ("float-output", "the float-output ops", "the float-output ops"),
+             ("type", "1 op type", "{} op types"), ("region", "1 region", "{} regions"),
+             ("island", "1 small INT8 island", "{} small INT8 islands"),
+             ("border", "1 border op", "{} border ops")]
+    found = [(one if kinds[k] == 1 else many.format(kinds[k])) for k, one, many in words
+             if kinds[k]]
+    return ", ".join(found) or "none (no INT8 op)"
+
+
+def _tree(unit: Unit) -> list[Unit]:
+    return [unit, *(u for part in unit.parts for u in _tree(part))]
+
+
+def _final_lines(tuned: TuneResult) -> list[str]:
+    """The final check: the three medians, and INT8 against FP32 in a few words."""
+    f = tuned.final
+    assert f is not None
+    same = f.tuned == f.default  # nothing was kept FP32: two models timed
+    fd, ft, ff = f.fast
+    three = (f"default {ms(f.default.median)}, FP32 {ms(f.fp32.median)} (faster halves "
+             f"{ms(fd.median)}, {ms(ff.median)})" if same else
+             f"tuned {ms(f.tuned.median)}, default {ms(f.default.median)}, "
+             f"FP32 {ms(f.fp32.median)} (faster halves {ms(ft.median)}, {ms(fd.median)}, "
+             f"{ms(ff.median)})")
+    speed = f.fp32.median / tuned.chosen_ms
+    written = "the tuned" if tuned.kept else "the default"
+    verdict = ("faster than" if speed > 1 + tuned.margin else
+               "slower than" if speed < 1 - tuned.margin else "as fast as")
+    return [f"final check, side by side{' (from the cache)' if f.cached else ''}: {three}",
+            f"INT8 ({written} model written) is {speed:.2f}x the speed of FP32 on this "
+            f"machine ({verdict} FP32)"]
 
 
 def _n(count: int, what: str) -> str:

@@ -4,9 +4,12 @@ The current model (the *base*) stays loaded from trial to trial; each trial mode
 loaded, both are warmed up, then run in alternating order (A B, B A, ...) until both have
 ``min_rounds`` runs and ``seconds`` have passed, so drift and load hit both alike. A trial
 wins only when its median is lower by more than ``margin`` **and** its interquartile range
-lies wholly below the base's: noise never flips a decision. A trial whose answer is plain
-early (the interquartile ranges apart and the medians more than ``CLEAR`` x the margin
-apart, either way) stops after ``min_rounds``.
+lies wholly below the base's, either over all runs or over the *faster half* of each
+model's runs: other processes on a loaded machine only ever add time, stretching some runs
+of both models and widening both ranges, and the faster half still measures the models.
+Noise never flips a decision. A trial whose answer is plain early (the interquartile
+ranges apart and the medians more than ``CLEAR`` x the margin apart, either way) stops
+after ``min_rounds``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ MARGIN = 0.03
 clock = time.perf_counter
 #: Timing stops early once the medians differ by this many margins, quartiles apart.
 CLEAR = 3.0
+#: The faster-half rule needs at least this many runs of each model.
+HALF_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,20 @@ class Stats:
         q25, median, q75 = statistics.quantiles(samples, n=4, method="inclusive")
         return cls(median, q25, q75, len(samples))
 
+    @classmethod
+    def fast_half(cls, samples: Sequence[float]) -> Stats:
+        """Of the faster half of ``samples`` (all of them when there are few)."""
+        ordered = sorted(samples)
+        return cls.of(ordered[: len(ordered) // 2] if len(ordered) >= HALF_RUNS else ordered)
+
     @property
     def iqr(self) -> float:
         return self.q75 - self.q25
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Stats:
+        """Read back ``asdict``; raises ``KeyError`` / ``TypeError`` / ``ValueError``."""
+        return cls(float(d["median"]), float(d["q25"]), float(d["q75"]), int(d["runs"]))
 
 
 @dataclass(frozen=True)
@@ -56,33 +72,59 @@ class PairTiming:
 
     base: Stats
     trial: Stats
+    fast: tuple[Stats, Stats] | None = None  # the faster half of the runs of each
+
+    @classmethod
+    def of(cls, base: Sequence[float], trial: Sequence[float]) -> PairTiming:
+        """From the runs of each model."""
+        fast = None
+        if min(len(base), len(trial)) >= HALF_RUNS:
+            fast = (Stats.fast_half(base), Stats.fast_half(trial))
+        return cls(Stats.of(base), Stats.of(trial), fast)
+
+    def _pairs(self) -> list[tuple[Stats, Stats]]:
+        return [(self.base, self.trial), *([self.fast] if self.fast else [])]
 
     def faster(self, margin: float = MARGIN) -> bool:
-        """Is the trial faster by more than ``margin`` and beyond both spreads?"""
-        return (self.trial.median < (1.0 - margin) * self.base.median
-                and self.trial.q75 < self.base.q25)
+        """Is the trial faster by more than ``margin`` and beyond both spreads (over all
+        runs, or over the faster half of each)?"""
+        return any(b.median < (1.0 - margin) * a.median and b.q75 < a.q25
+                   for a, b in self._pairs())
+
+    def shown(self, margin: float = MARGIN) -> tuple[Stats, Stats]:
+        """The (base, trial) statistics that tell one faster, either way (all runs first,
+        then the faster halves); all runs when neither does."""
+        for a, b in self._pairs():
+            if any(y.median < (1.0 - margin) * x.median and y.q75 < x.q25
+                   for x, y in ((a, b), (b, a))):
+                return a, b
+        return self.base, self.trial
 
     def clear(self, margin: float = MARGIN) -> bool:
-        """Is the answer plain already: quartiles apart, medians ``CLEAR`` margins apart?"""
-        a, b = self.base, self.trial
-        apart = b.q75 < a.q25 or a.q75 < b.q25
-        return apart and abs(b.median - a.median) > CLEAR * margin * a.median
+        """Is the answer plain already: quartiles apart, medians ``CLEAR`` margins apart
+        (over all runs, or over the faster half of each)?"""
+        return any((b.q75 < a.q25 or a.q75 < b.q25)
+                   and abs(b.median - a.median) > CLEAR * margin * a.median
+                   for a, b in self._pairs())
 
     def reversed(self) -> PairTiming:
         """The same measurement with the roles swapped (is the base faster?)."""
-        return PairTiming(self.trial, self.base)
+        fast = (self.fast[1], self.fast[0]) if self.fast else None
+        return PairTiming(self.trial, self.base, fast)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"base": asdict(self.base), "trial": asdict(self.trial)}
+        out: dict[str, Any] = {"base": asdict(self.base), "trial": asdict(self.trial)}
+        if self.fast is not None:
+            out["fast"] = [asdict(self.fast[0]), asdict(self.fast[1])]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> PairTiming:
         """Read back :meth:`to_dict`; raises ``KeyError`` / ``TypeError`` / ``ValueError``
         on anything else."""
-        def stats(d: Any) -> Stats:
-            return Stats(float(d["median"]), float(d["q25"]), float(d["q75"]), int(d["runs"]))
-
-        return cls(stats(data["base"]), stats(data["trial"]))
+        fast = data.get("fast")
+        halves = (Stats.from_dict(fast[0]), Stats.from_dict(fast[1])) if fast else None
+        return cls(Stats.from_dict(data["base"]), Stats.from_dict(data["trial"]), halves)
 
 
 @dataclass
@@ -131,32 +173,50 @@ class PairTimer:
         a = self._base_session(base)
         b = self._load(trial)
         try:
-            return self._interleave(a, b)
+            first, second = self._interleave([a, b])
+            return PairTiming.of(first, second)
         finally:
             b.close()
 
-    def _interleave(self, a: Session, b: Session) -> PairTiming:
+    def measure_all(self, paths: Sequence[Path]) -> list[list[float]]:
+        """Time every model of ``paths`` interleaved (the order rotates each round) for the
+        whole ``seconds``; the runs of each in ms, in order."""
+        self.close()
+        sessions: list[Session] = []
+        try:
+            for path in paths:
+                sessions.append(self._load(path))
+            return self._interleave(sessions, stop_early=False)
+        finally:
+            for session in sessions:
+                session.close()
+
+    def _interleave(self, sessions: list[Session], stop_early: bool = True
+                    ) -> list[list[float]]:
+        """The runs of each session in ms, round by round."""
         s = self.settings
         feeds = self.feeds
         for i in range(s.warmup):
-            for session in (a, b):
+            for session in sessions:
                 self.check()
                 session.run(feeds[i % len(feeds)])
-        times: tuple[list[float], list[float]] = ([], [])
+        times: list[list[float]] = [[] for _ in sessions]
         start = clock()
         rounds = 0
-        while not self._done(rounds, start, times):
+        count = len(sessions)
+        while not self._done(rounds, start, times, stop_early):
             feed = feeds[rounds % len(feeds)]
-            order = ((0, a), (1, b)) if rounds % 2 == 0 else ((1, b), (0, a))
-            for index, session in order:
+            for k in range(count):  # A B, B A for two; A B C, B C A, C A B for three
+                index = (k + rounds) % count
                 self.check()
                 t0 = clock()
-                session.run(feed)
+                sessions[index].run(feed)
                 times[index].append(1e3 * (clock() - t0))
             rounds += 1
-        return PairTiming(Stats.of(times[0]), Stats.of(times[1]))
+        return times
 
-    def _done(self, rounds: int, start: float, times: tuple[list[float], list[float]]) -> bool:
+    def _done(self, rounds: int, start: float, times: list[list[float]],
+              stop_early: bool) -> bool:
         s = self.settings
         if rounds >= s.max_rounds:
             return True
@@ -164,7 +224,7 @@ class PairTimer:
             return False
         if clock() - start >= s.seconds:
             return True
-        return rounds % 5 == 0 and PairTiming(Stats.of(times[0]), Stats.of(times[1])).clear()
+        return stop_early and rounds % 5 == 0 and PairTiming.of(times[0], times[1]).clear()
 
     def close(self) -> None:
         if self._base is not None:

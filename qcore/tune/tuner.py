@@ -25,9 +25,9 @@ from qcore.passes.base import Cancelled
 from qcore.status import OpStatus, Reason, ReasonKind
 from qcore.tune import timing
 from qcore.tune.cache import TuneCache, sha256_file
-from qcore.tune.candidates import ISLAND_OPS, Unit, find_units
-from qcore.tune.search import ProgressFn, Search, Trial
-from qcore.tune.timing import MARGIN, PairTiming, TimerSettings
+from qcore.tune.candidates import ISLAND_OPS, Unit
+from qcore.tune.search import Final, ProgressFn, Search, Trial
+from qcore.tune.timing import MARGIN, TimerSettings
 
 #: The engine each target's INT8 model is written for.
 NATURAL_ENGINE = {"onnxruntime": "onnxruntime", "onednn": "openvino"}
@@ -78,16 +78,21 @@ class TuneResult:
     pruned: list[str] = field(default_factory=list)  # groups whose halves were not tried
     notes: list[str] = field(default_factory=list)
     cache_path: Path | None = None
-    final: PairTiming | None = None  # default vs tuned, side by side
+    final: Final | None = None  # default, tuned and FP32, side by side
+    kept: bool = False  # the tuned model was faster than the default in the final check
     seconds: float = 0.0
     margin: float = MARGIN
     budget_s: float = 0.0
     timed: int = 0  # pairs timed on the engine in this run (0: all from the cache)
     cached: int = 0  # pairs read from the cache
 
+    int8_ids: list[int] = field(default_factory=list)  # INT8 in the default placement
+
     @property
     def tuned_ids(self) -> list[int]:
-        return sorted(set(self.config.op_ids_to_skip) - set(self.base.op_ids_to_skip))
+        """The ops INT8 by default that tuning keeps FP32."""
+        tuned = set(self.config.op_ids_to_skip) - set(self.base.op_ids_to_skip)
+        return sorted(tuned & set(self.int8_ids))
 
     def deciding_trial(self, op_id: int, fp32_faster: bool = False) -> Trial | None:
         """The last (most specific) trial that switched ``op_id`` (``fp32_faster``: the last
@@ -107,6 +112,31 @@ class TuneResult:
                                         f"{ms(trial.fp32_ms)} vs {ms(trial.int8_ms)} INT8 in "
                                         f"this model{_together(trial)}")
         return reasons
+
+    def summary(self) -> dict[str, Any]:
+        """The result in a few numbers (JSON): what was kept FP32, how long it took, and
+        the final check's medians with the speed of INT8 against FP32 on this machine."""
+        out: dict[str, Any] = {
+            "engine": self.engine, "engine_version": self.engine_version,
+            "threads": self.threads, "inputs": self.inputs, "kept_fp32": self.tuned_ids,
+            "trials": len(self.trials), "timed": self.timed, "cached": self.cached,
+            "seconds": round(self.seconds, 2), "budget_s": self.budget_s,
+            "untried": len(self.untried)}
+        f = self.final
+        if f is not None:
+            out.update(default_ms=f.default.median, tuned_ms=f.tuned.median,
+                       fp32_ms=f.fp32.median, kept_tuned=self.kept,
+                       fast_half_ms={"default": f.fast[0].median, "tuned": f.fast[1].median,
+                                     "fp32": f.fast[2].median},
+                       int8_speed_vs_fp32=round(f.fp32.median / self.chosen_ms, 3))
+        return out
+
+    @property
+    def chosen_ms(self) -> float:
+        """The final check's median of the model written (tuned if kept, else default)."""
+        if self.final is None:
+            return float("nan")
+        return self.final.tuned.median if self.kept else self.final.default.median
 
     def stayed(self) -> dict[int, str]:
         """Op id -> why it stayed INT8, for the ops a trial switched that end INT8."""
@@ -131,6 +161,8 @@ def ms(value: float) -> str:
 
 
 def _together(trial: Trial) -> str:
+    if trial.kind == "everything":
+        return ""
     others = len(trial.op_ids) - 1
     return f", with {others} other op{'s' if others > 1 else ''}" if others else ""
 
@@ -204,33 +236,35 @@ def tune(quant: str | Path, config: ConvertConfig | None = None,
         inputs, described, inputs_key = _inputs(settings, default_path)
         fields = _fields(quant, default_path, config, engine, settings.threads, inputs_key)
         cache = TuneCache(Path(cache_file) if cache_file else None, fields, quant)
-        graph = default.snapshots[0].graph
-        units = find_units(default.decisions, graph.input_names, graph.output_names,
-                           settings.island_ops)
+        fp32_path = save_model(default.fp32_model(), work / "fp32.onnx", quant)
         timer_settings = TimerSettings(threads=settings.threads, seconds=settings.trial_seconds)
         search = Search(quant, config, cache,
                         lambda: timing.PairTimer(engine, inputs.feeds, timer_settings, check),
                         work, settings.budget_s, settings.margin,
-                        estimate_s=settings.trial_seconds + 1.0, progress=progress)
-        search.paths[tuple(config.op_ids_to_skip)] = default_path
+                        estimate_s=settings.trial_seconds + 1.0, progress=progress,
+                        island_ops=settings.island_ops)
+        key = tuple(sorted(config.op_ids_to_skip))
+        search.paths[key], search.results[key] = default_path, default
         replay = 0 < settings.budget_s <= cache.stopped_at
         try:
-            search.run(units)
+            search.run()
             if search.untried:
                 cache.stopped(settings.budget_s)
-            final, kept = search.final()
+            final, kept = search.final(fp32_path)
         finally:
             search.close()
     notes = [cache.note, *inputs.notes]
     if replay and search.untried:
         notes.append(f"the cached search ran out of --tune-budget {cache.stopped_at:g} s here; "
                      "a larger budget continues it")
-    if final is not None and not kept:
+    if final is not None and not kept and search.trials and any(t.accepted for t in search.trials):
         notes.append("the tuned model was not faster than the default side by side: kept the "
                      "default")
     tuned = ConvertConfig(config.ops_to_quantize, search.skip, config.target)
-    return TuneResult(config, tuned, engine.name, engine.version(), settings.threads,
-                      described, units, search.trials, search.untried, search.pruned,
-                      notes, cache.path,
-                      final, time.perf_counter() - start, settings.margin, settings.budget_s,
-                      search.timed, search.reused)
+    result = TuneResult(config, tuned, engine.name, engine.version(), settings.threads,
+                        described, search.units, search.trials, search.untried, search.pruned,
+                        notes, cache.path, final, kept, time.perf_counter() - start,
+                        settings.margin, settings.budget_s, search.timed, search.reused,
+                        default.quantized_ids)
+    cache.store_summary(result.summary())
+    return result
