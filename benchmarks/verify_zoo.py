@@ -9,9 +9,9 @@ on the target's engine: ONNX Runtime, or OpenVINO for onednn). Prints a line per
 finishes, then one summary table: the first pass that drifts (or "holds"; "holds, engine
 rounding" when an INT8 snapshot is beyond the bound of the fake-quant source but within the
 engine's own rounding on the source), the worst cosine vs the source before ``quantize``, the
-final INT8 model against the fake-quant source and against the engine on the source, the
-engine on the source against the fake-quant source, and the source's cosine vs the float
-model. Asserts nothing.
+final INT8 model against the fake-quant source (cosine and max error) and against the engine
+on the source, the engine on the source against the fake-quant source, and the source's
+cosine vs the float model. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +31,15 @@ from qcore.config import TARGETS, ConvertConfig  # noqa: E402
 from qcore.verify import ENGINE_OF_TARGET, Diff, Stage, Status, VerifyReport, verify  # noqa: E402
 
 COLUMNS = ("model", "producer", "target", "result", "QDQ worst cos src", "INT8 cos src",
-           "engine cos src", "INT8 cos engine", "src cos float")
+           "INT8 err src", "engine cos src", "engine err src", "INT8 cos engine", "src cos float")
 
 
 def _cos(diff: Diff | None) -> str:
     return "-" if diff is None or math.isnan(diff.cosine) else f"{diff.cosine:.5f}"
+
+
+def _err(diff: Diff | None) -> str:
+    return "-" if diff is None else f"{diff.max_error:.3f}"
 
 
 def result_text(report: VerifyReport) -> str:
@@ -61,8 +65,9 @@ def summary_cells(name: str, producer: str, target: str, report: VerifyReport) -
     int8 = [r for r in report.rows if r.stage is Stage.INT8 and r.vs_source]
     last = int8[-1] if int8 else None
     worst = min(qdq, key=lambda d: d.cosine) if qdq else None
-    return [name, producer, target, result_text(report), _cos(worst),
-            _cos(last.vs_source if last else None), _cos(report.engine_vs_source),
+    int8_src = last.vs_source if last else None
+    return [name, producer, target, result_text(report), _cos(worst), _cos(int8_src),
+            _err(int8_src), _cos(report.engine_vs_source), _err(report.engine_vs_source),
             _cos(last.vs_engine if last else None), _cos(report.source_vs_float)]
 
 
@@ -106,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 cells = verify_entry(name, producer, target, args.samples)
             except Exception as exc:  # noqa: BLE001 - one failing model must not stop the table
                 reason = " ".join(str(exc).split())[:100]
-                cells = [name, producer, target, f"failed: {reason}", *["-"] * 5]
+                cells = [name, producer, target, f"failed: {reason}",
+                         *["-"] * (len(COLUMNS) - 4)]
             rows.append(cells)
             print(" | ".join(cells), flush=True)
     print()
