@@ -196,17 +196,20 @@ def test_hardswish_not_fused_with_other_constants() -> None:
 @pytest.mark.parametrize("target", ["onnxruntime", "onednn"])
 def test_signedness_keeps_every_value_of_the_quant_model(target) -> None:
     """onnxruntime: every s8 tensor is u8 with zero point + 128, saturation included; onednn:
-    a Relu output becomes u8 with zero point 0, other s8 tensors stay s8."""
+    s8 tensors stay s8, also this Relu's output: read as u8 with zero point 0 it would
+    saturate at 255 steps instead of the source's 127, and a Relu of its own has no fused
+    clamp to end at 127 steps (tests/test_fidelity_signedness.py has the fused case)."""
     model = _model([helper.make_node("Relu", ["x"], ["r"]),
                     helper.make_node("Neg", ["r"], ["out"])], [("x", [4])], ["out"])
     graph = load_graph(model)
     graph.act_qparams["r"] = QParams(np.array(0.1, np.float32), np.array(0, np.int8))
     graph.act_qparams["out"] = QParams(np.array(0.2, np.float32), np.array(3, np.int8))
     result = ActivationSignedness().apply(Context(graph, ConvertConfig(target=target)))
-    assert result.modified
-    relu_out, neg_out = graph.act_qparams["r"], graph.act_qparams["out"]
     ort = target == "onnxruntime"
-    assert relu_out.dtype == np.uint8 and int(relu_out.zero_point) == (128 if ort else 0)
+    assert result.modified == ort
+    relu_out, neg_out = graph.act_qparams["r"], graph.act_qparams["out"]
+    assert relu_out.dtype == (np.uint8 if ort else np.int8)
+    assert int(relu_out.zero_point) == (128 if ort else 0)
     assert neg_out.dtype == (np.uint8 if ort else np.int8)
     values = np.arange(-128, 128, dtype=np.int32).astype(np.int8)
     for new, old in ((neg_out, QParams(np.array(0.2, np.float32), np.array(3, np.int8))),
@@ -215,8 +218,7 @@ def test_signedness_keeps_every_value_of_the_quant_model(target) -> None:
         if new is relu_out:
             kept = kept[kept >= 0]
         np.testing.assert_array_equal(new.dequantize(new.quantize(kept)), kept)
-    if ort:  # the same saturation as the source: 127 steps, not 255
-        assert relu_out.real_range()[1] == pytest.approx(12.7)
+    assert relu_out.real_range()[1] == pytest.approx(12.7)  # the source's saturation
 
 
 def test_scales_propagate_through_reshape_both_ways_and_into_concat() -> None:

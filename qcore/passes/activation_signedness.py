@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qcore.ir import Graph, Node, QParams
+from qcore.ir import FusedActivation, Graph, Node, QParams
 from qcore.ops import keeps_scale
 from qcore.passes.base import Context, Pass, PassResult
 from qcore.passes.util import activation_bounds
@@ -26,9 +26,9 @@ class ActivationSignedness(Pass):
     """For ONNX Runtime, whose fast integer kernels take uint8 activations, every signed int8
     activation becomes uint8 with the zero point shifted by 128: the same values and the same
     saturation. For oneDNN, which runs u8 x s8 fastest, outputs of Relu / Clip(>=0) become
-    uint8 with zero point 0 and the same scale (this keeps every value but saturates at 255
-    steps instead of 127: on ONNX Runtime that cost PP-OCRv4 rec s8 0.046 of cosine to float
-    on a text crop, 0.699 vs 0.746, so it is not done there). oneDNN runs other signed
+    uint8 with zero point 0 and the same scale, where the source's saturation at 127 steps
+    is kept (``_clamp_kept``: a fused Relu becomes Clip(0, 127 * scale)); not on ONNX Runtime,
+    where the shift below is exact anyway. oneDNN runs other signed
     symmetric int8 natively, so they stay as they are (a zero point costs it extra work), except
     around a Concat. OpenVINO 2026.4 miscomputes a signed Concat of inputs with different
     scales (PP-OCRv4 det: all zeros after it, cosine to float 0.08; u8 with zero point 128:
@@ -48,13 +48,18 @@ class ActivationSignedness(Pass):
         ort = ctx.config.target == "onnxruntime"
         concats = set() if ort else _concat_regions(g)
         counts = {"unsigned": 0, "shifted": 0}
+        widened: set[str] = set()
+        links = (g.producers(), g.consumers())
         for tensor, params in list(g.act_qparams.items()):
-            widen = not ort and tensor in non_negative
+            widen = not ort and tensor in non_negative and \
+                _clamp_kept(g, links, tensor, params)
             new = _retyped(params, widen, ort or tensor in concats, counts)
             if new is not None:
                 g.act_qparams[tensor] = new
+            if widen:
+                widened.add(tensor)
         for key, params in list(g.input_qparams.items()):
-            widen = not ort and key[1] in non_negative
+            widen = key[1] in widened and params.same_as(_signed(g.act_qparams[key[1]]))
             new = _retyped(params, widen, ort or key[1] in concats, {})
             if new is not None:
                 g.input_qparams[key] = new
@@ -63,6 +68,47 @@ class ActivationSignedness(Pass):
             summary=f"{counts['unsigned']} unsigned after activation, "
             f"{counts['shifted']} shifted s8->u8",
         )
+
+
+Links = tuple[dict[str, Node], dict[str, list[Node]]]  # producers, consumers
+
+
+def _signed(params: QParams) -> QParams:
+    """The int8 form of params widened by ``_retyped`` (u8, zero point 0, same scale)."""
+    if params.dtype == np.uint8 and not params.per_channel and int(params.zero_point) == 0:
+        return QParams(params.scale, np.zeros_like(params.zero_point, np.int8))
+    return params
+
+
+def _clamp_kept(g: Graph, links: Links, tensor: str, params: QParams) -> bool:
+    """Whether ``tensor``, a non-negative s8 tensor, can become u8 (zero point 0, same scale)
+    and still saturate where the source's s8 saturates, at 127 steps. True when the clamp
+    before it ends there already (a ReLU6 calibrated to 6); or when it is an activation
+    fused into its producer and every reader reads the tensor through that quantization:
+    the clamp then ends at 127 steps (a Relu becomes Clip(0, 127 * scale), the values the
+    source's int8 holds; oneDNN fuses it into the convolution). Otherwise it stays s8:
+    widened, a Relu's output saturated at 255 steps instead of 127 (PP-OCRv4 det s8:
+    cosine to the source 0.995)."""
+    if params.dtype != np.int8 or params.per_channel or int(params.zero_point) != 0:
+        return False
+    top = float(np.float32(params.qmax) * params.scale)
+    producers, consumers = links
+    producer = producers.get(tensor)
+    if producer is None:
+        return False
+    act = producer.act
+    bounds = (act.low, act.high) if act is not None else activation_bounds(g, producer)
+    if bounds is None:
+        return False
+    if bounds[1] <= top:
+        return True
+    readers = consumers.get(tensor, [])
+    if act is None or tensor in g.output_names or not all(
+            g.source_quantized(r, tensor) and params.same_as(g.qparams_for(r, tensor))
+            for r in readers):
+        return False
+    producer.act = FusedActivation("Clip", act.low, top, act.op_id)
+    return True
 
 
 def _keeps_values(node: Node) -> bool:
