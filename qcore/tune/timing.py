@@ -2,14 +2,14 @@
 
 The current model (the *base*) stays loaded from trial to trial; each trial model is
 loaded, both are warmed up, then run in alternating order (A B, B A, ...) until both have
-``min_rounds`` runs and ``seconds`` have passed, so drift and load hit both alike. A trial
-wins only when its median is lower by more than ``margin`` **and** its interquartile range
-lies wholly below the base's, either over all runs or over the *faster half* of each
-model's runs: other processes on a loaded machine only ever add time, stretching some runs
-of both models and widening both ranges, and the faster half still measures the models.
-Noise never flips a decision. A trial whose answer is plain early (the interquartile
-ranges apart and the medians more than ``CLEAR`` x the margin apart, either way) stops
-after ``min_rounds``.
+``min_rounds`` runs (``HALF_RUNS`` unless the answer is plain) and ``seconds`` have passed,
+so drift and load hit both alike. A trial wins only when its median is lower by more than
+``margin`` **and** its interquartile range lies wholly below the base's, either over all
+runs or over the *faster half* of each model's runs: other processes on a loaded machine
+only ever add time, stretching some runs of both models and widening both ranges, and the
+faster half still measures the models. Noise never flips a decision. A trial whose answer
+is plain early (the interquartile ranges apart and the medians more than ``CLEAR`` x the
+margin apart, either way) stops after ``min_rounds``.
 """
 
 from __future__ import annotations
@@ -222,9 +222,10 @@ class PairTimer:
             return True
         if rounds < s.min_rounds:
             return False
-        if clock() - start >= s.seconds:
+        if stop_early and rounds % 5 == 0 and PairTiming.of(times[0], times[1]).clear():
             return True
-        return stop_early and rounds % 5 == 0 and PairTiming.of(times[0], times[1]).clear()
+        # a slow model runs on past ``seconds`` until the faster-half rule can decide
+        return rounds >= HALF_RUNS and clock() - start >= s.seconds
 
     def close(self) -> None:
         if self._base is not None:
