@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -29,6 +30,8 @@ from qcore.config import TARGETS
 from qcore.ops import SUPPORTED_OPS
 
 TYPE_COLUMNS = 2
+TUNE_ENGINES = (("auto (the target's engine)", ""), ("ONNX Runtime", "onnxruntime"),
+                ("OpenVINO", "openvino"))
 
 
 class ConfigPanel(QWidget):
@@ -197,11 +200,44 @@ class ConfigPanel(QWidget):
         self.run_buttons = QHBoxLayout()
         column.addLayout(self.run_buttons)
         column.addWidget(self.tune)  # under Convert, which it changes
+        column.addLayout(self._tune_row())
         self.dirty = QLabel("")
         self.dirty.setObjectName("dirty")
         self.dirty.setWordWrap(True)
         column.addWidget(self.dirty)
         return box
+
+    def _tune_row(self) -> QHBoxLayout:
+        """Where and how long "Tune for speed" measures (``--engine``, ``--tune-budget``)."""
+        row = QHBoxLayout()
+        row.setContentsMargins(22, 0, 0, 0)  # under the box's text
+        row.addWidget(QLabel("on"))
+        self.tune_engine = QComboBox()
+        for text, engine in TUNE_ENGINES:
+            self.tune_engine.addItem(text, engine)
+        self.tune_engine.setToolTip("The engine the choices are timed on (qcore convert --tune "
+                                    "--engine); auto: the target's (onnxruntime: ONNX Runtime, "
+                                    "onednn: OpenVINO)")
+        self.tune_budget = QSpinBox()
+        self.tune_budget.setRange(5, 7200)
+        self.tune_budget.setSuffix(" s")
+        self.tune_budget.setPrefix("budget ")
+        self.tune_budget.setToolTip("How long the search may time (qcore convert --tune-budget; "
+                                    "the final side-by-side check may exceed it). Inputs: the "
+                                    "Benchmark tab's, when chosen there (--inputs)")
+        row.addWidget(self.tune_engine, 1)
+        row.addWidget(self.tune_budget)
+        for widget in (self.tune_engine, self.tune_budget):
+            widget.setEnabled(False)
+            self.tune.toggled.connect(widget.setEnabled)
+        return row
+
+    def tune_engine_name(self) -> str:
+        """"" (the target's engine), "onnxruntime" or "openvino"."""
+        return str(self.tune_engine.currentData() or "")
+
+    def set_tune_engine(self, engine: str) -> None:
+        self.tune_engine.setCurrentIndex(max(0, self.tune_engine.findData(engine)))
 
     def add_button(self, action: QAction, run: bool) -> QToolButton:
         button = QToolButton()

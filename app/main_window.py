@@ -143,6 +143,11 @@ class MainWindow(QMainWindow):
         self._per_op_changed(None)
         self.config_panel.tune.setChecked(self.settings.tune_for_speed())
         self.config_panel.tune.toggled.connect(self.settings.set_tune_for_speed)
+        self.config_panel.set_tune_engine(self.settings.tune_engine())
+        self.config_panel.tune_engine.currentIndexChanged.connect(
+            lambda _: self.settings.set_tune_engine(self.config_panel.tune_engine_name()))
+        self.config_panel.tune_budget.setValue(self.settings.tune_budget())
+        self.config_panel.tune_budget.valueChanged.connect(self.settings.set_tune_budget)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

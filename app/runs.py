@@ -59,14 +59,22 @@ class Runs:
         if self.runner.busy:
             self.status("Wait for the running job to finish, or cancel it")
             return None
-        job = Job(child_calls.tuned_convert, path, config, out,
+        from qcore.tune import NATURAL_ENGINE, TuneSettings
+
+        panel = self.window.config_panel
+        engine = panel.tune_engine_name()
+        settings = TuneSettings(engine=engine or None, budget_s=float(panel.tune_budget.value()))
+        inputs = self.session.inputs
+        job = Job(child_calls.tuned_convert, path, config, out, settings, inputs,
                   name="convert" if out is None else "save int8")
         job.signals.result.connect(lambda value: self._tuned(path, config, *value))
         where = (f"measurements cached beside {out.name}" if out is not None else
                  "Convert keeps no measurements: Save INT8 model caches them beside the file")
         self.log(f"Tuning {path.name} for speed on this machine (may take minutes; {where}): "
                  f"ops_to_quantize={config.ops_to_quantize or 'all'}, "
-                 f"op_ids_to_skip={config.op_ids_to_skip}, target={config.target}")
+                 f"op_ids_to_skip={config.op_ids_to_skip}, target={config.target}; "
+                 f"engine {engine or NATURAL_ENGINE[config.target]}, budget "
+                 f"{settings.budget_s:g} s, inputs: {inputs.label()}")
         return self.runner.run(job, f"Tuning {path.name}")
 
     def _tuned(self, path: Path, base: ConvertConfig, result: ConversionResult,

@@ -9,6 +9,7 @@ from PySide6.QtCore import QByteArray, QSettings
 ORGANIZATION = "QuantInspector"
 APPLICATION = "Quant Inspector"
 MAX_RECENT = 10
+DEFAULT_TUNE_BUDGET = 120  # seconds, qcore's TuneSettings.budget_s
 
 
 class AppSettings:
@@ -77,6 +78,22 @@ class AppSettings:
 
     def set_tune_for_speed(self, on: bool) -> None:
         self.set_value("tune", bool(on))
+
+    def tune_engine(self) -> str:
+        """The engine "Tune for speed" measures on ("" for the target's own)."""
+        value = str(self.value("tune_engine", ""))
+        return value if value in ("", "onnxruntime", "openvino") else ""
+
+    def set_tune_engine(self, engine: str) -> None:
+        self.set_value("tune_engine", engine)
+
+    def tune_budget(self) -> int:
+        """Seconds "Tune for speed" may spend searching (``--tune-budget``)."""
+        value = self.value("tune_budget", DEFAULT_TUNE_BUDGET)
+        return max(1, value if isinstance(value, int) else DEFAULT_TUNE_BUDGET)
+
+    def set_tune_budget(self, seconds: int) -> None:
+        self.set_value("tune_budget", int(seconds))
 
     def model_inputs(self, model: str | Path) -> object:
         """What the user fed ``model`` last time (an ``InputSource`` as JSON), or None."""

@@ -49,9 +49,11 @@ class FakeTimer:
     hold = False
     measuring = threading.Event()
     release = threading.Event()
+    made: list[tuple[str, list]] = []  # (engine, feeds) of every timer made
 
     def __init__(self, engine, feeds, settings, check=None) -> None:
         self.check = check
+        FakeTimer.made.append((engine.name, feeds))
 
     @classmethod
     def cost(cls, path: Path) -> float:
@@ -71,6 +73,10 @@ class FakeTimer:
         a, b = self.cost(base), self.cost(trial)
         return PairTiming(Stats(a, 0.99 * a, 1.01 * a, 20), Stats(b, 0.99 * b, 1.01 * b, 20))
 
+    def measure_all(self, paths: list[Path]) -> list[list[float]]:
+        """The final side-by-side check (default, tuned, FP32): 20 runs of each."""
+        return [[self.cost(path)] * 20 for path in paths]
+
     def close(self) -> None:
         pass
 
@@ -85,6 +91,7 @@ def window(qtbot, sample_window: MainWindow, monkeypatch: pytest.MonkeyPatch) ->
     FakeTimer.planted, FakeTimer.hold = ids["stem.conv"], False
     FakeTimer.measuring.clear()
     FakeTimer.release.clear()
+    FakeTimer.made = []
     sample_window.session.set_skip_ids({ids["dw.conv"]})
     with qtbot.waitSignal(sample_window.job_finished, timeout=TIMEOUT):
         sample_window.runs.convert()
@@ -160,3 +167,40 @@ def test_tuned_convert_keeps_no_measurements(qtbot, window: MainWindow) -> None:
     assert node.reason.kind is ReasonKind.TUNED and not window.session.is_dirty()
     assert "tune cache: none" in _logged(window)
     assert sorted(p.name for p in folder.iterdir()) == before, "nothing left beside the model"
+
+
+def test_engine_budget_and_the_benchmark_inputs_reach_the_tuner(
+        qtbot, window: MainWindow, tmp_path: Path, make_window) -> None:
+    """Tune on OpenVINO for 30 s on the Benchmark tab's .npz, as ``qcore convert --target
+    onednn --tune --engine openvino --tune-budget 30 --inputs F``; both are remembered."""
+    import numpy as np
+
+    from app.headless.input_source import InputSource
+    from qcore.bench.inputs import model_inputs
+
+    panel = window.config_panel
+    assert panel.tune_engine.isEnabled() and panel.tune_engine_name() == ""  # auto
+    assert panel.tune_budget.value() == 120  # qcore's default
+    panel.target.setCurrentText("onednn")  # OpenVINO cannot read ONNX Runtime's QLinear ops
+    panel.tune_engine.setCurrentIndex(panel.tune_engine.findData("openvino"))
+    panel.tune_budget.setValue(30)
+    spec = model_inputs(window.session.path)[0]
+    shape = [d if isinstance(d, int) else 1 for d in spec.shape]
+    image = np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    npz = tmp_path / "feeds.npz"
+    np.savez(npz, **{spec.name: image[None]})  # one sample
+    window.session.set_inputs(InputSource("file", str(npz)))
+    with qtbot.waitSignal(window.job_finished, timeout=TIMEOUT) as blocker:
+        window.actions_["convert"].trigger()
+    assert blocker.args == ["convert", True], _logged(window)[-600:]
+    assert FakeTimer.made and {engine for engine, _ in FakeTimer.made} == {"openvino"}
+    feeds = FakeTimer.made[0][1]
+    assert len(feeds) == 1 and np.array_equal(feeds[0][spec.name], image)
+    assert "engine openvino, budget 30 s, inputs: feeds.npz" in _logged(window)
+
+    panel.tune.setChecked(False)
+    assert not panel.tune_budget.isEnabled()
+    again = make_window()
+    assert again.config_panel.tune_engine_name() == "openvino"
+    assert again.config_panel.tune_budget.value() == 30
+    again.close()

@@ -9,17 +9,20 @@ blocks until the child answers, so call it from a worker (``app.workers.Job``), 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.headless.input_source import InputSource, with_inputs
 from qcore.child import shared_runner
 
 if TYPE_CHECKING:
     from qcore.advise import Advice, AdviseSettings
     from qcore.config import ConvertConfig
     from qcore.convert import ConversionResult
-    from qcore.tune import TuneResult
+    from qcore.tune import TuneResult, TuneSettings
     from qcore.verify import VerifyReport
 
 Progress = Callable[[int, int, str], None]
@@ -65,18 +68,28 @@ def advise(source: Path, base: ConvertConfig, settings: AdviseSettings, *,
                                 progress=progress, cancelled=cancelled)
 
 
-def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = None, *,
+def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = None,
+                  settings: TuneSettings | None = None, inputs: InputSource | None = None, *,
                   progress: Progress | None = None, cancelled: Cancelled | None = None,
                   ) -> tuple[ConversionResult, TuneResult, Path | None]:
-    """``qcore convert --tune``: time the unsure INT8 choices of ``config`` in the whole model
-    (``qcore.tune.tune``, in the child), then convert with the tuned config for the view and,
-    given ``int8_out``, save the INT8 model there. The measurements are cached beside
-    ``int8_out`` (qcore's rule); without it (Convert, no output yet) nothing is kept."""
+    """``qcore convert --tune [--engine E] [--tune-budget S] [--inputs F]``: time the unsure
+    INT8 choices of ``config`` in the whole model (``qcore.tune.tune``, in the child) with
+    ``settings``, on ``inputs`` (the Benchmark tab's; generated data when None), then convert
+    with the tuned config for the view and, given ``int8_out``, save the INT8 model there.
+    The measurements are cached beside ``int8_out`` (qcore's rule); without it (Convert, no
+    output yet) nothing is kept."""
     from qcore.tune import TuneSettings, apply_reasons, cache_path
 
     cache = cache_path(int8_out) if int8_out is not None else None
-    tuned = shared_runner().call("qcore.tune:tune", source, config, TuneSettings(), cache,
-                                 progress=progress, cancelled=cancelled)
+    settings = settings or TuneSettings()
+    folder = Path(tempfile.mkdtemp(prefix="quant-inspector-tune-"))
+    try:
+        if inputs is not None and not inputs.generated:
+            settings = with_inputs(settings, inputs, source, folder)  # images: an .npz
+        tuned = shared_runner().call("qcore.tune:tune", source, config, settings, cache,
+                                     progress=progress, cancelled=cancelled)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     result = convert_for_view(source, tuned.config, progress=progress, cancelled=cancelled)
     apply_reasons(result, tuned)
     written = None
