@@ -662,7 +662,7 @@ MODELS: dict[str, ZooModel] = {m.name: m for m in [
                         + photo_feeds(CALIB_PHOTOS[:6], 224, IMAGENET)),
              lambda: _x([to_nchw(fit(np.rot90(d, k), 224, 224), *IMAGENET)
                          for d in documents() for k in range(4)]),
-             "classes", ("ort-u8", "nncf")),
+             "classes", ("ort-u8", "nncf", "paddle-ptq")),
     ZooModel("yolov8n_nudenet", f"{WHEELS['nudenet']}: 320n.onnx",
              lambda: shipped_onnx("nudenet", "nudenet/320n.onnx", (1, 3, 320, 320)),
              lambda: _image("images")(photo_feeds(CALIB_PHOTOS[:8], 320, UNIT)),
