@@ -182,7 +182,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_advise(args: argparse.Namespace) -> int:
     _check_outputs(args.quant_model_path, args.force, args.json)
-    return advise_command.run(args)
+    return advise_command.run(args, tune_command.advise_start)
 
 
 COMMANDS = {"convert": cmd_convert, "info": cmd_info, "dot": cmd_dot, "bench": cmd_bench,

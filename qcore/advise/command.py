@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from qcore.advise.search import Advice, AdviseSettings, advise
 from qcore.config import ConvertConfig
@@ -27,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--engine", default="onnxruntime")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=20, help="timed runs per speed comparison")
+    p.add_argument("--tune-cache", "--tune_cache", dest="tune_cache", default="",
+                   metavar="FILE", help="a <name>.qcore-tune.json of `qcore convert --tune` "
+                   "(same model, config, engine, threads and inputs): start from the "
+                   "configuration it measured instead of timing lone INT8 ops again")
     p.add_argument("--json", default="", help="write every candidate tried as JSON")
     p.add_argument("-q", "--quiet", action="store_true")
 
@@ -76,15 +81,21 @@ def speed_text(advice: Advice) -> str:
     return text
 
 
-def run(args: argparse.Namespace) -> int:
+StartFn = Callable[[argparse.Namespace, ConvertConfig], tuple[list[int], str] | None]
+
+
+def run(args: argparse.Namespace, start: StartFn | None = None) -> int:
+    """``start(args, base)``: the configuration to start from (the CLI reads it from
+    ``--tune-cache``; the advisor does not import the tuner)."""
     base = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip)
     settings = AdviseSettings(min_cosine=args.min_cosine, min_agreement=args.min_agreement,
                               engine=args.engine, threads=args.threads, samples=args.samples,
                               inputs=args.inputs, rounds=args.rounds)
     with OutputSet(args.quant_model_path, force=getattr(args, "force", False)) as outputs:
         out = outputs.plan(args.json) if args.json else None
+        begin = start(args, base) if start is not None else None
         advice = advise(args.quant_model_path, base, settings,
-                        progress=None if args.quiet else _progress)
+                        progress=None if args.quiet else _progress, start=begin)
         print(text(advice))
         if out is not None:
             outputs.add_bytes(out, (json.dumps(advice.to_dict(), indent=2) + "\n").encode())

@@ -258,6 +258,16 @@ class _Search:
         self.tick(f"{note}: cosine {cos:.5f}{ms} ({verdict})", candidate)
         return candidate
 
+    def start_from(self, skip: list[int], note: str) -> None:
+        """Continue from a configuration measured before (``qcore convert --tune``'s): it
+        becomes the current one when it meets the bound or is more accurate."""
+        skip = sorted(set(skip) - set(self.ev.base.op_ids_to_skip))
+        path, result = self.ev.model(skip, self.types)
+        cos, agree = self.ev.accuracy(path)
+        candidate = self._record(cos, agree, note, path=path, skip=skip)
+        if candidate.meets_bound or self._better(cos, agree):
+            self.skip, self.path, self.result, self.current = skip, path, result, candidate
+
     def _better(self, cos: float, agree: float | None) -> bool:
         return cos > self.current.cosine or (agree or 0) > (self.current.agreement or 0)
 
@@ -349,7 +359,8 @@ class _Search:
 def advise(quant_model: str | Path, base: ConvertConfig | None = None,
            settings: AdviseSettings | None = None, progress: ProgressFn | None = None,
            cancelled: CancelFn | None = None,
-           on_candidate: Callable[[Candidate], None] | None = None) -> Advice:
+           on_candidate: Callable[[Candidate], None] | None = None,
+           start: tuple[list[int], str] | None = None) -> Advice:
     """Propose ``ops_to_quantize`` and ``op_ids_to_skip`` for the fastest model within the
     accuracy bound.
 
@@ -366,6 +377,10 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
 
     ``progress(done, total, message)`` gets one message per candidate with its numbers, and
     ``on_candidate(candidate)`` each candidate as soon as it is measured.
+
+    ``start``: ``(op_ids_to_skip, note)`` of a configuration measured on this machine before
+    (``qcore convert --tune``'s, passed in by the CLI from its cache). Steps 2-3 start from
+    it, and step 4 is left out: those speed choices were measured already.
     """
     base = base or ConvertConfig()
     settings = settings or AdviseSettings()
@@ -391,8 +406,11 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
         if settings.engine == "onnxruntime":
             advice.op_ms = op_times(first_path, ev.feeds, runs=5, threads=settings.threads)
         search = _Search(ev, advice, tick)
+        if start is not None:
+            search.start_from(*start)
         search.ops(settings, cancelled)
         search.op_types()
-        search.lone_ops(lone)
+        if start is None:
+            search.lone_ops(lone)
         search.finish()
         return advice

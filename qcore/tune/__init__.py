@@ -19,8 +19,16 @@ from qcore.tune.candidates import Unit, find_units
 from qcore.tune.search import Trial
 from qcore.tune.text import tune_text
 from qcore.tune.timing import PairTimer, PairTiming, Stats
-from qcore.tune.tuner import NATURAL_ENGINE, TuneResult, TuneSettings, apply_reasons, tune
+from qcore.tune.tuner import (
+    NATURAL_ENGINE,
+    TuneResult,
+    TuneSettings,
+    apply_reasons,
+    cached_summary,
+    tune,
+)
 
 __all__ = ["NATURAL_ENGINE", "PairTimer", "PairTiming", "Stats", "Trial", "TuneCache",
-           "TuneResult", "TuneSettings", "Unit", "apply_reasons", "cache_path", "find_units",
+           "TuneResult", "TuneSettings", "Unit", "apply_reasons", "cache_path", "cached_summary",
+           "find_units",
            "tune", "tune_text"]

@@ -101,6 +101,8 @@ class TuneCache:
             self.note = self._miss(entries)
             return
         self._entry(mine)
+        summary = mine.get("summary")
+        self.summary = summary if isinstance(summary, dict) else {}
         self.note = f"cache {path.name}: {len(self.trials)} measurements"
 
     def _entry(self, mine: dict[str, Any]) -> None:

@@ -119,6 +119,7 @@ class TuneResult:
         out: dict[str, Any] = {
             "engine": self.engine, "engine_version": self.engine_version,
             "threads": self.threads, "inputs": self.inputs, "kept_fp32": self.tuned_ids,
+            "op_ids_to_skip": self.config.op_ids_to_skip,
             "trials": len(self.trials), "timed": self.timed, "cached": self.cached,
             "seconds": round(self.seconds, 2), "budget_s": self.budget_s,
             "untried": len(self.untried)}
@@ -203,6 +204,38 @@ def _fields(quant: str | Path, default: Path, config: ConvertConfig, engine: Eng
     }
 
 
+def _open(quant: str | Path, config: ConvertConfig, settings: TuneSettings, engine: Engine,
+          work: Path, cache_file: str | Path | None,
+          ) -> tuple[ConversionResult, Path, InputSet, str, TuneCache]:
+    """The default conversion (and its file), the inputs, how they are described, and the
+    cache of this key."""
+    default = convert(quant, config)
+    default_path = save_model(default.int8_model(), work / "default.onnx", quant)
+    refused = engine.check(default_path)
+    if refused:
+        raise ValueError(f"--engine {engine.name} cannot run the --target {config.target} "
+                         f"model: {refused}")
+    inputs, described, inputs_key = _inputs(settings, default_path)
+    fields = _fields(quant, default_path, config, engine, settings.threads, inputs_key)
+    cache = TuneCache(Path(cache_file) if cache_file else None, fields, quant)
+    return default, default_path, inputs, described, cache
+
+
+def cached_summary(quant: str | Path, config: ConvertConfig, settings: TuneSettings,
+                   cache_file: str | Path) -> tuple[dict[str, Any] | None, str]:
+    """What the last ``--tune`` of this key (model, conversion, config, engine, machine,
+    threads, inputs) left in ``cache_file`` (:meth:`TuneResult.summary`, with the tuned
+    ``op_ids_to_skip``), timing nothing; None and the reason when there is none."""
+    engine = get_engine(settings.engine_for(config.target))
+    with temporary_folder("qcore-tune-") as tmp:
+        cache = _open(quant, config, settings, engine, Path(tmp), cache_file)[-1]
+    summary = cache.summary if isinstance(cache.summary, dict) else {}
+    if not isinstance(summary.get("op_ids_to_skip"), list):
+        return None, cache.note if cache.note.startswith(("no ", "cache not")) else \
+            f"{cache.note}; no finished --tune run in it"
+    return summary, f"--tune's configuration from {cache_file} ({cache.note})"
+
+
 def tune(quant: str | Path, config: ConvertConfig | None = None,
          settings: TuneSettings | None = None, cache_file: str | Path | None = None,
          progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
@@ -227,15 +260,8 @@ def tune(quant: str | Path, config: ConvertConfig | None = None,
 
     with temporary_folder("qcore-tune-") as tmp:
         work = Path(tmp)
-        default = convert(quant, config)
-        default_path = save_model(default.int8_model(), work / "default.onnx", quant)
-        refused = engine.check(default_path)
-        if refused:
-            raise ValueError(f"--engine {engine.name} cannot run the --target {config.target} "
-                             f"model: {refused}")
-        inputs, described, inputs_key = _inputs(settings, default_path)
-        fields = _fields(quant, default_path, config, engine, settings.threads, inputs_key)
-        cache = TuneCache(Path(cache_file) if cache_file else None, fields, quant)
+        default, default_path, inputs, described, cache = _open(quant, config, settings,
+                                                                 engine, work, cache_file)
         fp32_path = save_model(default.fp32_model(), work / "fp32.onnx", quant)
         timer_settings = TimerSettings(threads=settings.threads, seconds=settings.trial_seconds)
         search = Search(quant, config, cache,
