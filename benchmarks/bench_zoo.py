@@ -65,8 +65,9 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def tuned_model(e: zoo.ZooEntry, engine: str, target: str, feeds: Path, budget: float,
-                work: Path) -> tuple[Path, int, float]:
-    """Our INT8 model tuned on ``engine``: its path, the ops kept FP32, the tuning seconds."""
+                work: Path) -> tuple[Path, str, float]:
+    """Our INT8 model tuned on ``engine``: its path, the ops kept FP32 (``0 (= ours)``: the
+    same model as ours), the tuning seconds."""
     from qcore.config import ConvertConfig
     from qcore.convert import convert
     from qcore.tune import TuneSettings, tune
@@ -78,7 +79,8 @@ def tuned_model(e: zoo.ZooEntry, engine: str, target: str, feeds: Path, budget: 
     tuned = tune(str(e.qdq_path), ConvertConfig(target=target), settings, cache_file=cache)
     path = work / f"{stem}.tuned.onnx"
     onnx.save(convert(str(e.qdq_path), tuned.config).int8_model(), str(path))
-    return path, len(tuned.tuned_ids), tuned.seconds
+    same = tuned.config.op_ids_to_skip == []
+    return path, f"{len(tuned.tuned_ids)}{' (= ours)' if same else ''}", tuned.seconds
 
 
 def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
@@ -92,7 +94,7 @@ def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
     for engine, target in ENGINES.items():
         ours = zoo.convert_entry(e, target)
         models = {"fp32": e.float_path, "qdq": e.qdq_path, "int8": ours.int8_path}
-        kept, tune_s = 0, 0.0
+        kept, tune_s = "-", 0.0
         if tune_budget is not None:
             try:
                 models["tuned"], kept, tune_s = tuned_model(e, engine, target, feeds,
@@ -112,7 +114,7 @@ def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
         if tune_budget is not None:
             tuned = _ms(res["tuned"]) if "tuned" in res else None
             cells += [f"{tuned:.2f}" if tuned else "-", _ratio(tuned, qdq), _ratio(tuned, fp32),
-                      str(kept) if tuned else "-", f"{tune_s:.0f}" if tuned else "-",
+                      kept if tuned else "-", f"{tune_s:.0f}" if tuned else "-",
                       _cos(models["tuned"], e, engine, ref) if tuned else "-"]
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
