@@ -54,7 +54,7 @@ class ConfigPanel(QWidget):
 
     # ---- ops_to_quantize --------------------------------------------------------------
     def _types_group(self) -> QGroupBox:
-        box = QGroupBox("Quantize op types (ops_to_quantize)")
+        box = QGroupBox("Op types (ops_to_quantize)")
         column = QVBoxLayout(box)
         box.setToolTip("All ticked = every supported type (an empty ops_to_quantize).\n"
                        "Greyed types have no INT8 kernel and always stay FP32.")
@@ -82,7 +82,9 @@ class ConfigPanel(QWidget):
     def rebuild_types(self) -> None:
         while self.types_grid.count():
             widget = self.types_grid.takeAt(0).widget()
-            if widget is not None:
+            if widget is not None:  # off screen now: a message box opened right after runs
+                widget.hide()  # its own event loop, where deleteLater waits (the old boxes
+                widget.setParent(None)  # were drawn under the new ones)
                 widget.deleteLater()
         self.type_boxes.clear()
         types = self.session.op_types()

@@ -157,9 +157,6 @@ class Runs:
         if not result.quantized:
             self.log(REASON_NOT_QUANT + ": showing its graph. Quantize it first (for example "
                      "with onnxruntime.quantization.quantize_static, QDQ format).", "warn")
-            QMessageBox.information(self.window, "Not a quant model", "This model has no "
-                                    "quantization: its graph is shown, but there is nothing "
-                                    "to convert. Quantize it first (QDQ format).")
         else:
             self.log(conversion_text(result), "ok")
         ops = len(result.snapshots[0].graph.nodes)
@@ -168,6 +165,10 @@ class Runs:
         self.status(f"{'Opened' if new_model else 'Converted'} {path.name} in "
                     f"{result.seconds:.2f} s")
         self.window.refresh_config()
+        if not result.quantized:  # last: the window shows the new model behind the box
+            QMessageBox.information(self.window, "Not a quant model", "This model has no "
+                                    "quantization: its graph is shown, but there is nothing "
+                                    "to convert. Quantize it first (QDQ format).")
 
     # ---- benchmark ----------------------------------------------------------------------
     def ready(self) -> bool:
