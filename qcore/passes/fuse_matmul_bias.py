@@ -7,10 +7,20 @@ from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.passes.util import absorb, single_consumer
 
 
+def _quantized_between(ctx: Context, mm: Node, add: Node) -> bool:
+    """True when the source quantizes the MatMul's output (for the Add or at all)."""
+    out = mm.outputs[0]
+    return out in ctx.graph.act_qparams or ctx.graph.source_quantized(add, out)
+
+
 class FuseMatMulBias(Pass):
     """Paddle ``fc_fuse_pass``: MatMul(x, W) + b becomes one linear op with a bias input.
 
     The fused op keeps type MatMul with a third input; the FP32 writer splits it again.
+    Where the source quantizes the MatMul's output before the Add (ONNX Runtime's
+    ``quantize_static`` with MatMul in its op types), the two stay apart: the Add reads the
+    rounded, clamped product, and a fused op would add the bias to the exact one (MiniLM-L6:
+    cosine to the source 0.9941).
     """
 
     name = "fuse_matmul_bias"
@@ -28,7 +38,8 @@ class FuseMatMulBias(Pass):
             if weight is None or weight.ndim != 2:
                 continue
             add = single_consumer(g, consumers, mm.outputs[0])
-            if add is None or add.op_type != "Add" or add.domain:
+            if add is None or add.op_type != "Add" or add.domain or _quantized_between(
+                    ctx, mm, add):
                 continue
             other = [name for name in add.inputs if name != mm.outputs[0]]
             if len(other) != 1 or other[0] not in g.initializers:
