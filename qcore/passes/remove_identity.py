@@ -26,6 +26,10 @@ class RemoveIdentity(Pass):
             src, dst = rewire.get(node.inputs[0], node.inputs[0]), node.outputs[0]
             if src in g.act_qparams and dst not in g.act_qparams:
                 g.act_qparams[dst] = g.act_qparams[src]
+            own = g.input_qparams.get((node.id, node.inputs[0]))
+            if own is not None:  # its readers read what it read: the source's Q/DQ'd value
+                for reader in consumers.get(dst, []):
+                    g.input_qparams.setdefault((reader.id, dst), own)
             if dst in g.output_names:  # the producer is renamed instead: the rare, slow path
                 g.replace_inputs(rewire)
                 rewire.clear()
