@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from qcore.ir import Graph, Node, QParams
-from qcore.ops import ONEDNN, Form, OpSpec, is_movement, spec_of
+from qcore.ops import ONEDNN, ONNXRUNTIME, QDQ_OPS, Form, OpSpec, is_movement, spec_of
 from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.status import NO_REASON, OpStatus, Reason, ReasonKind
+
+#: Readers that use only a tensor's shape, never its values.
+SHAPE_READERS = frozenset({"Shape", "Size"})
 
 # No static engine-cost rule keeps an op FP32: ONNX Runtime runs every Conv of a QDQ file
 # INT8, and measured in the model (benchmarks/bench_zoo.py), keeping its 5x5 depthwise and
@@ -97,9 +100,35 @@ class QuantizePlacement(Pass):
                 continue
             reason = placement_reason(ctx, node)
             node.decide(OpStatus.FP32 if reason else OpStatus.INT8, reason)
+        if ctx.config.target == ONNXRUNTIME:
+            self._keep_raw_read_outputs_float(g)
         self._drop_lonely_movement_ops(g, ctx.config.target)
         int8 = sum(n.status is OpStatus.INT8 for n in g.nodes)
         return PassResult(modified=True, summary=f"{int8} of {len(g.nodes)} ops INT8")
+
+    @staticmethod
+    def _keep_raw_read_outputs_float(g: Graph) -> None:
+        """On ``onnxruntime`` an INT8 op writes its output quantized when the output has a
+        per-tensor scale; it stays FP32 instead when an FP32 op reads that output without a
+        Q/DQ pair in the source, which would otherwise get the clamped, rounded value (ONNX
+        Runtime runs such an op float too: it fuses an op with its Q/DQ only when Q ops take
+        all of its output). Silero VAD: an If reads the Sigmoid's output unquantized, whose
+        calibrated range ends at 0.0017; quantized, the model's output was that constant."""
+        consumers = g.consumers()
+        changed = True
+        while changed:  # an op kept FP32 may read its own input unquantized: go again
+            changed = False
+            for node in g.nodes:
+                if node.status is not OpStatus.INT8 or is_movement(node):
+                    continue  # an INT8 data-movement op's output is on its input's grid
+                raw = next((reader for out in node.outputs if _quantized_output(g, out)
+                            for reader in consumers.get(out, [])
+                            if _reads_raw(g, reader, out)), None)
+                if raw is not None:
+                    node.decide(OpStatus.FP32, Reason(
+                        ReasonKind.UNSUPPORTED_FORM, f"{raw.label} reads its output without a "
+                        "Q/DQ pair in the source; the INT8 form would hand it quantized values"))
+                    changed = True
 
     @staticmethod
     def _drop_lonely_movement_ops(g: Graph, target: str) -> None:
@@ -124,3 +153,16 @@ class QuantizePlacement(Pass):
         for node in movement.values():
             if not fed_by_int8(node):
                 node.decide(OpStatus.FP32, Reason(ReasonKind.NO_NEIGHBOUR))
+
+
+def _quantized_output(g: Graph, name: str) -> bool:
+    """True when an INT8 op writing ``name`` writes it quantized (``OrtEmitter``)."""
+    params = g.act_qparams.get(name)
+    return params is not None and not params.per_channel
+
+
+def _reads_raw(g: Graph, reader: Node, name: str) -> bool:
+    """True when FP32 ``reader`` uses the values of ``name`` as the source gave them, not
+    through a Q/DQ pair of the source."""
+    return (reader.status is OpStatus.FP32 and reader.op_type not in SHAPE_READERS
+            and reader.op_type not in QDQ_OPS and not g.source_quantized(reader, name))
