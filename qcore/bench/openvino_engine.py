@@ -45,6 +45,14 @@ RT_KEYS = ("layerType", "runtimePrecision", "primitiveType", "originalLayersName
            "outputPrecisions", "execTimeMcs")
 
 
+def _graph_inputs(path: Path) -> set[str]:
+    """The names of an ONNX file's inputs that are not initializers."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {v.name for v in graph.input} - {t.name for t in graph.initializer}
+
+
 def _info(rt_info: Mapping[str, Any], key: str) -> str:
     """One rt_info entry as text ("" when absent); values are OVAny objects."""
     try:
@@ -196,7 +204,7 @@ class OpenVinoEngine(Engine):
         reason = self.check(path)
         if reason:
             raise NotRunnable(reason)
-        model = self.core.read_model(str(path))
+        model = self._read(path, shapes)
         wanted = {}
         for port in model.inputs:
             name = port.get_any_name()
@@ -210,6 +218,19 @@ class OpenVinoEngine(Engine):
         if perf_count:
             config["PERF_COUNT"] = "YES"
         return self.core.compile_model(model, "CPU", config)
+
+    def _read(self, path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Any:
+        """The model as OpenVINO reads it; one whose ops OpenVINO cannot convert without
+        knowing the input shapes (silero VAD: an If whose branches give different ranks
+        feeds a Conv) is converted again with ``shapes`` set, when they are static."""
+        try:
+            return self.core.read_model(str(path))
+        except RuntimeError:
+            static = {name: list(shape) for name, shape in shapes.items()
+                      if all(dim > 0 for dim in shape)}
+            if not static or set(static) != _graph_inputs(path):
+                raise
+            return self.ov.convert_model(str(path), input=static)
 
     def profile(self, path: Path, threads: int, feeds: Sequence[Feeds], runs: int,
                 folder: Path, tick: Tick | None = None) -> EngineProfile:
