@@ -32,8 +32,11 @@ FQ_SUFFIX = "__verify_fq"  # tensors of the fake-quant pairs verify inserts
 def insert_fake_quant(graph: Graph) -> int:
     """Put QuantizeLinear -> DequantizeLinear on every tensor with activation qparams that no
     QuantizeLinear reads yet, right after its producer; readers (and a graph output) get the
-    fake-quantized value. Returns how many pairs were inserted."""
+    fake-quantized value, except readers that the source gave the tensor without a pair when
+    others had one (silero VAD: an If reads its Sigmoid's output unquantized). Returns how
+    many pairs were inserted."""
     quantized = {n.inputs[0] for n in graph.nodes if n.op_type == "QuantizeLinear" and n.inputs}
+    paired = {name for _, name in graph.input_qparams}  # tensors the source had a pair on
     producers = graph.producers()
     consumers = graph.consumers()
     outputs = set(graph.output_names)
@@ -47,6 +50,9 @@ def insert_fake_quant(graph: Graph) -> int:
         readers = consumers.get(tensor, [])
         if not readers and tensor not in outputs:
             continue
+        if tensor in paired:  # a reader the source gave the tensor without its pair keeps it
+            readers = [r for r in readers if graph.source_quantized(r, tensor)
+                       or r.op_type == "QuantizeLinear"]
         src, dst = tensor, f"{tensor}{FQ_SUFFIX}"
         if tensor in outputs:  # the output keeps its name and carries the quantized value
             if producer is None:  # a graph input that is also an output: leave it
