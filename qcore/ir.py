@@ -13,7 +13,8 @@ from qcore.hardswish_program import Program
 from qcore.qparams import QParams
 from qcore.status import NO_REASON, OpStatus, Reason
 
-__all__ = ["MS_DOMAIN", "FusedActivation", "Graph", "GraphError", "Node", "QParams", "TensorInfo"]
+__all__ = ["MS_DOMAIN", "FusedActivation", "Graph", "GraphError", "Node", "QParams", "TensorInfo",
+           "bodies", "body_names", "outer_reads", "proto_bodies"]
 
 MS_DOMAIN = "com.microsoft"
 
@@ -32,10 +33,59 @@ class FusedActivation:
     op_id: int
 
 
+def bodies(attrs: dict[str, Any]) -> list[onnx.GraphProto]:
+    """The subgraphs among an op's attribute values (If's branches, a Loop or Scan body)."""
+    found: list[onnx.GraphProto] = []
+    for value in attrs.values():
+        if isinstance(value, onnx.GraphProto):
+            found.append(value)
+        elif isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, onnx.GraphProto))
+    return found
+
+
+def proto_bodies(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The subgraphs among an ONNX node's attributes."""
+    return [g for attr in node.attribute for g in ([attr.g] if attr.HasField("g") else attr.graphs)]
+
+
+def outer_reads(body: onnx.GraphProto) -> set[str]:
+    """The tensors ``body`` (and the subgraphs inside it) read but does not define: the
+    enclosing graphs' tensors it uses."""
+    defined = {v.name for v in body.input} | {t.name for t in body.initializer}
+    defined |= {t.values.name for t in body.sparse_initializer}
+    reads: set[str] = set()
+    for node in body.node:
+        reads.update(name for name in node.input if name)
+        for sub in proto_bodies(node):
+            reads |= outer_reads(sub)
+        defined.update(node.output)
+    reads.update(v.name for v in body.output)
+    return reads - defined
+
+
+def body_names(body: onnx.GraphProto) -> set[str]:
+    """Every tensor name ``body`` and the subgraphs inside it define (inputs, initializers,
+    op outputs)."""
+    names = {v.name for v in body.input} | {t.name for t in body.initializer}
+    names |= {t.values.name for t in body.sparse_initializer}
+    for node in body.node:
+        names.update(name for name in node.output if name)
+        for sub in proto_bodies(node):
+            names |= body_names(sub)
+    return names
+
+
 @dataclass(eq=False)
 class Node:
     """One op. ``id`` never changes; ``fused`` lists the ops folded into this one, ``act``
-    the activation and ``bias_add`` the id of the bias Add a fusion folded into it."""
+    the activation and ``bias_add`` the id of the bias Add a fusion folded into it.
+
+    An op with subgraphs (If, Loop, Scan) lists the enclosing graph's tensors its bodies read
+    as extra inputs after its own, so passes see them as any reader's inputs (and rename
+    them); ``subgraph_reads`` holds those tensors' names as the bodies spell them, in the
+    same order. Writing ONNX drops the extra inputs and points the bodies at the current
+    names (``qcore.ir_onnx``)."""
 
     id: int
     op_type: str
@@ -50,6 +100,7 @@ class Node:
     act: FusedActivation | None = None
     bias_add: int | None = None
     program: Program | None = None  # a fused HardSwish: the source's steps (fuse_hardswish)
+    subgraph_reads: tuple[str, ...] = ()  # the last len() inputs: outer tensors bodies read
 
     def __post_init__(self) -> None:
         if type(self.status) is not OpStatus:
@@ -60,6 +111,11 @@ class Node:
     @property
     def label(self) -> str:
         return f"{self.op_type}({self.id})"
+
+    @property
+    def own_inputs(self) -> list[str]:
+        """The op's inputs as ONNX lists them: without the tensors its subgraphs read."""
+        return self.inputs[: len(self.inputs) - len(self.subgraph_reads)]
 
     def clone(self) -> Node:
         """A copy whose lists and attribute dict can change freely (attribute values are
@@ -72,7 +128,7 @@ class Node:
         """A new op that stands for this one: its id, name, history, status and reason."""
         return Node(self.id, op_type, inputs, outputs, dict(attrs or {}), domain, self.name,
                     list(self.fused), self.status, self.reason, self.act, self.bias_add,
-                    self.program)
+                    self.program, self.subgraph_reads)
 
     def decide(self, status: OpStatus, reason: Reason = NO_REASON) -> None:
         self.status, self.reason = status, Reason.of(reason)
@@ -141,6 +197,8 @@ class Graph:
         for node in self.nodes:
             names.update(node.inputs)
             names.update(node.outputs)
+            for body in bodies(node.attrs):
+                names |= body_names(body)  # a new main-graph tensor must not shadow them
         return names
 
     # ---- queries ------------------------------------------------------------------------

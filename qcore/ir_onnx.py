@@ -8,7 +8,16 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from qcore.ir import Graph, GraphError, Node, TensorInfo
+from qcore.ir import (
+    Graph,
+    GraphError,
+    Node,
+    TensorInfo,
+    bodies,
+    body_names,
+    outer_reads,
+    proto_bodies,
+)
 
 #: Initializers bigger than this are written straight into the model proto (protobuf copies
 #: a message it appends by serializing it, which fails at 2 GiB).
@@ -102,14 +111,17 @@ def _node_from_proto(index: int, proto: onnx.NodeProto) -> Node:
             raise GraphError(f"attribute {key!r} of {label} cannot be read: "
                              f"{_first_line(exc)}") from None
     domain = _text(proto.domain, f"the domain of {label}")
+    # The enclosing graph's tensors the subgraphs read become explicit inputs (sorted).
+    reads = tuple(sorted(set().union(*map(outer_reads, bodies(attrs)))))
     return Node(
         id=index,
         op_type=op_type,
-        inputs=_texts(proto.input, f"an input name of {label}"),
+        inputs=_texts(proto.input, f"an input name of {label}") + list(reads),
         outputs=_texts(proto.output, f"an output name of {label}"),
         attrs=attrs,
         domain=domain if domain != "ai.onnx" else "",
         name=_text(proto.name, f"the name of {label}"),
+        subgraph_reads=reads,
     )
 
 
@@ -146,13 +158,65 @@ def _make_attr_value(value: Any) -> Any:
     return value
 
 
+def _renamed_body(body: onnx.GraphProto, mapping: dict[str, str]) -> onnx.GraphProto:
+    """A copy of ``body`` whose references to outer tensors follow ``mapping``, nested
+    subgraphs too (the loader refuses bodies that redefine an outer name, so every
+    reference to a key is to the outer tensor)."""
+    copy = onnx.GraphProto()
+    copy.CopyFrom(body)
+    _rename_refs(copy, mapping)
+    return copy
+
+
+def _rename_refs(body: onnx.GraphProto, mapping: dict[str, str]) -> None:
+    for node in body.node:
+        for index, name in enumerate(node.input):
+            if name in mapping:
+                node.input[index] = mapping[name]
+        for sub in proto_bodies(node):
+            _rename_refs(sub, mapping)
+    for value in list(body.output) + list(body.value_info):
+        if value.name in mapping:
+            value.name = mapping[value.name]
+
+
+def _subgraph_attrs(node: Node) -> tuple[list[str], dict[str, Any]]:
+    """The op's own inputs, and its attributes with the bodies reading the current names of
+    the outer tensors they read (a pass may have renamed them in ``node.inputs``)."""
+    reads = node.subgraph_reads
+    if not reads:
+        return node.inputs, node.attrs
+    own, current = node.inputs[: -len(reads)], node.inputs[-len(reads):]
+    if len(current) != len(reads) or not all(current) or not bodies(node.attrs):
+        raise GraphError(f"op {node.label} lists {len(node.inputs)} inputs but its subgraphs "
+                         f"read {len(reads)} outer tensors")
+    mapping = {old: new for old, new in zip(reads, current, strict=True) if old != new}
+    if not mapping:
+        return own, node.attrs
+    attrs: dict[str, Any] = {}
+    for key, value in node.attrs.items():
+        if isinstance(value, onnx.GraphProto) or (
+                isinstance(value, list) and value and isinstance(value[0], onnx.GraphProto)):
+            graphs = [value] if isinstance(value, onnx.GraphProto) else value
+            for body in graphs:
+                clash = body_names(body) & set(mapping.values())
+                if clash:
+                    raise GraphError(f"op {node.label}: its subgraph {key!r} defines "
+                                     f"{sorted(clash)[0]!r}, the new name of a tensor it reads")
+            renamed = [_renamed_body(body, mapping) for body in graphs]
+            value = renamed[0] if isinstance(value, onnx.GraphProto) else renamed
+        attrs[key] = value
+    return own, attrs
+
+
 def _node_to_proto(node: Node) -> onnx.NodeProto:
+    inputs, node_attrs = _subgraph_attrs(node)
     try:
-        attrs = {k: _make_attr_value(v) for k, v in node.attrs.items() if not k.startswith("_")}
+        attrs = {k: _make_attr_value(v) for k, v in node_attrs.items() if not k.startswith("_")}
         base = node.name or node.op_type
         return helper.make_node(
             node.op_type,
-            node.inputs,
+            inputs,
             node.outputs,
             name=f"{base}#{node.id}",
             domain=node.domain or None,
@@ -161,6 +225,16 @@ def _node_to_proto(node: Node) -> onnx.NodeProto:
     except Exception as exc:  # noqa: BLE001 - onnx.helper raises many types on odd attributes
         raise GraphError(f"op {node.label} cannot be written as ONNX: "
                          f"{_first_line(exc)}") from None
+
+
+def _body_domains(body: onnx.GraphProto) -> set[str]:
+    """The op domains a subgraph (and those inside it) uses."""
+    found: set[str] = set()
+    for node in body.node:
+        found.add(node.domain if node.domain != "ai.onnx" else "")
+        for sub in proto_bodies(node):
+            found |= _body_domains(sub)
+    return found
 
 
 def _tensor_to_proto(name: str, array: np.ndarray) -> onnx.TensorProto:
@@ -182,6 +256,9 @@ def to_onnx(graph: Graph, producer: str = "quant-inspector") -> onnx.ModelProto:
     used = {name for node in graph.nodes for name in node.inputs} | set(graph.output_names)
     protos = [_node_to_proto(node) for node in graph.nodes]
     domains = {""} | {node.domain for node in graph.nodes}
+    for node in graph.nodes:
+        for body in bodies(node.attrs):
+            domains |= _body_domains(body)
     onnx_graph = helper.make_graph(protos, graph.name, graph.inputs, graph.outputs)
     opsets = [helper.make_opsetid(d, graph.opsets.get(d, 1)) for d in sorted(domains)]
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name=producer)

@@ -1,5 +1,5 @@
 """Checks that a loaded graph is one the passes can convert, each failing with a
-``ModelError`` that names the op or tensor: subgraphs reading outer tensors, op arity,
+``ModelError`` that names the op or tensor: subgraphs reusing outer names, op arity,
 dataflow wiring (a model's ops out of order are sorted), and unsupported quantization."""
 
 from __future__ import annotations
@@ -9,45 +9,52 @@ import heapq
 import numpy as np
 import onnx
 
-from qcore.ir import Graph, Node
+from qcore.ir import Graph, Node, proto_bodies
 from qcore.ops import QDQ_OPS
 from qcore.safe_io import ModelError
 
 
 def check_subgraphs(graph: onnx.GraphProto, source: str = "") -> None:
-    """Refuse If / Loop / Scan bodies that read tensors of an enclosing graph.
+    """Refuse If / Loop / Scan bodies that define a tensor name of an enclosing graph.
 
-    The passes rename and delete main-graph tensors without looking into subgraphs, so such
-    a model would be written broken; bodies that only use their own tensors are kept as they
-    are.
+    ONNX forbids it (names are unique across a graph and its subgraphs; the checker's
+    complaint is only a warning here). The IR lists the outer tensors a body reads as the
+    op's inputs and, on export, points the body at their new names; a body with a name of
+    its own equal to an outer one would make that ambiguous.
 
     Raises:
-        ModelError: Naming the op (``If(5)``), its attribute and the outer tensor.
+        ModelError: Naming the op (``If(5)``), its attribute and the tensor.
     """
+    scope = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    scope |= {t.values.name for t in graph.sparse_initializer}
+    scope |= {name for node in graph.node for name in node.output if name}
     for index, node in enumerate(graph.node):
         for attr in node.attribute:
             for body in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                outer = _outer_reads(body)
-                if outer:
+                clash = _shadowed(body, scope)
+                if clash:
                     who = f"{node.op_type}({index})" + (f" {node.name!r}" if node.name else "")
-                    raise ModelError(f"{source}{who}: its subgraph {attr.name!r} reads the "
-                                     f"outer tensor {sorted(outer)[0]!r}; subgraphs that use "
-                                     "tensors of the enclosing graph are not supported")
+                    raise ModelError(f"{source}{who}: its subgraph {attr.name!r} defines "
+                                     f"{clash!r}, which the enclosing graph also defines; "
+                                     "tensor names must be unique across a graph and its "
+                                     "subgraphs")
 
 
-def _outer_reads(body: onnx.GraphProto) -> set[str]:
-    """The tensors ``body`` (and the subgraphs inside it) read but does not define."""
-    defined = {v.name for v in body.input} | {t.name for t in body.initializer}
-    defined |= {t.values.name for t in body.sparse_initializer}
-    reads: set[str] = set()
+def _shadowed(body: onnx.GraphProto, outer: set[str]) -> str | None:
+    """The first name ``body`` (or a subgraph inside it) defines that ``outer`` has."""
+    own = {v.name for v in body.input} | {t.name for t in body.initializer}
+    own |= {t.values.name for t in body.sparse_initializer}
+    own |= {name for node in body.node for name in node.output if name}
+    clash = sorted(own & outer)
+    if clash:
+        return clash[0]
+    inner = outer | own
     for node in body.node:
-        reads.update(name for name in node.input if name)
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                reads |= _outer_reads(sub)
-        defined.update(node.output)
-    reads.update(v.name for v in body.output)
-    return reads - defined
+        for sub in proto_bodies(node):
+            found = _shadowed(sub, inner)
+            if found:
+                return found
+    return None
 
 
 #: Ops whose second input becomes an (int8) weight; a zero-size one cannot be converted.
@@ -111,7 +118,7 @@ def check_arity(graph: Graph, source: str = "") -> None:
         except Exception:  # noqa: BLE001 - unknown ops stay FP32; nothing to check
             continue
         for kind, names, low, high in (
-            ("inputs", node.inputs, schema.min_input, schema.max_input),
+            ("inputs", node.own_inputs, schema.min_input, schema.max_input),
             ("outputs", node.outputs, schema.min_output, schema.max_output),
         ):
             if not low <= len(names) <= high:
@@ -119,7 +126,7 @@ def check_arity(graph: Graph, source: str = "") -> None:
                 raise ModelError(f"{source}{_who(node)} has {len(names)} {kind}; "
                                  f"{node.op_type} (opset {version}) takes {limit}")
         single = onnx.defs.OpSchema.FormalParameterOption.Single
-        for index, formal in enumerate(schema.inputs[: len(node.inputs)]):
+        for index, formal in enumerate(schema.inputs[: len(node.own_inputs)]):
             if not node.inputs[index] and formal.option == single:
                 raise ModelError(f"{source}{_who(node)} has no input {index} "
                                  f"({formal.name}), which {node.op_type} requires")
@@ -177,9 +184,11 @@ def _producers(nodes: list[Node], given: set[str], source: str) -> dict[str, int
 def _check_reads(graph: Graph, producer: dict[str, int], given: set[str], source: str) -> None:
     """Every tensor an op or the graph's outputs read has a source."""
     for node in graph.nodes:
-        for name in node.inputs:
+        own = len(node.own_inputs)
+        for index, name in enumerate(node.inputs):
             if name and name not in producer and name not in given:
-                raise ModelError(f"{source}tensor {name!r} read by {_who(node)} is not "
+                where = " (in its subgraph)" if index >= own else ""
+                raise ModelError(f"{source}tensor {name!r} read by {_who(node)}{where} is not "
                                  "produced by any op, initializer or graph input")
     for name in graph.output_names:
         if name not in producer and name not in given:

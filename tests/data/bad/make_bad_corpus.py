@@ -51,7 +51,7 @@ CORPUS: dict[str, str] = {
     "hostile_names.onnx": "quotes, backslashes, newlines, braces and shell syntax in names",
     "cycle.onnx": "two ops that read each other's output: error naming a tensor",
     "dangling_input.onnx": "an op reads a tensor nothing produces: error naming it",
-    "subgraph_outer.onnx": "an If whose branches read a main-graph tensor: refused naming it",
+    "subgraph_outer.onnx": "an If whose branches read a main-graph tensor: converts (If FP32)",
     "fp16_scales.onnx": "a float16 model with float16 scales: refused naming the op",
     "blocked_dq.onnx": "a weight DequantizeLinear with block_size (opset 21): refused in words",
     "zero_size_weight.onnx": "a weight with no elements (4x0x3x3): refused naming it",
