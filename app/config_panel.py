@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,6 +30,7 @@ from qcore.config import TARGETS
 from qcore.ops import SUPPORTED_OPS
 
 TYPE_COLUMNS = 2
+MAX_TYPES_WIDTH = 300  # px the op-type list may claim for one column
 TUNE_ENGINES = (("auto (the target's engine)", ""), ("ONNX Runtime", "onnxruntime"),
                 ("OpenVINO", "openvino"))
 
@@ -64,9 +65,12 @@ class ConfigPanel(QWidget):
         inner = QWidget()
         inner.setLayout(self.types_grid)
         scroll = QScrollArea()
+        scroll.installEventFilter(self)  # its width sets the number of columns
+        self.types_scroll = scroll
+        self._columns = TYPE_COLUMNS
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setWidget(inner)
         buttons = QHBoxLayout()
         for text, state in (("All", True), ("None", False)):
@@ -88,7 +92,7 @@ class ConfigPanel(QWidget):
                 widget.deleteLater()
         self.type_boxes.clear()
         types = self.session.op_types()
-        for i, (op_type, count) in enumerate(sorted(types.items())):
+        for op_type, count in sorted(types.items()):
             check = QCheckBox(f"{op_type} ({count})")
             check.setObjectName(f"type_{op_type}")
             if op_type not in SUPPORTED_OPS:
@@ -98,9 +102,38 @@ class ConfigPanel(QWidget):
                 check.setToolTip(f"Quantize the {count} {op_type} op(s)")
             check.toggled.connect(self._types_edited)
             self.type_boxes[op_type] = check
-            self.types_grid.addWidget(check, i // TYPE_COLUMNS, i % TYPE_COLUMNS)
-        self.types_grid.setRowStretch(self.types_grid.rowCount(), 1)
+        if self.type_boxes:  # room for the longest name ("LayerNormalization (24)")
+            widest = max(c.sizeHint().width() for c in self.type_boxes.values())
+            bar = self.types_scroll.verticalScrollBar().sizeHint().width()
+            self.types_scroll.setMinimumWidth(min(widest + bar + 6, MAX_TYPES_WIDTH))
+        self._place_types(self._fitting_columns())
         self.sync()
+
+    def _fitting_columns(self) -> int:
+        """As many columns (at most TYPE_COLUMNS) as fit the panel without clipping a name."""
+        if not self.type_boxes:
+            return TYPE_COLUMNS
+        widest = max(c.sizeHint().width() for c in self.type_boxes.values())
+        room = self.types_scroll.width() - self.types_scroll.verticalScrollBar().sizeHint().width()
+        spacing = self.types_grid.horizontalSpacing()
+        return max(1, min(TYPE_COLUMNS, (room + spacing) // (widest + spacing)))
+
+    def _place_types(self, columns: int) -> None:
+        for check in self.type_boxes.values():
+            self.types_grid.removeWidget(check)
+        for i, check in enumerate(self.type_boxes.values()):
+            self.types_grid.addWidget(check, i // columns, i % columns)
+        for row in range(self.types_grid.rowCount()):
+            self.types_grid.setRowStretch(row, 0)
+        self.types_grid.setRowStretch(self.types_grid.rowCount(), 1)
+        self._columns = columns
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize and watched is self.types_scroll:
+            columns = self._fitting_columns()
+            if columns != self._columns:
+                self._place_types(columns)
+        return super().eventFilter(watched, event)
 
     def _set_all(self, state: bool) -> None:
         self._syncing = True

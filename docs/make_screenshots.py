@@ -5,11 +5,12 @@
 One scenario per run (the scale factor and palette are fixed when Qt starts):
 ``sample`` (the bundled CNN at its placement pass), ``dark`` (the same in a dark palette),
 ``accuracy MODEL IMAGES`` (a benchmark on a folder of images, Accuracy tab), ``advisor MODEL``
-(the advisor's result), ``first MODEL`` (a big model's first view), ``blocks MODEL`` (the
-collapsed-blocks view), ``converted`` (the sample converted with Conv 23 skipped, its last
-pass), ``perop [MODEL [ENGINE [SKIP_ID] [time]]]`` (a benchmark with 'Per op':
-the What ran tab and the graph coloured by what ran, or by time; default: the sample on ONNX
-Runtime with Conv 23 skipped). Set QT_SCALE_FACTOR=1.5 for a 150 % screen.
+(the advisor's result), ``first MODEL`` (a big model's first view), ``blocks MODEL [BLOCK
+...]`` (the collapsed-blocks view; the BLOCKs given expanded, in their frames),
+``converted`` (the sample converted with Conv 23 skipped, its last pass), ``perop [MODEL
+[ENGINE [SKIP_ID] [time]]]`` (a benchmark with 'Per op': the What ran tab and the graph
+coloured by what ran, or by time; default: the sample on ONNX Runtime with Conv 23 skipped).
+Set QT_SCALE_FACTOR=1.5 for a 150 % screen.
 """
 
 from __future__ import annotations
@@ -84,20 +85,38 @@ def main() -> None:
         after(window.job_finished, shoot)
         window.runs.run_advisor()
 
-    def when_laid_out() -> None:
-        """Shoot once Graphviz has laid the view out (polled: a screenshot, not a test)."""
+    def when_laid_out(then=None) -> None:
+        """Shoot (or ``then``) once Graphviz has laid the view out (polled: a screenshot,
+        not a test)."""
         panel = window.graph_panel
         if panel.view_job is None and panel.view.items_ready():
-            if panel.view.blocks:  # show the blocks, not the inputs at the top
+            if then is not None:
+                then()
+                return
+            if panel.view.frames:  # an expanded block: its frame, at a readable zoom
+                rect = next(f for f in panel.view.frames.values() if not f.parent_key).rect
+                port = panel.view.viewport().rect()
+                scale = max(0.45, min(0.9, port.width() / (rect.width() + 60)))
+                panel.view.set_scale(scale)
+                panel.view.centerOn(rect.center().x(),
+                                    rect.top() + port.height() / (2 * scale) - 30)
+            elif panel.view.blocks:  # show the blocks, not the inputs at the top
                 block = list(panel.view.blocks.values())[len(panel.view.blocks) // 3]
                 panel.view.centerOn(block)
             QTimer.singleShot(800, shoot)
         else:
-            QTimer.singleShot(500, when_laid_out)
+            QTimer.singleShot(500, lambda: when_laid_out(then))
 
     def blocks() -> None:
+        """The collapsed blocks; with more arguments, those blocks expanded (framed)."""
         window.graph_panel.set_view_mode("blocks")
-        QTimer.singleShot(1000, when_laid_out)
+        expand = rest[1:]
+        if expand:
+            QTimer.singleShot(1000, lambda: when_laid_out(lambda: (
+                window.graph_panel.state.expand(*expand),
+                QTimer.singleShot(1000, when_laid_out))))
+        else:
+            QTimer.singleShot(1000, when_laid_out)
 
     engine = rest[1] if len(rest) > 1 else "onnxruntime"
     skip = [int(v) for v in rest[2:] if v.isdigit()] if len(rest) > 1 else [23]
