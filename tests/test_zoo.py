@@ -55,9 +55,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "INT8 drift on OpenVINO, samples 3-4: 0.9233 / 0.9295 vs the QDQ's 0.9648 / 0.9604 "
         "(INT8 vs QDQ 0.937 / 0.962); qcore verify: drift at quantize (Add(260)), INT8 vs the "
         "source 0.9106, OpenVINO on the source 0.9421",
-    ("agreement", "ppocrv5_rec", "nncf", "onednn"):
-        "top-1 per time step 0.892 vs the QDQ's 0.917 in one run (0.917 / 0.917 in another: "
-        "the same drift, near the line)",
     ("convert", "silero_vad", "ort-u8", "*"):
         "qcore's loader refuses the model: If '/model/decoder/If_1' has a subgraph that reads "
         "an outer tensor ('subgraphs that use tensors of the enclosing graph are not supported')",
