@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SAMPLE = ROOT / "resources" / "samples" / "cnn_qdq.onnx"
@@ -77,8 +77,17 @@ def main() -> None:
         window.session.set_inputs(InputSource("images", rest[1], rest[2] if len(rest) > 2
                                               else "imagenet"))
         after(window.job_finished, lambda: (window.results.show_tab("Accuracy"),
+                                            give_results_room(),
                                             QTimer.singleShot(1000, shoot)))
         window.runs.benchmark()
+
+    def give_results_room() -> None:
+        """As a user reading the accuracy would: Configuration and Properties closed, the
+        Results dock taller, so the numbers and the SQNR table are in view at 1280x720."""
+        passes, properties, config, results = window.docks
+        config.hide()
+        properties.hide()
+        window.resizeDocks([results], [window.height() // 2], Qt.Orientation.Vertical)
 
     def advisor() -> None:
         window.results.advisor.rounds.setValue(3)
@@ -144,6 +153,8 @@ def main() -> None:
         window.runs.benchmark()
 
     def per_op_view() -> None:
+        window.docks[2].hide()  # Configuration: the What ran table gets the room
+        window.resizeDocks([window.docks[3]], [window.height() // 2], Qt.Orientation.Vertical)
         window.set_colour("time" if "time" in rest else "ran")
         window.results.show_tab("What ran")
         result = window.results.per_op.result
@@ -154,10 +165,18 @@ def main() -> None:
         window.pass_list.setCurrentRow(names.index("quantize_placement"))
 
     def select(op_id: int | None) -> None:
+        """Select ``op_id``, and shoot once Graphviz's layout (not the quick one) is drawn."""
         if op_id is not None:
             window.graph_panel.select_op(op_id)
             window.update_properties()
-        QTimer.singleShot(1000, shoot)
+
+        def centred() -> None:
+            item = window.graph_panel.view.ops.get(op_id) if op_id is not None else None
+            if item is not None:
+                window.graph_panel.view.centre_on(item)
+            QTimer.singleShot(800, shoot)
+
+        QTimer.singleShot(1000, lambda: when_laid_out(centred))
 
     then = {"sample": placement, "dark": placement, "accuracy": accuracy, "advisor": advisor,
             "first": when_laid_out, "blocks": blocks, "perop": per_op,
