@@ -1,6 +1,7 @@
 """The real-model zoo (tests/zoo.py) on both engines: FP32 / source QDQ / our INT8.
 
     python benchmarks/bench_zoo.py [--models efficientnet_lite0,minilm_l6] [--iterations 50]
+                                   [--producers nncf] [--engines openvino]
                                    [--tune [--tune-budget 60]]
 
 For every zoo (model, producer): ONNX Runtime runs the float model, the QDQ model and our
@@ -84,14 +85,17 @@ def tuned_model(e: zoo.ZooEntry, engine: str, target: str, feeds: Path, budget: 
 
 
 def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
-                tune_budget: float | None = None) -> list[str]:
-    """Table rows of one (model, producer), one per engine (``tune_budget``: with the tuned
-    columns)."""
+                tune_budget: float | None = None,
+                engines: list[str] | None = None) -> list[str]:
+    """Table rows of one (model, producer), one per engine of ``engines`` (default both;
+    ``tune_budget``: with the tuned columns)."""
     feeds = work / f"{e.model.name}.npz"
     np.savez(feeds, **e.test[0])
     ref = zoo.outputs(e.float_path, e.test)
     rows = []
     for engine, target in ENGINES.items():
+        if engines and engine not in engines:
+            continue
         ours = zoo.convert_entry(e, target)
         models = {"fp32": e.float_path, "qdq": e.qdq_path, "int8": ours.int8_path}
         kept, tune_s = "-", 0.0
@@ -131,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also tune our INT8 model on each engine and time it too")
     parser.add_argument("--tune-budget", type=float, default=60.0, metavar="SECONDS",
                         help="--tune-budget of each tuning (default 60)")
+    parser.add_argument("--producers", default="", help="comma-separated producers "
+                        "(default: every producer of each model)")
+    parser.add_argument("--engines", default="", help="onnxruntime, openvino (default both)")
     args = parser.parse_args(argv)
+    producers = [p for p in args.producers.split(",") if p]
+    engines = [e for e in args.engines.split(",") if e]
     names = [n for n in args.models.split(",") if n] or list(zoo.MODELS)
     unknown = [n for n in names if n not in zoo.MODELS]
     if unknown:
@@ -141,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * header.count(" | ") + "---|")
     with tempfile.TemporaryDirectory(prefix="bench_zoo_") as tmp:
         for name, producer in zoo.PAIRS:
-            if name not in names:
+            if name not in names or (producers and producer not in producers):
                 continue
             try:
                 bench_entry(zoo.entry(name, producer), args.iterations, Path(tmp),
-                            args.tune_budget if args.tune else None)
+                            args.tune_budget if args.tune else None, engines)
             except Exception as exc:  # noqa: BLE001 - one failing model must not stop the table
                 print(f"| {name} | {producer} | - | failed: {str(exc)[:120]} |", flush=True)
     return 0
