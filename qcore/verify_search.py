@@ -131,6 +131,18 @@ class _Exposed:
                 values[base] = dequantize(value, params).astype(np.float32)
         return values
 
+    def quantized(self) -> set[str]:
+        """Tensors whose float value here is an 8-bit one: DequantizeLinear outputs, and
+        ``x`` where only ``x_quantized`` exists."""
+        floats = {o for n in self.taps.model.graph.node for o in n.output}
+        names = {n.output[0] for n in self.taps.model.graph.node
+                 if n.op_type == "DequantizeLinear" and n.output}
+        for tensor in floats:
+            base = self.taps.float_name(tensor)
+            if base and base not in floats:
+                names.add(base)
+        return names
+
     def producer(self, tensor: str) -> tuple[int | None, onnx.NodeProto] | None:
         """The op that computes ``tensor`` (through Quantize/DequantizeLinear)."""
         names = [tensor, f"{tensor}_quantized"]
@@ -291,6 +303,8 @@ def find_first_drift(prev: onnx.ModelProto, cur: onnx.ModelProto, feeds: Sequenc
     ranges = {key: _real_range(cur_x.taps, scale, zp) for key, (_, scale, zp) in points.items()}
     order = [cur_x.taps.float_name(out) or out for node in cur.graph.node for out in node.output
              if _compared(out)]
+    # free-running (INT8): an 8-bit tensor of cur is compared with prev's fake-quantized value
+    as_quantized = set() if pinned else cur_x.quantized()
     stats: dict[str, _Stats] = {}
     for i, feed in enumerate(feeds):  # one feed at a time: exposed big models are big
         check_cancelled(cancelled)
@@ -298,7 +312,8 @@ def find_first_drift(prev: onnx.ModelProto, cur: onnx.ModelProto, feeds: Sequenc
         cur_vals = cur_x.float_values(cur_run({**feed, **{p: prev_vals[src]
                                                            for p, src in pins.items()}}))
         for base in order:
-            ref, test = prev_vals.get(base), cur_vals.get(base)
+            ref_name = f"{base}{FQ_SUFFIX}" if base in as_quantized else base
+            ref, test = prev_vals.get(ref_name, prev_vals.get(base)), cur_vals.get(base)
             if ref is None or test is None or ref.shape != test.shape:
                 continue
             clamp = ranges.get(base)

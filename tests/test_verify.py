@@ -114,8 +114,6 @@ def test_every_pass_holds_with_ops_kept_fp32(samples) -> None:
     _holds(verify(samples / "cnn_qdq.onnx", config, InputSet(photo_feeds(PHOTOS[:2]), "p")))
 
 
-@pytest.mark.xfail(strict=True, reason="fuse_matmul_bias drops the quantization the source puts "
-                   "on the MatMul output before its bias Add (cosine vs source 0.9996)")
 def test_every_pass_holds_on_the_transformer_sample(samples) -> None:
     _holds(verify(samples / "transformer_qdq.onnx"))
 
@@ -139,8 +137,6 @@ def test_every_pass_holds_on_a_cnn_calibrated_on_photos(photo_cnn, photo_inputs,
     assert report.inputs == str(photo_inputs) and report.samples == 4
 
 
-@pytest.mark.xfail(strict=True, reason="the onednn target leaves the last Gemm's output float: "
-                   "the source's output quantizer clamps logits beyond the calibrated range")
 def test_onednn_keeps_the_output_clamp_on_inputs_outside_the_calibration(
         photo_inputs, tmp_path) -> None:
     model = _photo_cnn(tmp_path, PHOTOS[:6])
