@@ -93,14 +93,14 @@ class FakeTimer:
             total += int8 if is_int8 else float_
         return total
 
-    def measure(self, base: Path, trial: Path) -> PairTiming:
+    def measure(self, base: Path, trial: Path, longer: float = 1.0) -> PairTiming:
         FakeTimer.calls.append((base, trial))
         if FakeTimer.clock is not None:
             FakeTimer.clock.now += 10.0
         a, b = self.cost(base), self.cost(trial)
         return PairTiming(Stats(a, 0.99 * a, 1.01 * a, 20), Stats(b, 0.99 * b, 1.01 * b, 20))
 
-    def measure_all(self, paths: list[Path]) -> list[list[float]]:
+    def measure_all(self, paths: list[Path], longer: float = 1.0) -> list[list[float]]:
         FakeTimer.calls.append(tuple(paths))
         return [[self.cost(path)] * 20 for path in paths]
 

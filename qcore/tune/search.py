@@ -31,6 +31,9 @@ from qcore.tune.timing import MARGIN, PairTimer, PairTiming, Stats
 ProgressFn = Callable[[int, int, str], None]
 #: A group whose switch made the model this much slower is not split further.
 PRUNE = 0.25
+#: The trial of everything FP32 and the final check decide the most: they time this many
+#: times longer than the other trials.
+LONGER = 3.0
 TimerFactory = Callable[[], PairTimer]
 
 
@@ -201,7 +204,8 @@ class Search:
         if timing is None:
             if not self.affordable():
                 return None
-            timing, error = self._timed(self.skip, new)
+            timing, error = self._timed(self.skip, new,
+                                        LONGER if unit.kind == "everything" else 1.0)
         accepted = timing is not None and timing.faster(self.margin)
         trial = Trial(ids, [u.label for u in leaves(unit)], to, timing, accepted, cached, error,
                       unit.kind, unit.label)
@@ -231,7 +235,7 @@ class Search:
                 [self.model(default), self.model(self.skip), fp32]
             try:
                 self.timed += 1
-                runs = self.timer().measure_all(paths)
+                runs = self.timer().measure_all(paths, LONGER)
             except Cancelled:
                 raise
             except Exception:  # noqa: BLE001 - the trials ran these models; report no check
@@ -257,17 +261,18 @@ class Search:
             return False
         return clocks.clock() - self.start + self.estimate_s <= self.budget_s
 
-    def _timed(self, base: list[int], trial: list[int]) -> tuple[PairTiming | None, str]:
+    def _timed(self, base: list[int], trial: list[int], longer: float = 1.0
+               ) -> tuple[PairTiming | None, str]:
         """Convert, time and cache one pair (a model the engine refuses is an error)."""
         start = clocks.clock()
         self.timed += 1
         try:
-            timing = self.timer().measure(self.model(base), self.model(trial))
+            timing = self.timer().measure(self.model(base), self.model(trial), longer)
         except Cancelled:
             raise
         except Exception as exc:  # noqa: BLE001 - an engine failing a trial model rejects it
             return None, " ".join(str(exc).split())[:200]
-        self.estimate_s = max(self.estimate_s, clocks.clock() - start)
+        self.estimate_s = max(self.estimate_s, (clocks.clock() - start) / longer)
         self.cache.store(base, trial, timing)
         return timing, ""
 

@@ -168,31 +168,32 @@ class PairTimer:
         self._base = (path, session)
         return session
 
-    def measure(self, base: Path, trial: Path) -> PairTiming:
-        """Time ``base`` and ``trial`` interleaved; medians and quartiles of each."""
+    def measure(self, base: Path, trial: Path, longer: float = 1.0) -> PairTiming:
+        """Time ``base`` and ``trial`` interleaved (``longer`` x the settings' seconds and
+        rounds); medians and quartiles of each."""
         a = self._base_session(base)
         b = self._load(trial)
         try:
-            first, second = self._interleave([a, b])
+            first, second = self._interleave([a, b], longer=longer)
             return PairTiming.of(first, second)
         finally:
             b.close()
 
-    def measure_all(self, paths: Sequence[Path]) -> list[list[float]]:
+    def measure_all(self, paths: Sequence[Path], longer: float = 1.0) -> list[list[float]]:
         """Time every model of ``paths`` interleaved (the order rotates each round) for the
-        whole ``seconds``; the runs of each in ms, in order."""
+        whole ``longer`` x ``seconds``; the runs of each in ms, in order."""
         self.close()
         sessions: list[Session] = []
         try:
             for path in paths:
                 sessions.append(self._load(path))
-            return self._interleave(sessions, stop_early=False)
+            return self._interleave(sessions, stop_early=False, longer=longer)
         finally:
             for session in sessions:
                 session.close()
 
-    def _interleave(self, sessions: list[Session], stop_early: bool = True
-                    ) -> list[list[float]]:
+    def _interleave(self, sessions: list[Session], stop_early: bool = True,
+                    longer: float = 1.0) -> list[list[float]]:
         """The runs of each session in ms, round by round."""
         s = self.settings
         feeds = self.feeds
@@ -204,7 +205,7 @@ class PairTimer:
         start = clock()
         rounds = 0
         count = len(sessions)
-        while not self._done(rounds, start, times, stop_early):
+        while not self._done(rounds, start, times, stop_early, longer):
             feed = feeds[rounds % len(feeds)]
             for k in range(count):  # A B, B A for two; A B C, B C A, C A B for three
                 index = (k + rounds) % count
@@ -216,16 +217,16 @@ class PairTimer:
         return times
 
     def _done(self, rounds: int, start: float, times: list[list[float]],
-              stop_early: bool) -> bool:
+              stop_early: bool, longer: float = 1.0) -> bool:
         s = self.settings
-        if rounds >= s.max_rounds:
+        if rounds >= s.max_rounds * longer:
             return True
         if rounds < s.min_rounds:
             return False
         if stop_early and rounds % 5 == 0 and PairTiming.of(times[0], times[1]).clear():
             return True
         # a slow model runs on past ``seconds`` until the faster-half rule can decide
-        return rounds >= HALF_RUNS and clock() - start >= s.seconds
+        return rounds >= HALF_RUNS and clock() - start >= s.seconds * longer
 
     def close(self) -> None:
         if self._base is not None:
