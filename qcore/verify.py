@@ -266,7 +266,13 @@ class _Checker:
                                          "the source's fake-quant reference"))
         if row.status != Status.DRIFT and Status.ROUNDING in (verdict, source):
             row.status = Status.ROUNDING
-            row.reason = int8_rounding(row, allowance, on_engine, engine, self.report)
+            if source == Status.ROUNDING:
+                row.reason = int8_rounding(row, row.vs_source, "the fake-quant reference",
+                                           on_engine, engine, self.report)
+            else:  # vs the source: OK, or moved by the rounding flips of an earlier pass
+                excuse = f"; {row.reason}" if row.reason else ""
+                row.reason = int8_rounding(row, row.vs_previous, "the snapshot before",
+                                           on_engine, engine, self.report) + excuse
         return True
 
     def _search(self, row: PassCheck, snap: Snapshot, model: onnx.ModelProto,

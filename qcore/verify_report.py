@@ -155,18 +155,17 @@ def int8_failure(row: PassCheck, diff: Diff, bound: Bound, allowance: Bound | No
     return text
 
 
-def int8_rounding(row: PassCheck, allowance: Bound | None, on_engine: bool, engine: str,
-                   report: VerifyReport) -> str:
-    """Why an INT8 snapshot beyond the bound of the fake-quant reference holds."""
-    assert row.vs_source is not None
-    text = f"INT8 vs the fake-quant reference: {_diff_text(row.vs_source)}; "
+def int8_rounding(row: PassCheck, diff: Diff, against: str, on_engine: bool, engine: str,
+                  report: VerifyReport) -> str:
+    """Why an INT8 snapshot ``diff`` away from ``against`` (fake-quant) holds."""
+    text = f"INT8 vs {against}: {_diff_text(diff)}; "
     if on_engine and row.vs_engine is not None:
         return text + (f"it agrees with {engine} running the source QDQ model "
                        f"({_diff_text(row.vs_engine)}): the engine's integer rounding")
-    assert report.engine_vs_source is not None and allowance is not None
+    assert report.engine_vs_source is not None
     return text + (f"{engine} running the source QDQ model is {_diff_text(report.engine_vs_source)}"
-                   f" from it: within {report.tolerance.engine_margin}x the engine's own "
-                   "integer rounding")
+                   f" from the fake-quant source: within {report.tolerance.engine_margin}x the "
+                   "engine's own integer rounding")
 
 
 def bound_text(diff: Diff, bound: Bound) -> str:
