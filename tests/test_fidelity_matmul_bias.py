@@ -1,7 +1,8 @@
 """A MatMul whose output the source quantizes before its bias Add (ONNX Runtime's
 ``quantize_static`` with MatMul as the op type: MiniLM-L6 in the zoo, the bundled transformer
 sample) keeps that quantization: the Add stays its own op and reads the rounded, clamped
-product. Checked on rows of real photos against ONNX Runtime running the source."""
+product, with the float bias the source adds (QLinearAdd would read it rounded to 8 bits).
+Checked on rows of real photos against ONNX Runtime running the source."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_every_snapshot_adds_the_bias_to_the_quantized_product(matmul_only, targ
         assert worst <= 1e-5, snapshot.name
     graph = next(s.graph for s in result.snapshots if s.name == "fuse_matmul_bias")
     assert [n.op_type for n in graph.nodes if n.op_type in ("MatMul", "Add")].count("Add") == 2
-    int8 = result.int8_model()
+    int8 = result.int8_model()  # ONNX Runtime: the bias Add stays float (no exact u8 bias)
     for feed, want in zip(feeds, expected, strict=True):
         got = run_plain(int8, feed)
-        assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
+        assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()

@@ -277,3 +277,15 @@ def test_every_pass_snapshot_is_taken_and_named() -> None:
     assert [s.name for s in result.snapshots] == ["quant_orig"] + names
     assert result.snapshots[1].stem == "int8_00_gather_scales"
     assert result.snapshots[-1].stem == f"int8_{len(names) - 1:02d}_cleanup"
+
+
+def test_onnxruntime_adds_a_constant_int8_only_when_8_bits_hold_it() -> None:
+    """QLinearAdd reads its constant input in 8 bits: a scalar exactly, a vector bias only
+    over a u8 grid of its range; a bias that grid rounds stays a float Add."""
+    from qcore.emit.onnxruntime import constant_u8, exact_constant
+
+    for value in (np.array(0.3, np.float32), np.array(-2.5, np.float32), np.array(0.0)):
+        codes, params = constant_u8(value)
+        assert params.dequantize(codes) == np.float32(value) and exact_constant(value)
+    assert not exact_constant(np.array([0.1, -0.37, 0.52], np.float32))
+    assert exact_constant(np.array([0.0, 255.0], np.float32))

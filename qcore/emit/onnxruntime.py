@@ -33,6 +33,25 @@ def _asymmetric_u8(value: np.ndarray) -> QParams:
     return QParams(np.array(scale, np.float32), np.array(zp, np.uint8))
 
 
+def constant_u8(value: np.ndarray) -> tuple[np.ndarray, QParams]:
+    """(codes, params) of a constant input of QLinearAdd / QLinearMul: a scalar exactly (code
+    1 or -1 of scale |value|), anything else asymmetric uint8 over its range."""
+    if value.size == 1:
+        code, scale, zero = _exact_scalar(float(value.reshape(())), QParams(
+            np.array(1.0, np.float32), np.array(0, np.uint8)))
+        return code.reshape(value.shape), QParams(scale, zero)
+    params = _asymmetric_u8(value)
+    return params.quantize(value), params
+
+
+def exact_constant(value: np.ndarray) -> bool:
+    """True when ``constant_u8`` holds every value of the constant exactly (float32): only
+    then do QLinearAdd / QLinearMul compute with the constant the source adds or multiplies
+    in float."""
+    codes, params = constant_u8(value)
+    return bool(np.array_equal(params.dequantize(codes), value.astype(np.float32)))
+
+
 def _exact_scalar(value: float, like: QParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(code, scale, zero point) of ``like``'s type whose real value is exactly ``value``."""
     dtype = like.dtype
@@ -64,11 +83,10 @@ class OrtEmitter(EmitterBase):
     # ---- helpers ------------------------------------------------------------------------
     def _act_in(self, node: Node, name: str) -> tuple[str, str, str]:
         """The int8 form of an input of ``node``: activations get a QuantizeLinear with the
-        params ``node`` reads them with, constants are quantized now (asymmetric uint8)."""
+        params ``node`` reads them with, constants are quantized now (``constant_u8``)."""
         if name in self.g.initializers:
-            value = self.g.initializers[name]
-            params = _asymmetric_u8(value)
-            q = self.const(f"{name}_quantized", params.quantize(value))
+            codes, params = constant_u8(self.g.initializers[name])
+            q = self.const(f"{name}_quantized", codes)
             return q, *self.params_inputs(name, params)
         return self.quantize(name, self._in_params(node, name))
 

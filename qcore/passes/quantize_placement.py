@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qcore.emit.onnxruntime import exact_constant
 from qcore.ir import Graph, Node, QParams
 from qcore.ops import ONEDNN, ONNXRUNTIME, QDQ_OPS, Form, OpSpec, is_movement, spec_of
 from qcore.passes.base import Context, Fact, Pass, PassResult
@@ -83,6 +84,12 @@ def placement_reason(ctx: Context, node: Node) -> Reason:
         reason = _linear_reason(g, node)
         if reason is not None:
             return reason
+    if spec.form is Form.BINARY and cfg.target == ONNXRUNTIME:
+        inexact = next((n for n in node.inputs if n in g.initializers and not exact_constant(
+            g.initializers[n])), None)
+        if inexact is not None:  # MiniLM's bias Adds after a quantized MatMul output
+            return Reason(ReasonKind.UNSUPPORTED_FORM, f"constant {inexact} has no exact "
+                          "8-bit form: the source computes with its float values")
     return _scale_reason(g, node, spec, cfg.target) or NO_REASON
 
 
