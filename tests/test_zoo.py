@@ -25,27 +25,31 @@ import zoo
 
 pytestmark = pytest.mark.zoo
 
-# What the converter gets wrong today, measured (another change fixes qcore/passes, emit).
+# What the converter gets wrong today, measured.
 # Key: (check, model, producer, target); target "*" = both.
 # Numbers: cosine vs the float model per test sample (min .. max), INT8 = ours.
 XFAIL: dict[tuple[str, str, str, str], str] = {
     ("fp32", "ppocrv4_det", "nncf", "*"):
-        "FP32 model 0.9744 vs the QDQ's 0.9885 on sample 4 (others 0.977-0.999)",
+        "the FP32 model (the source's dequantized int8 weights, activations float, as DESIGN "
+        "defines it) is further from float than the QDQ: per sample 0.9456 0.9123 0.9618 0.9902 "
+        "0.9447 0.9406 vs the QDQ's 0.9871 0.9623 0.9938 0.9908 0.9885 0.9808; with NNCF's "
+        "float weights (before the weights-in-Constant fix) it was 0.9744 on sample 4; with "
+        "activations quantized too the errors partly cancel on this model",
+    ("cosine", "ppocrv4_det", "nncf", "onnxruntime"):
+        "sample 1: INT8 0.9545 vs the QDQ's 0.9623 (INT8 vs QDQ 0.9936, other samples "
+        "0.995-0.997); every INT8 Conv matches float to 7e-7 relative or by single-step ties; "
+        "qcore verify shows one tie flip before quantize moving the output to 0.9952: a very "
+        "sensitive model",
     ("cosine", "ppocrv4_rec", "ort-s8", "onednn"):
-        "INT8 drift on OpenVINO, sample 4: 0.7025 vs the QDQ's 0.7393 (the others above it; "
-        "INT8 vs QDQ 0.981-0.998, u8: 1.0000); ORT passes since fuse_hardswish keeps the inner "
-        "quantization",
+        "INT8 drift on OpenVINO, sample 4: 0.7300 vs the QDQ's 0.7393 (was 0.7025 before "
+        "activation_signedness kept the s8 saturation; INT8 vs QDQ 0.9894-0.9986); qcore verify: "
+        "drift at quantize, first at Add(450) (the hardswish gate), 0.9704 vs the fake-quant "
+        "source, 0.9894 vs OpenVINO on the source",
     ("cosine", "ppocr_cls", "paddle-ptq-legacy", "onnxruntime"):
         "INT8 rounding amplified on one sample: sample 2 INT8 0.3975 vs the QDQ's 0.5202 (INT8 vs "
         "QDQ 0.9905); the QDQ itself is 0.21-0.99 from float (Paddle's PTQ + out_threshold Q/DQ "
         "on every output); qcore verify: every FP32 pass holds, first drift at quantize (Relu "
         "tensor cos 0.99976)",
-    ("cosine", "ppocr_cls", "paddle-ptq", "onednn"):
-        "the same on OpenVINO, sample 0: INT8 0.6485 vs QDQ 0.7590 (INT8 vs QDQ 0.9878); passes "
-        "with the onednn emitter of the day after (0.9983)",
-    ("cosine", "ppocr_cls", "paddle-ptq-legacy", "onednn"):
-        "as paddle-ptq on OpenVINO: sample 0 INT8 0.6485 vs QDQ 0.7694 (0.9852); passes later "
-        "(0.9973)",
     ("cosine", "ppocrv5_rec", "ort-u8", "onednn"):
         "INT8 drift on OpenVINO on 5 of 6 samples: sample 0 0.8511 vs the QDQ's 0.8910 (INT8 vs "
         "QDQ 0.940-0.993); qcore verify: drift at cleanup, INT8 vs the fake-quant source 0.8902, "
@@ -55,9 +59,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "INT8 drift on OpenVINO, samples 3-4: 0.9233 / 0.9295 vs the QDQ's 0.9648 / 0.9604 "
         "(INT8 vs QDQ 0.937 / 0.962); qcore verify: drift at quantize (Add(260)), INT8 vs the "
         "source 0.9106, OpenVINO on the source 0.9421",
-    ("convert", "silero_vad", "ort-u8", "*"):
-        "qcore's loader refuses the model: If '/model/decoder/If_1' has a subgraph that reads "
-        "an outer tensor ('subgraphs that use tensors of the enclosing graph are not supported')",
 }
 
 TARGETS = ("onnxruntime", "onednn")
