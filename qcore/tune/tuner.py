@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from qcore.bench.accuracy import compare_models
 from qcore.bench.engines import Engine, get_engine, parse_engines
 from qcore.bench.inputs import InputSet, generate_inputs, load_inputs, model_inputs
 from qcore.bench.system import system_info
@@ -22,12 +23,15 @@ from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
 from qcore.files import save_model, temporary_folder
 from qcore.passes.base import Cancelled
-from qcore.status import OpStatus, Reason, ReasonKind
+from qcore.status import OpStatus, Reason, ReasonKind, RunStatus
 from qcore.tune import timing
 from qcore.tune.cache import TuneCache, sha256_file
 from qcore.tune.candidates import ISLAND_OPS, Unit
 from qcore.tune.search import Final, ProgressFn, Search, Trial
 from qcore.tune.timing import MARGIN, TimerSettings
+
+#: The tuned model may be this much further from float (cosine) than the default.
+ACCURACY_SLACK = 1e-3
 
 #: The engine each target's INT8 model is written for.
 NATURAL_ENGINE = {"onnxruntime": "onnxruntime", "onednn": "openvino"}
@@ -236,6 +240,37 @@ def cached_summary(quant: str | Path, config: ConvertConfig, settings: TuneSetti
     return summary, f"--tune's configuration from {cache_file} ({cache.note})"
 
 
+def _cosine(fp32: Path, path: Path, engine: Engine, inputs: InputSet, threads: int) -> float:
+    """The lowest cosine of any output of ``path`` against ``fp32`` on the tuning inputs."""
+    found = compare_models(fp32, path, inputs.feeds, engine=engine, threads=threads)
+    if found.status is not RunStatus.OK or not found.outputs:
+        return float("nan")
+    return min(o.cosine_min for o in found.outputs)
+
+
+def _accuracy_guard(search: Search, default: ConversionResult, fp32: Path, final: Final,
+                    engine: Engine, inputs: InputSet, threads: int) -> tuple[Final, str]:
+    """The tuned mix must be no further from float than the default (within
+    ``ACCURACY_SLACK``): else everything FP32 (when it was measured faster than the
+    default; its timing is the FP32 model's, the same graph) or the default is written."""
+    default_skip = sorted(search.user_skip)
+    tuned, base = (_cosine(fp32, search.model(k), engine, inputs, threads)
+                   for k in (search.skip, default_skip))
+    if not tuned < base - ACCURACY_SLACK:  # a NaN (no answer) keeps the tuned model
+        return final, ""
+    first = search.trials[0] if search.trials else None
+    everything = first is not None and first.kind == "everything" and first.accepted
+    why = (f"the tuned mix was further from float than the default (cosine {tuned:.4f} vs "
+           f"{base:.4f} on the tuning inputs): ")
+    if everything:
+        search.skip = sorted(search.user_skip | {n.id for n in default.decisions})
+        return replace(final, tuned=final.fp32, fast=(final.fast[0], final.fast[2],
+                                                      final.fast[2])), \
+            why + "wrote everything FP32 (measured faster than the default)"
+    search.skip = default_skip
+    return final, why + "kept the default"
+
+
 def tune(quant: str | Path, config: ConvertConfig | None = None,
          settings: TuneSettings | None = None, cache_file: str | Path | None = None,
          progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
@@ -277,13 +312,19 @@ def tune(quant: str | Path, config: ConvertConfig | None = None,
             if search.untried:
                 cache.stopped(settings.budget_s)
             final, kept = search.final(fp32_path)
+            guard = ""
+            if kept and final is not None:
+                search.close()  # the timer's sessions: the guard loads its own
+                final, guard = _accuracy_guard(search, default, fp32_path, final, engine,
+                                               inputs, settings.threads)
+                kept = search.skip != sorted(config.op_ids_to_skip)
         finally:
             search.close()
-    notes = [cache.note, *inputs.notes]
+    notes = [cache.note, *inputs.notes, guard]
     if replay and search.untried:
         notes.append(f"the cached search ran out of --tune-budget {cache.stopped_at:g} s here; "
                      "a larger budget continues it")
-    if final is not None and not kept and search.trials and any(t.accepted for t in search.trials):
+    if final is not None and not kept and not guard and any(t.accepted for t in search.trials):
         notes.append("the tuned model was not faster than the default side by side: kept the "
                      "default")
     tuned = ConvertConfig(config.ops_to_quantize, search.skip, config.target)
