@@ -477,3 +477,31 @@ def test_real_onnxruntime_smoke(samples, tmp_path, ids, capsys) -> None:
     assert entry["fields"]["engine"] == "onnxruntime" and entry["trials"]
     for trial in entry["trials"]:
         assert trial["timing"]["base"]["runs"] >= 10
+
+
+def test_a_tuned_mix_further_from_float_is_not_written(samples, ids, fake, monkeypatch) -> None:
+    """The planted stem is faster FP32, but say the mix were further from float than the
+    default: the default is written (everything FP32 was not measured faster), and says why.
+    When everything FP32 was measured faster, it is written instead."""
+    from qcore.tune import tuner
+
+    cosines = iter([0.90, 0.99])  # the tuned mix, then the default
+    monkeypatch.setattr(tuner, "_cosine", lambda *args: next(cosines))
+    config = ConvertConfig(op_ids_to_skip=[ids["dw"]])
+    tuned = tune(samples / "cnn_qdq.onnx", config, TuneSettings(budget_s=600))
+    assert tuned.config.op_ids_to_skip == [ids["dw"]] and not tuned.kept
+    assert any("further from float than the default (cosine 0.9000 vs 0.9900" in n
+               and n.endswith("kept the default") for n in tuned.notes)
+
+    # INT8 slower everywhere but the pool, which is much faster INT8: the mix keeps it INT8
+    pool = next(n.id for n in convert(samples / "cnn_qdq.onnx").decisions
+                if n.op_type == "GlobalAveragePool")
+    monkeypatch.setattr(FakeTimer, "planted", -1)
+    monkeypatch.setattr(FakeTimer, "default", (0.3, 0.1))
+    monkeypatch.setattr(FakeTimer, "costs", {pool: (0.1, 2.0)})
+    cosines = iter([0.90, 0.99])
+    tuned = tune(samples / "cnn_qdq.onnx", ConvertConfig(), TuneSettings(budget_s=600))
+    assert tuned.trials[0].kind == "everything" and tuned.trials[0].accepted
+    assert tuned.kept and set(tuned.tuned_ids) == set(tuned.int8_ids)  # everything FP32
+    assert any(n.endswith("wrote everything FP32 (measured faster than the default)")
+               for n in tuned.notes)
