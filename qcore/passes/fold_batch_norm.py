@@ -46,6 +46,8 @@ class FoldBatchNorm(Pass):
             bn = single_consumer(g, consumers, conv.outputs[0])
             if bn is None or bn.op_type != "BatchNormalization" or len(bn.outputs) > 1:
                 continue
+            if conv.outputs[0] in g.act_qparams or g.source_quantized(bn, conv.outputs[0]):
+                continue  # the source rounds the Conv output before the BN (NNCF, PicoDet)
             if not all(name in g.initializers for name in bn.inputs[1:5]):
                 continue
             if len(conv.inputs) > 2 and conv.inputs[2] and conv.inputs[2] not in g.initializers:
