@@ -20,9 +20,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--op_ids_to_skip", "--op-ids-to-skip", dest="op_ids_to_skip", default="",
                    help="ops to keep FP32 in every candidate")
     p.add_argument("--min-cosine", "--min_cosine", dest="min_cosine", type=float, default=0.999,
-                   help="lowest cosine of any output against FP32 (default 0.999)")
+                   help="lowest cosine of any output against the FP32 model, or the --float-model "
+                   "(default 0.999)")
     p.add_argument("--min-agreement", "--min_agreement", dest="min_agreement", type=float,
                    default=None, help="lowest top-1 agreement for classifier outputs")
+    p.add_argument("--float-model", "--float_model", dest="float_model", default=None,
+                   metavar="F.onnx", help="measure the bound against this float model (the "
+                   "network before quantization) instead of the converter's FP32 model")
     p.add_argument("--inputs", default=None, help=".npy / .npz input data (default: generated)")
     p.add_argument("--samples", type=int, default=8, help="generated inputs (default 8)")
     p.add_argument("--engine", default="onnxruntime")
@@ -90,7 +94,8 @@ def run(args: argparse.Namespace, start: StartFn | None = None) -> int:
     base = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip)
     settings = AdviseSettings(min_cosine=args.min_cosine, min_agreement=args.min_agreement,
                               engine=args.engine, threads=args.threads, samples=args.samples,
-                              inputs=args.inputs, rounds=args.rounds)
+                              inputs=args.inputs, rounds=args.rounds,
+                              float_model=args.float_model)
     with OutputSet(args.quant_model_path, force=getattr(args, "force", False)) as outputs:
         out = outputs.plan(args.json) if args.json else None
         begin = start(args, base) if start is not None else None

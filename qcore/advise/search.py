@@ -33,7 +33,9 @@ CancelFn = Callable[[], bool]
 
 @dataclass
 class AdviseSettings:
-    """Accuracy bound (against the FP32 model) and how much work the search may do."""
+    """Accuracy bound and how much work the search may do. The bound is measured against
+    ``float_model`` when one is given (the true float network), else against the
+    converter's FP32 model."""
 
     min_cosine: float = 0.999
     min_agreement: float | None = None  # top-1 agreement, for classifier outputs
@@ -45,6 +47,7 @@ class AdviseSettings:
     candidates: int = 4  # sensitive ops tried per greedy step
     max_steps: int = 6
     seed: int = 0
+    float_model: str | None = None
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.min_cosine <= 1.0:  # False for NaN too
@@ -138,6 +141,7 @@ class _Evaluator:
         first = convert(quant, base)
         self.fp32 = work / "fp32.onnx"
         onnx.save(first.fp32_model(), str(self.fp32))
+        self.reference = Path(settings.float_model) if settings.float_model else self.fp32
         specs = model_inputs(self.fp32)
         self.feeds = (load_inputs(settings.inputs, specs) if settings.inputs else
                       generate_inputs(specs, count=settings.samples, seed=settings.seed)).feeds
@@ -160,7 +164,7 @@ class _Evaluator:
         return path, result
 
     def accuracy(self, path: Path) -> tuple[float, float | None]:
-        result = compare_models(self.fp32, path, self.feeds, engine=self.settings.engine,
+        result = compare_models(self.reference, path, self.feeds, engine=self.settings.engine,
                                 threads=self.settings.threads, cancelled=self.cancelled)
         if result.status is not RunStatus.OK:
             raise RuntimeError(f"accuracy check failed: {result.reason}")
@@ -316,6 +320,20 @@ class _Search:
                                         "its output FP32", timed=True)
             ranked = rank_sensitive(self.ev.fp32, path, result, self.ev.feeds, cancelled)
 
+    def everything_fp32(self) -> None:
+        """When no configuration tried meets the bound, try every op FP32: against the
+        converter's FP32 model it always does; against a float model it tells whether the
+        bound can be met at all (the weights stay quantized)."""
+        if self.current.meets_bound:
+            return
+        skip = sorted(n.id for n in self.ev.first.decisions if n.status == "int8")
+        path, result = self.ev.model(skip, self.types)
+        cos, agree = self.ev.accuracy(path)
+        candidate = self._record(cos, agree, "keep every op FP32 (nothing INT8 met the bound)",
+                                 timed=True, path=path, skip=skip)
+        if candidate.meets_bound or self._better(cos, agree):
+            self.skip, self.path, self.result, self.current = skip, path, result, candidate
+
     def lone_ops(self, lone: list[int]) -> None:
         """Keep a lone INT8 op FP32 when that is faster and still within the bound."""
         for op_id in lone:
@@ -410,6 +428,7 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
             search.start_from(*start)
         search.ops(settings, cancelled)
         search.op_types()
+        search.everything_fp32()
         if start is None:
             search.lone_ops(lone)
         search.finish()
