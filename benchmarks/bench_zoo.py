@@ -13,7 +13,8 @@ report: ONNX Runtime's optimized graph, OpenVINO's runtime precision) and the me
 FP32 over the test samples of the QDQ model and of ours. Asserts nothing.
 
 With ``--tune``, ``qcore.tune`` first tunes our INT8 model on the same engine (the first test
-sample as ``--inputs``, 1 thread, a fresh cache: the tuning time is a cold run), and the tuned
+sample as ``--inputs``, the zoo's float model as ``--float-model``, 1 thread, a fresh cache:
+the tuning time is a cold run), and the tuned
 model is timed in the same interleaved run as the other three: the table gains its latency,
 tuned/QDQ, tuned/FP32, the ops tuning kept FP32, the tuning seconds and its cosine vs FP32.
 """
@@ -76,7 +77,8 @@ def tuned_model(e: zoo.ZooEntry, engine: str, target: str, feeds: Path, budget: 
     stem = f"{e.model.name}.{e.producer}.{engine}"
     cache = work / f"{stem}.qcore-tune.json"
     cache.unlink(missing_ok=True)
-    settings = TuneSettings(engine=engine, budget_s=budget, inputs=feeds)
+    settings = TuneSettings(engine=engine, budget_s=budget, inputs=feeds,
+                            float_model=e.float_path)
     tuned = tune(str(e.qdq_path), ConvertConfig(target=target), settings, cache_file=cache)
     path = work / f"{stem}.tuned.onnx"
     onnx.save(convert(str(e.qdq_path), tuned.config).int8_model(), str(path))

@@ -499,7 +499,7 @@ def test_a_tuned_mix_further_from_float_is_not_written(samples, ids, fake, monke
     monkeypatch.setattr(FakeTimer, "planted", -1)
     monkeypatch.setattr(FakeTimer, "default", (0.3, 0.1))
     monkeypatch.setattr(FakeTimer, "costs", {pool: (0.1, 2.0)})
-    cosines = iter([0.90, 0.99])
+    cosines = iter([0.90, 0.99, 0.999])  # the mix, the default, everything FP32
     tuned = tune(samples / "cnn_qdq.onnx", ConvertConfig(), TuneSettings(budget_s=600))
     assert tuned.trials[0].kind == "everything" and tuned.trials[0].accepted
     assert tuned.kept and set(tuned.tuned_ids) == set(tuned.int8_ids)  # everything FP32

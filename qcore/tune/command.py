@@ -11,7 +11,8 @@ from qcore.tune.cache import cache_path
 from qcore.tune.tuner import TuneResult, TuneSettings, cached_summary, tune
 
 #: Flags that only mean something with --tune, and their defaults.
-TUNE_ONLY = {"engine": None, "inputs": None, "threads": 1, "tune_budget": 120.0}
+TUNE_ONLY = {"engine": None, "inputs": None, "threads": 1, "tune_budget": 120.0,
+             "float_model": None}
 
 
 def add_arguments(conv: argparse.ArgumentParser) -> None:
@@ -32,6 +33,10 @@ def add_arguments(conv: argparse.ArgumentParser) -> None:
                        help=".npy / .npz input data to time with (default: generated)")
     group.add_argument("--threads", type=int, default=TUNE_ONLY["threads"],
                        help="threads of the engine while timing (default 1)")
+    group.add_argument("--float-model", "--float_model", dest="float_model",
+                       default=TUNE_ONLY["float_model"], metavar="F.onnx",
+                       help="the network before quantization: the tuned model must be no "
+                       "further from it than the default (default: qcore's FP32 model)")
 
 
 def check(args: argparse.Namespace) -> None:
@@ -50,7 +55,8 @@ def _progress(done: int, total: int, message: str) -> None:
 def run(args: argparse.Namespace, config: ConvertConfig, int8_path: Path) -> TuneResult:
     """Tune ``config`` for the model of ``args``; the cache sits beside ``int8_path``."""
     settings = TuneSettings(engine=args.engine, threads=args.threads,
-                            budget_s=args.tune_budget, inputs=args.inputs)
+                            budget_s=args.tune_budget, inputs=args.inputs,
+                            float_model=args.float_model)
     return tune(args.quant_model_path, config, settings, cache_file=cache_path(int8_path),
                 progress=None if args.quiet else _progress)
 

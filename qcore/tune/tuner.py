@@ -48,6 +48,7 @@ class TuneSettings:
     trial_seconds: float = 1.0  # timed runs per trial, both models together
     island_ops: int = ISLAND_OPS
     inputs: str | Path | None = None  # .npy / .npz; None: generated
+    float_model: str | Path | None = None  # the accuracy guard's reference (None: our FP32)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -250,20 +251,25 @@ def _cosine(fp32: Path, path: Path, engine: Engine, inputs: InputSet, threads: i
 
 def _accuracy_guard(search: Search, default: ConversionResult, fp32: Path, final: Final,
                     engine: Engine, inputs: InputSet, threads: int) -> tuple[Final, str]:
-    """The tuned mix must be no further from float than the default (within
-    ``ACCURACY_SLACK``): else everything FP32 (when it was measured faster than the
-    default; its timing is the FP32 model's, the same graph) or the default is written."""
+    """The tuned mix must be no further from float (``fp32``: the float model, else our
+    FP32 model) than the default, within ``ACCURACY_SLACK``: else everything FP32 (when it
+    was measured faster than the default and is not further from float either; its timing
+    is our FP32 model's, the same graph) or the default is written."""
     default_skip = sorted(search.user_skip)
     tuned, base = (_cosine(fp32, search.model(k), engine, inputs, threads)
                    for k in (search.skip, default_skip))
     if not tuned < base - ACCURACY_SLACK:  # a NaN (no answer) keeps the tuned model
         return final, ""
     first = search.trials[0] if search.trials else None
-    everything = first is not None and first.kind == "everything" and first.accepted
+    every = sorted(search.user_skip | {n.id for n in default.decisions})
+    everything = (first is not None and first.kind == "everything" and first.accepted
+                  and search.skip != every
+                  and not _cosine(fp32, search.model(every), engine, inputs, threads)
+                  < base - ACCURACY_SLACK)
     why = (f"the tuned mix was further from float than the default (cosine {tuned:.4f} vs "
            f"{base:.4f} on the tuning inputs): ")
     if everything:
-        search.skip = sorted(search.user_skip | {n.id for n in default.decisions})
+        search.skip = every
         return replace(final, tuned=final.fp32, fast=(final.fast[0], final.fast[2],
                                                       final.fast[2])), \
             why + "wrote everything FP32 (measured faster than the default)"
@@ -315,7 +321,8 @@ def tune(quant: str | Path, config: ConvertConfig | None = None,
             guard = ""
             if kept and final is not None:
                 search.close()  # the timer's sessions: the guard loads its own
-                final, guard = _accuracy_guard(search, default, fp32_path, final, engine,
+                reference = Path(settings.float_model) if settings.float_model else fp32_path
+                final, guard = _accuracy_guard(search, default, reference, final, engine,
                                                inputs, settings.threads)
                 kept = search.skip != sorted(config.op_ids_to_skip)
         finally:
