@@ -43,11 +43,6 @@ REFERENCES = ("fp32", "float")  # the converter's FP32 model; the true float mod
 # What the advisor gets wrong today, measured (qcore/advise/ is another engineer's).
 # Key: (model, producer, reference). Numbers: min cosine over the test samples.
 XFAIL: dict[tuple[str, str, str], str] = {
-    ("ppocr_cls", "ort-u8", "fp32"):
-        "best misses the bound: cos 0.97018 (--ops_to_quantize Add,Flatten,Gemm,Reshape,Softmax)"
-        " vs the FP32 model, where every op FP32 would meet it; keeping HardSwish(120)'s "
-        "output float lowers cos from 0.93895 to 0.87087, and the op-type search stops when "
-        "leaving out Add lowers it again (0.96849); same with the default search (0.98363)",
 }
 
 # ONNX Runtime's and NNCF's QDQ models (Paddle's PTQ pairs need a Paddle venv: left out).

@@ -326,13 +326,17 @@ class _Search:
         bound can be met at all (the weights stay quantized)."""
         if self.current.meets_bound:
             return
-        skip = sorted(n.id for n in self.ev.first.decisions if n.status == "int8")
-        path, result = self.ev.model(skip, self.types)
+        # Every op by id, those without an INT8 kernel too: each then drops the Q/DQ the
+        # source put on its inputs, and the model is the FP32 model.
+        skip = sorted(n.id for n in self.ev.first.decisions)
+        types = list(self.ev.base.ops_to_quantize)
+        path, result = self.ev.model(skip, types)
         cos, agree = self.ev.accuracy(path)
         candidate = self._record(cos, agree, "keep every op FP32 (nothing INT8 met the bound)",
-                                 timed=True, path=path, skip=skip)
+                                 timed=True, path=path, skip=skip, types=types)
         if candidate.meets_bound or self._better(cos, agree):
             self.skip, self.path, self.result, self.current = skip, path, result, candidate
+            self.types = types
 
     def lone_ops(self, lone: list[int]) -> None:
         """Keep a lone INT8 op FP32 when that is faster and still within the bound."""
