@@ -65,7 +65,7 @@ class FakeTimer:
                     (1.0 if planted else 0.1)
         return total
 
-    def measure(self, base: Path, trial: Path) -> PairTiming:
+    def measure(self, base: Path, trial: Path, longer: float = 1.0) -> PairTiming:
         FakeTimer.measuring.set()
         if FakeTimer.hold:
             FakeTimer.release.wait(TIMEOUT / 1000)
@@ -73,7 +73,7 @@ class FakeTimer:
         a, b = self.cost(base), self.cost(trial)
         return PairTiming(Stats(a, 0.99 * a, 1.01 * a, 20), Stats(b, 0.99 * b, 1.01 * b, 20))
 
-    def measure_all(self, paths: list[Path]) -> list[list[float]]:
+    def measure_all(self, paths: list[Path], longer: float = 1.0) -> list[list[float]]:
         """The final side-by-side check (default, tuned, FP32): 20 runs of each."""
         return [[self.cost(path)] * 20 for path in paths]
 
