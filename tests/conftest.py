@@ -72,6 +72,17 @@ def planted(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def silent_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Graphviz that never answers: every layout stays "running" until cancelled."""
+    silent = tmp_path / "dot"
+    silent.write_text("#!/bin/sh\nexec tail -f /dev/null\n")
+    silent.chmod(0o755)
+    from qcore import render
+
+    monkeypatch.setattr(render, "find_dot", lambda: str(silent))
+
+
+@pytest.fixture
 def make_window(qtbot, tmp_path: Path):
     """Makes shown main windows whose settings live in ``tmp_path`` (app tests); a window
     made again in the same test reads the settings the first one left."""

@@ -23,7 +23,6 @@ from app.headless.blocks import detect_blocks
 from app.headless.fast_layout import quick_layout
 from app.main_window import MainWindow
 from devtools.modelgen import qdq_chain
-from qcore import render
 from qcore.ir_onnx import from_onnx
 
 BLOCKS = 834  # 6 ops each: 5,004 ops
@@ -40,15 +39,6 @@ def big_model_file(factory: pytest.TempPathFactory, blocks: int = BLOCKS) -> Pat
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return big_model_file(tmp_path_factory)
-
-
-@pytest.fixture
-def silent_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Graphviz that never answers: every layout stays "running" until cancelled."""
-    silent = tmp_path / "dot"
-    silent.write_text("#!/bin/sh\nexec tail -f /dev/null\n")
-    silent.chmod(0o755)
-    monkeypatch.setattr(render, "find_dot", lambda: str(silent))
 
 
 class EventLoopProbe:

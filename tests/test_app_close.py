@@ -21,7 +21,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent
 from test_app_big import TIMEOUT, _open, big_model_file
 
-from qcore import child, render
+from qcore import child
 
 NOISE = ("propagateSizeHints",)  # the offscreen platform's, not ours
 
@@ -29,14 +29,6 @@ NOISE = ("propagateSizeHints",)  # the offscreen platform's, not ours
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return big_model_file(tmp_path_factory)
-
-
-@pytest.fixture
-def silent_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    silent = tmp_path / "dot"
-    silent.write_text("#!/bin/sh\nexec tail -f /dev/null\n")
-    silent.chmod(0o755)
-    monkeypatch.setattr(render, "find_dot", lambda: str(silent))
 
 
 @pytest.fixture
@@ -71,6 +63,19 @@ def _close_and_delete(qtbot, window) -> None:
     qtbot.waitUntil(lambda: bool(gone), timeout=TIMEOUT)
 
 
+def _assert_job_ends_cleanly(qtbot, qtlog, job, before: int, excepthook: list) -> None:
+    """Once ``job`` has ended and its queued events are delivered, no child process is left,
+    and nothing was logged (past record ``before``) or raised."""
+    qtbot.waitUntil(job.done.is_set, timeout=TIMEOUT)
+    for _ in range(3):  # deliver whatever the worker queued before it ended
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        QCoreApplication.processEvents()
+    qtbot.waitUntil(lambda: not _children() and not _conversion_busy(), timeout=TIMEOUT)
+    warnings = [r.message for r in qtlog.records[before:]
+                if not any(n in r.message for n in NOISE)]
+    assert warnings == [] and excepthook == []
+
+
 def test_closing_while_the_layout_runs_is_clean(qtbot, qtlog, tmp_path: Path, model_path: Path,
                                                 silent_dot: None, excepthook: list,
                                                 messages: list) -> None:
@@ -91,14 +96,7 @@ def test_closing_while_the_layout_runs_is_clean(qtbot, qtlog, tmp_path: Path, mo
                     timeout=TIMEOUT)
     before = len(qtlog.records)
     _close_and_delete(qtbot, window)
-    qtbot.waitUntil(job.done.is_set, timeout=TIMEOUT)
-    for _ in range(3):  # deliver whatever the worker queued before it ended
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        QCoreApplication.processEvents()
-    qtbot.waitUntil(lambda: not _children() and not _conversion_busy(), timeout=TIMEOUT)
-    warnings = [r.message for r in qtlog.records[before:]
-                if not any(n in r.message for n in NOISE)]
-    assert warnings == [] and excepthook == []
+    _assert_job_ends_cleanly(qtbot, qtlog, job, before, excepthook)
 
 
 def test_a_layout_that_ends_after_the_window_is_gone_reaches_nothing(
@@ -136,11 +134,4 @@ def test_a_layout_that_ends_after_the_window_is_gone_reaches_nothing(
     before = len(qtlog.records)
     _close_and_delete(qtbot, window)
     release.set()  # the job returns its layout now, to a window that is gone
-    qtbot.waitUntil(job.done.is_set, timeout=TIMEOUT)
-    for _ in range(3):
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        QCoreApplication.processEvents()
-    qtbot.waitUntil(lambda: not _children() and not _conversion_busy(), timeout=TIMEOUT)
-    warnings = [r.message for r in qtlog.records[before:]
-                if not any(n in r.message for n in NOISE)]
-    assert warnings == [] and excepthook == []
+    _assert_job_ends_cleanly(qtbot, qtlog, job, before, excepthook)

@@ -74,7 +74,10 @@ def relu6_cnn() -> onnx.ModelProto:
     return b.model()
 
 
-def ort_quantize(model: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.ModelProto:
+def ort_quantize(model: onnx.ModelProto, feeds: list[dict], tmp: Path,
+                 symmetric_s8: bool = False) -> onnx.ModelProto:
+    """``quantize_static`` (QDQ, per-channel s8 weights) on ``feeds``: u8 activations, or s8
+    symmetric ones with ``symmetric_s8``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -92,7 +95,9 @@ def ort_quantize(model: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.M
     src, dst = tmp / "float.onnx", tmp / "qdq.onnx"
     onnx.save(model, str(src))
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QInt8 if symmetric_s8 else QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    extra_options={"ActivationSymmetric": True} if symmetric_s8 else None)
     return onnx.load(str(dst))
 
 

@@ -11,12 +11,11 @@ import onnx
 import pytest
 from conftest import photos
 from onnx import TensorProto, helper, numpy_helper
-from test_fidelity_weights import run_plain
+from test_fidelity_weights import run_plain, snapshot_errors
 
 from devtools.modelgen import quantize_qdq
 from qcore.config import ConvertConfig
 from qcore.convert import convert
-from qcore.verify_model import runnable_model
 
 WIDTH = 48 * 3  # one photo row: 48 pixels x RGB
 
@@ -62,18 +61,12 @@ def matmul_only() -> tuple[onnx.ModelProto, list[dict]]:
 def test_every_snapshot_adds_the_bias_to_the_quantized_product(matmul_only, target) -> None:
     quant, feeds = matmul_only
     result = convert(quant, ConvertConfig(target=target))
-    expected = [run_plain(quant, f) for f in feeds]
-    for snapshot in result.snapshots:
-        if snapshot.name == "quantize_placement":
-            break
-        model = runnable_model(snapshot.graph, fake_quant=True)
-        got = [run_plain(model, f) for f in feeds]
-        worst = max(float(np.abs(a - b).max() / np.abs(b).max())
-                    for a, b in zip(got, expected, strict=True))
-        assert worst <= 1e-5, snapshot.name
+    for name, worst in snapshot_errors(quant, result, feeds):
+        assert worst <= 1e-5, name
     graph = next(s.graph for s in result.snapshots if s.name == "fuse_matmul_bias")
     assert [n.op_type for n in graph.nodes if n.op_type in ("MatMul", "Add")].count("Add") == 2
     int8 = result.int8_model()  # ONNX Runtime: the bias Add stays float (no exact u8 bias)
-    for feed, want in zip(feeds, expected, strict=True):
+    for feed in feeds:
+        want = run_plain(quant, feed)
         got = run_plain(int8, feed)
         assert np.abs(got - want).max() <= 1e-3 * np.abs(want).max()

@@ -6,15 +6,13 @@ against ONNX Runtime running the source as fake-quant."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from conftest import cosine, photos
-from test_fidelity import IMAGE, _Builder, run_openvino
-from test_fidelity_weights import run_plain
+from test_fidelity import IMAGE, _Builder, ort_quantize, run_openvino
+from test_fidelity_weights import run_plain, snapshot_errors
 
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, convert
@@ -31,34 +29,12 @@ def relu_cnn() -> onnx.ModelProto:
     return b.model()
 
 
-def s8_quantize(model: onnx.ModelProto, feeds: list[dict], tmp: Path) -> onnx.ModelProto:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter(feeds)
-
-        def get_next(self) -> dict | None:
-            return next(self.items, None)
-
-    src, dst = tmp / "float.onnx", tmp / "qdq.onnx"
-    onnx.save(model, str(src))
-    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    extra_options={"ActivationSymmetric": True})
-    return onnx.load(str(dst))
-
-
 @pytest.fixture(scope="module")
 def s8_relu(tmp_path_factory) -> tuple[onnx.ModelProto, list[dict], ConversionResult]:
     feeds = photos(IMAGE)
     calibration = [{"image": f["image"] * np.float32(0.5)} for f in feeds[:2]]  # low contrast
-    quant = s8_quantize(relu_cnn(), calibration, tmp_path_factory.mktemp("s8relu"))
+    quant = ort_quantize(relu_cnn(), calibration, tmp_path_factory.mktemp("s8relu"),
+                         symmetric_s8=True)
     return quant, feeds, convert(quant, ConvertConfig(target="onednn"))
 
 
@@ -86,15 +62,8 @@ def _run_all(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
 
 def test_every_snapshot_saturates_where_the_source_does(s8_relu) -> None:
     quant, feeds, result = s8_relu
-    expected = [run_plain(quant, f) for f in feeds]
-    for snapshot in result.snapshots:
-        if snapshot.name == "quantize_placement":
-            break
-        model = runnable_model(snapshot.graph, fake_quant=True)
-        got = [run_plain(model, f) for f in feeds]
-        worst = max(float(np.abs(a - b).max() / np.abs(b).max())
-                    for a, b in zip(got, expected, strict=True))
-        assert worst <= 1e-5, snapshot.name
+    for name, worst in snapshot_errors(quant, result, feeds):
+        assert worst <= 1e-5, name
 
 
 def test_relu_outputs_are_u8_and_openvino_matches_the_source(s8_relu, tmp_path) -> None:

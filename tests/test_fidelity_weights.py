@@ -16,7 +16,7 @@ from onnx import helper
 from test_fidelity import IMAGE, silu_cnn, worst_cosine
 
 from qcore.config import ConvertConfig
-from qcore.convert import convert
+from qcore.convert import ConversionResult, convert
 from qcore.verify_model import runnable_model
 
 
@@ -52,6 +52,23 @@ def run_plain(model: onnx.ModelProto, feed: dict) -> np.ndarray:
     session = ort.InferenceSession(model.SerializeToString(), opts,
                                    providers=["CPUExecutionProvider"])
     return np.asarray(session.run(None, feed)[0])
+
+
+def snapshot_errors(quant: onnx.ModelProto, result: ConversionResult,
+                    feeds: list[dict]) -> list[tuple[str, float]]:
+    """(name, worst max error relative to the output's range) of every snapshot before
+    quantize_placement, run as ``qcore verify`` runs it (fake-quant where the graph keeps
+    activation scales), against the source on ``feeds``."""
+    expected = [run_plain(quant, f) for f in feeds]
+    errors = []
+    for snapshot in result.snapshots:
+        if snapshot.name == "quantize_placement":
+            break
+        model = runnable_model(snapshot.graph, fake_quant=True)
+        got = [run_plain(model, f) for f in feeds]
+        errors.append((snapshot.name, max(float(np.abs(a - b).max() / np.abs(b).max())
+                                          for a, b in zip(got, expected, strict=True))))
+    return errors
 
 
 @pytest.fixture(scope="module")

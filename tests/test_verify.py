@@ -223,20 +223,28 @@ def test_a_dropped_op_is_named(photo_cnn, photo_inputs, monkeypatch) -> None:
     assert "removed" in failed.first_op.note
 
 
-def test_an_int8_bug_is_caught_after_quantize(photo_cnn, photo_inputs,
-                                              monkeypatch) -> None:
-    original = Squash.apply
+def plant_weight_scale(monkeypatch: pytest.MonkeyPatch, pass_type: type, conv_name: str,
+                       ) -> list[int]:
+    """After ``pass_type`` runs, the QLinearConv ``conv_name`` has its weight scale 1.5x: a
+    real INT8 error. Returns the list the planted op's id is put in."""
+    original = pass_type.apply
     planted: list[int] = []
 
     def wrong_weight_scale(self, ctx):
         result = original(self, ctx)
         g = ctx.graph
-        conv = next(n for n in g.nodes if n.op_type == "QLinearConv" and n.name == "res.a2.conv")
+        conv = next(n for n in g.nodes if n.op_type == "QLinearConv" and n.name == conv_name)
         g.initializers[conv.inputs[4]] = g.initializers[conv.inputs[4]] * 1.5
         planted.append(conv.id)
         return result
 
-    monkeypatch.setattr(Squash, "apply", wrong_weight_scale)
+    monkeypatch.setattr(pass_type, "apply", wrong_weight_scale)
+    return planted
+
+
+def test_an_int8_bug_is_caught_after_quantize(photo_cnn, photo_inputs,
+                                              monkeypatch) -> None:
+    planted = plant_weight_scale(monkeypatch, Squash, "res.a2.conv")
     report = verify(photo_cnn, ConvertConfig(), photo_inputs)
     failed = report.failed
     assert failed is not None and failed.name == "squash" and failed.stage == Stage.INT8
@@ -312,19 +320,7 @@ def test_the_engine_allowance_is_a_margin_on_its_own_distance(int8, engine, hold
 def test_a_real_int8_error_at_quantize_fails_against_both_references(photo_resnet,
                                                                      monkeypatch) -> None:
     path, inputs = photo_resnet
-    original = Quantize.apply
-    planted: list[int] = []
-
-    def wrong_weight_scale(self, ctx):
-        result = original(self, ctx)
-        g = ctx.graph
-        conv = next(n for n in g.nodes
-                    if n.op_type == "QLinearConv" and n.name == "stage2.block0.conv2")
-        g.initializers[conv.inputs[4]] = g.initializers[conv.inputs[4]] * 1.5
-        planted.append(conv.id)
-        return result
-
-    monkeypatch.setattr(Quantize, "apply", wrong_weight_scale)
+    planted = plant_weight_scale(monkeypatch, Quantize, "stage2.block0.conv2")
     report = verify(path, ConvertConfig(), inputs)
     failed = report.failed
     assert failed is not None and failed.name == "quantize", failed
