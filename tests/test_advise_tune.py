@@ -1,5 +1,6 @@
 """`qcore advise --tune-cache`: the advisor starts from what `qcore convert --tune` measured
-(same model, config, engine, threads and inputs) instead of timing lone INT8 ops again.
+(same model, config, engine, threads and inputs), and takes every pair of configurations it
+timed from its cache instead of timing it again.
 
 The tuning runs on the fake timer of tests/test_tune.py (INT8 slower than FP32 everywhere,
 so --tune keeps everything FP32); the advisor's own accuracy and final timing run on ONNX
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 from test_tune import FakeTimer
 
+import qcore.advise.search as search_module
+from qcore.advise import AdviseSettings, MeasuredPair, TunedStart, advise
 from qcore.cli import main
 from qcore.config import ConvertConfig
 from qcore.convert import convert
@@ -73,3 +76,30 @@ def test_a_cache_of_another_key_is_not_used(samples, tuned_cache, capsys) -> Non
     printed = capsys.readouterr()
     assert "--tune-cache not used: cache not reused: the thread count changed" in printed.err
     assert "start from --tune" not in printed.out
+
+
+def test_the_advisor_takes_a_pair_the_tuner_timed_from_the_cache(samples, monkeypatch) -> None:
+    """A lone INT8 op whose 'INT8 vs FP32' pair --tune timed is decided on that timing: the
+    advisor does not time the pair again."""
+    path = str(samples / "cnn_qdq.onnx")
+    decisions = convert(path).decisions
+    convs = [n.id for n in decisions if n.op_type == "Conv"]
+    lone = convs[len(convs) // 2]
+    base = ConvertConfig(op_ids_to_skip=[n.id for n in decisions if n.id != lone])
+    kept = sorted(base.op_ids_to_skip)
+    pairs = {(tuple(kept), tuple(sorted([*kept, lone]))): MeasuredPair(2.0, 1.0, True)}
+    start = TunedStart([], "start from --tune's configuration", pairs)
+    timed: list[int] = []
+    real = search_module._Evaluator.latencies
+
+    def counting(self, paths):
+        timed.append(len(paths))
+        return real(self, paths)
+
+    monkeypatch.setattr(search_module._Evaluator, "latencies", counting)
+    advice = advise(path, base, AdviseSettings(min_cosine=0.5, rounds=2, samples=2),
+                    start=start)
+    assert advice.lone_ops == [lone]
+    (trial,) = [c for c in advice.candidates if c.note.startswith(f"lone INT8 op {lone}")]
+    assert trial.note.endswith("(1.00 vs 2.00 ms, measured by --tune)")
+    assert 2 not in timed, "the pair was timed again"

@@ -13,11 +13,13 @@ from qcore.advise.search import (
     Advice,
     AdviseSettings,
     Candidate,
+    MeasuredPair,
     Sensitivity,
+    TunedStart,
     advise,
     keep_float,
     rank_sensitive,
 )
 
-__all__ = ["Advice", "AdviseSettings", "Candidate", "Island", "Sensitivity", "advise",
-           "find_islands", "keep_float", "op_times", "rank_sensitive"]
+__all__ = ["Advice", "AdviseSettings", "Candidate", "Island", "MeasuredPair", "Sensitivity",
+           "TunedStart", "advise", "find_islands", "keep_float", "op_times", "rank_sensitive"]

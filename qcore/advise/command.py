@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from qcore.advise.search import Advice, AdviseSettings, advise
+from qcore.advise.search import Advice, AdviseSettings, TunedStart, advise
 from qcore.config import ConvertConfig
 from qcore.files import OutputSet
 
@@ -85,12 +85,12 @@ def speed_text(advice: Advice) -> str:
     return text
 
 
-StartFn = Callable[[argparse.Namespace, ConvertConfig], tuple[list[int], str] | None]
+StartFn = Callable[[argparse.Namespace, ConvertConfig], TunedStart | None]
 
 
 def run(args: argparse.Namespace, start: StartFn | None = None) -> int:
-    """``start(args, base)``: the configuration to start from (the CLI reads it from
-    ``--tune-cache``; the advisor does not import the tuner)."""
+    """``start(args, base)``: what ``--tune`` measured, to start from and reuse (the CLI
+    reads it from ``--tune-cache``; the advisor does not import the tuner)."""
     base = ConvertConfig.from_flags(args.ops_to_quantize, args.op_ids_to_skip)
     settings = AdviseSettings(min_cosine=args.min_cosine, min_agreement=args.min_agreement,
                               engine=args.engine, threads=args.threads, samples=args.samples,

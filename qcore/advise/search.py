@@ -57,6 +57,30 @@ class AdviseSettings:
                              f"{self.min_agreement}")
 
 
+@dataclass(frozen=True)
+class MeasuredPair:
+    """Two configurations timed side by side before, by ``qcore convert --tune``."""
+
+    base_ms: float
+    trial_ms: float
+    faster: bool  # the trial won by the tuner's rule (beyond the noise)
+
+
+@dataclass
+class TunedStart:
+    """What ``qcore convert --tune`` measured on this machine for the same key (model,
+    config, engine, threads, inputs): its configuration, and every pair it timed, by the two
+    full ``op_ids_to_skip`` sets compared."""
+
+    op_ids_to_skip: list[int]
+    note: str
+    pairs: dict[tuple[tuple[int, ...], tuple[int, ...]], MeasuredPair] = field(
+        default_factory=dict)
+
+    def measured(self, base: list[int], trial: list[int]) -> MeasuredPair | None:
+        return self.pairs.get((tuple(sorted(base)), tuple(sorted(trial))))
+
+
 @dataclass
 class Candidate:
     """One configuration tried, with what it measured."""
@@ -338,21 +362,36 @@ class _Search:
             self.skip, self.path, self.result, self.current = skip, path, result, candidate
             self.types = types
 
-    def lone_ops(self, lone: list[int]) -> None:
-        """Keep a lone INT8 op FP32 when that is faster and still within the bound."""
+    def lone_ops(self, lone: list[int], tuned: TunedStart | None = None) -> None:
+        """Keep a lone INT8 op FP32 when that is faster and still within the bound. A pair
+        ``tuned`` timed already (the same two configurations) is taken from it, not timed
+        again."""
         for op_id in lone:
             if op_id in self.skip:
                 continue
             skip = sorted(self.skip + [op_id])
             path, result = self.ev.model(skip, self.types)
             cos, agree = self.ev.accuracy(path)
-            base_ms, trial_ms = self.ev.latencies([self.path, path])
+            pair = self._measured(tuned, skip)
+            if pair is None:
+                base_ms, trial_ms = self.ev.latencies([self.path, path])
+                pair, how = MeasuredPair(base_ms, trial_ms, trial_ms < base_ms * 0.98), ""
+            else:
+                how = ", measured by --tune"
             candidate = self._record(cos, agree, f"lone INT8 op {op_id} kept FP32 "
-                                     f"({trial_ms:.2f} vs {base_ms:.2f} ms)", path=path,
-                                     skip=skip)
-            candidate.latency_ms = trial_ms
-            if trial_ms < base_ms * 0.98 and candidate.meets_bound:
+                                     f"({pair.trial_ms:.2f} vs {pair.base_ms:.2f} ms{how})",
+                                     path=path, skip=skip)
+            candidate.latency_ms = pair.trial_ms
+            if pair.faster and candidate.meets_bound:
                 self.skip, self.path, self.result, self.current = skip, path, result, candidate
+
+    def _measured(self, tuned: TunedStart | None, skip: list[int]) -> MeasuredPair | None:
+        """The tuner's timing of the current configuration against ``skip``, when it timed
+        exactly that pair (it tunes every op type of the base config)."""
+        if tuned is None or self.types != list(self.ev.base.ops_to_quantize):
+            return None
+        return tuned.measured(self.ev.config(self.skip).op_ids_to_skip,
+                              self.ev.config(skip).op_ids_to_skip)
 
 
     def finish(self) -> None:
@@ -382,7 +421,7 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
            settings: AdviseSettings | None = None, progress: ProgressFn | None = None,
            cancelled: CancelFn | None = None,
            on_candidate: Callable[[Candidate], None] | None = None,
-           start: tuple[list[int], str] | None = None) -> Advice:
+           start: TunedStart | None = None) -> Advice:
     """Propose ``ops_to_quantize`` and ``op_ids_to_skip`` for the fastest model within the
     accuracy bound.
 
@@ -400,9 +439,9 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
     ``progress(done, total, message)`` gets one message per candidate with its numbers, and
     ``on_candidate(candidate)`` each candidate as soon as it is measured.
 
-    ``start``: ``(op_ids_to_skip, note)`` of a configuration measured on this machine before
-    (``qcore convert --tune``'s, passed in by the CLI from its cache). Steps 2-3 start from
-    it, and step 4 is left out: those speed choices were measured already.
+    ``start``: what ``qcore convert --tune`` measured on this machine before (passed in by
+    the CLI from its cache). Steps 2-3 start from its configuration, and step 4 takes each
+    pair's timing from it where the tuner timed that very pair.
     """
     base = base or ConvertConfig()
     settings = settings or AdviseSettings()
@@ -429,11 +468,10 @@ def advise(quant_model: str | Path, base: ConvertConfig | None = None,
             advice.op_ms = op_times(first_path, ev.feeds, runs=5, threads=settings.threads)
         search = _Search(ev, advice, tick)
         if start is not None:
-            search.start_from(*start)
+            search.start_from(start.op_ids_to_skip, start.note)
         search.ops(settings, cancelled)
         search.op_types()
         search.everything_fp32()
-        if start is None:
-            search.lone_ops(lone)
+        search.lone_ops(lone, start)
         search.finish()
         return advice

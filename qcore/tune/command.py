@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from qcore.advise import TunedStart
 from qcore.config import ConvertConfig
 from qcore.tune.cache import cache_path
-from qcore.tune.tuner import TuneResult, TuneSettings, cached_summary, tune
+from qcore.tune.reuse import cached_measurements
+from qcore.tune.tuner import TuneResult, TuneSettings, tune
 
 #: Flags that only mean something with --tune, and their defaults.
 TUNE_ONLY = {"engine": None, "inputs": None, "threads": 1, "tune_budget": 120.0,
@@ -61,18 +63,21 @@ def run(args: argparse.Namespace, config: ConvertConfig, int8_path: Path) -> Tun
                 progress=None if args.quiet else _progress)
 
 
-def advise_start(args: argparse.Namespace, base: ConvertConfig) -> tuple[list[int], str] | None:
-    """For ``qcore advise --tune-cache FILE``: the tuned configuration that FILE holds for
-    this key (model, config, engine, threads, inputs), or None (and why, on stderr)."""
+def advise_start(args: argparse.Namespace, base: ConvertConfig) -> TunedStart | None:
+    """For ``qcore advise --tune-cache FILE``: the tuned configuration and every pair timed
+    that FILE holds for this key (model, config, engine, threads, inputs), or None (and why,
+    on stderr)."""
     if not args.tune_cache:
         return None
     settings = TuneSettings(engine=args.engine, threads=args.threads, inputs=args.inputs)
-    summary, note = cached_summary(args.quant_model_path, base, settings, args.tune_cache)
+    summary, pairs, note = cached_measurements(args.quant_model_path, base, settings,
+                                               args.tune_cache)
     if summary is None:
         print(f"qcore advise: --tune-cache not used: {note}", file=sys.stderr)
         return None
     skip = [int(i) for i in summary["op_ids_to_skip"]]
     speed = summary.get("int8_speed_vs_fp32")
     measured = f", measured {speed}x the speed of FP32" if speed else ""
-    return skip, (f"start from --tune's configuration ({len(summary.get('kept_fp32', []))} "
-                  f"ops kept FP32{measured})")
+    kept = len(summary.get("kept_fp32", []))
+    return TunedStart(skip, f"start from --tune's configuration ({kept} ops kept FP32"
+                      f"{measured})", pairs)

@@ -231,9 +231,20 @@ def cached_summary(quant: str | Path, config: ConvertConfig, settings: TuneSetti
     """What the last ``--tune`` of this key (model, conversion, config, engine, machine,
     threads, inputs) left in ``cache_file`` (:meth:`TuneResult.summary`, with the tuned
     ``op_ids_to_skip``), timing nothing; None and the reason when there is none."""
+    return finished_summary(open_cache(quant, config, settings, cache_file), cache_file)
+
+
+def open_cache(quant: str | Path, config: ConvertConfig, settings: TuneSettings,
+               cache_file: str | Path) -> TuneCache:
+    """The cache entry of this key in ``cache_file``, timing nothing."""
     engine = get_engine(settings.engine_for(config.target))
     with temporary_folder("qcore-tune-") as tmp:
-        cache = _open(quant, config, settings, engine, Path(tmp), cache_file)[-1]
+        return _open(quant, config, settings, engine, Path(tmp), cache_file)[-1]
+
+
+def finished_summary(cache: TuneCache, cache_file: str | Path,
+                     ) -> tuple[dict[str, Any] | None, str]:
+    """The summary of the cache's last finished run, or None and why there is none."""
     summary = cache.summary if isinstance(cache.summary, dict) else {}
     if not isinstance(summary.get("op_ids_to_skip"), list):
         return None, cache.note if cache.note.startswith(("no ", "cache not")) else \
