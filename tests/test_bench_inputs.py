@@ -108,3 +108,38 @@ def test_check_feeds_against_another_model(samples, token_model) -> None:
     check_feeds(feed, model_inputs(samples / "cnn_qdq.onnx"), "qdq")
     with pytest.raises(InputError, match="model 'tok' has input 'input_ids'"):
         check_feeds(feed, model_inputs(token_model), "tok")
+
+
+@pytest.fixture()
+def scalar_input_model(tmp_path):
+    """audio [batch, seq] float scaled by a scalar int64 input ``sr`` (shape []), as in
+    silero VAD's sample-rate input."""
+    audio = helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", "seq"])
+    rate = helper.make_tensor_value_info("sr", TensorProto.INT64, [])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq"])
+    nodes = [helper.make_node("Cast", ["sr"], ["sr_f"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["audio", "sr_f"], ["out"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [audio, rate], [out]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "scalar.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_scalar_input_keeps_its_shape(scalar_input_model, tmp_path) -> None:
+    from qcore.bench import BenchSettings, run_benchmark
+
+    specs = model_inputs(scalar_input_model)
+    audio = np.linspace(-1, 1, 2 * 16, dtype=np.float32).reshape(2, 16)
+    np.savez(tmp_path / "one.npz", audio=audio, sr=np.array(16000, np.int64))
+    inputs = load_inputs(tmp_path / "one.npz", specs)
+    assert [f["sr"].shape for f in inputs.feeds] == [(), ()]  # the batch of 2 cut in rows
+    check_feeds(inputs.feeds[0], specs, "scalar")
+    np.savez(tmp_path / "list.npz", audio=audio[:, None], sr=np.array([8000, 16000], np.int64))
+    listed = load_inputs(tmp_path / "list.npz", specs)
+    assert [int(f["sr"]) for f in listed.feeds] == [8000, 16000]
+    assert all(f["sr"].shape == () for f in listed.feeds)
+    settings = BenchSettings(engines=["onnxruntime"], threads=[1], iters=2, warmup=1,
+                             inputs=tmp_path / "one.npz")
+    report = run_benchmark({"fp32": scalar_input_model}, settings)
+    assert report.result("fp32", "onnxruntime", 1).status == "ok"

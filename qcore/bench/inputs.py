@@ -7,7 +7,8 @@ A *feed* is one ``{input name: array}`` dict, i.e. one inference. Data files:
   leading axis is a batch that is cut into feeds of ``batch`` rows (or the model's fixed
   leading size), or it has one more axis than the input: a list of samples, one per feed.
   An optional string array ``__source__`` says where the data came from (e.g. which text
-  file and tokenizer); it is the source the report shows.
+  file and tokenizer); it is the source the report shows. A scalar input (shape ``[]``, such
+  as a sample rate) given as one value goes into every feed.
 
 Generated data fits each input's shape and element type: floats are N(0, 1); integer inputs
 are token ids in [0, 100) (names containing ``mask`` get ones, ``type``/``segment`` zeros);
@@ -294,6 +295,22 @@ def _first(exc: BaseException) -> str:
     return text[:120] or type(exc).__name__
 
 
+def _repeat_scalars(per_input: dict[str, list[np.ndarray]], specs: list[InputSpec]) -> None:
+    """A scalar input given as one value (it has no batch axis to cut) goes into every feed
+    the other inputs make."""
+    most = max((len(v) for v in per_input.values()), default=0)
+    for spec in specs:
+        arrays = per_input[spec.name]
+        if not spec.shape and len(arrays) == 1 and most > 1:
+            per_input[spec.name] = arrays * most
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """``array`` in C order with its shape kept: ``np.ascontiguousarray`` makes a scalar
+    (shape ``[]``, e.g. a sample rate) one-dimensional, which the model then refuses."""
+    return np.require(array, requirements="C")
+
+
 def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> InputSet:
     """Feeds from a ``.npy`` (single-input models) or ``.npz`` (one array per input name)."""
     path = Path(path)
@@ -324,11 +341,12 @@ def load_inputs(path: str | Path, specs: list[InputSpec], batch: int = 1) -> Inp
                          f"the model's inputs are {', '.join(names)}")
     notes: list[str] = []
     per_input = {s.name: _split(s, _cast(s, arrays[s.name]), batch, notes) for s in specs}
+    _repeat_scalars(per_input, specs)
     counts = {len(v) for v in per_input.values()}
     if len(counts) != 1 or 0 in counts:
         sizes = ", ".join(f"{k}: {len(v)}" for k, v in per_input.items())
         raise InputError(f"{path}: the inputs give different numbers of samples ({sizes})")
-    feeds = [{name: np.ascontiguousarray(v[i]) for name, v in per_input.items()}
+    feeds = [{name: _contiguous(v[i]) for name, v in per_input.items()}
              for i in range(counts.pop())]
     check_finite(feeds, str(path), notes)
     return InputSet(feeds, source, notes)
