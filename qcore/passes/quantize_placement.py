@@ -84,13 +84,36 @@ def placement_reason(ctx: Context, node: Node) -> Reason:
         reason = _linear_reason(g, node)
         if reason is not None:
             return reason
-    if spec.form is Form.BINARY and cfg.target == ONNXRUNTIME:
+    if cfg.target == ONNXRUNTIME:
+        reason = _float_values_reason(g, node, spec)
+        if reason is not None:
+            return reason
+    return _scale_reason(g, node, spec, cfg.target) or NO_REASON
+
+
+def _float_values_reason(g: Graph, node: Node, spec: OpSpec) -> Reason | None:
+    """On ``onnxruntime``: why the INT8 form would compute with values the source keeps
+    float (ONNX Runtime runs the source's op float there too)."""
+    if spec.form is Form.BINARY:
         inexact = next((n for n in node.inputs if n in g.initializers and not exact_constant(
             g.initializers[n])), None)
         if inexact is not None:  # MiniLM's bias Adds after a quantized MatMul output
             return Reason(ReasonKind.UNSUPPORTED_FORM, f"constant {inexact} has no exact "
                           "8-bit form: the source computes with its float values")
-    return _scale_reason(g, node, spec, cfg.target) or NO_REASON
+    raw = None if is_movement(node) else next(
+        (n for n in node.inputs if _read_raw_here(g, node, n)), None)
+    if raw is not None:  # Paddle's legacy PTQ: PP-OCR cls's residual Adds
+        return Reason(ReasonKind.UNSUPPORTED_FORM, f"the source reads {raw} without a Q/DQ "
+                      "pair here (other readers quantize it): it computes with the float value")
+    return None
+
+
+def _read_raw_here(g: Graph, node: Node, name: str) -> bool:
+    """True when the source quantizes activation ``name`` for another reader but ``node``
+    reads it raw: ONNX Runtime then runs ``node`` on the float value."""
+    if not name or name in g.initializers or g.source_quantized(node, name):
+        return False
+    return any(tensor == name for _, tensor in g.input_qparams)
 
 
 class QuantizePlacement(Pass):
