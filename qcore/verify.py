@@ -31,6 +31,7 @@ from qcore.convert import Snapshot, convert
 from qcore.paddle import is_paddle_model
 from qcore.passes import Pass
 from qcore.passes.base import Cancelled
+from qcore.verify_int8 import PinnedResult, find_int8_drift
 from qcore.verify_model import (
     FQ_SUFFIX,
     CancelCheck,
@@ -278,6 +279,8 @@ class _Checker:
     def _search(self, row: PassCheck, snap: Snapshot, model: onnx.ModelProto,
                 runner: Runner) -> None:
         assert self.prev is not None
+        if row.stage == Stage.INT8 and self._search_pinned(row, snap, model, runner):
+            return
         bound = self.report.tolerance.for_stage(row.stage)
         try:
             found = find_first_drift(self.prev[0], model, self.feeds, bound, self.prev[2],
@@ -289,6 +292,47 @@ class _Checker:
             row.reason += f"; the drifting op could not be found ({first_line(exc)})"
             return
         _apply_search(row, found, row.stage)
+
+
+    def _search_pinned(self, row: PassCheck, snap: Snapshot, model: onnx.ModelProto,
+                       runner: Runner) -> bool:
+        """The INT8 search on the reference's quantized values (:mod:`qcore.verify_int8`);
+        False (with the reason in the row) when pinning is impossible."""
+        assert self.prev is not None
+        try:
+            found = find_int8_drift(self.prev[0], model, self.feeds, self.prev[2], runner,
+                                    snap.graph, cancelled=self.cancelled)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - then the free search names the op
+            row.reason += f"; the pinned op search could not run ({first_line(exc)})"
+            return False
+        if not found.pinned:
+            row.reason += f"; no pinned op search: {found.why_not}"
+            return False
+        _apply_pinned(row, found, "the source's" if self.prev[2].reference
+                      else "the snapshot before's")
+        self.rounded = self.rounded or row.status == Status.ROUNDING
+        return True
+
+
+def _apply_pinned(row: PassCheck, found: PinnedResult, whose: str) -> None:
+    """Every INT8 op holding on pinned inputs makes the drift integer rounding."""
+    row.first_op, row.flips = found.first, found.flips
+    if found.first is not None:
+        row.reason += (f"; on {whose} quantized values ({found.pinned} tensors pinned) the "
+                       f"first op that fails is {found.first.label}")
+        return
+    free = row.reason
+    row.status = Status.ROUNDING
+    row.reason = (f"every INT8 op computes the source's op on {whose} quantized inputs "
+                  f"({found.pinned} tensors pinned); ")
+    if found.flips:
+        row.reason += (f"integer rounding flipped {found.flips} values by one step at ties "
+                       f"(first at {found.first_flip}), which moved the outputs")
+    else:
+        row.reason += "the outputs differ by float rounding"
+    row.reason += f" (free-running {free})"
 
 
 def _apply_search(row: PassCheck, found: SearchResult, stage: Stage) -> None:

@@ -1,0 +1,140 @@
+"""`qcore verify` from quantize on: the INT8 op search pinned to the reference's quantized
+values tells integer rounding at ties (the row holds) from an INT8 op that computes something
+else (the row drifts at that op), where the free-running outputs cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from test_verify import PHOTOS, photo_feeds
+
+from devtools import modelgen
+from qcore.bench.inputs import InputSet
+from qcore.config import ConvertConfig
+from qcore.convert import convert
+from qcore.passes.quantize import Quantize
+from qcore.verify import Bound, Runner, Stage, Status, Tolerance, runnable_model, verify
+from qcore.verify_int8 import IntPoint, find_int8_drift
+
+#: Every INT8 drift goes to the op search: a bound tighter than ONNX Runtime's integer
+#: rounding on the ResNet (cosine 0.99995), which the engine's own rounding widens in max
+#: error only (engine_floor at the bound) and to no more than its own distance (margin 1).
+NO_ALLOWANCE = Tolerance(int8=Bound(0.99999, 1e-3), engine_margin=1.0, engine_floor=0.99999)
+
+
+def float_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Weights and biases stored as float (their dequantized values, on the same int8 grid),
+    as Paddle and NNCF write them: ONNX Runtime then runs the source with other kernels than
+    the INT8 model's, so its rounding does not explain ours."""
+    inits = {t.name: t for t in model.graph.initializer}
+    kept = []
+    for node in model.graph.node:
+        ints = inits.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if ints is None or ints.data_type not in (onnx.TensorProto.INT8, onnx.TensorProto.INT32):
+            kept.append(node)
+            continue
+        q = numpy_helper.to_array(ints).astype(np.float64)
+        scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        if scale.size > 1:
+            scale = scale.reshape([-1] + [1] * (q.ndim - 1))
+        model.graph.initializer.append(
+            numpy_helper.from_array((q * scale).astype(np.float32), node.output[0]))
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    return model
+
+
+@pytest.fixture(scope="module")
+def resnet(tmp_path_factory) -> tuple[Path, InputSet]:
+    """A ResNet-shaped net on 64-pixel photos, calibrated on six, run on the other four,
+    with float weights (:func:`float_weights`)."""
+    size = 64
+    fp32 = modelgen.resnet_like(seed=2, image=size, classes=10, blocks=(2, 2, 2, 2), width=16)
+    path = tmp_path_factory.mktemp("verify_int8") / "resnet_qdq.onnx"
+    qdq = modelgen.quantize_qdq(fp32, calibration=photo_feeds(PHOTOS[:6], size))
+    onnx.save(float_weights(qdq), path)
+    return path, InputSet(photo_feeds(PHOTOS[6:], size), "photos")
+
+
+def plant_weight_scale(monkeypatch: pytest.MonkeyPatch, conv_name: str, factor: float,
+                       ) -> list[int]:
+    """After quantize, the QLinearConv ``conv_name`` has its weight scale ``factor`` times:
+    its requantization is that much off. Returns the list the op's id is put in."""
+    original = Quantize.apply
+    planted: list[int] = []
+
+    def wrong_weight_scale(self, ctx):
+        result = original(self, ctx)
+        g = ctx.graph
+        conv = next(n for n in g.nodes if n.op_type == "QLinearConv" and n.name == conv_name)
+        g.initializers[conv.inputs[4]] = (g.initializers[conv.inputs[4]]
+                                          * np.float32(factor)).astype(np.float32)
+        planted.append(conv.id)
+        return result
+
+    monkeypatch.setattr(Quantize, "apply", wrong_weight_scale)
+    return planted
+
+
+@pytest.mark.parametrize("target", ["onnxruntime", "onednn"])
+def test_int8_rounding_at_ties_holds_on_pinned_inputs(resnet, target) -> None:
+    path, inputs = resnet
+    report = verify(path, ConvertConfig(target=target), inputs, tolerance=NO_ALLOWANCE)
+    assert report.ok, report.failed
+    row = next(r for r in report.rows if r.name == "quantize")
+    assert row.vs_previous is not None and not NO_ALLOWANCE.int8.holds(row.vs_previous)
+    assert row.status == Status.ROUNDING and row.first_op is None, row.reason
+    assert row.flips > 0, row.reason
+    assert row.reason.startswith("every INT8 op computes the source's op on the source's "
+                                 "quantized inputs"), row.reason
+    assert "integer rounding flipped" in row.reason and "free-running" in row.reason
+    assert all(r.status in (Status.OK, Status.ROUNDING) for r in report.rows)
+
+
+def test_a_requantize_off_by_2_5_percent_drifts_at_its_op(resnet, monkeypatch) -> None:
+    path, inputs = resnet
+    planted = plant_weight_scale(monkeypatch, "stage2.block0.conv2", 1.025)
+    report = verify(path, ConvertConfig(), inputs, tolerance=NO_ALLOWANCE)
+    failed = report.failed
+    assert failed is not None and failed.name == "quantize" and failed.stage == Stage.INT8
+    assert failed.status == Status.DRIFT
+    # free-running, the outputs are near: within the default INT8 bound
+    assert failed.vs_previous is not None and Tolerance().int8.holds(failed.vs_previous)
+    assert failed.first_op is not None and failed.first_op.op_id == planted[0], failed.reason
+    assert failed.first_op.name == "stage2.block0.conv2"
+    assert "steps" in failed.first_op.note and "first op that fails" in failed.reason
+
+
+def test_the_pinned_search_names_the_op_on_openvino_too(resnet) -> None:
+    """onednn: a weight scale 2.5% off in the INT8 QDQ model OpenVINO compiles."""
+    pytest.importorskip("openvino")
+    path, inputs = resnet
+    result = convert(path, ConvertConfig(target="onednn"))
+    names = [s.name for s in result.snapshots]
+    at = names.index("quantize")
+    prev = runnable_model(result.snapshots[at - 1].graph, fake_quant=True)
+    graph = result.snapshots[at].graph.copy()
+    conv = next(n for n in graph.nodes if n.name == "stage3.block1.conv1")
+    weight_dq = next(n for n in graph.nodes if n.outputs[0] == conv.inputs[1])
+    graph.initializers[weight_dq.inputs[1]] = graph.initializers[weight_dq.inputs[1]] * 1.025
+    cur = runnable_model(graph, fake_quant=False)
+    found = find_int8_drift(prev, cur, inputs.feeds, Runner(reference=True),
+                            Runner("openvino"), graph)
+    assert found.first is not None and found.first.op_id == conv.id, found
+    clean = runnable_model(result.snapshots[at].graph, fake_quant=False)
+    held = find_int8_drift(prev, clean, inputs.feeds, Runner(reference=True),
+                           Runner("openvino"), result.snapshots[at].graph)
+    assert held.first is None and held.pinned > 0
+
+
+def test_reference_values_off_the_int8_grid_are_a_finding() -> None:
+    point = IntPoint("x_quantized", "x", (np.array(0.1, np.float32), np.array(0, np.uint8), 1),
+                     np.dtype(np.uint8))
+    on_grid = (np.array([0, 3, 255], np.float32) * np.float32(0.1)).astype(np.float32)
+    ints, off = point.integers(on_grid)
+    assert off == 0 and ints.tolist() == [0, 3, 255]
+    assert point.integers(np.array([0.15, -0.1, 26.0], np.float32))[1] == 3
