@@ -344,8 +344,32 @@ class _Search:
         if self.graph is not None and op_id is not None:
             node = self.graph.node_by_id(op_id)
             name = node.name if node is not None and node.name else name
+        skipped = self._unquantized(tensor)
+        if skipped:
+            note += (f"; it computes from {', '.join(skipped)} unquantized, which the "
+                     "reference quantizes (its clamp and rounding are lost)")
         return DriftingOp(op_id, producer.op_type if producer else "", name, shown,
                           diff.cosine, diff.max_error, note)
+
+    def _unquantized(self, tensor: str) -> list[str]:
+        """Float tensors between the 8-bit ``tensor`` and the 8-bit values it is computed
+        from that the reference quantizes and this model does not."""
+        ints = {p.tensor for p in self.points} - {tensor}
+        own = self.taps.float_name(tensor)
+        found, todo, seen = [], [tensor], set()
+        while todo:
+            name = todo.pop()
+            entry = self.taps.producers.get(name)
+            if name in seen or name in ints or entry is None or \
+                    entry[1].op_type == "DequantizeLinear":
+                continue
+            seen.add(name)
+            if name not in (tensor, own) and name in self.ref.fake_quant:
+                found.append(name)
+            todo.extend(i for i in entry[1].input if i and i not in self.taps.constants)
+            if len(seen) > 64:  # a float island this long: name what was found so far
+                break
+        return found
 
 
 def find_int8_drift(prev: onnx.ModelProto, cur: onnx.ModelProto, feeds: Sequence[Feed],
