@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qcore.bench.engines import Engine, Feeds, NotRunnable, Session
+from qcore.bench.runner import williams_rows
 
 #: A trial must be faster than the base by more than this fraction of the base's median.
 MARGIN = 0.03
@@ -180,7 +181,8 @@ class PairTimer:
             b.close()
 
     def measure_all(self, paths: Sequence[Path], longer: float = 1.0) -> list[list[float]]:
-        """Time every model of ``paths`` interleaved (the order rotates each round) for the
+        """Time every model of ``paths`` interleaved (each round in the next order of a
+        Williams design: every model runs after every other equally often) for the
         whole ``longer`` x ``seconds``; the runs of each in ms, in order."""
         self.close()
         sessions: list[Session] = []
@@ -204,11 +206,10 @@ class PairTimer:
         times: list[list[float]] = [[] for _ in sessions]
         start = clock()
         rounds = 0
-        count = len(sessions)
+        orders = williams_rows(len(sessions))  # A B, B A for two; six orders for three
         while not self._done(rounds, start, times, stop_early, longer):
             feed = feeds[rounds % len(feeds)]
-            for k in range(count):  # A B, B A for two; A B C, B C A, C A B for three
-                index = (k + rounds) % count
+            for index in orders[rounds % len(orders)]:
                 self.check()
                 t0 = clock()
                 sessions[index].run(feed)
