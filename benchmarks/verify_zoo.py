@@ -8,7 +8,9 @@ pass snapshot on the zoo's test samples (the INT8 snapshots, and the source as a
 on the target's engine: ONNX Runtime, or OpenVINO for onednn). Prints a line per run as it
 finishes, then one summary table: the first pass that drifts (or "holds"; "holds, engine
 rounding" when an INT8 snapshot is beyond the bound of the fake-quant source but within the
-engine's own rounding on the source), the worst cosine vs the source before ``quantize``, the
+engine's own rounding on the source; "holds, INT8 tie rounding" when the op search pinned to
+the reference's quantized values finds every INT8 op computing the source's op but for
+one-step flips at ties), the worst cosine vs the source before ``quantize``, the
 final INT8 model against the fake-quant source (cosine and max error) and against the engine
 on the source, the engine on the source against the fake-quant source, and the source's
 cosine vs the float model. Asserts nothing.
@@ -46,12 +48,17 @@ def result_text(report: VerifyReport) -> str:
     """holds / holds, engine rounding at PASS / STATUS at PASS (Op(id)): the reference."""
     failed = report.failed
     if failed is None:
-        rounding = [r.name for r in report.rows
+        rounding = [r for r in report.rows
                     if r.stage is Stage.INT8 and r.status is Status.ROUNDING]
-        return f"holds, engine rounding at {rounding[0]}" if rounding else "holds"
+        if not rounding:
+            return "holds"
+        if rounding[0].pinned:
+            return (f"holds, INT8 tie rounding at {rounding[0].name} ({rounding[0].flips} "
+                    "flips on pinned inputs)")
+        return f"holds, engine rounding at {rounding[0].name}"
     text = f"{failed.status.value} at {failed.name}"
     if failed.first_op is not None:
-        text += f" ({failed.first_op.label})"
+        text += f" ({failed.first_op.label}{', on pinned inputs' if failed.pinned else ''})"
     if failed.status is Status.DRIFT and failed.stage is Stage.INT8:
         text += " vs " + ("the snapshot before" if "snapshot before" in
                           failed.reason.split(";")[0] else "the source")

@@ -318,7 +318,7 @@ class _Checker:
 
 def _apply_pinned(row: PassCheck, found: PinnedResult, whose: str) -> None:
     """Every INT8 op holding on pinned inputs makes the drift integer rounding."""
-    row.first_op, row.flips = found.first, found.flips
+    row.first_op, row.flips, row.pinned = found.first, found.flips, found.pinned
     if found.first is not None:
         row.reason += (f"; on {whose} quantized values ({found.pinned} tensors pinned) the "
                        f"first op that fails is {found.first.label}")

@@ -23,6 +23,8 @@ class Status(str, Enum):
     OK = "ok"
     # holds: moved only by rounding (before quantize: flips at quantizer ties; from quantize
     # on: within the engine's own integer rounding of the source)
+    # on quantize: the op search pinned to the reference's quantized values found only
+    # integer rounding at ties (:mod:`qcore.verify_int8`)
     ROUNDING = "rounding"
     DRIFT = "drift"
     NOT_RUNNABLE = "not-runnable"
@@ -77,6 +79,7 @@ class PassCheck:
     reason: str = ""
     engine: str = "onnxruntime"
     flips: int = 0  # values the op search saw move one step at a quantizer tie
+    pinned: int = 0  # INT8: tensors the op search fed the reference's quantized values
 
     @property
     def stem(self) -> str:
