@@ -10,11 +10,14 @@ from qcore.passes.base import Context, Fact, Pass, PassResult
 from qcore.status import OpStatus
 
 
-def _keeps_source_qdq(node: Node, skip: set[int]) -> bool:
+def _keeps_source_qdq(node: Node, skip: set[int], target: str) -> bool:
     """An FP32 compute op that no user choice made FP32 (nor named in ``skip``, even when it
     has no INT8 form anyway): it keeps the Q/DQ the source put on its inputs, so it computes
-    with the values the quant model computes with."""
-    return (node.status is OpStatus.FP32 and not is_movement(node)
+    with the values the quant model computes with. On ``onnxruntime`` an FP32 data-movement
+    op too: NNCF on YOLOv8 rounds a SiLU's output for a Resize, then again on the Concat's
+    coarser grid after it (ONNX Runtime runs DQ -> Resize -> Q in float)."""
+    return (node.status is OpStatus.FP32
+            and (not is_movement(node) or target == ONNXRUNTIME)
             and not node.reason.kind.user_choice and node.id not in skip)
 
 
@@ -40,7 +43,7 @@ class Quantize(Pass):
             if node.status is OpStatus.INT8:
                 nodes.extend(emitter.emit(node))
                 count += 1
-            elif _keeps_source_qdq(node, skip):
+            elif _keeps_source_qdq(node, skip, ctx.config.target):
                 nodes.extend(emitter.keep_source_qdq(node))
             else:
                 nodes.append(node)
