@@ -332,6 +332,10 @@ def _apply_pinned(row: PassCheck, found: PinnedResult, whose: str) -> None:
                        f"(first at {found.first_flip}), which moved the outputs")
     else:
         row.reason += "the outputs differ by float rounding"
+    if found.regridded:
+        row.reason += (f"; {len(found.regridded)} 8-bit tensors are on another grid than the "
+                       f"reference's (first {found.regridded[0]}): not pinned, and the ops "
+                       "reading them hold")
     row.reason += f" (free-running {free})"
 
 

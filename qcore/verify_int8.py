@@ -6,12 +6,16 @@ float reference sums in float32 and rounds in QuantizeLinear, so the two round d
 where a value sits at a tie, and a deep model amplifies those one-step flips. Here every
 8-bit tensor of the INT8 model that the reference also quantizes (a *quantization point*)
 becomes a graph input fed with the reference's quantized value converted to integers with
-the INT8 model's own scale and zero point. Those values must lie exactly on its grid (else
-the INT8 model quantizes differently: a finding). Each op then reads exactly what the
-reference's op read, and each 8-bit output must equal the reference's quantized value but
-for one-step flips at ties on at most :data:`FLIP_SHARE` of its values; each float graph
-output must match within :data:`FLOAT_BOUND` (integer accumulation is exact, the reference
-sums in float32).
+the INT8 model's own scale and zero point, when those values lie exactly on its grid. Each
+op then reads exactly what the reference's op read, and each 8-bit output must equal the
+reference's quantized value but for one-step flips at ties on at most :data:`FLIP_SHARE` of
+its values; each float graph output must match within :data:`FLOAT_BOUND` (integer
+accumulation is exact, the reference sums in float32). A shared tensor whose reference
+values are off its grid is not pinned: the INT8 model quantizes it another way (a HardSwish
+written as QLinearAdd + QLinearMul has a gate of its own scale, exact for every input code),
+and the ops reading it must still compute the reference's outputs; when one does not, the
+finding names that tensor. A float tensor the reference quantizes and the INT8 model
+computes from unquantized is named too (a lost clamp).
 
 On OpenVINO (the onednn target) only the quantization points and the graph outputs are
 exposed: they are the boundaries of the kernels OpenVINO compiles (DequantizeLinear -> Conv
@@ -228,6 +232,9 @@ class PinnedResult:
     flips: int = 0
     first_flip: str = ""
     worst_float: Diff = field(default_factory=Diff)  # float outputs on pinned inputs
+    #: 8-bit tensors the reference has on another grid (a scale of their own, e.g. inside a
+    #: HardSwish written as integer ops): not pinned, judged by the ops reading them
+    regridded: list[str] = field(default_factory=list)
     why_not: str = ""  # why pinning was impossible (then ``pinned`` is 0)
 
 
@@ -245,6 +252,7 @@ class _Search:
     points: list[IntPoint] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.regridded: list[str] = []  # shared points whose reference values are off grid
         self.ref = _Reference.of(self.prev)
         self.taps = Taps(self.cur)
         self.points = int_points(self.taps)
@@ -256,7 +264,10 @@ class _Search:
             {p.base for p in self.points})))
         prev_run = self.prev_runner.open(prev_model, feeds[0])
         first_ref = prev_run(feeds[0])
-        pins = {p.tensor: p for p in self.points if self.ref.candidates(p.base, first_ref)}
+        shared = {p.tensor: p for p in self.points if self.ref.candidates(p.base, first_ref)}
+        off_first = self._pin_feed(shared, first_ref)[2]
+        pins = {t: p for t, p in shared.items() if not off_first[t]}
+        self.regridded = [t for t in shared if off_first[t]]
         if not pins:
             return PinnedResult(why_not="the INT8 model shares no quantization point with "
                                 "the snapshot before")
@@ -306,16 +317,15 @@ class _Search:
 
     def _verdict(self, pinned: int, stats: dict[str, _PointStats],
                  floats: dict[str, Diff]) -> PinnedResult:
-        result = PinnedResult(pinned=pinned)
+        result = PinnedResult(pinned=pinned, regridded=[self._shown(t) for t in self.regridded])
         order = [o for node in self.cur.graph.node for o in node.output]
         for tensor in order:
             if tensor in stats:
                 point_stats = stats[tensor]
                 flips = point_stats.flips()
                 if flips is None:
-                    base = self.taps.float_name(tensor) or tensor
                     result.first = self._blame(tensor, point_stats.diff, point_stats.finding(),
-                                               f"{base} (quantized)")
+                                               self._shown(tensor))
                     return result
                 if flips:
                     result.flips += flips
@@ -332,6 +342,9 @@ class _Search:
                     return result
         return result
 
+    def _shown(self, tensor: str) -> str:
+        return f"{self.taps.float_name(tensor) or tensor} (quantized)"
+
     def _label(self, tensor: str) -> str:
         producer = self.taps.producer(tensor)
         return f"{producer.op_type}({producer.op_id})" if producer else tensor
@@ -344,24 +357,35 @@ class _Search:
         if self.graph is not None and op_id is not None:
             node = self.graph.node_by_id(op_id)
             name = node.name if node is not None and node.name else name
-        skipped = self._unquantized(tensor)
+        skipped, regridded = self._inputs_unlike_the_reference(tensor)
         if skipped:
             note += (f"; it computes from {', '.join(skipped)} unquantized, which the "
                      "reference quantizes (its clamp and rounding are lost)")
+        if regridded:
+            note += (f"; it reads {', '.join(map(self._shown, regridded))} on another 8-bit "
+                     "grid than the reference's (not pinned)")
         return DriftingOp(op_id, producer.op_type if producer else "", name, shown,
                           diff.cosine, diff.max_error, note)
 
-    def _unquantized(self, tensor: str) -> list[str]:
-        """Float tensors between the 8-bit ``tensor`` and the 8-bit values it is computed
-        from that the reference quantizes and this model does not."""
+    def _inputs_unlike_the_reference(self, tensor: str) -> tuple[list[str], list[str]]:
+        """Between the 8-bit ``tensor`` and the 8-bit values it is computed from: float
+        tensors the reference quantizes and this model does not, and the 8-bit inputs that
+        are on another grid than the reference's."""
         ints = {p.tensor for p in self.points} - {tensor}
         own = self.taps.float_name(tensor)
-        found, todo, seen = [], [tensor], set()
+        found: list[str] = []
+        regridded: list[str] = []
+        todo, seen = [tensor], set()
         while todo:
             name = todo.pop()
+            if name in self.regridded and name != tensor and name not in regridded:
+                regridded.append(name)
             entry = self.taps.producers.get(name)
-            if name in seen or name in ints or entry is None or \
-                    entry[1].op_type == "DequantizeLinear":
+            if name in seen or name in ints or entry is None:
+                continue
+            if entry[1].op_type == "DequantizeLinear":
+                todo.append(entry[1].input[0])
+                seen.add(name)
                 continue
             seen.add(name)
             if name not in (tensor, own) and name in self.ref.fake_quant:
@@ -369,7 +393,7 @@ class _Search:
             todo.extend(i for i in entry[1].input if i and i not in self.taps.constants)
             if len(seen) > 64:  # a float island this long: name what was found so far
                 break
-        return found
+        return found, regridded
 
 
 def find_int8_drift(prev: onnx.ModelProto, cur: onnx.ModelProto, feeds: Sequence[Feed],
