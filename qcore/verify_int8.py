@@ -54,8 +54,10 @@ PIN_SUFFIX = "__pinned"
 #: rounding of (q - zp) * scale, |q - zp| <= 255, is below 3e-5 of a step).
 GRID_SLACK = 1e-3
 #: Float graph outputs on pinned inputs: the reference's float32 sums against exact integer
-#: accumulation (measured on the zoo: see the report of the commit adding this).
-FLOAT_BOUND = Bound(1 - 1e-6, 1e-3)
+#: accumulation and the engine's float ops. Measured on the zoo (3 samples): max error
+#: 1.5e-9 (YOLOv8n NNCF output0, ONNX Runtime), 5.2e-8 (PP-OCR cls paddle-ptq softmax,
+#: OpenVINO), 0 (PicoDet's outputs, both); one 8-bit step of an output is about 4e-3.
+FLOAT_BOUND = Bound(1 - 1e-7, 1e-4)
 _BITS8 = (np.dtype(np.int8), np.dtype(np.uint8))
 
 
