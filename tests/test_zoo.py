@@ -45,11 +45,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "activation_signedness kept the s8 saturation; INT8 vs QDQ 0.9894-0.9986); qcore verify: "
         "drift at quantize, first at Add(450) (the hardswish gate), 0.9704 vs the fake-quant "
         "source, 0.9894 vs OpenVINO on the source",
-    ("cosine", "ppocr_cls", "paddle-ptq-legacy", "onnxruntime"):
-        "INT8 rounding amplified on one sample: sample 2 INT8 0.3975 vs the QDQ's 0.5202 (INT8 vs "
-        "QDQ 0.9905); the QDQ itself is 0.21-0.99 from float (Paddle's PTQ + out_threshold Q/DQ "
-        "on every output); qcore verify: every FP32 pass holds, first drift at quantize (Relu "
-        "tensor cos 0.99976)",
     ("cosine", "ppocrv5_rec", "ort-u8", "onednn"):
         "INT8 drift on OpenVINO on 5 of 6 samples: sample 0 0.8511 vs the QDQ's 0.8910 (INT8 vs "
         "QDQ 0.940-0.993); qcore verify: drift at cleanup, INT8 vs the fake-quant source 0.8902, "
