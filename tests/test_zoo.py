@@ -35,11 +35,6 @@ XFAIL: dict[tuple[str, str, str, str], str] = {
         "0.9447 0.9406 vs the QDQ's 0.9871 0.9623 0.9938 0.9908 0.9885 0.9808; with NNCF's "
         "float weights (before the weights-in-Constant fix) it was 0.9744 on sample 4; with "
         "activations quantized too the errors partly cancel on this model",
-    ("cosine", "ppocrv4_det", "nncf", "onnxruntime"):
-        "sample 1: INT8 0.9545 vs the QDQ's 0.9623 (INT8 vs QDQ 0.9936, other samples "
-        "0.995-0.997); every INT8 Conv matches float to 7e-7 relative or by single-step ties; "
-        "qcore verify shows one tie flip before quantize moving the output to 0.9952: a very "
-        "sensitive model",
     ("cosine", "ppocrv4_rec", "ort-s8", "onednn"):
         "INT8 drift on OpenVINO, sample 4: 0.7300 vs the QDQ's 0.7393 (was 0.7025 before "
         "activation_signedness kept the s8 saturation; INT8 vs QDQ 0.9894-0.9986); qcore verify: "
