@@ -6,29 +6,15 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from conftest import photos, run_model
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
+from test_fidelity import IMAGE, _Builder
 
 from qcore.config import ConvertConfig
 from qcore.convert import convert
 
-IMAGE = 48
 
-
-class QdqBuilder:
+class QdqBuilder(_Builder):
     """A hand-written QDQ model: s8 symmetric activations, per-channel s8 weights."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-
-    def const(self, name: str, value: np.ndarray) -> str:
-        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], name: str, **attrs: object) -> str:
-        self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attrs))
-        return name
 
     def qdq(self, x: str, scale: float, name: str) -> str:
         """x through QuantizeLinear -> DequantizeLinear (int8, zero point 0)."""
@@ -37,7 +23,7 @@ class QdqBuilder:
         q = self.op("QuantizeLinear", [x, s, z], f"{name}.q")
         return self.op("DequantizeLinear", [q, s, z], f"{name}.dq")
 
-    def conv(self, x: str, cin: int, cout: int, name: str) -> str:
+    def qdq_conv(self, x: str, cin: int, cout: int, name: str) -> str:
         """A 3x3 Conv with per-channel int8 weights behind a DequantizeLinear and a bias."""
         w = self.rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))
         w_scale = (np.abs(w).reshape(cout, -1).max(1) / 127).astype(np.float32)
@@ -48,7 +34,7 @@ class QdqBuilder:
         b = self.const(f"{name}.b", (self.rng.standard_normal(cout) * 0.3).astype(np.float32))
         return self.op("Conv", [x, wdq, b], name, pads=[1, 1, 1, 1])
 
-    def model(self, output: str, size: int = IMAGE) -> onnx.ModelProto:
+    def qdq_model(self, output: str, size: int = IMAGE) -> onnx.ModelProto:
         graph = helper.make_graph(
             self.nodes, "net",
             [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, IMAGE, IMAGE])],
@@ -64,10 +50,10 @@ def residual_read_raw() -> onnx.ModelProto:
     """Paddle's legacy PTQ on PP-OCR cls: a residual Add reads a Conv's output raw (float)
     while the next Conv reads it through the source's Q/DQ pair."""
     b = QdqBuilder(0)
-    x = b.conv(b.qdq("image", 0.02, "in"), 3, 16, "c1")  # t: quantized for c2 only
-    y = b.qdq(b.conv(b.qdq(x, 0.05, "t"), 16, 16, "c2"), 0.05, "u")
+    x = b.qdq_conv(b.qdq("image", 0.02, "in"), 3, 16, "c1")  # t: quantized for c2 only
+    y = b.qdq(b.qdq_conv(b.qdq(x, 0.05, "t"), 16, 16, "c2"), 0.05, "u")
     total = b.qdq(b.op("Add", [x, y], "add"), 0.01, "sum")  # a finer grid than t's
-    return b.model(b.qdq(b.conv(total, 16, 16, "c3"), 0.05, "out"))
+    return b.qdq_model(b.qdq(b.qdq_conv(total, 16, 16, "c3"), 0.05, "out"))
 
 
 def output_codes(model: onnx.ModelProto, scale: float) -> list[np.ndarray]:
@@ -96,7 +82,7 @@ def biased_conv(batch_norm: bool) -> onnx.ModelProto:
     bias is the Conv's own (float, as NNCF writes it), or comes from a BatchNormalization
     after a Conv without one (Paddle's PTQ): fold_batch_norm makes it the Conv's."""
     b = QdqBuilder(1)
-    x = b.conv(b.qdq("image", 0.05, "in"), 3, 16, "c1")
+    x = b.qdq_conv(b.qdq("image", 0.05, "in"), 3, 16, "c1")
     if batch_norm:
         b.nodes[-1].input.pop()  # no bias of its own
         b.inits.pop()
@@ -106,7 +92,7 @@ def biased_conv(batch_norm: bool) -> onnx.ModelProto:
                                               in zip("gbmv", (gamma, beta, mean, var),
                                                      strict=True)], "bn")
     x = b.qdq(b.op("Relu", [x], "r1"), 0.005, "t1")
-    return b.model(b.qdq(b.op("MaxPool", [x], "pool", kernel_shape=[1, 1]), 0.005, "out"))
+    return b.qdq_model(b.qdq(b.op("MaxPool", [x], "pool", kernel_shape=[1, 1]), 0.005, "out"))
 
 
 def test_a_conv_bias_is_rounded_as_onnx_runtime_rounds_it() -> None:
@@ -128,11 +114,11 @@ def resize_between_grids() -> onnx.ModelProto:
     """NNCF on YOLOv8: a float SiLU's output quantized for a nearest Resize, whose output
     the source quantizes again on a coarser grid (the Concat's)."""
     b = QdqBuilder(2)
-    x = b.conv(b.qdq("image", 0.02, "in"), 3, 16, "c1")
+    x = b.qdq_conv(b.qdq("image", 0.02, "in"), 3, 16, "c1")
     x = b.op("Mul", [x, b.op("Sigmoid", [x], "sig")], "silu")
     scales = b.const("up.scales", np.array([1, 1, 2, 2], np.float32))
     x = b.op("Resize", [b.qdq(x, 0.0217, "t"), "", scales], "up", mode="nearest")
-    return b.model(b.qdq(b.op("MaxPool", [b.qdq(x, 0.0302, "u")], "pool", kernel_shape=[1, 1]),
+    return b.qdq_model(b.qdq(b.op("MaxPool", [b.qdq(x, 0.0302, "u")], "pool", kernel_shape=[1, 1]),
                          0.0302, "out"), 2 * IMAGE)
 
 

@@ -224,9 +224,10 @@ def test_a_dropped_op_is_named(photo_cnn, photo_inputs, monkeypatch) -> None:
 
 
 def plant_weight_scale(monkeypatch: pytest.MonkeyPatch, pass_type: type, conv_name: str,
-                       ) -> list[int]:
-    """After ``pass_type`` runs, the QLinearConv ``conv_name`` has its weight scale 1.5x: a
-    real INT8 error. Returns the list the planted op's id is put in."""
+                       factor: float = 1.5) -> list[int]:
+    """After ``pass_type`` runs, the QLinearConv ``conv_name`` has its weight scale ``factor``
+    times (1.5x: a plain INT8 error; its requantization is that much off). Returns the list
+    the planted op's id is put in."""
     original = pass_type.apply
     planted: list[int] = []
 
@@ -234,7 +235,8 @@ def plant_weight_scale(monkeypatch: pytest.MonkeyPatch, pass_type: type, conv_na
         result = original(self, ctx)
         g = ctx.graph
         conv = next(n for n in g.nodes if n.op_type == "QLinearConv" and n.name == conv_name)
-        g.initializers[conv.inputs[4]] = g.initializers[conv.inputs[4]] * 1.5
+        g.initializers[conv.inputs[4]] = (g.initializers[conv.inputs[4]]
+                                          * np.float32(factor)).astype(np.float32)
         planted.append(conv.id)
         return result
 

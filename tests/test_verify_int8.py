@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-from test_verify import PHOTOS, photo_feeds
+from test_verify import PHOTOS, photo_feeds, plant_weight_scale
 
 from devtools import modelgen
 from qcore.bench.inputs import InputSet
@@ -60,26 +60,6 @@ def resnet(tmp_path_factory) -> tuple[Path, InputSet]:
     return path, InputSet(photo_feeds(PHOTOS[6:], size), "photos")
 
 
-def plant_weight_scale(monkeypatch: pytest.MonkeyPatch, conv_name: str, factor: float,
-                       ) -> list[int]:
-    """After quantize, the QLinearConv ``conv_name`` has its weight scale ``factor`` times:
-    its requantization is that much off. Returns the list the op's id is put in."""
-    original = Quantize.apply
-    planted: list[int] = []
-
-    def wrong_weight_scale(self, ctx):
-        result = original(self, ctx)
-        g = ctx.graph
-        conv = next(n for n in g.nodes if n.op_type == "QLinearConv" and n.name == conv_name)
-        g.initializers[conv.inputs[4]] = (g.initializers[conv.inputs[4]]
-                                          * np.float32(factor)).astype(np.float32)
-        planted.append(conv.id)
-        return result
-
-    monkeypatch.setattr(Quantize, "apply", wrong_weight_scale)
-    return planted
-
-
 @pytest.mark.parametrize("target", ["onnxruntime", "onednn"])
 def test_int8_rounding_at_ties_holds_on_pinned_inputs(resnet, target) -> None:
     path, inputs = resnet
@@ -97,7 +77,7 @@ def test_int8_rounding_at_ties_holds_on_pinned_inputs(resnet, target) -> None:
 
 def test_a_requantize_off_by_2_5_percent_drifts_at_its_op(resnet, monkeypatch) -> None:
     path, inputs = resnet
-    planted = plant_weight_scale(monkeypatch, "stage2.block0.conv2", 1.025)
+    planted = plant_weight_scale(monkeypatch, Quantize, "stage2.block0.conv2", 1.025)
     report = verify(path, ConvertConfig(), inputs, tolerance=NO_ALLOWANCE)
     failed = report.failed
     assert failed is not None and failed.name == "quantize" and failed.stage == Stage.INT8
