@@ -19,8 +19,8 @@ balanced (Williams) Latin square, so every model runs after every other model eq
 model always run after the same other one pays that one's leftovers in the caches (a copy of
 PP-OCR cls's float model timed after our INT8 model measured 1.04-1.11x the float file on
 OpenVINO with plain rotation, where the float file always ran after the copy; 0.97-1.03x with
-this order). A
-model the engine cannot run is reported ``skipped`` with the reason; one that raises is
+this order).
+A model the engine cannot run is reported ``skipped`` with the reason; one that raises is
 ``failed`` with the message; neither stops the run. ``cancelled()`` returning True raises
 :class:`BenchCancelled` (a :class:`qcore.passes.base.Cancelled`) within one inference, with the
 results so far in ``exc.partial``; loading / compiling a model cannot be interrupted.
