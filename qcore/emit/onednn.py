@@ -3,6 +3,8 @@ DequantizeLinear pairs, with int8 weights, which OpenVINO turns into INT8 oneDNN
 
 from __future__ import annotations
 
+import numpy as np
+
 from qcore.emit.common import EmitterBase
 from qcore.ir import Graph, Node, QParams
 from qcore.ops import keeps_scale
@@ -62,6 +64,7 @@ class QdqEmitter(EmitterBase):
                 inputs[index] = g.unique_name(f"{name}_dequantized")
                 self.dequantize(q, scale, zp, inputs[index], params)
             elif (act_params := g.qparams_for(node, name)) is not None:
+                act_params = self._shift_safe(node, name, act_params)
                 inputs[index] = self._read_quantized(node, index, act_params)
         outputs = self._quantized_outputs(node)
         core = node.replaced(node.op_type, inputs, [o for o, _ in outputs], node.attrs,
@@ -72,6 +75,25 @@ class QdqEmitter(EmitterBase):
                 q, scale, zp = self.quantize(name, out_params)
                 self.dequantize(q, scale, zp, final, out_params)
         return self.out
+
+    def _shift_safe(self, node: Node, name: str, params: QParams) -> QParams:
+        """``params``, or the same grid as int8 with zero point -128 where OpenVINO would
+        miscompute it: an Add / Sub of a constant reading a uint8 tensor with zero point 0,
+        its output quantized with about the same scale. OpenVINO 2026.4 then truncates
+        instead of rounding the shift ``c / scale + zero point``: every code one step off
+        when its fraction is above one half (PP-OCRv5 rec ort-u8, Add.141: all 230,400),
+        in the source QDQ file too. Int8 with zero point -128 holds the same values and
+        OpenVINO computes it right."""
+        g = self.g
+        if (node.op_type not in ("Add", "Sub") or node.domain or params.per_channel
+                or params.dtype != np.uint8 or int(params.zero_point) != 0):
+            return params
+        others = [n for n in node.inputs if n != name]
+        out = g.act_qparams.get(node.outputs[0])
+        if (len(others) != 1 or others[0] not in g.initializers or out is None
+                or out.per_channel or not 0.9 < float(out.scale) / float(params.scale) < 1.1):
+            return params
+        return QParams(params.scale, np.array(-128, np.int8))
 
     def _quantized_outputs(self, node: Node) -> list[tuple[str, QParams | None]]:
         """The names ``node`` writes its outputs by, with the params of each graph output the
