@@ -28,6 +28,7 @@ from app.headless.advisor_task import (
     bound_text,
     keep_output_float,
     run_advisor,
+    tuned_start,
 )
 from app.state import Session
 from app.tables import cell, read_only_table, titled
@@ -171,8 +172,11 @@ class AdvisorPanel(QWidget):
         self.clear()
         self.base = session.config()
         self.inputs_text = session.inputs.label()
-        job = Job(run_advisor, session.path, self.base, self.settings(), session.inputs,
-                  name="advisor")
+        settings = self.settings()
+        start, reuse = tuned_start(session.tune, session.path, self.base, settings,
+                                   session.inputs)
+        job = Job(run_advisor, session.path, self.base, settings, session.inputs,
+                  name="advisor", start=start)
         job.signals.progress.connect(self._progress)
         job.signals.result.connect(self.show_advice)
         job.signals.cancelled.connect(lambda: self._stopped("Cancelled"))
@@ -183,6 +187,9 @@ class AdvisorPanel(QWidget):
         self.message.emit(f"Advisor started: {self.bound_text()}, base ops_to_quantize="
                           f"{self.base.ops_to_quantize or 'all'}, op_ids_to_skip="
                           f"{self.base.op_ids_to_skip}", "info")
+        if reuse:  # what it reuses of Tune for speed, or why not
+            self.message.emit(f"Advisor {reuse}" if start is not None else f"Advisor: {reuse}",
+                              "info" if start is not None else "warn")
         return job
 
     def _progress(self, done: int, _total: int, message: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.headless.child_calls import TuneRun, tune_of
 from app.headless.input_source import InputSource
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, Snapshot
@@ -35,6 +36,7 @@ class Session(QObject):
         self._placed_types: dict[int, str] = {}  # op id -> op type the placement saw
         self.inputs = InputSource()
         self.tuned_base: ConvertConfig | None = None  # the user's config of a tuned result
+        self.tune: TuneRun | None = None  # what tuning measured for the result shown
 
     def set_inputs(self, source: InputSource) -> None:
         if source != self.inputs:
@@ -48,6 +50,7 @@ class Session(QObject):
         preview's loaded-model snapshot stay valid: it is the same graph)."""
         self.path = Path(path)
         self.result, self.tuned_base = result, tuned_base
+        self.tune = tune_of(result) if tuned_base is not None else None
         if not after_preview:
             self.generation += 1
         placed = self.placement_graph()

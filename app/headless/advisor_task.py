@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from app.headless import child_calls
+from app.headless.child_calls import TuneRun, model_stamp
 from app.headless.input_source import InputSource, with_inputs
-from qcore.advise import Advice, AdviseSettings, keep_float
+from qcore.advise import Advice, AdviseSettings, TunedStart, keep_float
 from qcore.advise.command import speed_text
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult
@@ -35,15 +36,57 @@ def keep_output_float(result: ConversionResult | None, op_id: int) -> list[int]:
 
 
 def run_advisor(path: Path, base: ConvertConfig, settings: Any, inputs: InputSource,
-                progress: Any = None, cancelled: Any = None) -> Advice:
+                progress: Any = None, cancelled: Any = None,
+                start: TunedStart | None = None) -> Advice:
     """The advisor's search in the conversion process, on the user's inputs (images are
-    preprocessed here first, in the worker)."""
+    preprocessed here first, in the worker); ``start``: what Tune for speed measured (see
+    :func:`tuned_start`)."""
     folder = Path(tempfile.mkdtemp(prefix="quant-inspector-advise-"))
     try:
         settings = with_inputs(settings, inputs, path, folder)
-        return child_calls.advise(path, base, settings, progress=progress, cancelled=cancelled)
+        return child_calls.advise(path, base, settings, progress=progress, cancelled=cancelled,
+                                  start=start)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def tuned_start(run: TuneRun | None, path: Path, base: ConvertConfig,
+                settings: AdviseSettings, inputs: InputSource) -> tuple[TunedStart | None, str]:
+    """What the advisor reuses of the tuning of the result shown (``qcore advise
+    --tune-cache``): its configuration and the pairs it timed, when the key is the tune's
+    (the model, the configuration, the engine, the thread count and the inputs); else None,
+    and why (empty when nothing was tuned)."""
+    if run is None:
+        return None, ""
+    tuned = run.tuned
+    same_inputs = inputs == run.inputs or inputs.generated and run.inputs.generated
+    changed = [what for what, same in (
+        ("the model", Path(path) == run.source and model_stamp(Path(path)) == run.stamp),
+        ("the configuration", base == tuned.base),
+        (f"the engine ({settings.engine}, tuned on {tuned.engine})",
+         settings.engine == tuned.engine),
+        (f"the thread count ({settings.threads}, tuned with {tuned.threads})",
+         settings.threads == tuned.threads),
+        ("the inputs", same_inputs)) if not same]
+    if changed:
+        return None, (f"Tune for speed's measurements not reused: {', '.join(changed)} "
+                      "changed since it was measured")
+    from qcore.tune.reuse import result_start  # the tuner's imports load on first use
+
+    start = result_start(tuned)
+    return start, (f"starts from Tune for speed's configuration (op_ids_to_skip="
+                   f"{start.op_ids_to_skip}) and reuses the {len(start.pairs)} pairs it timed")
+
+
+def reused_text(advice: Advice) -> str:
+    """What the search took from Tune for speed (empty when nothing)."""
+    notes = [c.note for c in advice.candidates]
+    if not any(n.startswith("start from --tune") for n in notes):
+        return ""
+    lone = sum(n.endswith(", measured by --tune)") for n in notes)
+    timed = (f"; {lone} lone-op decision{'s' if lone > 1 else ''} on its timings, not timed "
+             "again" if lone else "")
+    return f"Started from Tune for speed's configuration{timed}."
 
 
 def bound_text(settings: AdviseSettings) -> str:
@@ -71,5 +114,6 @@ def advice_summary(advice: Advice, bound: str, inputs_text: str, html: bool = Tr
     if inputs_text.startswith("generated"):
         on += " Random inputs say little about accuracy on real data: choose your data in " \
               "Benchmark \u203a Inputs."
+    reused = f" {reused_text(advice)}" if reused_text(advice) else ""
     return (f"Best {verdict} {bound}: cosine {best.cosine:.5f}{top1}{speed}. "
-            f"Flags: {flags}.{on}")
+            f"Flags: {flags}.{reused}{on}")

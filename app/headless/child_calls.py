@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +21,7 @@ from app.headless.input_source import InputSource, with_inputs
 from qcore.child import shared_runner
 
 if TYPE_CHECKING:
-    from qcore.advise import Advice, AdviseSettings
+    from qcore.advise import Advice, AdviseSettings, TunedStart
     from qcore.config import ConvertConfig
     from qcore.convert import ConversionResult
     from qcore.tune import TuneResult, TuneSettings
@@ -62,10 +64,43 @@ def verify(source: Path, config: ConvertConfig, *, progress: Progress | None = N
 
 
 def advise(source: Path, base: ConvertConfig, settings: AdviseSettings, *,
-           progress: Progress | None = None, cancelled: Cancelled | None = None) -> Advice:
-    """The advisor's search for the fastest configuration within the accuracy bound."""
+           progress: Progress | None = None, cancelled: Cancelled | None = None,
+           start: TunedStart | None = None) -> Advice:
+    """The advisor's search for the fastest configuration within the accuracy bound;
+    ``start``: what ``--tune`` measured of this key, to start from and reuse (``qcore advise
+    --tune-cache``)."""
     return shared_runner().call("qcore.advise.search:advise", str(source), base, settings,
-                                progress=progress, cancelled=cancelled)
+                                progress=progress, cancelled=cancelled, start=start)
+
+
+@dataclass(frozen=True)
+class TuneRun:
+    """A tuned conversion of this session, for the advisor to reuse: the model (and its size
+    and modification time then), the Benchmark inputs it was timed on, and what it measured."""
+
+    source: Path
+    stamp: tuple[int, int]
+    inputs: InputSource
+    tuned: TuneResult
+
+
+_last_tune: tuple[weakref.ref[ConversionResult], TuneRun] | None = None
+
+
+def model_stamp(path: Path) -> tuple[int, int]:
+    """The size and modification time of ``path`` (a changed file is another model)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def tune_of(result: ConversionResult | None) -> TuneRun | None:
+    """The tuning ``tuned_convert`` ran for ``result`` (the last one it returned), if any."""
+    last = _last_tune
+    return last[1] if last is not None and result is not None and last[0]() is result \
+        else None
 
 
 def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = None,
@@ -82,6 +117,7 @@ def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = N
 
     cache = cache_path(int8_out) if int8_out is not None else None
     settings = settings or TuneSettings()
+    stamp = model_stamp(Path(source))
     folder = Path(tempfile.mkdtemp(prefix="quant-inspector-tune-"))
     try:
         if inputs is not None and not inputs.generated:
@@ -96,4 +132,7 @@ def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = N
     if int8_out is not None:  # last, so a Cancel before it leaves no file
         written = write_converted(source, tuned.config, {"int8": int8_out}, progress=progress,
                                   cancelled=cancelled)["int8"]
+    global _last_tune
+    _last_tune = (weakref.ref(result), TuneRun(Path(source), stamp, inputs or InputSource(),
+                                               tuned))
     return result, tuned, written
