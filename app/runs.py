@@ -20,8 +20,8 @@ from qcore.verify import VerifyReport
 from qcore.verify_command import report_text, verdict
 
 if TYPE_CHECKING:
+    from app.headless.child_calls import TuneRun
     from app.main_window import MainWindow
-    from qcore.tune import TuneResult
 
 PREVIEW_ABOVE_OPS = 400  # models this big are drawn as loaded while their passes run
 
@@ -78,10 +78,11 @@ class Runs:
         return self.runner.run(job, f"Tuning {path.name}")
 
     def _tuned(self, path: Path, base: ConvertConfig, result: ConversionResult,
-               tuned: TuneResult, written: Path | None) -> None:
+               run: TuneRun, written: Path | None) -> None:
         from qcore.tune.text import tune_text  # the tuner's imports load on first use
 
-        self._converted("convert", path, result, base)
+        tuned = run.tuned
+        self._converted("convert", path, result, base, run)
         self.log(tune_text(tuned, result))
         ids = tuned.tuned_ids
         cache = ("none (Convert keeps no measurements)" if tuned.cache_path is None else
@@ -139,7 +140,7 @@ class Runs:
                  "Press Convert (Ctrl+R) to try again.", "warn")
 
     def _converted(self, kind: str, path: Path, result: ConversionResult,
-                   tuned_base: ConvertConfig | None = None) -> None:
+                   tuned_base: ConvertConfig | None = None, tune: TuneRun | None = None) -> None:
         new_model = kind == "open"
         previewed = new_model and self.previewed == path
         self.previewed = None
@@ -149,7 +150,7 @@ class Runs:
                 self._new_model(path)
             self.log(model_text(result.snapshots[0].graph, show_ids=False))
         self.session.set_result(path, result, new_model and not previewed, previewed,
-                                tuned_base)
+                                tuned_base, tune)
         self.results.set_decisions(result)
         self.pass_list.set_snapshots(result.snapshots, 0 if new_model else keep)
         for warning in result.snapshots[0].graph.warnings:

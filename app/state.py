@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app.headless.child_calls import TuneRun, tune_of
+from app.headless.child_calls import TuneRun
 from app.headless.input_source import InputSource
 from qcore.config import ConvertConfig
 from qcore.convert import ConversionResult, Snapshot
@@ -45,12 +45,13 @@ class Session(QObject):
 
     # ---- model / result -----------------------------------------------------------------
     def set_result(self, path: Path, result: ConversionResult, new_model: bool,
-                   after_preview: bool = False, tuned_base: ConvertConfig | None = None) -> None:
+                   after_preview: bool = False, tuned_base: ConvertConfig | None = None,
+                   tune: TuneRun | None = None) -> None:
         """Show ``result``; ``after_preview`` keeps the generation (so the cached views of the
         preview's loaded-model snapshot stay valid: it is the same graph)."""
         self.path = Path(path)
         self.result, self.tuned_base = result, tuned_base
-        self.tune = tune_of(result) if tuned_base is not None else None
+        self.tune = tune
         if not after_preview:
             self.generation += 1
         placed = self.placement_graph()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +83,6 @@ class TuneRun:
     tuned: TuneResult
 
 
-_last_tune: tuple[weakref.ref[ConversionResult], TuneRun] | None = None
-
-
 def model_stamp(path: Path) -> tuple[int, int]:
     """The size and modification time of ``path`` (a changed file is another model)."""
     try:
@@ -96,23 +92,17 @@ def model_stamp(path: Path) -> tuple[int, int]:
     return (stat.st_size, stat.st_mtime_ns)
 
 
-def tune_of(result: ConversionResult | None) -> TuneRun | None:
-    """The tuning ``tuned_convert`` ran for ``result`` (the last one it returned), if any."""
-    last = _last_tune
-    return last[1] if last is not None and result is not None and last[0]() is result \
-        else None
-
-
 def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = None,
                   settings: TuneSettings | None = None, inputs: InputSource | None = None, *,
                   progress: Progress | None = None, cancelled: Cancelled | None = None,
-                  ) -> tuple[ConversionResult, TuneResult, Path | None]:
+                  ) -> tuple[ConversionResult, TuneRun, Path | None]:
     """``qcore convert --tune [--engine E] [--tune-budget S] [--inputs F]``: time the unsure
     INT8 choices of ``config`` in the whole model (``qcore.tune.tune``, in the child) with
     ``settings``, on ``inputs`` (the Benchmark tab's; generated data when None), then convert
     with the tuned config for the view and, given ``int8_out``, save the INT8 model there.
     The measurements are cached beside ``int8_out`` (qcore's rule); without it (Convert, no
-    output yet) nothing is kept."""
+    output yet) nothing is kept. Returns the view's result, the run (for the advisor to
+    reuse) and the file written."""
     from qcore.tune import TuneSettings, apply_reasons, cache_path
 
     cache = cache_path(int8_out) if int8_out is not None else None
@@ -132,7 +122,4 @@ def tuned_convert(source: Path, config: ConvertConfig, int8_out: Path | None = N
     if int8_out is not None:  # last, so a Cancel before it leaves no file
         written = write_converted(source, tuned.config, {"int8": int8_out}, progress=progress,
                                   cancelled=cancelled)["int8"]
-    global _last_tune
-    _last_tune = (weakref.ref(result), TuneRun(Path(source), stamp, inputs or InputSource(),
-                                               tuned))
-    return result, tuned, written
+    return result, TuneRun(Path(source), stamp, inputs or InputSource(), tuned), written
