@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             qpath = work / f"minilm_l6_seq{SEQ}.{producer}.qdq.onnx"
             onnx.save(zoo.quantize(onnx.load(str(fpath)), producer, calibration), str(qpath))
             entry = zoo.ZooEntry(spec, producer, fpath, qpath, test)
-            bench_zoo.bench_entry(entry, args.iterations, work)
+            bench_zoo.bench_entry(entry, work, bench_zoo.Options(args.iterations))
     return 0
 
 

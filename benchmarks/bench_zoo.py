@@ -1,8 +1,8 @@
 """The real-model zoo (tests/zoo.py) on both engines: FP32 / source QDQ / our INT8.
 
     python benchmarks/bench_zoo.py [--models efficientnet_lite0,minilm_l6] [--iterations 50]
-                                   [--producers nncf] [--engines openvino]
-                                   [--tune [--tune-budget 60]]
+                                   [--seconds 3] [--control] [--producers nncf]
+                                   [--engines openvino] [--tune [--tune-budget 60]]
 
 For every zoo (model, producer): ONNX Runtime runs the float model, the QDQ model and our
 ``--target onnxruntime`` INT8; OpenVINO runs the float model, the QDQ model and our
@@ -11,6 +11,11 @@ batch 1, the first test sample as input). Prints p50 latencies, the latency rati
 ours/FP32 (below 1 is faster), the compute ops that ran INT8 ("what ran", from qcore.bench's
 report: ONNX Runtime's optimized graph, OpenVINO's runtime precision) and the mean cosine vs
 FP32 over the test samples of the QDQ model and of ours. Asserts nothing.
+
+``--seconds S`` times each model for S seconds instead of ``--iterations`` runs (a 5 ms model
+gets hundreds of runs, a 200 ms one tens). ``--control`` also times a byte copy of the QDQ
+file in the same run: "copy/QDQ" is what the measurement says of two identical models, the
+resolution of that row's ratios.
 
 With ``--tune``, ``qcore.tune`` first tunes our INT8 model on the same engine (the first test
 sample as ``--inputs``, the zoo's float model as ``--float-model``, 1 thread, a fresh cache:
@@ -22,8 +27,10 @@ tuned/QDQ, tuned/FP32, the ops tuning kept FP32, the tuning seconds and its cosi
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +47,18 @@ ENGINES = {"onnxruntime": "onnxruntime", "openvino": "onednn"}  # engine -> our 
 HEADER = ("| model | producer | engine | FP32 ms | QDQ ms | ours ms | ours/QDQ | ours/FP32 "
           "| INT8 ops QDQ | INT8 ops ours | cos QDQ | cos ours |")
 TUNE_HEADER = " tuned ms | tuned/QDQ | tuned/FP32 | kept FP32 by tune | tune s | cos tuned |"
+CONTROL_HEADER = " copy/QDQ |"
+
+
+@dataclass
+class Options:
+    """How each row is measured."""
+
+    iterations: int = 50
+    seconds: float | None = None  # per model, instead of iterations
+    tune_budget: float | None = None  # None: no tuned columns
+    engines: list[str] | None = None  # None: both
+    control: bool = False  # also time a byte copy of the QDQ file
 
 
 def _ops(result) -> str:
@@ -86,11 +105,9 @@ def tuned_model(e: zoo.ZooEntry, engine: str, target: str, feeds: Path, budget: 
     return path, f"{len(tuned.tuned_ids)}{' (= ours)' if same else ''}", tuned.seconds
 
 
-def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
-                tune_budget: float | None = None,
-                engines: list[str] | None = None) -> list[str]:
-    """Table rows of one (model, producer), one per engine of ``engines`` (default both;
-    ``tune_budget``: with the tuned columns)."""
+def bench_entry(e: zoo.ZooEntry, work: Path, options: Options) -> list[str]:
+    """Table rows of one (model, producer), one per engine of ``options``."""
+    tune_budget, engines = options.tune_budget, options.engines
     feeds = work / f"{e.model.name}.npz"
     np.savez(feeds, **e.test[0])
     ref = zoo.outputs(e.float_path, e.test)
@@ -108,8 +125,11 @@ def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
             except Exception as exc:  # noqa: BLE001 - show the failure in the row
                 print(f"tune failed ({e.model.name} {e.producer} {engine}): {exc}",
                       file=sys.stderr)
-        settings = BenchSettings(engines=[engine], threads=[1], iters=iterations, warmup=5,
-                                 inputs=feeds)
+        if options.control:
+            models["copy"] = work / f"{e.model.name}.{e.producer}.qdq-copy.onnx"
+            shutil.copyfile(e.qdq_path, models["copy"])
+        settings = BenchSettings(engines=[engine], threads=[1], iters=options.iterations,
+                                 seconds=options.seconds, warmup=5, inputs=feeds)
         report = run_benchmark(models, settings)
         res = {k: report.result(k, engine, 1) for k in models}
         fp32, qdq, int8 = (_ms(res[k]) for k in ("fp32", "qdq", "int8"))
@@ -122,6 +142,8 @@ def bench_entry(e: zoo.ZooEntry, iterations: int, work: Path,
             cells += [f"{tuned:.2f}" if tuned else "-", _ratio(tuned, qdq), _ratio(tuned, fp32),
                       kept if tuned else "-", f"{tune_s:.0f}" if tuned else "-",
                       _cos(models["tuned"], e, engine, ref) if tuned else "-"]
+        if options.control:
+            cells.append(_ratio(_ms(res["copy"]), qdq))
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     return rows
@@ -133,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default: all of {', '.join(zoo.MODELS)})")
     parser.add_argument("--iterations", type=int, default=50,
                         help="measured runs per model and engine")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="time each model this long instead of --iterations runs")
+    parser.add_argument("--control", action="store_true",
+                        help="also time a byte copy of the QDQ file (copy/QDQ: the noise)")
     parser.add_argument("--tune", action="store_true",
                         help="also tune our INT8 model on each engine and time it too")
     parser.add_argument("--tune-budget", type=float, default=60.0, metavar="SECONDS",
@@ -147,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in zoo.MODELS]
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {', '.join(zoo.MODELS)}")
-    header = HEADER + (TUNE_HEADER if args.tune else "")
+    header = HEADER + (TUNE_HEADER if args.tune else "") + (CONTROL_HEADER if args.control
+                                                              else "")
+    options = Options(args.iterations, args.seconds, args.tune_budget if args.tune else None,
+                      engines or None, args.control)
     print(header)
     print("|" + "---|" * header.count(" | ") + "---|")
     with tempfile.TemporaryDirectory(prefix="bench_zoo_") as tmp:
@@ -155,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             if name not in names or (producers and producer not in producers):
                 continue
             try:
-                bench_entry(zoo.entry(name, producer), args.iterations, Path(tmp),
-                            args.tune_budget if args.tune else None, engines)
+                bench_entry(zoo.entry(name, producer), Path(tmp), options)
             except Exception as exc:  # noqa: BLE001 - one failing model must not stop the table
                 print(f"| {name} | {producer} | - | failed: {str(exc)[:120]} |", flush=True)
     return 0
