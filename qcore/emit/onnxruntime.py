@@ -229,10 +229,13 @@ class OrtEmitter(EmitterBase):
 
     def _conv_integer(self, node: Node, x: str, xz: str, x_params: QParams,
                       w_params: QParams, bias: str) -> None:
-        """A Conv whose output has no scale (NNCF puts Q/DQ on inputs only): ConvInteger
-        (exact int32 sums; uint8 weights, i.e. int8 + 128, take ONNX Runtime's fast u8u8
-        path, 5x faster than its s8 one), then Cast, one Mul by input x weight scale per
-        channel, and the bias Add: what the quant model computes, up to float rounding."""
+        """A Conv whose folded bias QLinearConv would round (see ``_qlinear_conv_exact``), or
+        whose output has no scale (the placement keeps those FP32 on this target, as ONNX
+        Runtime runs them: see ``_float_output_conv_reason``): ConvInteger (exact int32
+        sums; uint8 weights, i.e. int8 + 128, take ONNX Runtime's fast u8u8 path, 5x faster
+        than its s8 one), then Cast, one Mul by input x weight scale per channel, and the
+        bias Add: what the quant model computes, up to float rounding. ONNX Runtime has no
+        depthwise or NCHWc ConvInteger kernel."""
         g = self.g
         ints = g.weight_ints[node.inputs[1]]
         w = self.const(f"{node.inputs[1]}_uint8", (ints.astype(np.int16) + 128).astype(np.uint8))

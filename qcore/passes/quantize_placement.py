@@ -85,10 +85,33 @@ def placement_reason(ctx: Context, node: Node) -> Reason:
         if reason is not None:
             return reason
     if cfg.target == ONNXRUNTIME:
-        reason = _float_values_reason(g, node, spec)
+        reason = _float_values_reason(g, node, spec) or _float_output_conv_reason(g, node)
         if reason is not None:
             return reason
     return _scale_reason(g, node, spec, cfg.target) or NO_REASON
+
+
+def _float_output_conv_reason(g: Graph, node: Node) -> Reason | None:
+    """On ``onnxruntime``: a Conv whose output has no per-tensor scale (Paddle's PTQ and
+    NNCF put no QuantizeLinear on a Conv's output; NNCF quantizes an expand Conv's output
+    per channel) stays FP32, reading its input through the source's Q/DQ pair. ONNX Runtime
+    fuses DequantizeLinear -> Conv into an integer op only when a QuantizeLinear takes the
+    output (checked on 1.32: DQ -> Conv without Q stays a float Conv), so on the source file
+    it runs this Conv float, and our float Conv computes what it computes, from float weights
+    it need not dequantize on every run. The INT8 form was ConvInteger + Cast / Mul / Add,
+    which ONNX Runtime runs without a depthwise or NCHWc kernel: measured interleaved
+    (benchmarks/bench_zoo.py, ours / the source QDQ on ONNX Runtime), PP-LCNet from Paddle's
+    PTQ 1.04x -> 0.42x, PP-LCNet NNCF 0.45x -> 0.40x, PP-OCRv4 det NNCF 0.85x -> 0.55x;
+    YOLOv8n NNCF (dense 3x3 Convs, where ConvInteger's u8u8 kernel is fast) 0.70x -> 0.76x,
+    1.02x -> 1.08x the float model. DQ -> MatMul without Q becomes MatMulIntegerToFloat on
+    ONNX Runtime: MatMul keeps its float-output INT8 form (Gemm, QGemm, too)."""
+    if node.op_type != "Conv" or _quantized_output(g, node.outputs[0]):
+        return None
+    out = node.outputs[0]
+    what = "per-channel scale" if out in g.act_qparams else "no scale"
+    return Reason(ReasonKind.MISSING_SCALE, f"{what} for output {out}: ONNX Runtime runs the "
+                  "source's Conv float (it runs a Conv INT8 only when a per-tensor "
+                  "QuantizeLinear takes its output)")
 
 
 def _float_values_reason(g: Graph, node: Node, spec: OpSpec) -> Reason | None:
