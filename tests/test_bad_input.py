@@ -161,7 +161,10 @@ def test_odd_but_valid_models_convert(name, tmp_path, capsys) -> None:
     int8 = result.int8_model()
     onnx.checker.check_model(int8)
     conv = next(n for n in result.decisions if n.op_type == "Conv")
-    assert conv.status == "int8"
+    if name == "subgraph_outer.onnx":  # an If reads its output raw: ONNX Runtime runs it float
+        assert conv.status == "fp32" and conv.reason.kind is ReasonKind.MISSING_SCALE
+    else:
+        assert conv.status == "int8"
     out = tmp_path / "int8.onnx"
     assert main(["convert", "--quant_model_path", str(BAD / name),
                  "--int8_model_save_path", str(out), "-q"]) == 0

@@ -242,7 +242,11 @@ def test_int8_model_computes_what_ort_computes_on_the_source(target) -> None:
     source = subgraph_model()
     result = convert(source, ConvertConfig(target=target))
     by_name = {n.name: n for n in result.decisions}
-    assert by_name["c1"].status is OpStatus.INT8 and by_name["y"].status is OpStatus.INT8
+    assert by_name["c1"].status is OpStatus.INT8
+    if target == "onednn":
+        assert by_name["y"].status is OpStatus.INT8
+    else:  # y writes the graph output without a Q: ONNX Runtime runs that Conv float
+        assert by_name["y"].reason.kind is ReasonKind.MISSING_SCALE
     for name in ("branch", "loop"):
         assert by_name[name].reason.kind is ReasonKind.NO_KERNEL
     int8 = result.int8_model()
