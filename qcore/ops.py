@@ -168,6 +168,10 @@ def _movement(op_type: str, **kw: Any) -> OpSpec:
 SPECS: dict[str, OpSpec] = {s.op_type: s for s in (
     OpSpec("Conv", Form.LINEAR, "QLinearConv", fuses_activation=True,
            weight_axis=lambda node: 0),
+    # OpenVINO runs a Q/DQ'd ConvTranspose as an INT8 Deconvolution (PP-OCRv4 det's head);
+    # ONNX Runtime's CPU provider has no integer ConvTranspose
+    OpSpec("ConvTranspose", Form.LINEAR, targets=frozenset({ONEDNN}),
+           weight_axis=lambda node: 1),
     OpSpec("Gemm", Form.LINEAR, "QGemm", fuses_activation=True, weight_axis=_gemm_weight_axis),
     # MatMul is LINEAR when its B is a constant weight (see spec_of), MATMUL otherwise
     OpSpec("MatMul", Form.MATMUL, "QLinearMatMul", fuses_activation=True,

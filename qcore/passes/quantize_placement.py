@@ -27,7 +27,7 @@ def _linear_reason(g: Graph, node: Node) -> Reason | None:
         return unsupported("Gemm with transposed or non-2-D input")
     if len(node.inputs) < 2 or node.inputs[1] not in g.initializers:
         return unsupported(f"weight {node.inputs[1]} is not constant")
-    if node.op_type != "Conv" and g.initializers[node.inputs[1]].ndim != 2:
+    if node.op_type not in ("Conv", "ConvTranspose") and g.initializers[node.inputs[1]].ndim != 2:
         return unsupported(f"weight {node.inputs[1]} is not 2-D")
     bias = node.inputs[2] if len(node.inputs) > 2 else ""
     if bias and bias not in g.initializers:
