@@ -485,13 +485,18 @@ def test_a_tuned_mix_further_from_float_is_not_written(samples, ids, fake, monke
     When everything FP32 was measured faster, it is written instead."""
     from qcore.tune import tuner
 
-    cosines = iter([0.90, 0.99])  # the tuned mix, then the default
+    cosines = iter([0.90, 0.99, 0.99])  # the tuned mix, the default, the source QDQ
     monkeypatch.setattr(tuner, "_cosine", lambda *args: next(cosines))
     config = ConvertConfig(op_ids_to_skip=[ids["dw"]])
     tuned = tune(samples / "cnn_qdq.onnx", config, TuneSettings(budget_s=600))
     assert tuned.config.op_ids_to_skip == [ids["dw"]] and not tuned.kept
-    assert any("further from float than the default (cosine 0.9000 vs 0.9900" in n
-               and n.endswith("kept the default") for n in tuned.notes)
+    assert any("further from float than the default and the source (cosine 0.9000 vs 0.9900 "
+               "and 0.9900" in n and n.endswith("kept the default") for n in tuned.notes)
+
+    # further from float than the default, but within the zoo's 0.005 of the source: written
+    cosines = iter([0.9961, 0.9996, 0.9996])
+    tuned = tune(samples / "cnn_qdq.onnx", config, TuneSettings(budget_s=600))
+    assert tuned.kept and not any("further from float" in n for n in tuned.notes)
 
     # INT8 slower everywhere but the pool, which is much faster INT8: the mix keeps it INT8
     pool = next(n.id for n in convert(samples / "cnn_qdq.onnx").decisions
@@ -499,7 +504,7 @@ def test_a_tuned_mix_further_from_float_is_not_written(samples, ids, fake, monke
     monkeypatch.setattr(FakeTimer, "planted", -1)
     monkeypatch.setattr(FakeTimer, "default", (0.3, 0.1))
     monkeypatch.setattr(FakeTimer, "costs", {pool: (0.1, 2.0)})
-    cosines = iter([0.90, 0.99, 0.999])  # the mix, the default, everything FP32
+    cosines = iter([0.90, 0.99, 0.99, 0.999])  # the mix, the default, the source, all FP32
     tuned = tune(samples / "cnn_qdq.onnx", ConvertConfig(), TuneSettings(budget_s=600))
     assert tuned.trials[0].kind == "everything" and tuned.trials[0].accepted
     assert tuned.kept and set(tuned.tuned_ids) == set(tuned.int8_ids)  # everything FP32

@@ -32,6 +32,8 @@ from qcore.tune.timing import MARGIN, TimerSettings
 
 #: The tuned model may be this much further from float (cosine) than the default.
 ACCURACY_SLACK = 1e-3
+# The zoo's accuracy acceptance: INT8 at most this far below the source QDQ's cosine to float
+SOURCE_SLACK = 5e-3
 
 #: The engine each target's INT8 model is written for.
 NATURAL_ENGINE = {"onnxruntime": "onnxruntime", "onednn": "openvino"}
@@ -263,22 +265,27 @@ def _cosine(fp32: Path, path: Path, engine: Engine, inputs: InputSet, threads: i
 def _accuracy_guard(search: Search, default: ConversionResult, fp32: Path, final: Final,
                     engine: Engine, inputs: InputSet, threads: int) -> tuple[Final, str]:
     """The tuned mix must be no further from float (``fp32``: the float model, else our
-    FP32 model) than the default, within ``ACCURACY_SLACK``: else everything FP32 (when it
-    was measured faster than the default and is not further from float either; its timing
-    is our FP32 model's, the same graph) or the default is written."""
+    FP32 model) than the source QDQ model is within ``SOURCE_SLACK`` (the QDQ semantics, run
+    on ONNX Runtime), or than the default within ``ACCURACY_SLACK``: else everything FP32
+    (when it was measured faster than the default and meets that bar too; its timing is our
+    FP32 model's, the same graph) or the default is written. Measured against the default
+    alone, PP-OCR cls quantized per tensor kept its 1.69 ms default on a sample where the
+    INT8 model was at 0.9996 and everything FP32 (1.01 ms, the float model's speed) at
+    0.9961, the QDQ model (ONNX Runtime) at 0.9996."""
     default_skip = sorted(search.user_skip)
     tuned, base = (_cosine(fp32, search.model(k), engine, inputs, threads)
                    for k in (search.skip, default_skip))
-    if not tuned < base - ACCURACY_SLACK:  # a NaN (no answer) keeps the tuned model
+    source = _cosine(fp32, Path(search.quant), get_engine("onnxruntime"), inputs, threads)
+    bar = min([base - ACCURACY_SLACK] + ([source - SOURCE_SLACK] if source == source else []))
+    if not tuned < bar:  # a NaN (no answer) keeps the tuned model
         return final, ""
     first = search.trials[0] if search.trials else None
     every = sorted(search.user_skip | {n.id for n in default.decisions})
     everything = (first is not None and first.kind == "everything" and first.accepted
                   and search.skip != every
-                  and not _cosine(fp32, search.model(every), engine, inputs, threads)
-                  < base - ACCURACY_SLACK)
-    why = (f"the tuned mix was further from float than the default (cosine {tuned:.4f} vs "
-           f"{base:.4f} on the tuning inputs): ")
+                  and not _cosine(fp32, search.model(every), engine, inputs, threads) < bar)
+    why = (f"the tuned mix was further from float than the default and the source (cosine "
+           f"{tuned:.4f} vs {base:.4f} and {source:.4f} on the tuning inputs): ")
     if everything:
         search.skip = every
         return replace(final, tuned=final.fp32, fast=(final.fast[0], final.fast[2],
