@@ -9,7 +9,7 @@ from pathlib import Path
 from qcore.advise import TunedStart
 from qcore.config import ConvertConfig
 from qcore.tune.cache import cache_path
-from qcore.tune.reuse import cached_measurements
+from qcore.tune.reuse import cached_measurements, tuned_start
 from qcore.tune.tuner import TuneResult, TuneSettings, tune
 
 #: Flags that only mean something with --tune, and their defaults.
@@ -75,9 +75,4 @@ def advise_start(args: argparse.Namespace, base: ConvertConfig) -> TunedStart | 
     if summary is None:
         print(f"qcore advise: --tune-cache not used: {note}", file=sys.stderr)
         return None
-    skip = [int(i) for i in summary["op_ids_to_skip"]]
-    speed = summary.get("int8_speed_vs_fp32")
-    measured = f", measured {speed}x the speed of FP32" if speed else ""
-    kept = len(summary.get("kept_fp32", []))
-    return TunedStart(skip, f"start from --tune's configuration ({kept} ops kept FP32"
-                      f"{measured})", pairs)
+    return tuned_start(summary, pairs)
