@@ -372,7 +372,7 @@ def keep_float_islands_float(g: Graph) -> int:
     DequantizeLinear reads its own per-channel copy of it instead (the same scale on every
     channel, so the same values): ONNX Runtime then leaves it float. Returns how many."""
     producers = g.producers()
-    changed = 0
+    copies: dict[int, Node] = {}  # reader id -> its DequantizeLinear copy, placed before it
     for node in list(g.nodes):
         if node.op_type not in ORT_REQUANTIZED_FLOAT_OPS or node.domain or \
                 node.status is OpStatus.INT8:
@@ -392,12 +392,14 @@ def keep_float_islands_float(g: Graph) -> int:
         g.initializers[s] = np.full(channels, scale.reshape(()), np.float32)
         g.initializers[z] = np.full(channels, zp.reshape(()), zp.dtype)
         out = g.unique_name(f"{node.inputs[0]}_for_float_{node.id}")
-        copy = g.add_node(DEQUANTIZE, [dq.inputs[0], s, z], [out], {"axis": 1},
-                          index=g.nodes.index(node))
+        copy = Node(g.new_id(), DEQUANTIZE, [dq.inputs[0], s, z], [out], {"axis": 1})
         copy.decide(OpStatus.FP32, Reason(ReasonKind.KEEPS_ORT_FLOAT))
         node.inputs = [out] + node.inputs[1:]
-        changed += 1
-    return changed
+        copies[node.id] = copy
+    if copies:  # one pass over the ops (an insert per copy made this quadratic)
+        g.nodes = [n for node in g.nodes for n in (
+            (copies[node.id], node) if node.id in copies else (node,))]
+    return len(copies)
 
 
 def _input_channels(g: Graph, node: Node) -> int | None:
