@@ -5,11 +5,12 @@
 One scenario per run (the scale factor and palette are fixed when Qt starts):
 ``sample`` (the bundled CNN at its placement pass), ``dark`` (the same in a dark palette),
 ``accuracy MODEL IMAGES`` (a benchmark on a folder of images, Accuracy tab), ``advisor MODEL``
-(the advisor's result), ``first MODEL`` (a big model's first view), ``blocks MODEL [BLOCK
-...]`` (the collapsed-blocks view; the BLOCKs given expanded, in their frames),
-``converted`` (the sample converted with Conv 23 skipped, its last pass), ``perop [MODEL
-[ENGINE [SKIP_ID] [time]]]`` (a benchmark with 'Per op': the What ran tab and the graph
-coloured by what ran, or by time; default: the sample on ONNX Runtime with Conv 23 skipped).
+(the advisor's result), ``advisor-tuned`` (Convert with Tune for speed, then the advisor
+reusing it), ``first MODEL`` (a big model's first view), ``blocks MODEL [BLOCK ...]`` (the
+collapsed-blocks view; the BLOCKs given expanded, in their frames), ``converted`` (the sample
+converted with Conv 23 skipped, its last pass), ``perop [MODEL [ENGINE [SKIP_ID] [time]]]`` (a
+benchmark with 'Per op': the What ran tab and the graph coloured by what ran, or by time;
+default: the sample on ONNX Runtime with Conv 23 skipped).
 Set QT_SCALE_FACTOR=1.5 for a 150 % screen.
 """
 
@@ -93,6 +94,13 @@ def main() -> None:
         window.results.advisor.rounds.setValue(3)
         after(window.job_finished, shoot)
         window.runs.run_advisor()
+
+    def tuned_advisor() -> None:
+        """Convert with Tune for speed (a 10 s budget), then the advisor reusing it."""
+        window.config_panel.tune.setChecked(True)
+        window.config_panel.tune_budget.setValue(10)
+        after(window.job_finished, advisor)
+        window.runs.convert()
 
     def when_laid_out(then=None) -> None:
         """Shoot (or ``then``) once Graphviz has laid the view out (polled: a screenshot,
@@ -179,6 +187,7 @@ def main() -> None:
         QTimer.singleShot(1000, lambda: when_laid_out(centred))
 
     then = {"sample": placement, "dark": placement, "accuracy": accuracy, "advisor": advisor,
+            "advisor-tuned": tuned_advisor,
             "first": when_laid_out, "blocks": blocks, "perop": per_op,
             "converted": lambda: per_op(last_pass)}[scenario]
     after(window.job_finished, then)
