@@ -114,6 +114,7 @@ def advice_summary(advice: Advice, bound: str, inputs_text: str, html: bool = Tr
     if inputs_text.startswith("generated"):
         on += " Random inputs say little about accuracy on real data: choose your data in " \
               "Benchmark \u203a Inputs."
-    reused = f" {reused_text(advice)}" if reused_text(advice) else ""
+    reused = reused_text(advice)
+    reused = f" {reused}" if reused else ""
     return (f"Best {verdict} {bound}: cosine {best.cosine:.5f}{top1}{speed}. "
             f"Flags: {flags}.{reused}{on}")
