@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+from onnx import helper
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # devtools/ (modelgen) is not installed; plain `pytest` needs this
@@ -23,6 +25,25 @@ def run_model(model, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     session = ort.InferenceSession(str(data) if isinstance(data, Path) else data, opts,
                                    providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
+
+
+def checked_model(nodes: list, name: str, inputs: list, outputs: list, inits: list,
+                  opset: int = 13) -> onnx.ModelProto:
+    """``nodes`` as an ONNX model (IR 8, the default opset at ``opset``), fully checked."""
+    graph = helper.make_graph(nodes, name, inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def compile_openvino(model: onnx.ModelProto, path: Path):
+    """``model`` saved at ``path`` and compiled on OpenVINO's CPU plugin (1 thread, f32
+    hint); the test is skipped without OpenVINO."""
+    ov = pytest.importorskip("openvino")
+    onnx.save(model, str(path))
+    return ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
+                                                     "INFERENCE_PRECISION_HINT": "f32"})
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import cosine, photos, run_model
+from conftest import checked_model, compile_openvino, cosine, photos, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -57,15 +57,11 @@ def _model(x_scale: float, y_scale: float) -> onnx.ModelProto:
                          name="up"),
         helper.make_node("Sigmoid", ["up"], ["out"], name="sigmoid"),
     ]
-    graph = helper.make_graph(
+    return checked_model(
         nodes, "deconv",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 2 * SIZE, 2 * SIZE])],
         inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +102,9 @@ def test_onnxruntime_keeps_it_fp32(quant) -> None:
 
 
 def test_openvino_runs_it_int8_and_matches_the_source(quant, tmp_path) -> None:
-    ov = pytest.importorskip("openvino")
     model, feeds = quant
-    path = tmp_path / "int8.onnx"
-    onnx.save(convert(model, ConvertConfig(target="onednn")).int8_model(), str(path))
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = compile_openvino(convert(model, ConvertConfig(target="onednn")).int8_model(),
+                                tmp_path / "int8.onnx")
     precisions = {op.get_rt_info()["layerType"].astype(str):
                   op.get_rt_info()["runtimePrecision"].astype(str)
                   for op in compiled.get_runtime_model().get_ordered_ops()}

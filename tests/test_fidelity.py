@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import cosine, photos, run_model
+from conftest import checked_model, compile_openvino, cosine, photos, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -55,14 +55,11 @@ class _Builder:
         self.op("Gemm", [x, self.const("fc.w", w), self.const("fc.b", b)], "logits", transB=1)
 
     def model(self, opset: int = 13) -> onnx.ModelProto:
-        graph = helper.make_graph(
+        return checked_model(
             self.nodes, "net",
             [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, IMAGE, IMAGE])],
-            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-        model.ir_version = 8
-        onnx.checker.check_model(model, full_check=True)
-        return model
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], self.inits,
+            opset)
 
 
 def relu6_cnn() -> onnx.ModelProto:
@@ -104,11 +101,7 @@ def ort_quantize(model: onnx.ModelProto, feeds: list[dict], tmp: Path,
 
 def run_openvino(model: onnx.ModelProto, feeds: dict, tmp: Path) -> tuple[np.ndarray, dict]:
     """Output on OpenVINO's CPU plugin, and the runtime precision of each Convolution."""
-    ov = pytest.importorskip("openvino")
-    path = tmp / "openvino.onnx"
-    onnx.save(model, str(path))
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = compile_openvino(model, tmp / "openvino.onnx")
     precisions = {}
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import cosine, photos, run_model
+from conftest import compile_openvino, cosine, photos, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -127,11 +127,7 @@ def nncf_style_model(feeds: list[dict]) -> onnx.ModelProto:
 def _openvino(model: onnx.ModelProto, feeds: list[dict], tmp: Path) -> tuple[list, list]:
     """Outputs on OpenVINO's CPU plugin (f32 hint, 1 thread) and each Convolution's runtime
     precision."""
-    ov = pytest.importorskip("openvino")
-    path = tmp / "model.onnx"
-    onnx.save(model, str(path))
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = compile_openvino(model, tmp / "model.onnx")
     precisions = [op.get_rt_info()["runtimePrecision"].astype(str)
                   for op in compiled.get_runtime_model().get_ordered_ops()
                   if op.get_rt_info()["layerType"].astype(str) == "Convolution"]

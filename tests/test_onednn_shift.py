@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import photos, run_model
+from conftest import checked_model, compile_openvino, photos, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -51,14 +51,10 @@ def _model(scale: float, feeds_peak: float) -> onnx.ModelProto:
         helper.make_node("QuantizeLinear", ["shifted", "s", "z2"], ["codes"]),
         helper.make_node("DequantizeLinear", ["codes", "s", "z2"], ["out"]),
     ]
-    graph = helper.make_graph(
-        nodes, "shift", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                                       [1, 3, SIZE, SIZE])],
+    return checked_model(
+        nodes, "shift",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, SIZE, SIZE])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -66,21 +62,13 @@ def quant() -> tuple[onnx.ModelProto, list[dict]]:
     feeds = photos(SIZE)
     peak = max(float(np.abs(f["image"]).max()) for f in feeds)
     probe = _model(1.0, peak)
-    conv = helper.make_graph([n for n in probe.graph.node if n.output[0] in (
-        "xq", "xd", "w", "conv", "relu")], "probe", list(probe.graph.input),
-        [helper.make_tensor_value_info("relu", TensorProto.FLOAT, None)],
-        list(probe.graph.initializer))
-    relu_peak = max(float(run_model(helper.make_model(conv, opset_imports=[
-        helper.make_opsetid("", 13)]), f)[0].max()) for f in feeds)
+    probe.graph.output.append(helper.make_empty_tensor_value_info("relu"))
+    relu_peak = max(float(run_model(probe, f)[1].max()) for f in feeds)
     return _model(relu_peak / 255, peak), feeds
 
 
 def _openvino(model: onnx.ModelProto, feeds: list[dict], tmp_path) -> list[np.ndarray]:
-    ov = pytest.importorskip("openvino")
-    path = tmp_path / "model.onnx"
-    onnx.save(model, str(path))
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = compile_openvino(model, tmp_path / "model.onnx")
     return [compiled(f)[0] for f in feeds]
 
 
