@@ -275,9 +275,11 @@ def _accuracy_guard(search: Search, default: ConversionResult, fp32: Path, final
     default_skip = sorted(search.user_skip)
     tuned, base = (_cosine(fp32, search.model(k), engine, inputs, threads)
                    for k in (search.skip, default_skip))
+    if not tuned < base - ACCURACY_SLACK:  # a NaN (no answer) keeps the tuned model
+        return final, ""
     source = _cosine(fp32, Path(search.quant), get_engine("onnxruntime"), inputs, threads)
     bar = min([base - ACCURACY_SLACK] + ([source - SOURCE_SLACK] if source == source else []))
-    if not tuned < bar:  # a NaN (no answer) keeps the tuned model
+    if not tuned < bar:
         return final, ""
     first = search.trials[0] if search.trials else None
     every = sorted(search.user_skip | {n.id for n in default.decisions})
