@@ -18,7 +18,7 @@ from qcore.config import ConvertConfig
 from qcore.convert import convert
 from qcore.passes.quantize import Quantize
 from qcore.verify import Bound, Runner, Stage, Status, Tolerance, runnable_model, verify
-from qcore.verify_int8 import IntPoint, find_int8_drift
+from qcore.verify_int8 import IntPoint, _PointStats, find_int8_drift
 
 #: Every INT8 drift goes to the op search: a bound tighter than ONNX Runtime's integer
 #: rounding on the ResNet (cosine 0.99995), which the engine's own rounding widens in max
@@ -118,3 +118,32 @@ def test_reference_values_off_the_int8_grid_are_a_finding() -> None:
     ints, off = point.integers(on_grid)
     assert off == 0 and ints.tolist() == [0, 3, 255]
     assert point.integers(np.array([0.15, -0.1, 26.0], np.float32))[1] == 3
+
+
+def test_one_step_flips_at_ties_are_rounding_on_any_share() -> None:
+    """PP-OCRv5 rec ort-u8 on OpenVINO: a HardSwish gate x + 3 at scale 6/255, where x is 0,
+    is 3 / float32(6/255) = 127.4999975 steps: ONNX Runtime (the reference) gives 127,
+    OpenVINO 128, on 1.67 % of the gate's values. Those are ties; the same share of one-step
+    moves off a tie is a finding."""
+    scale = np.array(6 / 255, np.float32)
+    point = IntPoint("g_quantized", "g", (scale, np.array(0, np.uint8), 1), np.dtype(np.uint8))
+    rng = np.random.default_rng(0)
+    unrounded = rng.uniform(0.5, 5.5, 1000).astype(np.float32)
+    unrounded[:50] = 3.0  # 5 % of the values: the gate of a zero input
+    pinned = np.rint(unrounded / scale).astype(np.uint8)
+    pinned[:50] = 127  # ONNX Runtime's QuantizeLinear
+    computed = pinned.copy()
+    computed[:50] = 128
+    reference = point.dequantize(pinned)
+
+    at_ties = _PointStats()
+    at_ties.add(computed, pinned, 0, point, reference, unrounded)
+    assert at_ties.flips() == 50
+
+    off_ties = _PointStats()
+    moved = unrounded.copy()
+    moved[:50] = 2.99  # 127.07 steps: 128 is a wrong answer there
+    pinned_off = np.rint(moved / scale).astype(np.uint8)
+    off_ties.add(computed, pinned_off, 0, point, point.dequantize(pinned_off), moved)
+    assert off_ties.flips() is None
+    assert "50 of 1000 values differ, by up to 1 steps" in off_ties.finding()
