@@ -40,10 +40,12 @@ def checked_model(nodes: list, name: str, inputs: list, outputs: list, inits: li
 def compile_openvino(model: onnx.ModelProto, path: Path):
     """``model`` saved at ``path`` and compiled on OpenVINO's CPU plugin (1 thread, f32
     hint); the test is skipped without OpenVINO."""
-    ov = pytest.importorskip("openvino")
+    pytest.importorskip("openvino")
+    from qcore.bench.openvino_engine import shared_core  # one Core per process: see there
+
     onnx.save(model, str(path))
-    return ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
-                                                     "INFERENCE_PRECISION_HINT": "f32"})
+    return shared_core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1,
+                                                         "INFERENCE_PRECISION_HINT": "f32"})
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

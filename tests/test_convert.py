@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import cosine, run_model
+from conftest import compile_openvino, cosine, run_model
 
 from devtools import modelgen
 from qcore.config import ConvertConfig
@@ -177,14 +177,10 @@ def test_model_without_quantization_is_refused(samples) -> None:
 
 
 def test_onednn_target_runs_int8_primitives_in_openvino(samples, tmp_path) -> None:
-    ov = pytest.importorskip("openvino")
     path = str(samples / "cnn_qdq.onnx")
     model = convert(path, ConvertConfig(target="onednn")).int8_model()
     assert not any(n.domain for n in model.graph.node), "OpenVINO reads only standard ops"
-    out = tmp_path / "cnn_onednn.onnx"
-    onnx.save(model, str(out))
-    compiled = ov.Core().compile_model(str(out), "CPU", {"INFERENCE_NUM_THREADS": 1,
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = compile_openvino(model, tmp_path / "cnn_onednn.onnx")
     layers = [op.get_rt_info() for op in compiled.get_runtime_model().get_ordered_ops()]
     convs = [info for info in layers if info["layerType"].astype(str) == "Convolution"]
     assert convs and all(info["runtimePrecision"].astype(str) in ("u8", "i8") for info in convs)

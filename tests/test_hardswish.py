@@ -231,8 +231,10 @@ def test_fp32_model_has_one_float_hardswish(quantized) -> None:
 def test_onednn_matches_openvino_on_the_source(quantized, tmp_path) -> None:
     """On OpenVINO our onednn model (the program's ops between Q/DQ, simplified exactly)
     gives OpenVINO's values on the source QDQ model, within one step."""
-    ov = pytest.importorskip("openvino")
-    core = ov.Core()
+    pytest.importorskip("openvino")
+    from qcore.bench.openvino_engine import shared_core
+
+    core = shared_core()
     for kind in KINDS:
         source = onnx.load(str(quantized[kind]))
         ours = tmp_path / f"{kind}.onednn.onnx"

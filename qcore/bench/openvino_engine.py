@@ -11,6 +11,7 @@ each layer's time, and ``originalLayersNames`` lists the model's ops fused into 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -156,8 +157,26 @@ class OpenVinoSession(Session):
         self.compiled = None
 
 
+@functools.cache
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``. The CPU plugin of each Core sets an alternate
+    signal stack on the thread that made it and puts the previous one back when it goes, so
+    a Core destroyed before one made after it leaves that thread on freed memory: the next
+    signal handler, SIGTERM's that removes qcore's temporaries, then crashed the process
+    (OpenVINO 2026.4, two engines used one after the other). One Core, kept for the
+    process, keeps the stack valid.
+
+    Raises:
+        ImportError: openvino is not installed.
+    """
+    import openvino
+
+    return openvino.Core()
+
+
 class OpenVinoEngine(Engine):
-    """OpenVINO ``Core().compile_model(model, "CPU", {threads, LATENCY, f32})``."""
+    """OpenVINO ``Core().compile_model(model, "CPU", {threads, LATENCY, f32})`` on the
+    process's one Core (:func:`shared_core`)."""
 
     name = "openvino"
 
@@ -170,7 +189,7 @@ class OpenVinoEngine(Engine):
                 "'pip install openvino'"
             ) from exc
         self.ov = openvino
-        self.core = openvino.Core()
+        self.core = shared_core()
         if "CPU" not in self.core.available_devices:
             raise EngineUnavailable("OpenVINO has no CPU device on this machine")
 
