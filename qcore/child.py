@@ -261,6 +261,9 @@ class ChildRunner:
             if message[0] == "result":
                 return message[1]
             self._relay(message, progress, partial)
+            # a child streaming progress leaves the inbox never empty on a busy machine:
+            # Cancel must not wait for a pause in its messages
+            cancel_sent_at = self._cancel_if_asked(cancelled, cancel_sent_at, clock)
 
     def _cancel_if_asked(self, cancelled: Callable[[], bool] | None, sent_at: float | None,
                          clock: float) -> float | None:

@@ -173,3 +173,17 @@ def test_the_pool_starts_another_child_only_when_all_are_busy(samples: Path) -> 
         assert len(pool.runners) == 2 and not first.busy and not second.busy
     finally:
         pool.stop()
+
+
+def test_a_cancel_is_sent_while_progress_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cancel was checked only when no message came for 50 ms: a child streaming progress
+    on a busy machine finished a conversion the user had cancelled."""
+    runner = ChildRunner(start=False)
+    sent: list[int] = []
+    steps: list[tuple] = []
+    monkeypatch.setattr(runner, "_send_cancel", lambda: sent.append(len(steps)))
+    for i in range(200):  # already queued: the inbox is never empty until the result
+        runner._inbox.put(("progress", i, 200, "pass"))
+    runner._inbox.put(("result", "done"))
+    assert runner._wait(lambda *step: steps.append(step), lambda: bool(steps), None) == "done"
+    assert sent == [1]  # once, right after the first progress message
