@@ -164,13 +164,16 @@ class _Reference:
             ref.ints.setdefault(point.base, []).append(point)
         return ref
 
-    def tensors(self, bases: set[str]) -> set[str]:
-        """The reference tensors a run must return for these bases, and its outputs."""
+    def tensors(self, bases: set[str], unrounded: bool) -> set[str]:
+        """The reference tensors a run must return for these bases, and its outputs; with
+        ``unrounded``, the inputs of its QuantizeLinears too (only for a float reference: in
+        an INT8 model on OpenVINO they lie inside kernels, and exposing them cuts the kernel
+        there and rounds another way)."""
         names = {o.name for o in self.taps.model.graph.output}
         for base in bases:
             names.update(self.fake_quant.get(base, []))
             names.update(p.tensor for p in self.ints.get(base, []))
-            if base in self.unrounded:
+            if unrounded and base in self.unrounded:
                 names.add(self.unrounded[base])
             if base in self.taps.producers:
                 names.add(base)
@@ -289,7 +292,7 @@ class _Search:
         if not self.points:
             return PinnedResult(why_not="the INT8 model has no 8-bit activation tensor")
         prev_model = with_outputs(self.prev, sorted(self.ref.tensors(
-            {p.base for p in self.points})))
+            {p.base for p in self.points}, unrounded=self.prev_runner.reference)))
         prev_run = self.prev_runner.open(prev_model, feeds[0])
         first_ref = prev_run(feeds[0])
         shared = {p.tensor: p for p in self.points if self.ref.candidates(p.base, first_ref)}

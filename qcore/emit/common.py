@@ -84,16 +84,42 @@ class EmitterBase:
         """An FP32 op reads every activation the source quantized for it through Q -> DQ
         with the source's params: the rounded and clamped values the quant model computes
         with (after an INT8 op the pair squashes away: its output is on that grid; OpenVINO
-        may run the op in int8, as it would the source model)."""
+        may run the op in int8, as it would the source model). A graph output it writes that
+        the source quantized keeps its Q -> DQ too (PP-OCRv5 rec ort-u8's Softmax, FP32 on
+        onednn: the source's probabilities are 1/255 steps)."""
         self.out = []
         inputs = list(node.inputs)
         for index, name in enumerate(node.inputs):
             params = self.g.qparams_for(node, name) if name else None
             if params is not None and self.g.source_quantized(node, name):
                 inputs[index] = self._read_quantized(node, index, params)
-        node.inputs = inputs
+        outputs, finals = self.quantized_outputs(node), list(node.outputs)
+        node.inputs, node.outputs = inputs, [o for o, _ in outputs]
         self.out.append(node)
+        self.write_outputs(outputs, finals)
         return self.out
+
+    def quantized_outputs(self, node: Node) -> list[tuple[str, QParams | None]]:
+        """The names ``node`` writes its outputs by, with the params of each graph output the
+        source quantized: no INT8 reader puts a Q -> DQ after those, so the op writes a new
+        name and a Q -> DQ gives the output its name, rounded and saturated as in the source
+        (without it a Gemm's logits passed the range the source clamps them to)."""
+        outputs: list[tuple[str, QParams | None]] = []
+        for name in node.outputs:
+            params = self.g.act_qparams.get(name) if name in self.g.output_names else None
+            if params is None or params.per_channel:
+                outputs.append((name, None))
+            else:
+                outputs.append((self.g.unique_name(f"{name}_before_quant"), params))
+        return outputs
+
+    def write_outputs(self, outputs: list[tuple[str, QParams | None]], finals: list[str],
+                      ) -> None:
+        """Q -> DQ from each output :meth:`quantized_outputs` renamed to its graph output."""
+        for (name, params), final in zip(outputs, finals, strict=True):
+            if params is not None:
+                q, scale, zp = self.quantize(name, params)
+                self.dequantize(q, scale, zp, final, params)
 
     @staticmethod
     def _axis(params: QParams) -> dict[str, Any]:

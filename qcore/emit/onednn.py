@@ -66,14 +66,11 @@ class QdqEmitter(EmitterBase):
             elif (act_params := g.qparams_for(node, name)) is not None:
                 act_params = self._shift_safe(node, name, act_params)
                 inputs[index] = self._read_quantized(node, index, act_params)
-        outputs = self._quantized_outputs(node)
+        outputs = self.quantized_outputs(node)
         core = node.replaced(node.op_type, inputs, [o for o, _ in outputs], node.attrs,
                              node.domain)
         self.expand(core, bias=node.inputs[2] if len(node.inputs) > 2 else "")
-        for (name, out_params), final in zip(outputs, node.outputs, strict=True):
-            if out_params is not None:
-                q, scale, zp = self.quantize(name, out_params)
-                self.dequantize(q, scale, zp, final, out_params)
+        self.write_outputs(outputs, list(node.outputs))
         return self.out
 
     def _shift_safe(self, node: Node, name: str, params: QParams) -> QParams:
@@ -95,16 +92,3 @@ class QdqEmitter(EmitterBase):
             return params
         return QParams(params.scale, np.array(-128, np.int8))
 
-    def _quantized_outputs(self, node: Node) -> list[tuple[str, QParams | None]]:
-        """The names ``node`` writes its outputs by, with the params of each graph output the
-        source quantized: no INT8 reader puts a Q -> DQ after those, so the op writes a new
-        name and a Q -> DQ gives the output its name, rounded and saturated as in the source
-        (without it a Gemm's logits passed the range the source clamps them to)."""
-        outputs: list[tuple[str, QParams | None]] = []
-        for name in node.outputs:
-            params = self.g.act_qparams.get(name) if name in self.g.output_names else None
-            if params is None or params.per_channel:
-                outputs.append((name, None))
-            else:
-                outputs.append((self.g.unique_name(f"{name}_before_quant"), params))
-        return outputs
