@@ -9,15 +9,15 @@ becomes a graph input fed with the reference's quantized value converted to inte
 the INT8 model's own scale and zero point, when those values lie exactly on its grid. Each
 op then reads exactly what the reference's op read, and each 8-bit output must equal the
 reference's quantized value but for one-step flips: any number where the reference's
-unrounded value lies at a tie (within :data:`TIE_SLACK` of a half step, where float32 rounding
-decides which way it goes), others on at most :data:`FLIP_SHARE` of its values; each float
-graph output must match within :data:`FLOAT_BOUND` (integer accumulation is exact, the
-reference sums in float32). A shared tensor whose reference
-values are off its grid is not pinned: the INT8 model quantizes it another way (a HardSwish
-written as QLinearAdd + QLinearMul has a gate of its own scale, exact for every input code),
-and the ops reading it must still compute the reference's outputs; when one does not, the
-finding names that tensor. A float tensor the reference quantizes and the INT8 model
-computes from unquantized is named too (a lost clamp).
+unrounded value lies at a tie (within :data:`TIE_SLACK` of a half step, where float32
+rounding decides which way it goes), others on at most :data:`FLIP_SHARE` of its values;
+each float graph output must match within :data:`FLOAT_BOUND` (integer accumulation is
+exact, the reference sums in float32). A shared tensor whose reference values are off its
+grid is not pinned: the INT8 model quantizes it another way (a HardSwish written as
+QLinearAdd + QLinearMul has a gate of its own scale, exact for every input code), and the
+ops reading it must still compute the reference's outputs; when one does not, the finding
+names that tensor. A float tensor the reference quantizes and the INT8 model computes from
+unquantized is named too (a lost clamp).
 
 On OpenVINO (the onednn target) only the quantization points and the graph outputs are
 exposed: they are the boundaries of the kernels OpenVINO compiles (DequantizeLinear -> Conv
@@ -62,9 +62,9 @@ GRID_SLACK = 1e-3
 FLOAT_BOUND = Bound(1 - 1e-7, 1e-4)
 #: An unrounded reference value this close to a half step (in steps) is a tie: which way it
 #: rounds depends on the order of float32 operations. PP-OCRv5 rec ort-u8's HardSwish gate
-#: x + 3 at scale 6/255: where x is 0, 3 / float32(6/255) = 127.4999975, so ONNX Runtime
-#: gives 127 and OpenVINO 128 on 1.67 % of the values. A bug landing on ties only is not seen:
-#: one value in 500 lies this close to a half step.
+#: x + 3 at the source's scale 0.023529414 (6/255): where x is 0, 3 / 0.023529414 is
+#: 127.49999, so ONNX Runtime gives 127 and OpenVINO 128 on 1.67 % of the values. A bug
+#: landing on ties only is not seen: one value in 500 lies this close to a half step.
 TIE_SLACK = 1e-3
 _BITS8 = (np.dtype(np.int8), np.dtype(np.uint8))
 

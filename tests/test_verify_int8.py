@@ -121,11 +121,11 @@ def test_reference_values_off_the_int8_grid_are_a_finding() -> None:
 
 
 def test_one_step_flips_at_ties_are_rounding_on_any_share() -> None:
-    """PP-OCRv5 rec ort-u8 on OpenVINO: a HardSwish gate x + 3 at scale 6/255, where x is 0,
-    is 3 / float32(6/255) = 127.4999975 steps: ONNX Runtime (the reference) gives 127,
-    OpenVINO 128, on 1.67 % of the gate's values. Those are ties; the same share of one-step
-    moves off a tie is a finding."""
-    scale = np.array(6 / 255, np.float32)
+    """PP-OCRv5 rec ort-u8 on OpenVINO: a HardSwish gate x + 3 at scale 0.023529414, where x
+    is 0, is 127.49999 steps: ONNX Runtime (the reference) gives 127, OpenVINO 128, on 1.67 %
+    of the gate's values. Those are ties; the same share of one-step moves off a tie is a
+    finding."""
+    scale = np.array(0.023529414, np.float32)
     point = IntPoint("g_quantized", "g", (scale, np.array(0, np.uint8), 1), np.dtype(np.uint8))
     rng = np.random.default_rng(0)
     unrounded = rng.uniform(0.5, 5.5, 1000).astype(np.float32)
