@@ -147,3 +147,42 @@ def test_one_step_flips_at_ties_are_rounding_on_any_share() -> None:
     off_ties.add(computed, pinned_off, 0, point, point.dequantize(pinned_off), moved)
     assert off_ties.flips() is None
     assert "50 of 1000 values differ, by up to 1 steps" in off_ties.finding()
+
+
+@pytest.mark.parametrize("holds_on_the_source", [True, False])
+def test_an_int8_pass_is_searched_again_on_the_sources_values(monkeypatch,
+                                                              holds_on_the_source) -> None:
+    """After an INT8 snapshot, an op failing against it (the engine compiled the new graph
+    and rounded a tie the other way: OpenVINO after cleanup on PP-OCRv5 rec) is searched
+    again on the last fake-quant snapshot's values; the pass holds when every op computes
+    the source's op there, and drifts at the first op when one does not."""
+    import qcore.verify as verify_module
+    from qcore.verify import PassCheck, _Checker
+    from qcore.verify_int8 import PinnedResult
+    from qcore.verify_report import VerifyReport
+    from qcore.verify_search import DriftingOp
+
+    fake_quant, int8_before, current = onnx.ModelProto(), onnx.ModelProto(), onnx.ModelProto()
+    gate = DriftingOp(809, "Add", "Add", "gate (quantized)", 0.999999, 0.0039)
+    conv = DriftingOp(12, "Conv", "conv", "conv (quantized)", 0.99, 0.2)
+    answers = {id(int8_before): PinnedResult(pinned=3, first=gate),
+               id(fake_quant): PinnedResult(pinned=3, flips=7, first_flip="Add(809)")
+               if holds_on_the_source else PinnedResult(pinned=3, first=conv)}
+    monkeypatch.setattr(verify_module, "find_int8_drift",
+                        lambda prev, *args, **kwargs: answers[id(prev)])
+    report = VerifyReport("m.onnx", "onednn", "openvino", "x", False, 1, Tolerance())
+    check = _Checker(report, [], Runner(reference=True), Runner(), None)
+    check.last_qdq = (fake_quant, [], check.reference)
+    check.prev = (int8_before, [], check.int8_runner)
+    row = PassCheck(14, "cleanup", Stage.INT8, Status.DRIFT, reason="free-running drift")
+
+    class Snap:
+        graph = None
+
+    assert check._search_pinned(row, Snap(), current, check.int8_runner)
+    if holds_on_the_source:
+        assert row.status == Status.ROUNDING and row.flips == 7
+        assert "on the source's quantized inputs" in row.reason
+        assert "Add(809) differs, by the engine's rounding" in row.reason
+    else:
+        assert row.status == Status.DRIFT and row.first_op == gate
