@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # devtools/ (modelgen) is not installed; plain `pytest` needs this
@@ -35,6 +35,42 @@ def checked_model(nodes: list, name: str, inputs: list, outputs: list, inits: li
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def int8_weight(value: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``value`` quantized symmetric int8 per channel on ``axis``: (codes, scales)."""
+    moved = np.moveaxis(value, axis, 0)
+    scale = (np.abs(moved).reshape(moved.shape[0], -1).max(1) / 127).astype(np.float32)
+    shape = [1] * value.ndim
+    shape[axis] = -1
+    return np.clip(np.rint(value / scale.reshape(shape)), -127, 127).astype(np.int8), scale
+
+
+def conv_stem(rng: np.random.Generator, channels: int, weight_std: float,
+              image_scale: float) -> tuple[list, list]:
+    """(initializers, nodes) of ``image`` (3 channels) -> Q/DQ (int8, ``image_scale``) -> a
+    3x3 Conv (``channels`` outputs, weights drawn from ``rng``, int8 per channel, pads 1)
+    named ``conv`` writing ``conv``."""
+    weight = (rng.standard_normal((channels, 3, 3, 3)) * weight_std).astype(np.float32)
+    wq, ws = int8_weight(weight)
+    inits = [numpy_helper.from_array(v, n) for n, v in (
+        ("wq", wq), ("ws", ws), ("wz", np.zeros(channels, np.int8)),
+        ("xs", np.float32(image_scale)), ("xz", np.int8(0)))]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["image", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
+        helper.make_node("Conv", ["xd", "w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+    ]
+    return inits, nodes
+
+
+def probe_peak(model: onnx.ModelProto, tensor: str, feeds: list[dict]) -> float:
+    """The largest magnitude ``tensor`` of ``model`` takes on ``feeds`` (ONNX Runtime)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.append(helper.make_empty_tensor_value_info(tensor))
+    return max(float(np.abs(run_model(probe, f)[-1]).max()) for f in feeds)
 
 
 def compile_openvino(model: onnx.ModelProto, path: Path):

@@ -12,7 +12,16 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import checked_model, compile_openvino, cosine, photos, run_model
+from conftest import (
+    checked_model,
+    compile_openvino,
+    conv_stem,
+    cosine,
+    int8_weight,
+    photos,
+    probe_peak,
+    run_model,
+)
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -25,30 +34,15 @@ SIZE = 32
 def _model(x_scale: float, y_scale: float) -> onnx.ModelProto:
     """image -> Q/DQ -> Conv -> Relu -> Q/DQ -> ConvTranspose (stride 2) -> Sigmoid."""
     rng = np.random.default_rng(5)
-    w = (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32)
+    inits, stem = conv_stem(rng, 8, 0.3, x_scale)
     t = (rng.standard_normal((8, 4, 2, 2)) * 0.3).astype(np.float32)
-
-    def int8_weight(value: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-        moved = np.moveaxis(value, axis, 0)
-        scale = (np.abs(moved).reshape(moved.shape[0], -1).max(1) / 127).astype(np.float32)
-        shape = [1] * value.ndim
-        shape[axis] = -1
-        q = np.clip(np.rint(value / scale.reshape(shape)), -127, 127).astype(np.int8)
-        return q, scale
-
-    wq, ws = int8_weight(w, 0)
     tq, ts = int8_weight(t, 1)
-    inits = [numpy_helper.from_array(v, n) for n, v in (
-        ("wq", wq), ("ws", ws), ("wz", np.zeros(8, np.int8)),
+    inits += [numpy_helper.from_array(v, n) for n, v in (
         ("tq", tq), ("ts", ts), ("tz", np.zeros(4, np.int8)),
         ("tb", (rng.standard_normal(4) * 0.1).astype(np.float32)),
-        ("xs", np.float32(x_scale)), ("xz", np.int8(0)),
         ("ys", np.float32(y_scale)), ("yz", np.uint8(0)))]
     nodes = [
-        helper.make_node("QuantizeLinear", ["image", "xs", "xz"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
-        helper.make_node("Conv", ["xd", "w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+        *stem,
         helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
         helper.make_node("QuantizeLinear", ["relu", "ys", "yz"], ["yq"]),
         helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["yd"]),
@@ -68,9 +62,7 @@ def _model(x_scale: float, y_scale: float) -> onnx.ModelProto:
 def quant() -> tuple[onnx.ModelProto, list[dict]]:
     feeds = photos(SIZE)
     x_peak = max(float(np.abs(f["image"]).max()) for f in feeds)
-    probe = _model(1.0, 1.0)
-    probe.graph.output.append(helper.make_empty_tensor_value_info("relu"))
-    relu_peak = max(float(run_model(probe, f)[1].max()) for f in feeds)
+    relu_peak = probe_peak(_model(1.0, 1.0), "relu", feeds)
     return _model(x_peak / 127, relu_peak / 255), feeds
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import checked_model, compile_openvino, photos, run_model
+from conftest import checked_model, compile_openvino, conv_stem, photos, probe_peak, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -27,23 +27,14 @@ SHIFT = -1.353  # the constant in steps: with the output zero point 2 the shift 
 def _model(scale: float, feeds_peak: float) -> onnx.ModelProto:
     """image -> Conv -> Relu -> Q/DQ(u8, 0) -> Add(c) -> Q/DQ(u8, 2): the Add's codes as output."""
     rng = np.random.default_rng(3)
-    w = (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32)
-    ws = (np.abs(w).reshape(8, -1).max(1) / 127).astype(np.float32)
-    wq = np.clip(np.rint(w / ws.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
-    image_scale = np.float32(feeds_peak / 127)
-    inits = [
-        numpy_helper.from_array(wq, "wq"), numpy_helper.from_array(ws, "ws"),
-        numpy_helper.from_array(np.zeros(8, np.int8), "wz"),
-        numpy_helper.from_array(image_scale, "xs"), numpy_helper.from_array(np.int8(0), "xz"),
+    inits, stem = conv_stem(rng, 8, 0.3, feeds_peak / 127)
+    inits += [
         numpy_helper.from_array(np.float32(scale), "s"),
         numpy_helper.from_array(np.uint8(0), "z0"), numpy_helper.from_array(np.uint8(2), "z2"),
         numpy_helper.from_array(np.float32(SHIFT * scale), "c"),
     ]
     nodes = [
-        helper.make_node("QuantizeLinear", ["image", "xs", "xz"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
-        helper.make_node("Conv", ["xd", "w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+        *stem,
         helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
         helper.make_node("QuantizeLinear", ["relu", "s", "z0"], ["rq"]),
         helper.make_node("DequantizeLinear", ["rq", "s", "z0"], ["rd"]),
@@ -61,9 +52,7 @@ def _model(scale: float, feeds_peak: float) -> onnx.ModelProto:
 def quant() -> tuple[onnx.ModelProto, list[dict]]:
     feeds = photos(SIZE)
     peak = max(float(np.abs(f["image"]).max()) for f in feeds)
-    probe = _model(1.0, peak)
-    probe.graph.output.append(helper.make_empty_tensor_value_info("relu"))
-    relu_peak = max(float(run_model(probe, f)[1].max()) for f in feeds)
+    relu_peak = probe_peak(_model(1.0, peak), "relu", feeds)
     return _model(relu_peak / 255, peak), feeds
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import checked_model, compile_openvino, photos, run_model
+from conftest import checked_model, compile_openvino, conv_stem, photos, probe_peak, run_model
 from onnx import TensorProto, helper, numpy_helper
 
 from qcore.config import ConvertConfig
@@ -25,23 +25,14 @@ STEP = np.float32(1 / 255)
 def _model(conv_scale: float, image_peak: float) -> onnx.ModelProto:
     """image -> Q/DQ -> Conv -> Q/DQ -> Softmax over channels -> Q/DQ (u8, 1/255) -> out."""
     rng = np.random.default_rng(5)
-    w = (rng.standard_normal((10, 3, 3, 3)) * 0.4).astype(np.float32)
-    ws = (np.abs(w).reshape(10, -1).max(1) / 127).astype(np.float32)
-    wq = np.clip(np.rint(w / ws.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
-    inits = [
-        numpy_helper.from_array(wq, "wq"), numpy_helper.from_array(ws, "ws"),
-        numpy_helper.from_array(np.zeros(10, np.int8), "wz"),
-        numpy_helper.from_array(np.float32(image_peak / 127), "xs"),
-        numpy_helper.from_array(np.int8(0), "xz"),
+    inits, stem = conv_stem(rng, 10, 0.4, image_peak / 127)
+    inits += [
         numpy_helper.from_array(np.float32(conv_scale), "cs"),
         numpy_helper.from_array(np.int8(0), "cz"),
         numpy_helper.from_array(STEP, "ps"), numpy_helper.from_array(np.uint8(0), "pz"),
     ]
     nodes = [
-        helper.make_node("QuantizeLinear", ["image", "xs", "xz"], ["xq"]),
-        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
-        helper.make_node("Conv", ["xd", "w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+        *stem,
         helper.make_node("QuantizeLinear", ["conv", "cs", "cz"], ["cq"]),
         helper.make_node("DequantizeLinear", ["cq", "cs", "cz"], ["cd"]),
         helper.make_node("Softmax", ["cd"], ["probs"], axis=1, name="softmax"),
@@ -58,9 +49,7 @@ def _model(conv_scale: float, image_peak: float) -> onnx.ModelProto:
 def quant() -> tuple[onnx.ModelProto, list[dict]]:
     feeds = photos(SIZE)
     peak = max(float(np.abs(f["image"]).max()) for f in feeds)
-    probe = _model(1.0, peak)
-    probe.graph.output.append(helper.make_empty_tensor_value_info("conv"))
-    conv_peak = max(float(np.abs(run_model(probe, f)[1]).max()) for f in feeds)
+    conv_peak = probe_peak(_model(1.0, peak), "conv", feeds)
     return _model(conv_peak / 127, peak), feeds
 
 
