@@ -229,8 +229,9 @@ class _PointStats:
     def add(self, computed: np.ndarray, pinned: np.ndarray, off_grid: int,
             point: IntPoint, reference: np.ndarray, unrounded: np.ndarray | None) -> None:
         steps = np.abs(computed.astype(np.int64) - pinned.astype(np.int64))
-        self.moved += int(np.count_nonzero(steps))
-        if unrounded is not None and unrounded.shape == steps.shape:
+        moved = int(np.count_nonzero(steps))
+        self.moved += moved
+        if moved and unrounded is not None and unrounded.shape == steps.shape:
             half = np.abs(point.steps(unrounded) % 1.0 - 0.5) < TIE_SLACK
             self.at_tie += int(np.count_nonzero((steps == 1) & half))
         self.total += steps.size

@@ -32,7 +32,7 @@ from qcore.tune.timing import MARGIN, TimerSettings
 
 #: The tuned model may be this much further from float (cosine) than the default.
 ACCURACY_SLACK = 1e-3
-# The zoo's accuracy acceptance: INT8 at most this far below the source QDQ's cosine to float
+#: The zoo's accuracy acceptance: INT8 at most this far below the source QDQ's cosine to float
 SOURCE_SLACK = 5e-3
 
 #: The engine each target's INT8 model is written for.
