@@ -27,20 +27,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import zoo  # noqa: E402
 
-
-def constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    found = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            found[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return found
+from qcore.bench.taps import Taps  # noqa: E402
 
 
 def clamps_only(qdq: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """``qdq`` with each per-tensor activation Q -> DQ pair a Clip at the pair's range."""
     model = onnx.ModelProto()
     model.CopyFrom(qdq)
-    values = constants(model)
+    taps = Taps(model)
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for name in node.input:
@@ -48,10 +42,11 @@ def clamps_only(qdq: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     clips: dict[str, tuple[str, str, str]] = {}  # DQ output -> (input, lo, hi)
     dropped: set[int] = set()
     for node in model.graph.node:
-        if node.op_type != "QuantizeLinear" or node.input[0] in values:
+        scale = taps.constant(node.input[1]) if node.op_type == "QuantizeLinear" else None
+        if scale is None or taps.constant(node.input[0]) is not None:
             continue
-        scale = values[node.input[1]]
-        zero = values[node.input[2]] if len(node.input) > 2 else np.zeros((), np.uint8)
+        zero = taps.constant(node.input[2]) if len(node.input) > 2 else None
+        zero = np.zeros((), np.uint8) if zero is None else zero
         dqs = readers.get(node.output[0], [])
         if scale.size != 1 or not dqs or any(r.op_type != "DequantizeLinear" for r in dqs):
             continue
@@ -81,22 +76,22 @@ def float_biases(fp32: onnx.ModelProto, floating: onnx.ModelProto) -> tuple[onnx
     replaced by the float model's; returns how many differed."""
     model = onnx.ModelProto()
     model.CopyFrom(fp32)
-    ours, theirs = constants(model), constants(floating)
-    biases = {n.name: theirs[n.input[2]] for n in floating.graph.node
-              if n.op_type in ("Conv", "ConvTranspose") and len(n.input) > 2
-              and n.input[2] in theirs}
+    ours, theirs = Taps(model), Taps(floating)
+    convs = ("Conv", "ConvTranspose")
+    biases = {n.name: theirs.constant(n.input[2]) for n in floating.graph.node
+              if n.op_type in convs and len(n.input) > 2}
     changed = 0
     for node in model.graph.node:
-        name = node.name.split("#")[0]
-        if node.op_type not in ("Conv", "ConvTranspose") or len(node.input) < 3 \
-                or name not in biases or node.input[2] not in ours:
+        if node.op_type not in convs or len(node.input) < 3:
             continue
-        if np.abs(ours[node.input[2]] - biases[name]).max() > 1e-6:
-            tensor = f"{node.input[2]}_float"
-            model.graph.initializer.append(numpy_helper.from_array(
-                biases[name].astype(np.float32), tensor))
-            node.input[2] = tensor
-            changed += 1
+        bias, float_bias = ours.constant(node.input[2]), biases.get(node.name.split("#")[0])
+        if bias is None or float_bias is None or np.abs(bias - float_bias).max() <= 1e-6:
+            continue
+        tensor = f"{node.input[2]}_float"
+        model.graph.initializer.append(numpy_helper.from_array(float_bias.astype(np.float32),
+                                                               tensor))
+        node.input[2] = tensor
+        changed += 1
     return model, changed
 
 
