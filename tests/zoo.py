@@ -935,3 +935,15 @@ def answers(kind: str, outs: list[np.ndarray]) -> np.ndarray | None:
 def agreement(kind: str, ref: list[np.ndarray], outs: list[np.ndarray]) -> float | None:
     a, b = answers(kind, ref), answers(kind, outs)
     return None if a is None else float(np.mean(a == b))
+
+
+def sample_agreements(kind: str, ref: list[np.ndarray],
+                      outs: list[np.ndarray]) -> list[float] | None:
+    """``agreement`` per test sample: the share of that sample's answers that match."""
+    a, b = answers(kind, ref), answers(kind, outs)
+    if a is None or b is None:
+        return None
+    rows = [o.reshape(-1, o.shape[-1]).shape[0] if kind == "classes" else 1 for o in ref]
+    ends = np.cumsum(rows)
+    return [float(np.mean(a[end - n:end] == b[end - n:end])) for n, end in zip(rows, ends,
+                                                                               strict=True)]
