@@ -202,7 +202,7 @@ class Zoo:
         (``engine_margin=0``): beyond the bounds, only the pinned op search can hold."""
         from qcore.bench.inputs import InputSet
         from qcore.config import ConvertConfig
-        from qcore.verify import ENGINE_OF_TARGET, Tolerance, verify
+        from qcore.verify import ENGINE_OF_TARGET, Status, Tolerance, verify
 
         e = self.entry(name, producer)
         report = verify(e.qdq_path, ConvertConfig(target=target),
@@ -211,7 +211,7 @@ class Zoo:
         failed = report.failed
         if failed is not None:
             return f"qcore verify: {failed.status.value} at {failed.name}: {failed.reason}"
-        held = [r.reason for r in report.rows if r.status.value == "rounding"]
+        held = [r.reason for r in report.rows if r.status is Status.ROUNDING]
         print(f"\n{name} {producer} {target} samples {samples}: qcore verify holds"
               + (f": {held[0][:200]}" if held else ""))
         return None

@@ -939,11 +939,9 @@ def agreement(kind: str, ref: list[np.ndarray], outs: list[np.ndarray]) -> float
 
 def sample_agreements(kind: str, ref: list[np.ndarray],
                       outs: list[np.ndarray]) -> list[float] | None:
-    """``agreement`` per test sample: the share of that sample's answers that match."""
+    """``agreement`` per test sample: the share of that sample's answers that match (a
+    class answer is one sample's own; a nearest neighbour is found among all samples)."""
+    if kind == "classes":
+        return [agreement(kind, [r], [o]) or 0.0 for r, o in zip(ref, outs, strict=True)]
     a, b = answers(kind, ref), answers(kind, outs)
-    if a is None or b is None:
-        return None
-    rows = [o.reshape(-1, o.shape[-1]).shape[0] if kind == "classes" else 1 for o in ref]
-    ends = np.cumsum(rows)
-    return [float(np.mean(a[end - n:end] == b[end - n:end])) for n, end in zip(rows, ends,
-                                                                               strict=True)]
+    return None if a is None or b is None else [float(x == y) for x, y in zip(a, b, strict=True)]
